@@ -1,0 +1,1 @@
+/* Empty: kmt_shims.h is header-only. SwiftPM needs one source file per C target. */

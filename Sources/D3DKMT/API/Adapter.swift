@@ -1,0 +1,43 @@
+/// A graphics adapter: a DRM device with a render node, or the software adapter.
+///
+/// Corresponds to the `hAdapter` of `D3DKMTEnumAdapters2` / `D3DKMTOpenAdapterFromLuid`. An
+/// adapter holds no descriptor; each ``Device`` made from it opens its own.
+public final class Adapter: Sendable {
+    public let info: AdapterInfo
+
+    init(info: AdapterInfo) { self.info = info }
+
+    /// Every adapter on this machine: one per DRM device that has a render node the caller can
+    /// open, in render-node order, then the software adapter (`D3DKMTEnumAdapters2`).
+    public static func enumerate() -> [Adapter] {
+        (DRMDiscovery.adapters() + [AdapterInfo.software]).map(Adapter.init(info:))
+    }
+
+    /// The adapter with this LUID (`D3DKMTOpenAdapterFromLuid`).
+    ///
+    /// - Throws: `STATUS_INVALID_PARAMETER` when no adapter has that LUID (Windows' status for an
+    ///   unknown LUID).
+    public static func open(luid: LUID) throws(NTError) -> Adapter {
+        if luid == AdapterInfo.software.luid { return Adapter(info: .software) }
+        guard let info = DRMDiscovery.adapters().first(where: { $0.luid == luid }) else {
+            throw NTError(.invalidParameter, "no adapter has LUID \(luid)")
+        }
+        return Adapter(info: info)
+    }
+
+    /// Opens a device on this adapter (`D3DKMTCreateDevice`): on a DRM adapter, a new descriptor
+    /// for its render node.
+    ///
+    /// - Throws: the status for the `open(2)` failure (`STATUS_ACCESS_DENIED`, ...) or
+    ///   `STATUS_DEVICE_REMOVED` when the device has gone.
+    public func makeDevice() throws(NTError) -> Device {
+        if info.isSoftware { return Device(adapter: self, backend: SoftwareDevice()) }
+        guard let renderNode = info.renderNode else { throw NTError(.deviceRemoved, "adapter has no render node") }
+        // The node must still be the device this adapter describes (minors are reused).
+        guard let current = DRMDiscovery.describe(node: String(renderNode.split(separator: "/").last!)),
+              current.luid == info.luid
+        else { throw NTError(.deviceRemoved, "\(renderNode) is gone or is another device now") }
+        let backend = try DRMDevice(renderPath: renderNode, primaryPath: info.primaryNode, driverName: info.driverName)
+        return Device(adapter: self, backend: backend)
+    }
+}

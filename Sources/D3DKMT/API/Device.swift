@@ -1,0 +1,126 @@
+/// A device: one process's connection to an adapter (`D3DKMTCreateDevice`). Allocations are made
+/// and shared resources opened on a device.
+public final class Device: Sendable {
+    public let adapter: Adapter
+    let backend: any DeviceBackend
+
+    init(adapter: Adapter, backend: any DeviceBackend) {
+        self.adapter = adapter
+        self.backend = backend
+    }
+
+    /// Where an allocation's memory comes from.
+    public enum AllocationSource: Sendable {
+        /// A new buffer the library allocates on this device.
+        case new(AllocationDescriptor)
+        /// An existing dma-buf (the runtime's own Vulkan/GL export) or sealed memfd. The library
+        /// duplicates `descriptor`; the caller keeps and closes its own.
+        case wrap(descriptor: Int32, AllocationDescriptor)
+    }
+
+    /// Creates a resource: its allocations plus the runtime's and the driver's private data
+    /// (`D3DKMTCreateAllocation2` with `Flags.CreateResource`).
+    ///
+    /// - Parameters:
+    ///   - allocations: one entry per allocation, with the runtime's extra per-allocation driver
+    ///     data (kept after the descriptor and carried to openers).
+    ///   - runtimeData: `pPrivateRuntimeData`.
+    ///   - driverData: the resource's `pPrivateDriverData`.
+    ///   - shareable: `CreateShared` + `NtSecuritySharing`; only such resources can be shared.
+    /// - Throws: `STATUS_INVALID_PARAMETER` for an empty or oversized request, or a wrapped
+    ///   descriptor that is not a dma-buf or memfd; `STATUS_NOT_SUPPORTED` when this device
+    ///   cannot import a wrapped buffer; the kernel's status when allocation fails.
+    public func createResource(
+        allocations: [(source: AllocationSource, extraDriverData: [UInt8])],
+        runtimeData: [UInt8] = [],
+        driverData: [UInt8] = [],
+        shareable: Bool = true
+    ) throws(NTError) -> Resource {
+        guard !allocations.isEmpty else { throw NTError(.invalidParameter, "a resource needs at least one allocation") }
+        guard allocations.count <= SharePackage.maximumAllocations else {
+            throw NTError(.invalidParameter, "\(allocations.count) allocations; a shared resource holds at most \(SharePackage.maximumAllocations)")
+        }
+        var made: [Allocation] = []
+        for (source, extra) in allocations {
+            made.append(try createAllocation(source, extraDriverData: extra))
+        }
+        return Resource(device: self, allocations: made, runtimeData: runtimeData, driverData: driverData, shareable: shareable)
+    }
+
+    /// Creates one allocation (a standalone allocation, or one of a resource's).
+    public func createAllocation(_ source: AllocationSource, extraDriverData: [UInt8] = []) throws(NTError) -> Allocation {
+        switch source {
+        case .new(let descriptor):
+            guard let size = descriptor.resolvedSize else {
+                throw NTError(.invalidParameter, "allocation descriptor asks for no bytes or more than \(AllocationDescriptor.maximumSize)")
+            }
+            let buffer = try backend.allocate(size: size, descriptor: descriptor)
+            return Allocation(device: self, buffer: buffer, descriptor: descriptor, extraDriverData: extraDriverData)
+        case .wrap(let fd, let descriptor):
+            guard fd >= 0 else { throw NTError(.invalidParameter, "wrapped descriptor \(fd) is not a descriptor") }
+            let kind = try BufferKind(classifying: fd)
+            let copy: FileDescriptor
+            do { copy = try Kernel.duplicate(fd) } catch { throw error.nt("duplicating a wrapped buffer") }
+            let buffer = try backend.adopt(copy, kind: kind)
+            if let asked = descriptor.resolvedSize, asked > buffer.size {
+                throw NTError(.invalidParameter, "descriptor asks for \(asked) bytes but the wrapped buffer holds \(buffer.size)")
+            }
+            return Allocation(device: self, buffer: buffer, descriptor: descriptor, extraDriverData: extraDriverData)
+        }
+    }
+
+    /// What a shared handle holds, before opening it (`D3DKMTQueryResourceInfoFromNtHandle`).
+    ///
+    /// - Throws: `STATUS_INVALID_PARAMETER` when `handle` is not a shared resource handle.
+    public func resourceInfo(_ handle: borrowing SharedHandle) throws(NTError) -> SharedResourceInfo {
+        let package = try SharedPackageReader.read(handle.descriptor.rawValue)
+        guard package.contents.contains(.resource) else { throw NTError(.invalidParameter, "the handle holds no resource") }
+        return SharedResourceInfo(package)
+    }
+
+    /// Opens the resource a shared handle holds, on this device (`D3DKMTOpenResourceFromNtHandle`).
+    /// The handle stays valid and can be opened again; closing it later does not affect the
+    /// returned resource.
+    ///
+    /// - Throws: `STATUS_INVALID_PARAMETER` for anything that is not a well-formed shared
+    ///   resource handle; `STATUS_NOT_SUPPORTED` when this device cannot import its buffers.
+    public func openResource(_ handle: borrowing SharedHandle) throws(NTError) -> Resource {
+        let opened = try SharedPackageReader.open(handle.descriptor.rawValue)
+        guard opened.package.contents.contains(.resource) else {
+            throw NTError(.invalidParameter, "the handle holds no resource")
+        }
+        var allocations: [Allocation] = []
+        for record in opened.package.allocations {
+            let descriptor = opened.descriptors.take(Int(record.descriptorIndex))
+            let kind = try BufferKind(classifying: descriptor.rawValue)
+            let buffer = try backend.adopt(descriptor, kind: kind)
+            guard buffer.size >= record.size else {
+                throw NTError(.invalidParameter, "shared buffer holds \(buffer.size) bytes, package says \(record.size)")
+            }
+            allocations.append(Allocation(device: self, buffer: buffer, openedDriverData: record.driverData, size: record.size))
+        }
+        return Resource(device: self, allocations: allocations, runtimeData: opened.package.runtimeData,
+                        driverData: opened.package.resourceDriverData, shareable: true)
+    }
+}
+
+/// The sizes a shared resource handle carries (`D3DKMT_QUERYRESOURCEINFOFROMNTHANDLE`).
+public struct SharedResourceInfo: Hashable, Sendable {
+    public var allocationCount: Int
+    /// `PrivateRuntimeDataSize`
+    public var runtimeDataSize: Int
+    /// `ResourcePrivateDriverDataSize`
+    public var resourceDriverDataSize: Int
+    /// `TotalPrivateDriverDataSize`: every allocation's driver data, packed.
+    public var totalAllocationDriverDataSize: Int
+    /// The adapter the sharer created it on.
+    public var adapterLUID: LUID
+
+    init(_ package: SharePackage) {
+        allocationCount = package.allocations.count
+        runtimeDataSize = package.runtimeData.count
+        resourceDriverDataSize = package.resourceDriverData.count
+        totalAllocationDriverDataSize = package.allocations.reduce(0) { $0 + $1.driverData.count }
+        adapterLUID = package.adapterLUID
+    }
+}

@@ -1,0 +1,131 @@
+/// A resource: a set of allocations with the runtime's and the driver's private data, as created
+/// by `D3DKMTCreateAllocation2` with `CreateResource`, or opened from a shared handle.
+public final class Resource: Sendable {
+    public let device: Device
+    public let allocations: [Allocation]
+    /// `pPrivateRuntimeData`
+    public let runtimeData: [UInt8]
+    /// The resource's `pPrivateDriverData`
+    public let driverData: [UInt8]
+    /// Created with `CreateShared` + `NtSecuritySharing` (or opened from a shared handle).
+    public let isShareable: Bool
+
+    init(device: Device, allocations: [Allocation], runtimeData: [UInt8], driverData: [UInt8], shareable: Bool) {
+        self.device = device
+        self.allocations = allocations
+        self.runtimeData = runtimeData
+        self.driverData = driverData
+        self.isShareable = shareable
+    }
+
+    /// Shares the resource as a new NT handle (`D3DKMTShareObjects` with this resource alone).
+    ///
+    /// - Parameter access: the `dwDesiredAccess` recorded in the handle.
+    /// - Throws: `STATUS_INVALID_PARAMETER` when the resource was not created shareable;
+    ///   the kernel's status when the handle cannot be made (`STATUS_TOO_MANY_OPENED_FILES`).
+    public func share(access: UInt32 = SharedAccess.allAccess) throws(NTError) -> SharedHandle {
+        guard isShareable else {
+            throw NTError(.invalidParameter, "resource was not created with CreateShared and NtSecuritySharing")
+        }
+        var package = SharePackage(contents: .resource, descriptorCount: UInt32(allocations.count), access: access,
+                                   adapterLUID: device.adapter.info.luid)
+        package.runtimeData = runtimeData
+        package.resourceDriverData = driverData
+        package.allocations = allocations.enumerated().map { index, allocation in
+            SharePackage.AllocationRecord(size: allocation.size, driverData: allocation.driverData, descriptorIndex: UInt32(index))
+        }
+        return try SharedPackageWriter.write(package, descriptors: allocations.map { $0.buffer.descriptor.rawValue })
+    }
+}
+
+/// `dwDesiredAccess` values for shared resources (Microsoft's constants).
+public enum SharedAccess {
+    /// `STANDARD_RIGHTS_READ`
+    public static let read: UInt32 = 0x0002_0000
+    /// `SHARED_ALLOCATION_WRITE`
+    public static let write: UInt32 = 0x0001
+    /// `SHARED_ALLOCATION_ALL_ACCESS` (`STANDARD_RIGHTS_REQUIRED | SHARED_ALLOCATION_WRITE`)
+    public static let allAccess: UInt32 = 0x000F_0001
+}
+
+/// One allocation: a GEM buffer shared as a dma-buf, or a sealed memfd on the software adapter.
+public final class Allocation: Sendable {
+    public let device: Device
+    let buffer: BufferObject
+    /// The size the allocation was created with (its buffer may be larger: page rounding).
+    public let size: UInt64
+    /// The allocation's whole private driver data: the 48-byte Linux descriptor (as
+    /// `D3DKMT_LINUX_ALLOCATION_DESC`, `DmaBufFd` = -1) then the runtime's extra bytes.
+    public let driverData: [UInt8]
+
+    init(device: Device, buffer: BufferObject, descriptor: AllocationDescriptor, extraDriverData: [UInt8]) {
+        let size = descriptor.resolvedSize ?? buffer.size
+        self.device = device
+        self.buffer = buffer
+        self.size = size
+        self.driverData = descriptor.encoded(size: size) + extraDriverData
+    }
+
+    init(device: Device, buffer: BufferObject, openedDriverData: [UInt8], size: UInt64) {
+        self.device = device
+        self.buffer = buffer
+        self.size = size
+        self.driverData = openedDriverData
+    }
+
+    /// The descriptor at the start of ``driverData``, when it has one.
+    public var descriptor: AllocationDescriptor? {
+        driverData.withUnsafeBytes { AllocationDescriptor.decode($0)?.0 }
+    }
+
+    /// True when the memory is a DRM dma-buf (false: a memfd in system memory).
+    public var isDmaBuf: Bool { buffer.kind == .dmaBuf }
+
+    /// A new close-on-exec descriptor for the allocation's dma-buf (or memfd), for Vulkan/GL
+    /// import (`VK_EXT_external_memory_dma_buf`). The caller owns it.
+    public func exportDescriptor() throws(NTError) -> FileDescriptor {
+        do { return try buffer.descriptor.duplicate() } catch { throw error.nt("duplicating an allocation's descriptor") }
+    }
+
+    /// Maps the allocation for CPU access (`D3DKMTLock2`); the mapping ends when the returned
+    /// value is dropped (`D3DKMTUnlock2`). On a dma-buf the access is bracketed with
+    /// `DMA_BUF_IOCTL_SYNC`.
+    ///
+    /// - Throws: the status of a failing `mmap(2)` (`STATUS_ACCESS_DENIED` for a buffer opened
+    ///   read-only, `STATUS_NOT_SUPPORTED` when the exporter cannot be mapped).
+    public func map(writable: Bool = true) throws(NTError) -> AllocationMapping {
+        try AllocationMapping(buffer: buffer, length: Int(size), writable: writable)
+    }
+}
+
+/// A CPU mapping of an allocation. `~Copyable`: exactly one owner; dropping it unmaps.
+public struct AllocationMapping: ~Copyable, @unchecked Sendable {
+    public let baseAddress: UnsafeMutableRawPointer
+    public let count: Int
+    private let buffer: BufferObject
+    private let writable: Bool
+
+    init(buffer: BufferObject, length: Int, writable: Bool) throws(NTError) {
+        do {
+            baseAddress = try Kernel.mapShared(buffer.descriptor.rawValue, length: length, writable: writable)
+        } catch {
+            throw error.nt("mapping an allocation")
+        }
+        if buffer.kind == .dmaBuf {
+            try? Kernel.dmaBufSync(buffer.descriptor.rawValue, start: true, write: writable)
+        }
+        self.count = length
+        self.buffer = buffer
+        self.writable = writable
+    }
+
+    /// The mapped bytes.
+    public var bytes: UnsafeMutableRawBufferPointer { UnsafeMutableRawBufferPointer(start: baseAddress, count: count) }
+
+    deinit {
+        if buffer.kind == .dmaBuf {
+            try? Kernel.dmaBufSync(buffer.descriptor.rawValue, start: false, write: writable)
+        }
+        Kernel.unmap(baseAddress, length: count)
+    }
+}

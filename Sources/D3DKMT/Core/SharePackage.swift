@@ -1,0 +1,222 @@
+/// The wire format of a shared NT handle.
+///
+/// A shared NT handle is one end of an `AF_UNIX` `SOCK_SEQPACKET` socket pair whose receive queue
+/// holds exactly one datagram: this package, with every object's descriptor attached as
+/// `SCM_RIGHTS`. Opening peeks at it (see ``Kernel/peekMessage(_:into:)``); the kernel keeps the
+/// datagram, and so the objects, alive for as long as any copy of the handle is open.
+///
+/// Layout, version 1, all integers little-endian:
+///
+/// ```
+/// header (48 bytes)
+///   u32 magic 'DKMT'   u16 version   u16 header size   u32 total size
+///   u32 contents (1 resource, 2 keyed mutex, 4 sync object)   u32 descriptor count
+///   u32 access mask    u32 LUID low  i32 LUID high     u32 allocation count
+///   u32 runtime data size   u32 resource driver data size   u32 reserved (0)
+/// allocation records (24 bytes each)
+///   u64 size   u32 driver data size   u32 descriptor index   u32 flags (0)   u32 reserved (0)
+/// keyed mutex record (16 bytes, when contents has 2)
+///   u32 state descriptor index   u32 syncobj descriptor index   u32 runtime data size   u32 reserved
+/// sync object record (24 bytes, when contents has 4)
+///   u32 type   u32 flags   u32 syncobj descriptor index   u32 state descriptor index   u64 reserved
+/// blobs, back to back: runtime data, resource driver data, each allocation's driver data,
+///   keyed mutex runtime data
+/// ```
+///
+/// The package comes from another process and is validated as untrusted input: the decoder checks
+/// every size against the bytes that arrived and every descriptor index against the descriptors
+/// that arrived, and each descriptor is used at most once.
+struct SharePackage {
+    static let magic: UInt32 = 0x544D_4B44  // "DKMT"
+    static let version: UInt16 = 1
+    static let headerSize = 48
+    static let allocationRecordSize = 24
+    static let keyedMutexRecordSize = 16
+    static let syncObjectRecordSize = 24
+    /// The largest package we send or accept. A datagram must fit the socket's send buffer whole.
+    static let maximumSize = 160 * 1024
+    /// The most allocations one shared resource can hold: one descriptor each, and a keyed mutex
+    /// and sync object may need four more, within `SCM_MAX_FD` (253).
+    static let maximumAllocations = Kernel.maximumDescriptorsPerMessage - 4
+
+    struct Contents: OptionSet, Hashable {
+        let rawValue: UInt32
+        static let resource = Contents(rawValue: 1)
+        static let keyedMutex = Contents(rawValue: 2)
+        static let syncObject = Contents(rawValue: 4)
+    }
+
+    struct AllocationRecord: Equatable {
+        var size: UInt64
+        var driverData: [UInt8]
+        var descriptorIndex: UInt32
+    }
+
+    struct KeyedMutexRecord: Equatable {
+        var stateDescriptorIndex: UInt32
+        var syncobjDescriptorIndex: UInt32
+        var runtimeData: [UInt8]
+    }
+
+    struct SyncObjectRecord: Equatable {
+        var type: UInt32
+        var flags: UInt32
+        var syncobjDescriptorIndex: UInt32
+        var stateDescriptorIndex: UInt32
+    }
+
+    var contents: Contents
+    var descriptorCount: UInt32
+    var access: UInt32
+    var adapterLUID: LUID
+    var runtimeData: [UInt8] = []
+    var resourceDriverData: [UInt8] = []
+    var allocations: [AllocationRecord] = []
+    var keyedMutex: KeyedMutexRecord?
+    var syncObject: SyncObjectRecord?
+
+    /// The combinations `D3DKMTShareObjects` accepts: a resource; a resource with its keyed mutex
+    /// and sync object; a sync object alone.
+    static let acceptedContents: Set<Contents> = [[.resource], [.resource, .keyedMutex, .syncObject], [.syncObject]]
+
+    func encoded() -> [UInt8] {
+        var writer = ByteWriter(capacity: 256)
+        writer.append(Self.magic)
+        writer.append(Self.version)
+        writer.append(UInt16(Self.headerSize))
+        writer.append(UInt32(0))  // total size, patched below
+        writer.append(contents.rawValue)
+        writer.append(descriptorCount)
+        writer.append(access)
+        writer.append(adapterLUID.lowPart)
+        writer.append(adapterLUID.highPart)
+        writer.append(UInt32(allocations.count))
+        writer.append(UInt32(runtimeData.count))
+        writer.append(UInt32(resourceDriverData.count))
+        writer.append(UInt32(0))
+        for allocation in allocations {
+            writer.append(allocation.size)
+            writer.append(UInt32(allocation.driverData.count))
+            writer.append(allocation.descriptorIndex)
+            writer.append(UInt32(0))
+            writer.append(UInt32(0))
+        }
+        if let keyedMutex {
+            writer.append(keyedMutex.stateDescriptorIndex)
+            writer.append(keyedMutex.syncobjDescriptorIndex)
+            writer.append(UInt32(keyedMutex.runtimeData.count))
+            writer.append(UInt32(0))
+        }
+        if let syncObject {
+            writer.append(syncObject.type)
+            writer.append(syncObject.flags)
+            writer.append(syncObject.syncobjDescriptorIndex)
+            writer.append(syncObject.stateDescriptorIndex)
+            writer.append(UInt64(0))
+        }
+        writer.append(runtimeData)
+        writer.append(resourceDriverData)
+        for allocation in allocations { writer.append(allocation.driverData) }
+        if let keyedMutex { writer.append(keyedMutex.runtimeData) }
+        var bytes = writer.bytes
+        withUnsafeBytes(of: UInt32(bytes.count).littleEndian) { total in
+            for index in 0..<4 { bytes[8 + index] = total[index] }
+        }
+        return bytes
+    }
+
+    /// Why a package was refused; the opener reports `STATUS_INVALID_PARAMETER` for all but
+    /// `.unsupported` (a well-formed package of a kind or version this build cannot open), which
+    /// becomes `STATUS_NOT_SUPPORTED`.
+    enum DecodeError: Error, Equatable {
+        case malformed(String)
+        case unsupported(String)
+    }
+
+    /// Parses and validates a package of `bytes` that arrived with `descriptorCount` descriptors.
+    static func decode(_ bytes: UnsafeRawBufferPointer, descriptorCount received: Int) throws(DecodeError) -> SharePackage {
+        var reader = ByteReader(bytes)
+        guard let magic = reader.read(UInt32.self), magic == Self.magic else { throw .malformed("not a shared handle package (bad magic)") }
+        guard let version = reader.read(UInt16.self), let headerSize = reader.read(UInt16.self),
+              let totalSize = reader.read(UInt32.self), let rawContents = reader.read(UInt32.self),
+              let descriptorCount = reader.read(UInt32.self), let access = reader.read(UInt32.self),
+              let luidLow = reader.read(UInt32.self), let luidHigh = reader.read(Int32.self),
+              let allocationCount = reader.read(UInt32.self), let runtimeSize = reader.read(UInt32.self),
+              let driverSize = reader.read(UInt32.self), let reserved = reader.read(UInt32.self)
+        else { throw .malformed("truncated header") }
+        guard version == Self.version else { throw .unsupported("package version \(version); this build reads \(Self.version)") }
+        guard Int(headerSize) == Self.headerSize, reserved == 0 else { throw .malformed("bad header size") }
+        guard Int(totalSize) == bytes.count, bytes.count <= Self.maximumSize else {
+            throw .malformed("size field \(totalSize) does not match the \(bytes.count) bytes received")
+        }
+        guard Int(descriptorCount) == received else {
+            throw .malformed("package names \(descriptorCount) descriptors but \(received) arrived")
+        }
+        let contents = Contents(rawValue: rawContents)
+        guard Self.acceptedContents.contains(contents) else { throw .malformed("invalid object combination \(rawContents)") }
+        guard contents.contains(.resource) || allocationCount == 0 else { throw .malformed("allocations without a resource") }
+        guard !contents.contains(.resource) || (1...UInt32(Self.maximumAllocations)).contains(allocationCount) else {
+            throw .malformed("allocation count \(allocationCount) out of range")
+        }
+
+        var package = SharePackage(contents: contents, descriptorCount: descriptorCount, access: access,
+                                   adapterLUID: LUID(lowPart: luidLow, highPart: luidHigh))
+        var usedDescriptors = [Bool](repeating: false, count: received)
+        func claim(_ index: UInt32) throws(DecodeError) {
+            guard Int(index) < received, !usedDescriptors[Int(index)] else {
+                throw .malformed("descriptor index \(index) out of range or used twice")
+            }
+            usedDescriptors[Int(index)] = true
+        }
+
+        var driverDataSizes: [Int] = []
+        for _ in 0..<allocationCount {
+            guard let size = reader.read(UInt64.self), let dataSize = reader.read(UInt32.self),
+                  let index = reader.read(UInt32.self), let flags = reader.read(UInt32.self),
+                  let reserved = reader.read(UInt32.self)
+            else { throw .malformed("truncated allocation record") }
+            guard flags == 0, reserved == 0 else { throw .malformed("unknown allocation flags") }
+            guard size > 0, size <= AllocationDescriptor.maximumSize else { throw .malformed("allocation size \(size) out of range") }
+            try claim(index)
+            package.allocations.append(AllocationRecord(size: size, driverData: [], descriptorIndex: index))
+            driverDataSizes.append(Int(dataSize))
+        }
+        var keyedMutexRuntimeSize = 0
+        if contents.contains(.keyedMutex) {
+            guard let state = reader.read(UInt32.self), let syncobj = reader.read(UInt32.self),
+                  let runtime = reader.read(UInt32.self), let reserved = reader.read(UInt32.self), reserved == 0
+            else { throw .malformed("truncated keyed mutex record") }
+            try claim(state)
+            try claim(syncobj)
+            package.keyedMutex = KeyedMutexRecord(stateDescriptorIndex: state, syncobjDescriptorIndex: syncobj, runtimeData: [])
+            keyedMutexRuntimeSize = Int(runtime)
+        }
+        if contents.contains(.syncObject) {
+            guard let type = reader.read(UInt32.self), let flags = reader.read(UInt32.self),
+                  let syncobj = reader.read(UInt32.self), let state = reader.read(UInt32.self),
+                  let reserved = reader.read(UInt64.self), reserved == 0
+            else { throw .malformed("truncated sync object record") }
+            try claim(syncobj)
+            if state != UInt32.max { try claim(state) }
+            package.syncObject = SyncObjectRecord(type: type, flags: flags, syncobjDescriptorIndex: syncobj, stateDescriptorIndex: state)
+        }
+
+        // The blobs: each read is bounds-checked, so sizes that overflow or lie fail here.
+        guard let runtime = reader.readBlob(Int(runtimeSize)), let driver = reader.readBlob(Int(driverSize)) else {
+            throw .malformed("private data sizes exceed the package")
+        }
+        package.runtimeData = runtime
+        package.resourceDriverData = driver
+        for index in package.allocations.indices {
+            guard let data = reader.readBlob(driverDataSizes[index]) else { throw .malformed("allocation private data exceeds the package") }
+            package.allocations[index].driverData = data
+        }
+        if package.keyedMutex != nil {
+            guard let data = reader.readBlob(keyedMutexRuntimeSize) else { throw .malformed("keyed mutex data exceeds the package") }
+            package.keyedMutex!.runtimeData = data
+        }
+        guard reader.remaining == 0 else { throw .malformed("\(reader.remaining) stray bytes after the package") }
+        guard !usedDescriptors.contains(false) else { throw .malformed("descriptors that no object claims") }
+        return package
+    }
+}

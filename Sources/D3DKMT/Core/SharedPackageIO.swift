@@ -1,0 +1,93 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// Makes a shared NT handle: a socket pair, the package sent once into one end with the objects'
+/// descriptors, the sending end closed. What remains is the handle.
+enum SharedPackageWriter {
+    static func write(_ package: SharePackage, descriptors: [Int32]) throws(NTError) -> SharedHandle {
+        let bytes = package.encoded()
+        guard bytes.count <= SharePackage.maximumSize else {
+            throw NTError(.invalidParameter, "private data too large to share (\(bytes.count) bytes; at most \(SharePackage.maximumSize))")
+        }
+        do throws(Errno) {
+            let pair = try Kernel.socketPair(type: Int32(SOCK_SEQPACKET.rawValue))
+            let handle = pair.first, sender = pair.second
+            if bytes.count > 64 * 1024 {
+                // Large packages need a larger send buffer than the default; the kernel caps it.
+                try? Kernel.setSocketOption(sender.rawValue, level: SOL_SOCKET, SO_SNDBUF, Int32(2 * SharePackage.maximumSize))
+            }
+            try Kernel.send(sender.rawValue, bytes: bytes, descriptors: descriptors)
+            // Nothing can be sent into the handle once the other end is closed.
+            _ = consume sender
+            return SharedHandle(handle)
+        } catch {
+            throw error.nt("creating a shared handle")
+        }
+    }
+}
+
+/// Reads a shared NT handle: checks that the descriptor is one of ours, peeks at the package
+/// (leaving it queued for the next opener) and validates it.
+enum SharedPackageReader {
+    /// A validated package and the descriptors that came with it, owned: whatever the caller
+    /// does not take is closed.
+    struct Opened {
+        var package: SharePackage
+        let descriptors: ReceivedDescriptors
+    }
+
+    /// The package alone; its descriptors are closed at once.
+    static func read(_ handle: Int32) throws(NTError) -> SharePackage {
+        try open(handle).package
+    }
+
+    static func open(_ handle: Int32) throws(NTError) -> Opened {
+        guard handle >= 0 else { throw NTError(.invalidHandle, "not a descriptor") }
+        do {
+            guard try Kernel.fileType(handle) == S_IFSOCK,
+                  try Kernel.socketOption(handle, level: SOL_SOCKET, SO_DOMAIN) == AF_UNIX,
+                  try Kernel.socketOption(handle, level: SOL_SOCKET, SO_TYPE) == Int32(SOCK_SEQPACKET.rawValue)
+            else { throw NTError(.invalidParameter, "descriptor \(handle) is not a shared NT handle") }
+        } catch let error as Errno {
+            throw NTError(error == .badFileDescriptor ? .invalidHandle : NTStatus(error), "descriptor \(handle): \(error)")
+        } catch let error as NTError {
+            throw error
+        } catch {
+            throw NTError(.unsuccessful, "\(error)")
+        }
+
+        // Most packages are small: try a small buffer, and the largest size only when that was short.
+        var capacity = 4096
+        while true {
+            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: capacity, alignment: 8)
+            defer { buffer.deallocate() }
+            let message: Kernel.ReceivedMessage
+            do {
+                message = try Kernel.peekMessage(handle, into: buffer)
+            } catch {
+                if error == .wouldBlock { throw NTError(.invalidParameter, "descriptor \(handle) holds no shared objects") }
+                throw error.nt("reading a shared handle")
+            }
+            if message.dataTruncated && capacity < SharePackage.maximumSize {
+                capacity = SharePackage.maximumSize
+                continue  // `message.descriptors` closes this peek's descriptors
+            }
+            guard !message.dataTruncated, !message.descriptorsTruncated else {
+                throw NTError(.invalidParameter, "shared handle package is larger than any we make")
+            }
+            do {
+                let package = try SharePackage.decode(UnsafeRawBufferPointer(rebasing: buffer[0..<message.byteCount]),
+                                                      descriptorCount: message.descriptors.count)
+                return Opened(package: package, descriptors: message.descriptors)
+            } catch {
+                switch error {
+                case .malformed(let why): throw NTError(.invalidParameter, "invalid shared handle: \(why)")
+                case .unsupported(let why): throw NTError(.notSupported, why)
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,116 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+import Synchronization
+
+/// A DRM adapter's device: an open render node.
+///
+/// Buffers are GEM objects. New ones are made the way the driver allows on a render node
+/// (virtio-gpu's `RESOURCE_CREATE`) or as dumb buffers on the primary node, exported as PRIME
+/// dma-bufs and imported back into the render node; buffers from elsewhere are imported with
+/// `drmPrimeFDToHandle`. The kernel hands out one GEM handle per buffer per fd, so handles are
+/// reference counted here: two opens of one buffer must not close each other's handle.
+final class DRMDevice: DeviceBackend {
+    let render: FileDescriptor
+    let driverName: String
+    private let primaryPath: String?
+    /// The primary node, opened on first need (dumb buffers); -1 until then.
+    private let primary = Mutex<Int32>(-1)
+    /// GEM handle → how many BufferObjects use it. Imports and closes happen under this lock, so
+    /// a handle number is never closed while another import is returning it.
+    private let handles = Mutex<[UInt32: Int]>([:])
+
+    init(renderPath: String, primaryPath: String?, driverName: String) throws(NTError) {
+        do { render = try Kernel.open(renderPath, O_RDWR) } catch { throw error.nt("opening \(renderPath)") }
+        self.primaryPath = primaryPath
+        self.driverName = driverName
+    }
+
+    deinit {
+        let fd = primary.withLock { $0 }
+        if fd >= 0 { Kernel.close(fd) }
+    }
+
+    func allocate(size: UInt64, descriptor: AllocationDescriptor) throws(NTError) -> BufferObject {
+        // A linear 32-bpp surface 1024 pixels (4 KiB) wide, tall enough for `size` bytes.
+        let rowBytes: UInt64 = 4096
+        let rows = (size + rowBytes - 1) / rowBytes
+        guard rows <= UInt64(UInt32.max / 4096) else { throw NTError(.invalidParameter, "allocation of \(size) bytes is too large for \(driverName)") }
+        let dmaBuf: FileDescriptor
+        do throws(Errno) {
+            if driverName == "virtio_gpu" {
+                // The handle stays open: importing the dma-buf below returns this same handle,
+                // which the BufferObject then owns.
+                let handle = try Kernel.virtioGPUCreate2D(render.rawValue, width: 1024, height: UInt32(rows), size: UInt32(rows * rowBytes))
+                do { dmaBuf = try Kernel.primeExport(render.rawValue, handle: handle, writable: true) } catch {
+                    Kernel.gemClose(render.rawValue, handle: handle)
+                    throw error
+                }
+            } else {
+                let card = try primaryNode()
+                let created = try Kernel.createDumb(card, width: 1024, height: UInt32(rows))
+                defer { Kernel.gemClose(card, handle: created.handle) }
+                dmaBuf = try Kernel.primeExport(card, handle: created.handle, writable: true)
+            }
+        } catch {
+            throw error.nt("allocating \(size) bytes on \(driverName)")
+        }
+        // The dma-buf now holds the buffer; the device's own handle comes from importing it.
+        return try adopt(dmaBuf, kind: .dmaBuf)
+    }
+
+    func adopt(_ descriptor: consuming FileDescriptor, kind: BufferKind) throws(NTError) -> BufferObject {
+        guard kind == .dmaBuf else {
+            throw NTError(.notSupported, "\(driverName) cannot import a system-memory (memfd) allocation; open it on the software adapter")
+        }
+        let size: UInt64
+        do { size = try Kernel.size(descriptor.rawValue) } catch { throw error.nt("sizing a dma-buf") }
+        let handle = try retainImport(descriptor.rawValue)
+        let renderFD = render.rawValue
+        return BufferObject(descriptor: descriptor, kind: .dmaBuf, size: size) { [self] in
+            self.releaseHandle(handle, renderFD: renderFD)
+        }
+    }
+
+    private func retainImport(_ dmaBuf: Int32) throws(NTError) -> UInt32 {
+        let result: Result<UInt32, Errno> = handles.withLock { table in
+            do throws(Errno) {
+                let handle = try Kernel.primeImport(render.rawValue, dmaBuf: dmaBuf)
+                table[handle, default: 0] += 1
+                return .success(handle)
+            } catch {
+                return .failure(error)
+            }
+        }
+        switch result {
+        case .success(let handle): return handle
+        case .failure(let error):
+            if error == .noDevice || error == .invalidArgument {
+                throw NTError(.notSupported, "\(driverName) cannot import this dma-buf (\(error)); it belongs to a device this one cannot share with")
+            }
+            throw error.nt("importing a dma-buf into \(driverName)")
+        }
+    }
+
+    private func releaseHandle(_ handle: UInt32, renderFD: Int32) {
+        handles.withLock { table in
+            guard let count = table[handle] else { return }
+            if count > 1 {
+                table[handle] = count - 1
+            } else {
+                table[handle] = nil
+                Kernel.gemClose(renderFD, handle: handle)
+            }
+        }
+    }
+
+    private func primaryNode() throws(Errno) -> Int32 {
+        guard let primaryPath else { throw .noDevice }
+        return try primary.withLock { (fd: inout Int32) throws(Errno) -> Int32 in
+            if fd < 0 { fd = try Kernel.open(primaryPath, O_RDWR).take() }
+            return fd
+        }
+    }
+}

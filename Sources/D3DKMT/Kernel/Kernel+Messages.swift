@@ -1,0 +1,126 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+import CKMTShims
+
+/// Descriptors received together (one `SCM_RIGHTS` message), owned as a group.
+///
+/// Each one is either taken out with ``take(_:)``, which moves its ownership to a
+/// ``FileDescriptor``, or closed when the group is dropped: a receive that fails half-way through
+/// validation leaks nothing.
+final class ReceivedDescriptors {
+    private var descriptors: [Int32]
+
+    init(_ descriptors: [Int32]) { self.descriptors = descriptors }
+
+    var count: Int { descriptors.count }
+
+    /// The raw number of descriptor `index`, still owned by the group (for inspection).
+    func peek(_ index: Int) -> Int32 { descriptors[index] }
+
+    /// Moves descriptor `index` out of the group. Each index can be taken once.
+    func take(_ index: Int) -> FileDescriptor {
+        let fd = descriptors[index]
+        precondition(fd >= 0, "descriptor \(index) was already taken")
+        descriptors[index] = -1
+        return FileDescriptor(adopting: fd)
+    }
+
+    deinit {
+        for fd in descriptors where fd >= 0 { Kernel.close(fd) }
+    }
+}
+
+extension Kernel {
+    /// The most descriptors one `SCM_RIGHTS` message can carry (`SCM_MAX_FD` in the kernel).
+    static let maximumDescriptorsPerMessage = 253
+
+    /// `sendmsg(2)` of one datagram carrying `descriptors` with `SCM_RIGHTS`.
+    static func send(_ socket: Int32, bytes: [UInt8], descriptors: [Int32]) throws(Errno) {
+        precondition(descriptors.count <= maximumDescriptorsPerMessage)
+        let descriptorBytes = descriptors.count * MemoryLayout<Int32>.size
+        let controlLength = descriptors.isEmpty ? 0 : kmt_cmsg_space(descriptorBytes)
+        let control = UnsafeMutableRawBufferPointer.allocate(byteCount: max(controlLength, 1), alignment: 8)
+        defer { control.deallocate() }
+        control.initializeMemory(as: UInt8.self, repeating: 0)
+
+        var payload = bytes
+        let result: Result<Int, Errno> = payload.withUnsafeMutableBytes { raw in
+            var vector = iovec(iov_base: raw.baseAddress, iov_len: raw.count)
+            return withUnsafeMutablePointer(to: &vector) { vectorPointer in
+                var message = msghdr()
+                message.msg_iov = vectorPointer
+                message.msg_iovlen = 1
+                if controlLength > 0 {
+                    message.msg_control = control.baseAddress
+                    message.msg_controllen = controlLength
+                    let header = kmt_cmsg_firsthdr(&message)!
+                    header.pointee.cmsg_level = SOL_SOCKET
+                    header.pointee.cmsg_type = Int32(SCM_RIGHTS)
+                    header.pointee.cmsg_len = kmt_cmsg_len(descriptorBytes)
+                    let data = UnsafeMutableRawPointer(kmt_cmsg_data(header)!)
+                    descriptors.withUnsafeBytes { data.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+                }
+                return Result { () throws(Errno) in try retrying { sendmsg(socket, &message, Int32(MSG_NOSIGNAL)) } }
+            }
+        }
+        guard try result.get() == bytes.count else { throw .invalidArgument }
+    }
+
+    /// What one `recvmsg(2)` delivered.
+    struct ReceivedMessage {
+        /// Bytes written into the buffer.
+        var byteCount: Int
+        /// The datagram was longer than the buffer (`MSG_TRUNC`).
+        var dataTruncated: Bool
+        /// Some descriptors were dropped for lack of control space (`MSG_CTRUNC`).
+        var descriptorsTruncated: Bool
+        /// Every descriptor that arrived, close-on-exec, owned by the caller.
+        var descriptors: ReceivedDescriptors
+    }
+
+    /// `recvmsg(2)` with `MSG_PEEK | MSG_CMSG_CLOEXEC | MSG_DONTWAIT`: reads the first datagram
+    /// queued on `socket` without removing it. Linux installs fresh copies of its `SCM_RIGHTS`
+    /// descriptors on every peek, so the same message can be read again and again.
+    ///
+    /// - Throws: `EAGAIN` when nothing is queued; other `recvmsg` errors as they come.
+    static func peekMessage(_ socket: Int32, into buffer: UnsafeMutableRawBufferPointer) throws(Errno) -> ReceivedMessage {
+        let controlLength = kmt_cmsg_space(maximumDescriptorsPerMessage * MemoryLayout<Int32>.size)
+        let control = UnsafeMutableRawBufferPointer.allocate(byteCount: controlLength, alignment: 8)
+        defer { control.deallocate() }
+
+        var vector = iovec(iov_base: buffer.baseAddress, iov_len: buffer.count)
+        var message = msghdr()
+        let received = try withUnsafeMutablePointer(to: &vector) { (vectorPointer) throws(Errno) -> Int in
+            message.msg_iov = vectorPointer
+            message.msg_iovlen = 1
+            message.msg_control = control.baseAddress
+            message.msg_controllen = controlLength
+            return try retrying {
+                recvmsg(socket, &message, Int32(MSG_PEEK) | Int32(MSG_CMSG_CLOEXEC) | Int32(MSG_DONTWAIT))
+            }
+        }
+
+        // Collect every descriptor first, so that none leaks whatever the checks below decide.
+        var descriptors: [Int32] = []
+        var header = kmt_cmsg_firsthdr(&message)
+        while let current = header {
+            if current.pointee.cmsg_level == SOL_SOCKET && current.pointee.cmsg_type == Int32(SCM_RIGHTS) {
+                let dataLength = Int(current.pointee.cmsg_len) - kmt_cmsg_len(0)
+                let data = UnsafeRawPointer(kmt_cmsg_data(current)!)
+                for index in 0..<(dataLength / MemoryLayout<Int32>.size) {
+                    descriptors.append(data.loadUnaligned(fromByteOffset: index * 4, as: Int32.self))
+                }
+            }
+            header = kmt_cmsg_nxthdr(&message, current)
+        }
+        return ReceivedMessage(
+            byteCount: received,
+            dataTruncated: message.msg_flags & Int32(MSG_TRUNC) != 0,
+            descriptorsTruncated: message.msg_flags & Int32(MSG_CTRUNC) != 0,
+            descriptors: ReceivedDescriptors(descriptors)
+        )
+    }
+}

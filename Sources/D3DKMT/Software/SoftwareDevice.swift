@@ -1,0 +1,35 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+import CKMTShims
+
+/// The software adapter's device: allocations are sealed memfds (system memory), like the
+/// Windows Basic Render Driver's. It opens buffers of any kind it can map: memfds and dma-bufs.
+final class SoftwareDevice: DeviceBackend {
+    func allocate(size: UInt64, descriptor: AllocationDescriptor) throws(NTError) -> BufferObject {
+        do {
+            let memory = try Kernel.memfd(name: "d3dkmt-allocation")
+            try Kernel.truncate(memory.rawValue, to: size)
+            // The size is fixed for life: a peer mapping it can never be cut short (SIGBUS).
+            try Kernel.addSeals(memory.rawValue, kmt_F_SEAL_SHRINK | kmt_F_SEAL_GROW | kmt_F_SEAL_SEAL)
+            return BufferObject(descriptor: memory, kind: .memfd, size: size)
+        } catch {
+            throw error.nt("creating a \(size)-byte memfd allocation")
+        }
+    }
+
+    func adopt(_ descriptor: consuming FileDescriptor, kind: BufferKind) throws(NTError) -> BufferObject {
+        let size: UInt64
+        do { size = try Kernel.size(descriptor.rawValue) } catch { throw error.nt("sizing a buffer") }
+        if kind == .memfd {
+            // A memfd that can still shrink could SIGBUS a mapping; refuse it.
+            let seals = (try? Kernel.seals(descriptor.rawValue)) ?? 0
+            guard seals & kmt_F_SEAL_SHRINK != 0 else {
+                throw NTError(.invalidParameter, "memfd without F_SEAL_SHRINK cannot be shared safely")
+            }
+        }
+        return BufferObject(descriptor: descriptor, kind: kind, size: size)
+    }
+}
