@@ -66,7 +66,7 @@ enum SharedPackageReader {
             defer { buffer.deallocate() }
             let message: Kernel.ReceivedMessage
             do {
-                message = try Kernel.peekMessage(handle, into: buffer)
+                message = try Kernel.receive(handle, into: buffer, peek: true)
             } catch {
                 if error == .wouldBlock { throw NTError(.invalidParameter, "descriptor \(handle) holds no shared objects") }
                 throw error.nt("reading a shared handle")

@@ -81,12 +81,13 @@ extension Kernel {
         var descriptors: ReceivedDescriptors
     }
 
-    /// `recvmsg(2)` with `MSG_PEEK | MSG_CMSG_CLOEXEC | MSG_DONTWAIT`: reads the first datagram
-    /// queued on `socket` without removing it. Linux installs fresh copies of its `SCM_RIGHTS`
-    /// descriptors on every peek, so the same message can be read again and again.
+    /// `recvmsg(2)` with `MSG_CMSG_CLOEXEC`, and with `peek`, `MSG_PEEK | MSG_DONTWAIT`: reads the
+    /// first datagram queued on `socket` without removing it. Linux installs fresh copies of its
+    /// `SCM_RIGHTS` descriptors on every peek, so the same message can be read again and again.
     ///
-    /// - Throws: `EAGAIN` when nothing is queued; other `recvmsg` errors as they come.
-    static func peekMessage(_ socket: Int32, into buffer: UnsafeMutableRawBufferPointer) throws(Errno) -> ReceivedMessage {
+    /// - Throws: `EAGAIN` when peeking and nothing is queued; other `recvmsg` errors as they come.
+    static func receive(_ socket: Int32, into buffer: UnsafeMutableRawBufferPointer, peek: Bool) throws(Errno) -> ReceivedMessage {
+        let flags = Int32(MSG_CMSG_CLOEXEC) | (peek ? Int32(MSG_PEEK) | Int32(MSG_DONTWAIT) : 0)
         let controlLength = kmt_cmsg_space(maximumDescriptorsPerMessage * MemoryLayout<Int32>.size)
         let control = UnsafeMutableRawBufferPointer.allocate(byteCount: controlLength, alignment: 8)
         defer { control.deallocate() }
@@ -99,7 +100,7 @@ extension Kernel {
             message.msg_control = control.baseAddress
             message.msg_controllen = controlLength
             return try retrying {
-                recvmsg(socket, &message, Int32(MSG_PEEK) | Int32(MSG_CMSG_CLOEXEC) | Int32(MSG_DONTWAIT))
+                recvmsg(socket, &message, flags)
             }
         }
 
@@ -122,5 +123,17 @@ extension Kernel {
             descriptorsTruncated: message.msg_flags & Int32(MSG_CTRUNC) != 0,
             descriptors: ReceivedDescriptors(descriptors)
         )
+    }
+}
+
+extension Kernel {
+    /// Receives (and removes) one datagram or stream chunk from `socket`, blocking, and returns
+    /// the descriptors that came with it.
+    static func receiveMessage(_ socket: Int32) throws(Errno) -> ReceivedDescriptors {
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64, alignment: 8)
+        defer { buffer.deallocate() }
+        let message = try receive(socket, into: buffer, peek: false)
+        guard message.byteCount > 0 || message.descriptors.count > 0 else { throw Errno(rawValue: ECONNRESET) }
+        return message.descriptors
     }
 }

@@ -1,0 +1,16 @@
+/// Sends a copy of `descriptor` over the connected `AF_UNIX` socket `socket` (`SCM_RIGHTS`), with
+/// a one-byte payload. The caller keeps its own descriptor.
+///
+/// This is how a shared NT handle usually travels to another process.
+public func sendDescriptor(_ descriptor: Int32, over socket: Int32) throws(NTError) {
+    do { try Kernel.send(socket, bytes: [0x4B], descriptors: [descriptor]) } catch { throw error.nt("sending a descriptor") }
+}
+
+/// Receives one descriptor sent with ``sendDescriptor(_:over:)``, blocking until it arrives.
+/// Any extra descriptors that came along are closed.
+public func receiveDescriptor(over socket: Int32) throws(NTError) -> FileDescriptor {
+    let received: ReceivedDescriptors
+    do { received = try Kernel.receiveMessage(socket) } catch { throw error.nt("receiving a descriptor") }
+    guard received.count >= 1 else { throw NTError(.invalidParameter, "no descriptor arrived") }
+    return received.take(0)
+}

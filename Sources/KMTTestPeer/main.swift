@@ -1,0 +1,105 @@
+// The second process of the cross-process tests and of `kmt selftest`. The tests spawn it with a
+// shared handle inherited as a descriptor; it reports by exit status and by `key=value` lines.
+//
+//   KMTTestPeer open FD LUIDLOW LUIDHIGH SEED
+//       Opens the resource shared as descriptor FD on the adapter with that LUID, checks every
+//       allocation holds TestPattern(SEED), writes TestPattern(SEED + 1) into each, prints
+//       runtime=HEX, driver=HEX, allocation.N=SIZE:HEX-OF-DRIVER-DATA and exits 0.
+//   KMTTestPeer status FD LUIDLOW LUIDHIGH
+//       Tries to open it and prints status=0xXXXXXXXX (always exits 0 unless it crashed).
+//   KMTTestPeer share SOCKETFD LUIDLOW LUIDHIGH SEED
+//       Creates a 2-allocation resource holding TestPattern(SEED), shares it, sends the handle
+//       over the socket SOCKETFD with SCM_RIGHTS and exits (the sharer is gone before any open).
+//   KMTTestPeer adapters
+//       Prints luid=... driver=... for every adapter.
+import D3DKMT
+#if canImport(Glibc)
+import Glibc
+#endif
+
+func fail(_ message: String) -> Never {
+    print("error=\(message)")
+    exit(1)
+}
+
+func hex(_ bytes: [UInt8]) -> String {
+    bytes.map { String($0, radix: 16).count == 1 ? "0" + String($0, radix: 16) : String($0, radix: 16) }.joined()
+}
+
+let arguments = CommandLine.arguments
+guard arguments.count >= 2 else { fail("usage: KMTTestPeer open|status|share|adapters ...") }
+
+func argument(_ index: Int) -> Int64 {
+    guard arguments.count > index, let value = Int64(arguments[index]) else { fail("bad argument \(index)") }
+    return value
+}
+
+func device(luidLow: Int64, luidHigh: Int64) -> Device {
+    do {
+        let adapter = try Adapter.open(luid: LUID(lowPart: UInt32(truncatingIfNeeded: luidLow), highPart: Int32(truncatingIfNeeded: luidHigh)))
+        return try adapter.makeDevice()
+    } catch {
+        fail("\(error)")
+    }
+}
+
+switch arguments[1] {
+case "adapters":
+    for adapter in Adapter.enumerate() {
+        print("luid=\(adapter.info.luid.lowPart):\(adapter.info.luid.highPart) driver=\(adapter.info.driverName)")
+    }
+
+case "open":
+    let handle = SharedHandle(adopting: Int32(argument(2)))
+    let device = device(luidLow: argument(3), luidHigh: argument(4))
+    let seed = UInt32(argument(5))
+    do {
+        let info = try device.resourceInfo(handle)
+        let resource = try device.openResource(handle)
+        guard info.allocationCount == resource.allocations.count else { fail("info says \(info.allocationCount) allocations, open gave \(resource.allocations.count)") }
+        print("runtime=\(hex(resource.runtimeData))")
+        print("driver=\(hex(resource.driverData))")
+        for (index, allocation) in resource.allocations.enumerated() {
+            print("allocation.\(index)=\(allocation.size):\(hex(allocation.driverData))")
+            let mapping = try allocation.map()
+            if let offset = TestPattern.firstMismatch(UnsafeRawBufferPointer(mapping.bytes), seed: seed, allocation: index) {
+                fail("allocation \(index) differs from the sharer's pattern at byte \(offset)")
+            }
+            TestPattern.fill(mapping.bytes, seed: seed + 1, allocation: index)
+        }
+    } catch {
+        fail("\(error)")
+    }
+
+case "status":
+    let handle = SharedHandle(adopting: Int32(argument(2)))
+    let device = device(luidLow: argument(3), luidHigh: argument(4))
+    do {
+        _ = try device.openResource(handle)
+        print("status=0x00000000")
+    } catch {
+        print("status=0x" + String(UInt32(bitPattern: error.status.rawValue), radix: 16, uppercase: true))
+    }
+
+case "share":
+    let socket = Int32(argument(2))
+    let device = device(luidLow: argument(3), luidHigh: argument(4))
+    let seed = UInt32(argument(5))
+    do {
+        let resource = try device.createResource(
+            allocations: [(.new(AllocationDescriptor(size: 65536)), []), (.new(AllocationDescriptor(size: 4096)), [])],
+            runtimeData: [1, 2, 3], driverData: [4, 5])
+        for (index, allocation) in resource.allocations.enumerated() {
+            let mapping = try allocation.map()
+            TestPattern.fill(mapping.bytes, seed: seed, allocation: index)
+        }
+        let handle = try resource.share()
+        try sendDescriptor(handle.rawValue, over: socket)
+    } catch {
+        fail("\(error)")
+    }
+
+default:
+    fail("unknown command \(arguments[1])")
+}
+exit(0)

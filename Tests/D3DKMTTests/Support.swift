@@ -1,0 +1,117 @@
+import Testing
+@testable import D3DKMT
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The adapters every behavioural test runs on: all that this machine has (the software adapter
+/// everywhere; virtio_gpu and vgem in the VM guest).
+let adaptersUnderTest: [Adapter] = Adapter.enumerate()
+
+/// `D3DKMT_REQUIRE_DRIVERS` (set by scripts/vm-test): drivers that must be present; a test that
+/// would skip for want of one fails instead.
+let requiredDrivers: [String] = (getenv("D3DKMT_REQUIRE_DRIVERS").map { String(cString: $0) } ?? "")
+    .split(separator: ",").map(String.init)
+
+func adapter(driver: String) -> Adapter? {
+    adaptersUnderTest.first { $0.info.driverName == driver }
+}
+
+/// True when a render node with `driver` is here; the tests that need it are skipped on the host.
+func hasDriver(_ driver: String) -> Bool { adapter(driver: driver) != nil }
+
+/// Open descriptors of this process.
+func openDescriptorCount() -> Int { Kernel.openDescriptorCount() }
+
+/// Runs `body` and checks that it leaves the number of open descriptors unchanged.
+func expectNoDescriptorLeak(_ what: String, sourceLocation: SourceLocation = #_sourceLocation, _ body: () throws -> Void) rethrows {
+    let before = openDescriptorCount()
+    try body()
+    let after = openDescriptorCount()
+    #expect(after == before, "\(what): \(after - before) descriptors leaked", sourceLocation: sourceLocation)
+}
+
+/// The test peer executable, built next to the test bundle.
+let peerPath: String = {
+    let exe = Kernel.readLink("/proc/self/exe") ?? ""
+    var directory = exe.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
+    // `swift test` runs `.build/<triple>/debug/D3DKMTPackageTests.xctest`; the peer is beside it.
+    if directory.hasSuffix(".xctest") { directory = String(directory.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")) }
+    return directory + "/KMTTestPeer"
+}()
+
+struct PeerResult {
+    var exitStatus: Int32
+    var output: [String: String]
+    var text: String
+}
+
+/// Spawns the peer with `arguments`; `inherit` descriptors become the child's 3, 4, ... in order.
+/// Returns after the peer exits.
+func runPeer(_ arguments: [String], inherit: [Int32] = []) throws -> PeerResult {
+    var pipeFDs: [Int32] = [-1, -1]
+    guard pipe(&pipeFDs) == 0 else { throw Errno.current }
+    for fd in pipeFDs { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    posix_spawn_file_actions_adddup2(&actions, pipeFDs[1], 1)
+    for (index, fd) in inherit.enumerated() {
+        posix_spawn_file_actions_adddup2(&actions, fd, Int32(3 + index))
+    }
+    let argv = ([peerPath] + arguments).map { strdup($0) } + [nil]
+    defer { argv.forEach { free($0) } }
+    var pid: pid_t = 0
+    let spawned = posix_spawn(&pid, peerPath, &actions, nil, argv, environ)
+    close(pipeFDs[1])
+    guard spawned == 0 else {
+        close(pipeFDs[0])
+        throw Errno(rawValue: spawned)
+    }
+    var data: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 4096)
+    while true {
+        let count = read(pipeFDs[0], &chunk, chunk.count)
+        if count > 0 { data += chunk[0..<count] } else if count == 0 || errno != EINTR { break }
+    }
+    close(pipeFDs[0])
+    var status: Int32 = 0
+    while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+    let text = String(decoding: data, as: UTF8.self)
+    var output: [String: String] = [:]
+    for line in text.split(separator: "\n") {
+        if let equals = line.firstIndex(of: "=") { output[String(line[..<equals])] = String(line[line.index(after: equals)...]) }
+    }
+    let exitStatus: Int32 = (status & 0x7F) == 0 ? (status >> 8) & 0xFF : 128 + (status & 0x7F)
+    return PeerResult(exitStatus: exitStatus, output: output, text: text)
+}
+
+func luidArguments(_ adapter: Adapter) -> [String] {
+    [String(adapter.info.luid.lowPart), String(adapter.info.luid.highPart)]
+}
+
+func hex(_ bytes: [UInt8]) -> String {
+    bytes.map { String($0, radix: 16).count == 1 ? "0" + String($0, radix: 16) : String($0, radix: 16) }.joined()
+}
+
+/// A shareable resource of `sizes` allocations holding TestPattern(seed).
+func makePatternResource(on device: Device, sizes: [UInt64], seed: UInt32, runtimeData: [UInt8] = [9, 8, 7, 6], driverData: [UInt8] = [1, 2]) throws -> Resource {
+    let resource = try device.createResource(
+        allocations: sizes.enumerated().map { index, size in (.new(AllocationDescriptor(size: size)), [UInt8(index), 0xEE]) },
+        runtimeData: runtimeData, driverData: driverData)
+    for (index, allocation) in resource.allocations.enumerated() {
+        let mapping = try allocation.map()
+        TestPattern.fill(mapping.bytes, seed: seed, allocation: index)
+    }
+    return resource
+}
+
+func patternMatches(_ allocation: Allocation, seed: UInt32, index: Int) throws -> Bool {
+    let mapping = try allocation.map(writable: false)
+    return TestPattern.firstMismatch(UnsafeRawBufferPointer(mapping.bytes), seed: seed, allocation: index) == nil
+}
+
+/// Runs `body` and returns the NTSTATUS it threw, or success.
+func status(_ body: () throws -> Void) -> NTStatus {
+    do { try body(); return .success } catch let error as NTError { return error.status } catch { return .unsuccessful }
+}
