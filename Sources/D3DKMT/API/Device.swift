@@ -90,13 +90,8 @@ public final class Device: Sendable {
             throw NTError(.invalidParameter, "the handle holds no resource")
         }
         var allocations: [Allocation] = []
-        for record in opened.package.allocations {
-            let descriptor = opened.descriptors.take(Int(record.descriptorIndex))
-            let kind = try BufferKind(classifying: descriptor.rawValue)
-            let buffer = try backend.adopt(descriptor, kind: kind)
-            guard buffer.size >= record.size else {
-                throw NTError(.invalidParameter, "shared buffer holds \(buffer.size) bytes, package says \(record.size)")
-            }
+        for (record, kind) in zip(opened.package.allocations, opened.allocationKinds) {
+            let buffer = try backend.adopt(opened.descriptors.take(Int(record.descriptorIndex)), kind: kind)
             allocations.append(Allocation(device: self, buffer: buffer, openedDriverData: record.driverData, size: record.size))
         }
         return Resource(device: self, allocations: allocations, runtimeData: opened.package.runtimeData,
