@@ -39,7 +39,7 @@ struct SelfTest: ParsableCommand {
         commandName: "selftest",
         abstract: "On every adapter: create a resource, share it, open it in a second process, write in one and read in the other.")
 
-    @Option(help: "Bytes per allocation.") var size: UInt64 = 1 << 20
+    @Option(help: "Bytes per allocation.") var size: UInt64 = 256 * 1024
 
     func run() throws {
         var rows = [["adapter", "create", "share", "open in child", "child reads", "parent reads", "result"]]

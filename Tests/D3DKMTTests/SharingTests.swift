@@ -160,9 +160,9 @@ extension D3DKMTSuite {
 
         @Test(.enabled(if: hasDriver("vgem") && hasDriver("virtio_gpu"), "needs vgem and virtio_gpu render nodes (VM guest)"))
         func vgemIntoVirtioGPUFailsAndVirtioGPUIntoVgemWorks() throws {
-            let vgem = try #require(adapter(driver: "vgem")).makeDevice()
-            let virtio = try #require(adapter(driver: "virtio_gpu")).makeDevice()
             try expectNoDescriptorLeak("cross-driver import") {
+                let vgem = try #require(adapter(driver: "vgem")).makeDevice()
+                let virtio = try #require(adapter(driver: "virtio_gpu")).makeDevice()
                 let fromVgem = try makePatternResource(on: vgem, sizes: [4096], seed: 11).share()
                 #expect(status { _ = try virtio.openResource(fromVgem) } == .notSupported)
                 let fromVirtio = try makePatternResource(on: virtio, sizes: [4096], seed: 12).share()

@@ -85,10 +85,18 @@ public final class Device: Sendable {
     /// - Throws: `STATUS_INVALID_PARAMETER` for anything that is not a well-formed shared
     ///   resource handle; `STATUS_NOT_SUPPORTED` when this device cannot import its buffers.
     public func openResource(_ handle: borrowing SharedHandle) throws(NTError) -> Resource {
+        try openResource(handle) { _ throws(NTError) in }
+    }
+
+    /// Opens the resource a shared handle holds after `check` accepts what it holds: the C ABI
+    /// checks the caller's counts and buffer sizes here, so the handle is read once and nothing
+    /// is imported when they are wrong.
+    public func openResource(_ handle: borrowing SharedHandle, check: (SharedResourceInfo) throws(NTError) -> Void) throws(NTError) -> Resource {
         let opened = try SharedPackageReader.open(handle.descriptor.rawValue)
         guard opened.package.contents.contains(.resource) else {
             throw NTError(.invalidParameter, "the handle holds no resource")
         }
+        try check(SharedResourceInfo(opened.package))
         var allocations: [Allocation] = []
         for (record, kind) in zip(opened.package.allocations, opened.allocationKinds) {
             let buffer = try backend.adopt(opened.descriptors.take(Int(record.descriptorIndex)), kind: kind)
@@ -110,6 +118,8 @@ public struct SharedResourceInfo: Hashable, Sendable {
     public var totalAllocationDriverDataSize: Int
     /// The adapter the sharer created it on.
     public var adapterLUID: LUID
+    /// The runtime private data itself (`pPrivateRuntimeData`).
+    public var runtimeData: [UInt8]
 
     init(_ package: SharePackage) {
         allocationCount = package.allocations.count
@@ -117,5 +127,6 @@ public struct SharedResourceInfo: Hashable, Sendable {
         resourceDriverDataSize = package.resourceDriverData.count
         totalAllocationDriverDataSize = package.allocations.reduce(0) { $0 + $1.driverData.count }
         adapterLUID = package.adapterLUID
+        runtimeData = package.runtimeData
     }
 }

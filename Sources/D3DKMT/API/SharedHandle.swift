@@ -26,6 +26,18 @@ public struct SharedHandle: ~Copyable, Sendable {
         descriptor.take()
     }
 
+    /// Runs `body` with a handle for a descriptor the caller keeps owning (the C ABI's `HANDLE`
+    /// arguments); the descriptor is not closed.
+    ///
+    /// - Throws: `STATUS_INVALID_HANDLE` when `fd` is negative, or what `body` throws.
+    public static func withBorrowed<R>(_ fd: Int32, _ body: (borrowing SharedHandle) throws(NTError) -> R) throws(NTError) -> R {
+        guard fd >= 0 else { throw NTError(.invalidHandle, "\(fd) is not a descriptor") }
+        let handle = SharedHandle(adopting: fd)
+        let result = Result { () throws(NTError) in try body(handle) }
+        _ = handle.take()
+        return try result.get()
+    }
+
     /// Another handle to the same objects (`DuplicateHandle` = `dup()`).
     public borrowing func duplicate() throws(NTError) -> SharedHandle {
         do { return SharedHandle(try descriptor.duplicate()) } catch { throw error.nt("duplicating a shared handle") }

@@ -1,0 +1,235 @@
+import D3DKMT
+import CD3DKMT
+
+// Allocations: D3DKMTCreateAllocation, D3DKMTCreateAllocation2, D3DKMTDestroyAllocation2,
+// D3DKMTLock2, D3DKMTUnlock2, and the Linux extensions D3DKMTLinuxExportAllocationDmaBuf and
+// D3DKMTLinuxQueryAllocationSize.
+
+/// One allocation request, read from either `D3DDDI_ALLOCATIONINFO` or `D3DDDI_ALLOCATIONINFO2`.
+struct AllocationRequest {
+    var source: Device.AllocationSource
+    var extraDriverData: [UInt8]
+}
+
+/// Reads `pPrivateDriverData`: a `D3DKMT_LINUX_ALLOCATION_DESC`, then the runtime's own bytes.
+func allocationRequest(_ data: UnsafeMutableRawPointer?, _ size: UInt32, index: Int) throws(NTError) -> AllocationRequest {
+    let descriptorSize = MemoryLayout<D3DKMT_LINUX_ALLOCATION_DESC>.size
+    guard let data, Int(size) >= descriptorSize else {
+        throw invalid("allocation \(index): pPrivateDriverData must start with a D3DKMT_LINUX_ALLOCATION_DESC (\(descriptorSize) bytes)")
+    }
+    let desc = data.loadUnaligned(as: D3DKMT_LINUX_ALLOCATION_DESC.self)
+    guard desc.Version == UInt32(D3DKMT_LINUX_ALLOCATION_DESC_VERSION), desc.Flags == 0, desc.Reserved == 0 else {
+        throw invalid("allocation \(index): unknown D3DKMT_LINUX_ALLOCATION_DESC version or flags")
+    }
+    let descriptor = AllocationDescriptor(size: desc.Size, width: desc.Width, height: desc.Height, stride: desc.Stride,
+                                          fourcc: desc.Fourcc, modifier: desc.Modifier)
+    let extra = Array(UnsafeRawBufferPointer(start: data + descriptorSize, count: Int(size) - descriptorSize))
+    let source: Device.AllocationSource = desc.DmaBufFd >= 0 ? .wrap(descriptor: desc.DmaBufFd, descriptor) : .new(descriptor)
+    return AllocationRequest(source: source, extraDriverData: extra)
+}
+
+/// The shared body of `D3DKMTCreateAllocation` and `D3DKMTCreateAllocation2`.
+func createAllocations(_ data: UnsafeMutablePointer<D3DKMT_CREATEALLOCATION>,
+                       requests: [AllocationRequest],
+                       storeHandle: (Int, D3DKMT_HANDLE) -> Void) throws(NTError) {
+    let flags = data.pointee.Flags
+    let deviceHandle = data.pointee.hDevice
+    guard let device = handleTable.withLock({ $0.device(deviceHandle) }) else { throw invalid("hDevice is not an open device") }
+    guard !requests.isEmpty else { throw invalid("NumAllocations is 0") }
+    guard data.pointee.hResource == 0 else {
+        throw NTError(.notSupported, "adding allocations to an existing resource is not supported")
+    }
+    guard flags.ExistingSysMem == 0, flags.ExistingSection == 0, flags.StandardAllocation == 0 else {
+        throw NTError(.notSupported, "ExistingSysMem, ExistingSection and StandardAllocation are not supported")
+    }
+    if flags.NtSecuritySharing != 0 && (flags.CreateShared == 0 || flags.CreateResource == 0) {
+        throw invalid("NtSecuritySharing needs CreateShared and CreateResource")
+    }
+    if flags.CreateShared != 0 && flags.NtSecuritySharing == 0 {
+        throw NTError(.notSupported, "only NT-handle sharing (NtSecuritySharing) is supported; global share handles are not")
+    }
+    data.pointee.hGlobalShare = 0
+
+    if flags.CreateResource != 0 {
+        let runtime = try bytes(data.pointee.pPrivateRuntimeData, data.pointee.PrivateRuntimeDataSize, "pPrivateRuntimeData")
+        let driver = try bytes(data.pointee.pPrivateDriverData, data.pointee.PrivateDriverDataSize, "pPrivateDriverData")
+        let resource = try device.createResource(
+            allocations: requests.map { ($0.source, $0.extraDriverData) }, runtimeData: runtime, driverData: driver,
+            shareable: flags.NtSecuritySharing != 0)
+        // All handles are made under one lock, so a failure leaves none behind.
+        let handles: (D3DKMT_HANDLE, [D3DKMT_HANDLE])? = handleTable.withLock { table in
+            guard let resourceHandle = table.insert(.resource(resource, device: deviceHandle, allocations: [])) else { return nil }
+            var allocationHandles: [D3DKMT_HANDLE] = []
+            for allocation in resource.allocations {
+                guard let handle = table.insert(.allocation(allocation, device: deviceHandle, resource: resourceHandle, lock: nil)) else {
+                    for made in allocationHandles + [resourceHandle] { table.remove(made) }
+                    return nil
+                }
+                allocationHandles.append(handle)
+            }
+            table.replace(resourceHandle, with: .resource(resource, device: deviceHandle, allocations: allocationHandles))
+            return (resourceHandle, allocationHandles)
+        }
+        guard let (resourceHandle, allocationHandles) = handles else { throw NTError(.insufficientResources, "the local handle table is full") }
+        data.pointee.hResource = resourceHandle
+        for (index, handle) in allocationHandles.enumerated() { storeHandle(index, handle) }
+    } else {
+        var allocations: [Allocation] = []
+        for request in requests {
+            allocations.append(try device.createAllocation(request.source, extraDriverData: request.extraDriverData))
+        }
+        let handles: [D3DKMT_HANDLE]? = handleTable.withLock { table in
+            var made: [D3DKMT_HANDLE] = []
+            for allocation in allocations {
+                guard let handle = table.insert(.allocation(allocation, device: deviceHandle, resource: 0, lock: nil)) else {
+                    for handle in made { table.remove(handle) }
+                    return nil
+                }
+                made.append(handle)
+            }
+            return made
+        }
+        guard let handles else { throw NTError(.insufficientResources, "the local handle table is full") }
+        for (index, handle) in handles.enumerated() { storeHandle(index, handle) }
+    }
+}
+
+/// `D3DKMTCreateAllocation2`: creates allocations, as one resource with `Flags.CreateResource`,
+/// shareable with `CreateShared` + `NtSecuritySharing`. Every `pAllocationInfo2[i]` has a
+/// `pPrivateDriverData` that starts with a `D3DKMT_LINUX_ALLOCATION_DESC`; with its `DmaBufFd` set,
+/// the allocation wraps that dma-buf instead of allocating.
+@c @implementation
+public func D3DKMTCreateAllocation2(_ pData: UnsafeMutablePointer<D3DKMT_CREATEALLOCATION>?) -> NTSTATUS {
+    ntCall { () throws(NTError) in
+        let data = try required(pData)
+        let count = Int(data.pointee.NumAllocations)
+        guard count <= 4096 else { throw invalid("NumAllocations \(count) is too large") }
+        guard count == 0 || data.pointee.pAllocationInfo2 != nil else { throw invalid("pAllocationInfo2 is NULL") }
+        var requests: [AllocationRequest] = []
+        for index in 0..<count {
+            let info = data.pointee.pAllocationInfo2[index]
+            requests.append(try allocationRequest(info.pPrivateDriverData, info.PrivateDriverDataSize, index: index))
+        }
+        try createAllocations(data, requests: requests) { index, handle in data.pointee.pAllocationInfo2[index].hAllocation = handle }
+    }
+}
+
+/// `D3DKMTCreateAllocation`: as `D3DKMTCreateAllocation2`, with `pAllocationInfo` entries.
+@c @implementation
+public func D3DKMTCreateAllocation(_ pData: UnsafeMutablePointer<D3DKMT_CREATEALLOCATION>?) -> NTSTATUS {
+    ntCall { () throws(NTError) in
+        let data = try required(pData)
+        let count = Int(data.pointee.NumAllocations)
+        guard count <= 4096 else { throw invalid("NumAllocations \(count) is too large") }
+        guard count == 0 || data.pointee.pAllocationInfo != nil else { throw invalid("pAllocationInfo is NULL") }
+        var requests: [AllocationRequest] = []
+        for index in 0..<count {
+            let info = data.pointee.pAllocationInfo[index]
+            requests.append(try allocationRequest(info.pPrivateDriverData, info.PrivateDriverDataSize, index: index))
+        }
+        try createAllocations(data, requests: requests) { index, handle in data.pointee.pAllocationInfo[index].hAllocation = handle }
+    }
+}
+
+/// `D3DKMTDestroyAllocation2`: with `hResource` and `AllocationCount` 0, destroys the resource
+/// and all its allocations (also how an opened resource is closed); otherwise destroys the listed
+/// standalone allocations. Locked allocations are unmapped.
+@c @implementation
+public func D3DKMTDestroyAllocation2(_ pData: UnsafePointer<D3DKMT_DESTROYALLOCATION2>?) -> NTSTATUS {
+    ntCall { () throws(NTError) in
+        let data = try required(pData).pointee
+        let count = Int(data.AllocationCount)
+        guard count == 0 || data.phAllocationList != nil else { throw invalid("phAllocationList is NULL") }
+        let listed = (0..<count).map { data.phAllocationList[$0] }
+        let released: Result<[LocalObject], NTError> = handleTable.withLock { table in
+            guard table.device(data.hDevice) != nil else { return .failure(invalid("hDevice is not an open device")) }
+            var toRemove: [D3DKMT_HANDLE] = []
+            if data.hResource != 0 {
+                guard case .resource(_, let owner, let allocations)? = table.lookup(data.hResource), owner == data.hDevice else {
+                    return .failure(invalid("hResource is not a resource of hDevice"))
+                }
+                guard listed.allSatisfy(allocations.contains) else { return .failure(invalid("an allocation is not in hResource")) }
+                toRemove = [data.hResource] + allocations
+            } else {
+                guard !listed.isEmpty else { return .failure(invalid("neither hResource nor allocations given")) }
+                for handle in listed {
+                    guard case .allocation(_, let owner, let resource, _)? = table.lookup(handle), owner == data.hDevice, resource == 0 else {
+                        return .failure(invalid("allocation handle \(handle) is not a standalone allocation of hDevice"))
+                    }
+                }
+                guard Set(listed).count == listed.count else { return .failure(invalid("an allocation is listed twice")) }
+                toRemove = listed
+            }
+            return .success(toRemove.compactMap { table.remove($0) })
+        }
+        _ = try released.get()  // the objects are dropped here, outside the lock
+    }
+}
+
+/// `D3DKMTLock2`: maps the whole allocation for CPU access; locking again returns the same
+/// address. `STATUS_INVALID_PARAMETER` for an unknown allocation; the `mmap` failure otherwise.
+@c @implementation
+public func D3DKMTLock2(_ pData: UnsafeMutablePointer<D3DKMT_LOCK2>?) -> NTSTATUS {
+    ntCall { () throws(NTError) in
+        let data = try required(pData)
+        let (deviceHandle, allocationHandle) = (data.pointee.hDevice, data.pointee.hAllocation)
+        let address: Result<UnsafeMutableRawPointer, NTError> = handleTable.withLock { table in
+            guard case .allocation(let allocation, let owner, let resource, let lock)? = table.lookup(allocationHandle),
+                  owner == deviceHandle else { return .failure(invalid("hAllocation is not an allocation of hDevice")) }
+            if let lock {
+                lock.count += 1
+                return .success(lock.mapping.baseAddress)
+            }
+            do throws(NTError) {
+                let locked = LockedMapping(try allocation.map())
+                table.replace(allocationHandle, with: .allocation(allocation, device: owner, resource: resource, lock: locked))
+                return .success(locked.mapping.baseAddress)
+            } catch {
+                return .failure(error)
+            }
+        }
+        data.pointee.pData = try address.get()
+    }
+}
+
+/// `D3DKMTUnlock2`: ends a `D3DKMTLock2`; the mapping goes away with the last unlock.
+@c @implementation
+public func D3DKMTUnlock2(_ pData: UnsafePointer<D3DKMT_UNLOCK2>?) -> NTSTATUS {
+    ntCall { () throws(NTError) in
+        let data = try required(pData).pointee
+        let unlocked: LockedMapping?? = handleTable.withLock { table in
+            guard case .allocation(let allocation, let owner, let resource, let lock)? = table.lookup(data.hAllocation),
+                  owner == data.hDevice, let lock else { return .none }
+            lock.count -= 1
+            guard lock.count == 0 else { return .some(nil) }
+            table.replace(data.hAllocation, with: .allocation(allocation, device: owner, resource: resource, lock: nil))
+            return .some(lock)
+        }
+        guard unlocked != nil else { throw invalid("hAllocation is not a locked allocation of hDevice") }
+    }
+}
+
+/// `D3DKMTLinuxExportAllocationDmaBuf`: a new close-on-exec descriptor for the allocation's
+/// dma-buf (a memfd on the software adapter), for Vulkan/GL import. The caller closes it.
+@c @implementation
+public func D3DKMTLinuxExportAllocationDmaBuf(_ hDevice: D3DKMT_HANDLE, _ hAllocation: D3DKMT_HANDLE, _ pFd: UnsafeMutablePointer<Int32>?) -> NTSTATUS {
+    ntCall { () throws(NTError) in
+        let out = try required(pFd, "pFd")
+        guard let allocation = handleTable.withLock({ $0.allocation(hAllocation, onDevice: hDevice) }) else {
+            throw invalid("hAllocation is not an allocation of hDevice")
+        }
+        out.pointee = try allocation.exportDescriptor().take()
+    }
+}
+
+/// `D3DKMTLinuxQueryAllocationSize`: the allocation's size in bytes.
+@c @implementation
+public func D3DKMTLinuxQueryAllocationSize(_ hDevice: D3DKMT_HANDLE, _ hAllocation: D3DKMT_HANDLE, _ pSize: UnsafeMutablePointer<UINT64>?) -> NTSTATUS {
+    ntCall { () throws(NTError) in
+        let out = try required(pSize, "pSize")
+        guard let allocation = handleTable.withLock({ $0.allocation(hAllocation, onDevice: hDevice) }) else {
+            throw invalid("hAllocation is not an allocation of hDevice")
+        }
+        out.pointee = allocation.size
+    }
+}

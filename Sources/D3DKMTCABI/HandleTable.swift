@@ -1,0 +1,108 @@
+import D3DKMT
+import Synchronization
+
+/// A CPU mapping held between `D3DKMTLock2` and `D3DKMTUnlock2`.
+final class LockedMapping: @unchecked Sendable {
+    var mapping: AllocationMapping
+    var count = 1
+    init(_ mapping: consuming AllocationMapping) { self.mapping = mapping }
+}
+
+/// What a local `D3DKMT_HANDLE` names.
+enum LocalObject: Sendable {
+    case adapter(Adapter)
+    case device(Device, adapter: UInt32)
+    /// A resource and its allocations' handles.
+    case resource(Resource, device: UInt32, allocations: [UInt32])
+    /// An allocation; `resource` is 0 for a standalone one. `lock` is its mapping while locked
+    /// (guarded by the table's lock).
+    case allocation(Allocation, device: UInt32, resource: UInt32, lock: LockedMapping?)
+
+    var device: UInt32? {
+        switch self {
+        case .adapter: return nil
+        case .device: return nil
+        case .resource(_, let device, _), .allocation(_, let device, _, _): return device
+        }
+    }
+}
+
+/// The process's table of local `D3DKMT_HANDLE`s.
+///
+/// A handle is `0x40000000 | generation << 24 | (slot + 1)`: never 0, and a handle whose slot was
+/// freed and reused no longer matches (the generation moved on), so a stale handle is refused
+/// instead of naming someone else's object. Every access holds one lock; the C ABI is safe to call
+/// from any thread.
+struct HandleTable: ~Copyable {
+    private var slots: [(generation: UInt32, object: LocalObject?)] = []
+    private var free: [Int] = []
+    static let maximumSlots = 1 << 22
+
+    private static func decode(_ handle: UInt32) -> (slot: Int, generation: UInt32)? {
+        guard handle & 0xC000_0000 == 0x4000_0000 else { return nil }
+        let slot = Int(handle & 0x00FF_FFFF) - 1
+        guard slot >= 0 else { return nil }
+        return (slot, (handle >> 24) & 0x3F)
+    }
+
+    /// Registers `object`; nil when the table is full.
+    mutating func insert(_ object: LocalObject) -> UInt32? {
+        let slot: Int
+        if let reused = free.popLast() {
+            slot = reused
+            slots[slot].object = object
+        } else {
+            guard slots.count < Self.maximumSlots else { return nil }
+            slot = slots.count
+            slots.append((0, object))
+        }
+        return 0x4000_0000 | (slots[slot].generation << 24) | UInt32(slot + 1)
+    }
+
+    func lookup(_ handle: UInt32) -> LocalObject? {
+        guard let (slot, generation) = Self.decode(handle), slot < slots.count,
+              slots[slot].generation == generation else { return nil }
+        return slots[slot].object
+    }
+
+    mutating func replace(_ handle: UInt32, with object: LocalObject) {
+        guard let (slot, _) = Self.decode(handle), lookup(handle) != nil else { return }
+        slots[slot].object = object
+    }
+
+    @discardableResult
+    mutating func remove(_ handle: UInt32) -> LocalObject? {
+        guard let (slot, _) = Self.decode(handle), let object = lookup(handle) else { return nil }
+        slots[slot] = ((slots[slot].generation + 1) & 0x3F, nil)
+        free.append(slot)
+        return object
+    }
+
+    /// Every live handle whose object belongs to `device`.
+    func handles(ofDevice device: UInt32) -> [UInt32] {
+        slots.indices.compactMap { slot in
+            guard let object = slots[slot].object, object.device == device else { return nil }
+            return 0x4000_0000 | (slots[slot].generation << 24) | UInt32(slot + 1)
+        }
+    }
+}
+
+let handleTable = Mutex(HandleTable())
+
+extension HandleTable {
+    func adapter(_ handle: UInt32) -> Adapter? {
+        if case .adapter(let adapter)? = lookup(handle) { return adapter }
+        return nil
+    }
+
+    func device(_ handle: UInt32) -> Device? {
+        if case .device(let device, _)? = lookup(handle) { return device }
+        return nil
+    }
+
+    /// The allocation `handle` names, if it belongs to device `device`.
+    func allocation(_ handle: UInt32, onDevice device: UInt32) -> Allocation? {
+        if case .allocation(let allocation, let owner, _, _)? = lookup(handle), owner == device { return allocation }
+        return nil
+    }
+}

@@ -1,0 +1,141 @@
+import D3DKMT
+import CD3DKMT
+#if canImport(Glibc)
+import Glibc
+#endif
+
+// Sharing: D3DKMTShareObjects, D3DKMTQueryResourceInfoFromNtHandle, D3DKMTOpenResourceFromNtHandle.
+
+/// `D3DKMTShareObjects`: shares a resource as a new NT handle, a close-on-exec file descriptor
+/// stored as `(HANDLE)(intptr_t)fd` and closed with `close()`.
+///
+/// Windows accepts a resource alone, a resource with its keyed mutex and sync object, or a sync
+/// object alone. Keyed mutexes and sync objects cannot be created yet, so today only the first
+/// form can succeed; everything else is `STATUS_INVALID_PARAMETER`, as is a resource created
+/// without `NtSecuritySharing`. A name in `pObjectAttributes` is `STATUS_NOT_SUPPORTED` (names
+/// are not implemented yet).
+@c @implementation
+public func D3DKMTShareObjects(_ cObjects: UINT, _ hObjects: UnsafePointer<D3DKMT_HANDLE>?,
+                               _ pObjectAttributes: UnsafeMutablePointer<OBJECT_ATTRIBUTES>?,
+                               _ dwDesiredAccess: DWORD, _ phSharedNtHandle: UnsafeMutablePointer<HANDLE?>?) -> NTSTATUS {
+    ntCall { () throws(NTError) in
+        let out = try required(phSharedNtHandle, "phSharedNtHandle")
+        guard cObjects == 1 || cObjects == 3 else { throw invalid("cObjects must be 1 or 3, not \(cObjects)") }
+        guard let hObjects else { throw invalid("hObjects is NULL") }
+        if let attributes = pObjectAttributes?.pointee, attributes.ObjectName != nil {
+            throw NTError(.notSupported, "named shared objects are not implemented yet")
+        }
+        let objects = (0..<Int(cObjects)).map { hObjects[$0] }
+        let resource: Resource? = handleTable.withLock { table in
+            if case .resource(let resource, _, _)? = table.lookup(objects[0]) { return resource }
+            return nil
+        }
+        guard let resource else { throw invalid("hObjects[0] is not a resource") }
+        guard cObjects == 1 else {
+            // hObjects[1] must be the resource's keyed mutex and hObjects[2] its sync object;
+            // neither can exist yet.
+            throw invalid("hObjects[1] is not a keyed mutex")
+        }
+        var handle = try resource.share(access: dwDesiredAccess)
+        // Descriptor 0 would be a NULL HANDLE: move it up.
+        if handle.rawValue == 0 {
+            let moved = try handle.duplicate()
+            handle = moved
+        }
+        out.pointee = HANDLE(bitPattern: Int(handle.take()))
+    }
+}
+
+/// `D3DKMTQueryResourceInfoFromNtHandle`: the sizes an opener must provide. With
+/// `pPrivateRuntimeData` non-NULL and large enough, the runtime data is copied there too.
+@c @implementation
+public func D3DKMTQueryResourceInfoFromNtHandle(_ pData: UnsafeMutablePointer<D3DKMT_QUERYRESOURCEINFOFROMNTHANDLE>?) -> NTSTATUS {
+    ntCall { () throws(NTError) in
+        let data = try required(pData)
+        let deviceHandle = data.pointee.hDevice
+        guard let device = handleTable.withLock({ $0.device(deviceHandle) }) else { throw invalid("hDevice is not an open device") }
+        let info = try SharedHandle.withBorrowed(descriptor(of: data.pointee.hNtHandle)) { (handle) throws(NTError) in
+            try device.resourceInfo(handle)
+        }
+        if let buffer = data.pointee.pPrivateRuntimeData {
+            try copyOut(info.runtimeData, to: buffer, capacity: data.pointee.PrivateRuntimeDataSize, "pPrivateRuntimeData")
+        }
+        data.pointee.PrivateRuntimeDataSize = UInt32(info.runtimeDataSize)
+        data.pointee.TotalPrivateDriverDataSize = UInt32(info.totalAllocationDriverDataSize)
+        data.pointee.ResourcePrivateDriverDataSize = UInt32(info.resourceDriverDataSize)
+        data.pointee.NumAllocations = UInt32(info.allocationCount)
+    }
+}
+
+/// `D3DKMTOpenResourceFromNtHandle`: opens a shared resource on `hDevice`. `NumAllocations` must
+/// equal the resource's allocation count, and each buffer must hold what
+/// `D3DKMTQueryResourceInfoFromNtHandle` reported, else `STATUS_INVALID_PARAMETER` and nothing is
+/// opened. Each `pOpenAllocationInfo2[i]` gets a new allocation handle and points into
+/// `pTotalPrivateDriverDataBuffer` at that allocation's driver data. `STATUS_NOT_SUPPORTED` when
+/// this device cannot import the buffers (another driver's dma-buf, or system memory on a DRM
+/// device).
+@c @implementation
+public func D3DKMTOpenResourceFromNtHandle(_ pData: UnsafeMutablePointer<D3DKMT_OPENRESOURCEFROMNTHANDLE>?) -> NTSTATUS {
+    ntCall { () throws(NTError) in
+        let data = try required(pData)
+        let input = data.pointee
+        guard let device = handleTable.withLock({ $0.device(input.hDevice) }) else { throw invalid("hDevice is not an open device") }
+        guard input.NumAllocations > 0, let infos = input.pOpenAllocationInfo2 else {
+            throw invalid("NumAllocations is 0 or pOpenAllocationInfo2 is NULL")
+        }
+        let resource = try SharedHandle.withBorrowed(descriptor(of: input.hNtHandle)) { (handle) throws(NTError) in
+            try device.openResource(handle) { (info) throws(NTError) in
+                guard info.allocationCount == Int(input.NumAllocations) else {
+                    throw invalid("NumAllocations is \(input.NumAllocations); the resource has \(info.allocationCount)")
+                }
+                func check(_ size: UInt32, _ pointer: UnsafeMutableRawPointer?, needed: Int, _ name: String) throws(NTError) {
+                    guard needed == 0 || (pointer != nil && Int(size) >= needed) else {
+                        throw invalid("\(name) holds \(size) bytes; \(needed) are needed")
+                    }
+                }
+                try check(input.PrivateRuntimeDataSize, input.pPrivateRuntimeData, needed: info.runtimeDataSize, "pPrivateRuntimeData")
+                try check(input.ResourcePrivateDriverDataSize, input.pResourcePrivateDriverData,
+                          needed: info.resourceDriverDataSize, "pResourcePrivateDriverData")
+                try check(input.TotalPrivateDriverDataBufferSize, input.pTotalPrivateDriverDataBuffer,
+                          needed: info.totalAllocationDriverDataSize, "pTotalPrivateDriverDataBuffer")
+            }
+        }
+        // Sizes were checked above; nothing below can fail but the handle table.
+        try copyOut(resource.runtimeData, to: input.pPrivateRuntimeData, capacity: input.PrivateRuntimeDataSize, "pPrivateRuntimeData")
+        try copyOut(resource.driverData, to: input.pResourcePrivateDriverData, capacity: input.ResourcePrivateDriverDataSize,
+                    "pResourcePrivateDriverData")
+        let handles: (D3DKMT_HANDLE, [D3DKMT_HANDLE])? = handleTable.withLock { table in
+            guard let resourceHandle = table.insert(.resource(resource, device: input.hDevice, allocations: [])) else { return nil }
+            var allocationHandles: [D3DKMT_HANDLE] = []
+            for allocation in resource.allocations {
+                guard let handle = table.insert(.allocation(allocation, device: input.hDevice, resource: resourceHandle, lock: nil)) else {
+                    for made in allocationHandles + [resourceHandle] { table.remove(made) }
+                    return nil
+                }
+                allocationHandles.append(handle)
+            }
+            table.replace(resourceHandle, with: .resource(resource, device: input.hDevice, allocations: allocationHandles))
+            return (resourceHandle, allocationHandles)
+        }
+        guard let (resourceHandle, allocationHandles) = handles else { throw NTError(.insufficientResources, "the local handle table is full") }
+
+        var offset = 0
+        let total = input.pTotalPrivateDriverDataBuffer
+        for (index, allocation) in resource.allocations.enumerated() {
+            var entry = D3DDDI_OPENALLOCATIONINFO2()
+            entry.hAllocation = allocationHandles[index]
+            let driverData = allocation.driverData
+            if let total, !driverData.isEmpty {
+                driverData.withUnsafeBytes { (total + offset).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+                entry.pPrivateDriverData = UnsafeRawPointer(total + offset)
+            }
+            entry.PrivateDriverDataSize = UInt32(driverData.count)
+            infos[index] = entry
+            offset += driverData.count
+        }
+        data.pointee.TotalPrivateDriverDataBufferSize = UInt32(offset)
+        data.pointee.hResource = resourceHandle
+        data.pointee.hKeyedMutex = 0
+        data.pointee.hSyncObject = 0
+    }
+}
