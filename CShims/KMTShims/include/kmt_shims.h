@@ -19,6 +19,7 @@
 #include <unistd.h>
 #include <time.h>
 #include <sys/statfs.h>
+#include <sys/eventfd.h>
 #include <linux/futex.h>
 #include <linux/memfd.h>
 #include <linux/dma-buf.h>
@@ -62,6 +63,28 @@ struct kmt_drm_virtgpu_resource_create {
     uint32_t stride;
 };
 
+/* drm.h (6.6+): DRM_IOCTL_SYNCOBJ_EVENTFD. */
+struct kmt_drm_syncobj_eventfd {
+    uint32_t handle;
+    uint32_t flags;
+    uint64_t point;
+    int32_t fd;
+    uint32_t pad;
+};
+
+/* vgem_drm.h: fences a test can attach to a buffer and signal by hand. */
+struct kmt_drm_vgem_fence_attach {
+    uint32_t handle;
+    uint32_t flags;     /* 1: VGEM_FENCE_WRITE */
+    uint32_t out_fence;
+    uint32_t pad;
+};
+
+struct kmt_drm_vgem_fence_signal {
+    uint32_t fence;
+    uint32_t flags;
+};
+
 #define KMT_DRM_IOCTL_BASE 'd'
 #define KMT_DRM_COMMAND_BASE 0x40
 
@@ -74,9 +97,17 @@ static const unsigned long kmt_DRM_IOCTL_MODE_DESTROY_DUMB =
 static const unsigned long kmt_DRM_IOCTL_VIRTGPU_RESOURCE_CREATE =
     _IOWR(KMT_DRM_IOCTL_BASE, KMT_DRM_COMMAND_BASE + 0x04, struct kmt_drm_virtgpu_resource_create);
 
+static const unsigned long kmt_DRM_IOCTL_SYNCOBJ_EVENTFD =
+    _IOWR(KMT_DRM_IOCTL_BASE, 0xCF, struct kmt_drm_syncobj_eventfd);
+static const unsigned long kmt_DRM_IOCTL_VGEM_FENCE_ATTACH =
+    _IOWR(KMT_DRM_IOCTL_BASE, KMT_DRM_COMMAND_BASE + 0x01, struct kmt_drm_vgem_fence_attach);
+static const unsigned long kmt_DRM_IOCTL_VGEM_FENCE_SIGNAL =
+    _IOW(KMT_DRM_IOCTL_BASE, KMT_DRM_COMMAND_BASE + 0x02, struct kmt_drm_vgem_fence_signal);
+
 /* ---- dma-buf ---------------------------------------------------------------------------------- */
 
 static const unsigned long kmt_DMA_BUF_IOCTL_SYNC = DMA_BUF_IOCTL_SYNC;
+static const unsigned long kmt_DMA_BUF_IOCTL_EXPORT_SYNC_FILE = DMA_BUF_IOCTL_EXPORT_SYNC_FILE;
 static const uint64_t kmt_DMA_BUF_SYNC_READ = DMA_BUF_SYNC_READ;
 static const uint64_t kmt_DMA_BUF_SYNC_WRITE = DMA_BUF_SYNC_WRITE;
 static const uint64_t kmt_DMA_BUF_SYNC_START = DMA_BUF_SYNC_START;
@@ -103,6 +134,10 @@ static const int kmt_F_SEAL_WRITE = 0x0008;
 static inline int kmt_memfd_create(const char *name, unsigned int flags) {
     return (int)syscall(SYS_memfd_create, name, flags);
 }
+
+/* ---- eventfd (the Windows event of an async wait) ------------------------------------------ */
+
+static inline int kmt_eventfd(void) { return eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK); }
 
 /* ---- ioctl, which is variadic in C ------------------------------------------------------------- */
 
