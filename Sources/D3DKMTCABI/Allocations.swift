@@ -57,19 +57,7 @@ func createAllocations(_ data: UnsafeMutablePointer<D3DKMT_CREATEALLOCATION>,
             allocations: requests.map { ($0.source, $0.extraDriverData) }, runtimeData: runtime, driverData: driver,
             shareable: flags.NtSecuritySharing != 0)
         // All handles are made under one lock, so a failure leaves none behind.
-        let handles: (D3DKMT_HANDLE, [D3DKMT_HANDLE])? = handleTable.withLock { table in
-            guard let resourceHandle = table.insert(.resource(resource, device: deviceHandle, allocations: [])) else { return nil }
-            var allocationHandles: [D3DKMT_HANDLE] = []
-            for allocation in resource.allocations {
-                guard let handle = table.insert(.allocation(allocation, device: deviceHandle, resource: resourceHandle, lock: nil)) else {
-                    for made in allocationHandles + [resourceHandle] { table.remove(made) }
-                    return nil
-                }
-                allocationHandles.append(handle)
-            }
-            table.replace(resourceHandle, with: .resource(resource, device: deviceHandle, allocations: allocationHandles))
-            return (resourceHandle, allocationHandles)
-        }
+        let handles = handleTable.withLock { $0.insertResource(resource, device: deviceHandle) }
         guard let (resourceHandle, allocationHandles) = handles else { throw NTError(.insufficientResources, "the local handle table is full") }
         data.pointee.hResource = resourceHandle
         for (index, handle) in allocationHandles.enumerated() { storeHandle(index, handle) }

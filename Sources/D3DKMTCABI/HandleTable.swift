@@ -78,6 +78,23 @@ struct HandleTable: ~Copyable {
         return object
     }
 
+    /// Registers a resource and each of its allocations, all or nothing.
+    ///
+    /// - Returns: the resource's handle and its allocations' handles, or nil when the table is full.
+    mutating func insertResource(_ resource: Resource, device: UInt32) -> (resource: UInt32, allocations: [UInt32])? {
+        guard let resourceHandle = insert(.resource(resource, device: device, allocations: [])) else { return nil }
+        var allocationHandles: [UInt32] = []
+        for allocation in resource.allocations {
+            guard let handle = insert(.allocation(allocation, device: device, resource: resourceHandle, lock: nil)) else {
+                for made in allocationHandles + [resourceHandle] { remove(made) }
+                return nil
+            }
+            allocationHandles.append(handle)
+        }
+        replace(resourceHandle, with: .resource(resource, device: device, allocations: allocationHandles))
+        return (resourceHandle, allocationHandles)
+    }
+
     /// Every live handle whose object belongs to `device`.
     func handles(ofDevice device: UInt32) -> [UInt32] {
         slots.indices.compactMap { slot in

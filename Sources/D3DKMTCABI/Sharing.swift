@@ -104,19 +104,7 @@ public func D3DKMTOpenResourceFromNtHandle(_ pData: UnsafeMutablePointer<D3DKMT_
         try copyOut(resource.runtimeData, to: input.pPrivateRuntimeData, capacity: input.PrivateRuntimeDataSize, "pPrivateRuntimeData")
         try copyOut(resource.driverData, to: input.pResourcePrivateDriverData, capacity: input.ResourcePrivateDriverDataSize,
                     "pResourcePrivateDriverData")
-        let handles: (D3DKMT_HANDLE, [D3DKMT_HANDLE])? = handleTable.withLock { table in
-            guard let resourceHandle = table.insert(.resource(resource, device: input.hDevice, allocations: [])) else { return nil }
-            var allocationHandles: [D3DKMT_HANDLE] = []
-            for allocation in resource.allocations {
-                guard let handle = table.insert(.allocation(allocation, device: input.hDevice, resource: resourceHandle, lock: nil)) else {
-                    for made in allocationHandles + [resourceHandle] { table.remove(made) }
-                    return nil
-                }
-                allocationHandles.append(handle)
-            }
-            table.replace(resourceHandle, with: .resource(resource, device: input.hDevice, allocations: allocationHandles))
-            return (resourceHandle, allocationHandles)
-        }
+        let handles = handleTable.withLock { $0.insertResource(resource, device: input.hDevice) }
         guard let (resourceHandle, allocationHandles) = handles else { throw NTError(.insufficientResources, "the local handle table is full") }
 
         var offset = 0

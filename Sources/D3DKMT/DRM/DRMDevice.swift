@@ -57,7 +57,8 @@ final class DRMDevice: DeviceBackend {
         } catch {
             throw error.nt("allocating \(size) bytes on \(driverName)")
         }
-        // The dma-buf now holds the buffer; the device's own handle comes from importing it.
+        // The dma-buf now holds the buffer; the device's own handle comes from importing it
+        // (for virtio-gpu, the import returns the handle RESOURCE_CREATE made, now counted).
         return try adopt(dmaBuf, kind: .dmaBuf)
     }
 
@@ -65,13 +66,15 @@ final class DRMDevice: DeviceBackend {
         guard kind == .dmaBuf else {
             throw NTError(.notSupported, "\(driverName) cannot import a system-memory (memfd) allocation; open it on the software adapter")
         }
-        let size: UInt64
-        do { size = try Kernel.size(descriptor.rawValue) } catch { throw error.nt("sizing a dma-buf") }
         let handle = try retainImport(descriptor.rawValue)
         let renderFD = render.rawValue
-        return BufferObject(descriptor: descriptor, kind: .dmaBuf, size: size) { [self] in
-            self.releaseHandle(handle, renderFD: renderFD)
+        let release: @Sendable () -> Void = { [self] in self.releaseHandle(handle, renderFD: renderFD) }
+        let size: UInt64
+        do { size = try Kernel.size(descriptor.rawValue) } catch {
+            release()
+            throw error.nt("sizing a dma-buf")
         }
+        return BufferObject(descriptor: descriptor, kind: .dmaBuf, size: size, release: release)
     }
 
     private func retainImport(_ dmaBuf: Int32) throws(NTError) -> UInt32 {
