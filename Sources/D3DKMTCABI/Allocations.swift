@@ -82,41 +82,42 @@ func createAllocations(_ data: UnsafeMutablePointer<D3DKMT_CREATEALLOCATION>,
     }
 }
 
+/// Reads `NumAllocations` requests through `entry` (one allocation info's driver data), creates
+/// them, and hands each new handle to `store`.
+func createAllocations(_ pData: UnsafeMutablePointer<D3DKMT_CREATEALLOCATION>?, hasInfo: (D3DKMT_CREATEALLOCATION) -> Bool,
+                       entry: (D3DKMT_CREATEALLOCATION, Int) -> (UnsafeMutableRawPointer?, UInt32),
+                       store: @escaping (D3DKMT_CREATEALLOCATION, Int, D3DKMT_HANDLE) -> Void) -> NTSTATUS {
+    ntCall { () throws(NTError) in
+        let data = try required(pData)
+        let count = Int(data.pointee.NumAllocations)
+        guard count <= 4096 else { throw invalid("NumAllocations \(count) is too large") }
+        guard count == 0 || hasInfo(data.pointee) else { throw invalid("the allocation info array is NULL") }
+        var requests: [AllocationRequest] = []
+        for index in 0..<count {
+            let (driverData, size) = entry(data.pointee, index)
+            requests.append(try allocationRequest(driverData, size, index: index))
+        }
+        try createAllocations(data, requests: requests) { index, handle in store(data.pointee, index, handle) }
+    }
+}
+
 /// `D3DKMTCreateAllocation2`: creates allocations, as one resource with `Flags.CreateResource`,
 /// shareable with `CreateShared` + `NtSecuritySharing`. Every `pAllocationInfo2[i]` has a
 /// `pPrivateDriverData` that starts with a `D3DKMT_LINUX_ALLOCATION_DESC`; with its `DmaBufFd` set,
 /// the allocation wraps that dma-buf instead of allocating.
 @c @implementation
 public func D3DKMTCreateAllocation2(_ pData: UnsafeMutablePointer<D3DKMT_CREATEALLOCATION>?) -> NTSTATUS {
-    ntCall { () throws(NTError) in
-        let data = try required(pData)
-        let count = Int(data.pointee.NumAllocations)
-        guard count <= 4096 else { throw invalid("NumAllocations \(count) is too large") }
-        guard count == 0 || data.pointee.pAllocationInfo2 != nil else { throw invalid("pAllocationInfo2 is NULL") }
-        var requests: [AllocationRequest] = []
-        for index in 0..<count {
-            let info = data.pointee.pAllocationInfo2[index]
-            requests.append(try allocationRequest(info.pPrivateDriverData, info.PrivateDriverDataSize, index: index))
-        }
-        try createAllocations(data, requests: requests) { index, handle in data.pointee.pAllocationInfo2[index].hAllocation = handle }
-    }
+    createAllocations(pData, hasInfo: { $0.pAllocationInfo2 != nil },
+                      entry: { ($0.pAllocationInfo2[$1].pPrivateDriverData, $0.pAllocationInfo2[$1].PrivateDriverDataSize) },
+                      store: { $0.pAllocationInfo2[$1].hAllocation = $2 })
 }
 
 /// `D3DKMTCreateAllocation`: as `D3DKMTCreateAllocation2`, with `pAllocationInfo` entries.
 @c @implementation
 public func D3DKMTCreateAllocation(_ pData: UnsafeMutablePointer<D3DKMT_CREATEALLOCATION>?) -> NTSTATUS {
-    ntCall { () throws(NTError) in
-        let data = try required(pData)
-        let count = Int(data.pointee.NumAllocations)
-        guard count <= 4096 else { throw invalid("NumAllocations \(count) is too large") }
-        guard count == 0 || data.pointee.pAllocationInfo != nil else { throw invalid("pAllocationInfo is NULL") }
-        var requests: [AllocationRequest] = []
-        for index in 0..<count {
-            let info = data.pointee.pAllocationInfo[index]
-            requests.append(try allocationRequest(info.pPrivateDriverData, info.PrivateDriverDataSize, index: index))
-        }
-        try createAllocations(data, requests: requests) { index, handle in data.pointee.pAllocationInfo[index].hAllocation = handle }
-    }
+    createAllocations(pData, hasInfo: { $0.pAllocationInfo != nil },
+                      entry: { ($0.pAllocationInfo[$1].pPrivateDriverData, $0.pAllocationInfo[$1].PrivateDriverDataSize) },
+                      store: { $0.pAllocationInfo[$1].hAllocation = $2 })
 }
 
 /// `D3DKMTDestroyAllocation2`: with `hResource` and `AllocationCount` 0, destroys the resource
