@@ -708,23 +708,21 @@ static void vgem_fences(struct drv *vg, struct drv *vi)
 		fact("vgem", "fence test: CREATE_DUMB failed: %s", en(errno));
 		return;
 	}
-	struct probe_vgem_fence_attach fa = { .handle = h, .flags = 1 };
-	int r = drmIoctl(vg->renderfd, PROBE_IOCTL_VGEM_FENCE_ATTACH, &fa);
-	fact("vgem", "VGEM_FENCE_ATTACH (write) on render node with the PRIMARY fd's handle: %s (handles are per fd)", res(r));
-	if (r) {
-		/* Handles are per fd: the render node needs its own handle. */
-		int dfd;
-		uint32_t rh;
-		drmPrimeHandleToFD(vg->cardfd, h, DRM_CLOEXEC | DRM_RDWR, &dfd);
-		drmPrimeFDToHandle(vg->renderfd, dfd, &rh);
-		close(dfd);
-		fa.handle = rh;
+	/* GEM handles are per fd: the render node needs its own handle. */
+	int xfd = -1;
+	uint32_t rh = 0;
+	int r = drmPrimeHandleToFD(vg->cardfd, h, DRM_CLOEXEC | DRM_RDWR, &xfd);
+	if (!r)
+		r = drmPrimeFDToHandle(vg->renderfd, xfd, &rh);
+	if (xfd >= 0)
+		close(xfd);
+	struct probe_vgem_fence_attach fa = { .handle = rh, .flags = 1 };
+	if (!r)
 		r = drmIoctl(vg->renderfd, PROBE_IOCTL_VGEM_FENCE_ATTACH, &fa);
-		fact("vgem", "VGEM_FENCE_ATTACH (write) on render node, render handle: %s fence=%u",
-		     res(r), fa.out_fence);
-		if (r)
-			return;
-	}
+	fact("vgem", "VGEM_FENCE_ATTACH (write fence) on the render node: %s fence=%u", res(r),
+	     fa.out_fence);
+	if (r)
+		return;
 	int dfd = -1;
 	drmPrimeHandleToFD(vg->cardfd, h, DRM_CLOEXEC | DRM_RDWR, &dfd);
 	struct pollfd p = { .fd = dfd, .events = POLLOUT };
