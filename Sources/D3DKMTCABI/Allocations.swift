@@ -204,10 +204,7 @@ public func D3DKMTUnlock2(_ pData: UnsafePointer<D3DKMT_UNLOCK2>?) -> NTSTATUS {
 public func D3DKMTLinuxExportAllocationDmaBuf(_ hDevice: D3DKMT_HANDLE, _ hAllocation: D3DKMT_HANDLE, _ pFd: UnsafeMutablePointer<Int32>?) -> NTSTATUS {
     ntCall { () throws(NTError) in
         let out = try required(pFd, "pFd")
-        guard let allocation = handleTable.withLock({ $0.allocation(hAllocation, onDevice: hDevice) }) else {
-            throw invalid("hAllocation is not an allocation of hDevice")
-        }
-        out.pointee = try allocation.exportDescriptor().take()
+        out.pointee = try HandleTable.allocation(hAllocation, onDevice: hDevice).exportDescriptor().take()
     }
 }
 
@@ -216,9 +213,6 @@ public func D3DKMTLinuxExportAllocationDmaBuf(_ hDevice: D3DKMT_HANDLE, _ hAlloc
 public func D3DKMTLinuxQueryAllocationSize(_ hDevice: D3DKMT_HANDLE, _ hAllocation: D3DKMT_HANDLE, _ pSize: UnsafeMutablePointer<UINT64>?) -> NTSTATUS {
     ntCall { () throws(NTError) in
         let out = try required(pSize, "pSize")
-        guard let allocation = handleTable.withLock({ $0.allocation(hAllocation, onDevice: hDevice) }) else {
-            throw invalid("hAllocation is not an allocation of hDevice")
-        }
-        out.pointee = allocation.size
+        out.pointee = try HandleTable.allocation(hAllocation, onDevice: hDevice).size
     }
 }

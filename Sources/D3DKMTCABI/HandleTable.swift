@@ -117,6 +117,14 @@ extension HandleTable {
         return nil
     }
 
+    /// The allocation `handle` names on `device`, or `STATUS_INVALID_PARAMETER`.
+    static func allocation(_ handle: UInt32, onDevice device: UInt32) throws(NTError) -> Allocation {
+        guard let allocation = handleTable.withLock({ $0.allocation(handle, onDevice: device) }) else {
+            throw NTError(.invalidParameter, "hAllocation is not an allocation of hDevice")
+        }
+        return allocation
+    }
+
     /// The allocation `handle` names, if it belongs to device `device`.
     func allocation(_ handle: UInt32, onDevice device: UInt32) -> Allocation? {
         if case .allocation(let allocation, let owner, _, _)? = lookup(handle), owner == device { return allocation }

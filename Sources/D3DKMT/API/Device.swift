@@ -60,8 +60,12 @@ public final class Device: Sendable {
             guard fd >= 0 else { throw NTError(.invalidParameter, "wrapped descriptor \(fd) is not a descriptor") }
             let kind = try BufferKind(classifying: fd)
             let copy: FileDescriptor
-            do { copy = try Kernel.duplicate(fd) } catch { throw error.nt("duplicating a wrapped buffer") }
-            let buffer = try backend.adopt(copy, kind: kind)
+            let size: UInt64
+            do {
+                size = try Kernel.size(fd)
+                copy = try Kernel.duplicate(fd)
+            } catch { throw error.nt("taking a wrapped buffer") }
+            let buffer = try backend.adopt(copy, kind: kind, size: size)
             if let asked = descriptor.resolvedSize, asked > buffer.size {
                 throw NTError(.invalidParameter, "descriptor asks for \(asked) bytes but the wrapped buffer holds \(buffer.size)")
             }
@@ -98,8 +102,8 @@ public final class Device: Sendable {
         }
         try check(SharedResourceInfo(opened.package))
         var allocations: [Allocation] = []
-        for (record, kind) in zip(opened.package.allocations, opened.allocationKinds) {
-            let buffer = try backend.adopt(opened.descriptors.take(Int(record.descriptorIndex)), kind: kind)
+        for (record, measured) in zip(opened.package.allocations, opened.allocationBuffers) {
+            let buffer = try backend.adopt(opened.descriptors.take(Int(record.descriptorIndex)), kind: measured.kind, size: measured.size)
             allocations.append(Allocation(device: self, buffer: buffer, openedDriverData: record.driverData, size: record.size))
         }
         return Resource(device: self, allocations: allocations, runtimeData: opened.package.runtimeData,

@@ -33,8 +33,12 @@ enum BufferKind: Sendable {
         case Int(kmt_DMA_BUF_MAGIC):
             self = .dmaBuf
         case Int(kmt_TMPFS_MAGIC), Int(kmt_HUGETLBFS_MAGIC):
-            // tmpfs holds ordinary files too; only memfd/shmem objects answer F_GET_SEALS.
-            guard (try? Kernel.seals(fd)) != nil else { throw NTError(.invalidParameter, "descriptor is a tmpfs file, not a memfd") }
+            // tmpfs holds ordinary files too; only memfd/shmem objects answer F_GET_SEALS. A memfd
+            // that can still shrink could SIGBUS whoever maps it: refused everywhere.
+            guard let seals = try? Kernel.seals(fd) else { throw NTError(.invalidParameter, "descriptor is a tmpfs file, not a memfd") }
+            guard seals & kmt_F_SEAL_SHRINK != 0 else {
+                throw NTError(.invalidParameter, "memfd without F_SEAL_SHRINK cannot be shared safely")
+            }
             self = .memfd
         default:
             throw NTError(.invalidParameter, "descriptor is neither a dma-buf nor a memfd (filesystem magic 0x\(String(magic, radix: 16)))")
@@ -69,9 +73,10 @@ protocol DeviceBackend: AnyObject, Sendable {
     func allocate(size: UInt64, descriptor: AllocationDescriptor) throws(NTError) -> BufferObject
 
     /// Takes a buffer made elsewhere (another process's share package, or the runtime's own
-    /// dma-buf export) onto this device.
+    /// dma-buf export) onto this device. `kind` and `size` are what the caller already measured
+    /// (``BufferKind/init(classifying:)``, ``Kernel/size(_:)``).
     ///
     /// - Throws: `STATUS_NOT_SUPPORTED` when this device cannot import that buffer (another
     ///   driver's dma-buf the kernel refuses with `ENODEV`, a memfd on a DRM device).
-    func adopt(_ descriptor: consuming FileDescriptor, kind: BufferKind) throws(NTError) -> BufferObject
+    func adopt(_ descriptor: consuming FileDescriptor, kind: BufferKind, size: UInt64) throws(NTError) -> BufferObject
 }

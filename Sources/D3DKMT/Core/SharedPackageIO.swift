@@ -37,8 +37,8 @@ enum SharedPackageReader {
     struct Opened {
         var package: SharePackage
         let descriptors: ReceivedDescriptors
-        /// What each allocation's descriptor is, in allocation order.
-        var allocationKinds: [BufferKind]
+        /// What each allocation's descriptor is and how many bytes it holds, in allocation order.
+        var allocationBuffers: [(kind: BufferKind, size: UInt64)]
     }
 
     /// The package alone; its descriptors are closed at once.
@@ -84,7 +84,7 @@ enum SharedPackageReader {
                 let package = try SharePackage.decode(UnsafeRawBufferPointer(rebasing: buffer[0..<message.byteCount]),
                                                       descriptorCount: message.descriptors.count)
                 return Opened(package: package, descriptors: message.descriptors,
-                              allocationKinds: try checkAllocations(package, message.descriptors))
+                              allocationBuffers: try checkAllocations(package, message.descriptors))
             } catch let error as SharePackage.DecodeError {
                 switch error {
                 case .malformed(let why): throw NTError(.invalidParameter, "invalid shared handle: \(why)")
@@ -103,17 +103,18 @@ extension SharedPackageReader {
     /// Each allocation's descriptor must be a dma-buf or a memfd holding at least the bytes the
     /// package claims: a peer cannot pass off a pipe as a buffer, or make a mapping run past the
     /// end of one.
-    static func checkAllocations(_ package: SharePackage, _ descriptors: ReceivedDescriptors) throws(NTError) -> [BufferKind] {
-        var kinds: [BufferKind] = []
+    static func checkAllocations(_ package: SharePackage, _ descriptors: ReceivedDescriptors) throws(NTError) -> [(kind: BufferKind, size: UInt64)] {
+        var buffers: [(kind: BufferKind, size: UInt64)] = []
         for record in package.allocations {
             let fd = descriptors.peek(Int(record.descriptorIndex))
-            kinds.append(try BufferKind(classifying: fd))
+            let kind = try BufferKind(classifying: fd)
             let size: UInt64
             do { size = try Kernel.size(fd) } catch { throw error.nt("sizing a shared buffer") }
             guard size >= record.size else {
                 throw NTError(.invalidParameter, "shared buffer holds \(size) bytes, package says \(record.size)")
             }
+            buffers.append((kind, size))
         }
-        return kinds
+        return buffers
     }
 }

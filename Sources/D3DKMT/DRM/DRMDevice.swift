@@ -22,8 +22,9 @@ final class DRMDevice: DeviceBackend {
     /// a handle number is never closed while another import is returning it.
     private let handles = Mutex<[UInt32: Int]>([:])
 
-    init(renderPath: String, primaryPath: String?, driverName: String) throws(NTError) {
-        do { render = try Kernel.open(renderPath, O_RDWR) } catch { throw error.nt("opening \(renderPath)") }
+    /// Takes ownership of `render`, an open render node of the driver `driverName`.
+    init(render: consuming FileDescriptor, primaryPath: String?, driverName: String) {
+        self.render = render
         self.primaryPath = primaryPath
         self.driverName = driverName
     }
@@ -59,22 +60,20 @@ final class DRMDevice: DeviceBackend {
         }
         // The dma-buf now holds the buffer; the device's own handle comes from importing it
         // (for virtio-gpu, the import returns the handle RESOURCE_CREATE made, now counted).
-        return try adopt(dmaBuf, kind: .dmaBuf)
+        let exportedSize: UInt64
+        do { exportedSize = try Kernel.size(dmaBuf.rawValue) } catch { throw error.nt("sizing a new dma-buf") }
+        return try adopt(dmaBuf, kind: .dmaBuf, size: exportedSize)
     }
 
-    func adopt(_ descriptor: consuming FileDescriptor, kind: BufferKind) throws(NTError) -> BufferObject {
+    func adopt(_ descriptor: consuming FileDescriptor, kind: BufferKind, size: UInt64) throws(NTError) -> BufferObject {
         guard kind == .dmaBuf else {
             throw NTError(.notSupported, "\(driverName) cannot import a system-memory (memfd) allocation; open it on the software adapter")
         }
         let handle = try retainImport(descriptor.rawValue)
         let renderFD = render.rawValue
-        let release: @Sendable () -> Void = { [self] in self.releaseHandle(handle, renderFD: renderFD) }
-        let size: UInt64
-        do { size = try Kernel.size(descriptor.rawValue) } catch {
-            release()
-            throw error.nt("sizing a dma-buf")
+        return BufferObject(descriptor: descriptor, kind: .dmaBuf, size: size) { [self] in
+            self.releaseHandle(handle, renderFD: renderFD)
         }
-        return BufferObject(descriptor: descriptor, kind: .dmaBuf, size: size, release: release)
     }
 
     private func retainImport(_ dmaBuf: Int32) throws(NTError) -> UInt32 {

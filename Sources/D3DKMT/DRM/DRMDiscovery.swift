@@ -26,21 +26,26 @@ enum DRMDiscovery {
     /// Opens one render node and describes it; nil if it cannot be opened (no permission, gone).
     static func describe(node: String) -> AdapterInfo? {
         let renderPath = "\(directory)/\(node)"
-        guard let fd = try? Kernel.open(renderPath, O_RDWR),
-              let driver = try? Kernel.drmDriverName(fd.rawValue),
-              let rdev = try? Kernel.deviceNumber(fd.rawValue)
+        guard let fd = try? Kernel.open(renderPath, O_RDWR) else { return nil }
+        return describe(fd.rawValue, renderPath: renderPath)
+    }
+
+    /// Describes the render node open as `fd`; nil if it is not a DRM device.
+    static func describe(_ fd: Int32, renderPath: String) -> AdapterInfo? {
+        guard let driver = try? Kernel.drmDriverName(fd),
+              let rdev = try? Kernel.deviceNumber(fd)
         else { return nil }
         let sysfs = "/sys/dev/char/\(major(rdev)):\(minor(rdev))/device"
 
         var capabilities: AdapterCapabilities = []
-        let prime = Kernel.drmCapability(fd.rawValue, DRM_CAP_PRIME)
+        let prime = Kernel.drmCapability(fd, DRM_CAP_PRIME)
         if prime & UInt64(DRM_PRIME_CAP_IMPORT) != 0 && prime & UInt64(DRM_PRIME_CAP_EXPORT) != 0 { capabilities.insert(.prime) }
-        if Kernel.drmCapability(fd.rawValue, DRM_CAP_SYNCOBJ) != 0 { capabilities.insert(.syncObject) }
-        if Kernel.drmCapability(fd.rawValue, DRM_CAP_SYNCOBJ_TIMELINE) != 0 { capabilities.insert(.timelineSyncObject) }
+        if Kernel.drmCapability(fd, DRM_CAP_SYNCOBJ) != 0 { capabilities.insert(.syncObject) }
+        if Kernel.drmCapability(fd, DRM_CAP_SYNCOBJ_TIMELINE) != 0 { capabilities.insert(.timelineSyncObject) }
 
         // "../../../0000:00:02.0" under a PCI bus, ".../platform/vgem" for a platform device.
         let deviceLink = Kernel.readLink(sysfs) ?? ""
-        let deviceName = deviceLink.split(separator: "/").last.map(String.init) ?? node
+        let deviceName = deviceLink.split(separator: "/").last.map(String.init) ?? renderPath
         let subsystem = Kernel.readLink(sysfs + "/subsystem")?.split(separator: "/").last.map(String.init) ?? "unknown"
         var pci: PCILocation?
         if subsystem == "pci" {

@@ -97,13 +97,6 @@ enum Kernel {
         return info.st_rdev
     }
 
-    /// `stat(2)`'s `st_rdev` for a path.
-    static func deviceNumber(path: String) throws(Errno) -> dev_t {
-        var info = stat()
-        _ = try retrying { stat(path, &info) }
-        return info.st_rdev
-    }
-
     /// `getsockopt(2)` for an `Int32` option.
     static func socketOption(_ fd: Int32, level: Int32, _ option: Int32) throws(Errno) -> Int32 {
         var value: Int32 = 0

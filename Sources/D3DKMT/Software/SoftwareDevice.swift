@@ -20,16 +20,7 @@ final class SoftwareDevice: DeviceBackend {
         }
     }
 
-    func adopt(_ descriptor: consuming FileDescriptor, kind: BufferKind) throws(NTError) -> BufferObject {
-        let size: UInt64
-        do { size = try Kernel.size(descriptor.rawValue) } catch { throw error.nt("sizing a buffer") }
-        if kind == .memfd {
-            // A memfd that can still shrink could SIGBUS a mapping; refuse it.
-            let seals = (try? Kernel.seals(descriptor.rawValue)) ?? 0
-            guard seals & kmt_F_SEAL_SHRINK != 0 else {
-                throw NTError(.invalidParameter, "memfd without F_SEAL_SHRINK cannot be shared safely")
-            }
-        }
-        return BufferObject(descriptor: descriptor, kind: kind, size: size)
+    func adopt(_ descriptor: consuming FileDescriptor, kind: BufferKind, size: UInt64) throws(NTError) -> BufferObject {
+        BufferObject(descriptor: descriptor, kind: kind, size: size)
     }
 }
