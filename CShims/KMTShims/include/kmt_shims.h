@@ -138,6 +138,7 @@ static inline int kmt_memfd_create(const char *name, unsigned int flags) {
 /* ---- eventfd (the Windows event of an async wait) ------------------------------------------ */
 
 static inline int kmt_eventfd(void) { return eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK); }
+static inline int kmt_eventfd_signal(int fd) { return eventfd_write(fd, 1); }
 
 /* ---- ioctl, which is variadic in C ------------------------------------------------------------- */
 
@@ -168,5 +169,19 @@ static inline long kmt_futex_wake(uint32_t *address, int count, int shared) {
     int op = FUTEX_WAKE | (shared ? 0 : FUTEX_PRIVATE_FLAG);
     return syscall(SYS_futex, address, op, count, NULL, NULL, 0);
 }
+
+/* futex_waitv(2) (Linux 5.16): wait until any of `count` shared 32-bit futex words is woken,
+ * with an absolute CLOCK_MONOTONIC deadline (NULL: forever). */
+typedef struct futex_waitv kmt_futex_waitv_entry;
+static const uint32_t kmt_FUTEX_32 = FUTEX_32; /* shared (no FUTEX_PRIVATE_FLAG): across processes */
+#ifndef SYS_futex_waitv
+#define SYS_futex_waitv 449
+#endif
+static inline long kmt_futex_waitv(kmt_futex_waitv_entry *waiters, unsigned int count,
+                                   const struct timespec *deadline) {
+    return syscall(SYS_futex_waitv, waiters, count, 0, deadline, CLOCK_MONOTONIC);
+}
+
+static inline long kmt_gettid(void) { return syscall(SYS_gettid); }
 
 #endif /* KMT_SHIMS_H */

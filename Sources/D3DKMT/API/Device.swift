@@ -106,8 +106,10 @@ public final class Device: Sendable {
             let buffer = try backend.adopt(opened.descriptors.take(Int(record.descriptorIndex)), kind: measured.kind, size: measured.size)
             allocations.append(Allocation(device: self, buffer: buffer, openedDriverData: record.driverData, size: record.size))
         }
+        let keyedMutex = try opened.package.keyedMutex.map { (record) throws(NTError) in try KeyedMutex.open(record, opened.descriptors) }
+        let syncObject = try opened.package.syncObject.map { (record) throws(NTError) in try openSyncObject(record, opened.descriptors) }
         return Resource(device: self, allocations: allocations, runtimeData: opened.package.runtimeData,
-                        driverData: opened.package.resourceDriverData, shareable: true)
+                        driverData: opened.package.resourceDriverData, shareable: true, keyedMutex: keyedMutex, syncObject: syncObject)
     }
 }
 

@@ -10,31 +10,45 @@ public final class Resource: Sendable {
     /// Created with `CreateShared` + `NtSecuritySharing` (or opened from a shared handle).
     public let isShareable: Bool
 
-    init(device: Device, allocations: [Allocation], runtimeData: [UInt8], driverData: [UInt8], shareable: Bool) {
+    init(device: Device, allocations: [Allocation], runtimeData: [UInt8], driverData: [UInt8], shareable: Bool,
+         keyedMutex: KeyedMutex? = nil, syncObject: SyncObject? = nil) {
         self.device = device
+        self.keyedMutex = keyedMutex
+        self.syncObject = syncObject
         self.allocations = allocations
         self.runtimeData = runtimeData
         self.driverData = driverData
         self.isShareable = shareable
     }
 
-    /// Shares the resource as a new NT handle (`D3DKMTShareObjects` with this resource alone).
+    /// The keyed mutex that came with the resource when it was opened from a handle that held
+    /// one (`hKeyedMutex` of `D3DKMT_OPENRESOURCEFROMNTHANDLE`); nil otherwise.
+    public let keyedMutex: KeyedMutex?
+    /// The sync object that came with it (`hSyncObject`); nil otherwise.
+    public let syncObject: SyncObject?
+
+    /// Shares the resource as a new NT handle (`D3DKMTShareObjects`): alone, or with the keyed
+    /// mutex and sync object that guard it (Windows takes both or neither).
     ///
     /// - Parameter access: the `dwDesiredAccess` recorded in the handle.
-    /// - Throws: `STATUS_INVALID_PARAMETER` when the resource was not created shareable;
-    ///   the kernel's status when the handle cannot be made (`STATUS_TOO_MANY_OPENED_FILES`).
-    public func share(access: UInt32 = SharedAccess.allAccess) throws(NTError) -> SharedHandle {
+    /// - Throws: `STATUS_INVALID_PARAMETER` when the resource was not created shareable or only
+    ///   one of `keyedMutex` and `syncObject` is given; the kernel's status when the handle
+    ///   cannot be made (`STATUS_TOO_MANY_OPENED_FILES`).
+    public func share(access: UInt32 = SharedAccess.allAccess, keyedMutex: KeyedMutex? = nil, syncObject: SyncObject? = nil) throws(NTError) -> SharedHandle {
         guard isShareable else {
             throw NTError(.invalidParameter, "resource was not created with CreateShared and NtSecuritySharing")
         }
-        var package = SharePackage(contents: .resource, descriptorCount: UInt32(allocations.count), access: access,
-                                   adapterLUID: device.adapter.info.luid)
-        package.runtimeData = runtimeData
-        package.resourceDriverData = driverData
-        package.allocations = allocations.enumerated().map { index, allocation in
-            SharePackage.AllocationRecord(size: allocation.size, driverData: allocation.driverData, descriptorIndex: UInt32(index))
+        guard (keyedMutex == nil) == (syncObject == nil) else {
+            throw NTError(.invalidParameter, "a resource is shared with both its keyed mutex and its sync object, or neither")
         }
-        return try SharedPackageWriter.write(package, descriptors: allocations.map { $0.buffer.descriptor.rawValue })
+        var builder = SharePackageBuilder(contents: keyedMutex == nil ? .resource : [.resource, .keyedMutex, .syncObject],
+                                          access: access, adapterLUID: device.adapter.info.luid)
+        builder.add(self)
+        if let keyedMutex, let syncObject {
+            builder.add(keyedMutex)
+            try builder.add(syncObject)
+        }
+        return try builder.write()
     }
 }
 

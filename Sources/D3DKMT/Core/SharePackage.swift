@@ -19,6 +19,8 @@
 ///   u32 state descriptor index   u32 syncobj descriptor index   u32 runtime data size   u32 reserved
 /// sync object record (24 bytes, when contents has 4)
 ///   u32 type   u32 flags   u32 syncobj descriptor index   u32 state descriptor index   u64 reserved
+/// (an index of 0xFFFFFFFF means no such descriptor: a keyed mutex without a timeline, a software
+///  sync object, a DRM fence without a CPU-visible value page; a sync object has at least one)
 /// blobs, back to back: runtime data, resource driver data, each allocation's driver data,
 ///   keyed mutex runtime data
 /// ```
@@ -33,6 +35,9 @@ struct SharePackage {
     static let allocationRecordSize = 24
     static let keyedMutexRecordSize = 16
     static let syncObjectRecordSize = 24
+    /// A descriptor index meaning "none": a keyed mutex without a timeline syncobj, a software
+    /// sync object (no syncobj), a DRM fence without a CPU-visible page.
+    static let noDescriptor = UInt32.max
     /// The largest package we send or accept. A datagram must fit the socket's send buffer whole.
     static let maximumSize = 160 * 1024
     /// The most allocations one shared resource can hold: one descriptor each, and a keyed mutex
@@ -187,7 +192,7 @@ struct SharePackage {
                   let runtime = reader.read(UInt32.self), let reserved = reader.read(UInt32.self), reserved == 0
             else { throw .malformed("truncated keyed mutex record") }
             try claim(state)
-            try claim(syncobj)
+            if syncobj != Self.noDescriptor { try claim(syncobj) }
             package.keyedMutex = KeyedMutexRecord(stateDescriptorIndex: state, syncobjDescriptorIndex: syncobj, runtimeData: [])
             keyedMutexRuntimeSize = Int(runtime)
         }
@@ -196,8 +201,9 @@ struct SharePackage {
                   let syncobj = reader.read(UInt32.self), let state = reader.read(UInt32.self),
                   let reserved = reader.read(UInt64.self), reserved == 0
             else { throw .malformed("truncated sync object record") }
-            try claim(syncobj)
-            if state != UInt32.max { try claim(state) }
+            guard syncobj != Self.noDescriptor || state != Self.noDescriptor else { throw .malformed("sync object without descriptors") }
+            if syncobj != Self.noDescriptor { try claim(syncobj) }
+            if state != Self.noDescriptor { try claim(state) }
             package.syncObject = SyncObjectRecord(type: type, flags: flags, syncobjDescriptorIndex: syncobj, stateDescriptorIndex: state)
         }
 

@@ -83,6 +83,7 @@ enum SharedPackageReader {
             do {
                 let package = try SharePackage.decode(UnsafeRawBufferPointer(rebasing: buffer[0..<message.byteCount]),
                                                       descriptorCount: message.descriptors.count)
+                try checkSyncobjs(package, message.descriptors)
                 return Opened(package: package, descriptors: message.descriptors,
                               allocationBuffers: try checkAllocations(package, message.descriptors))
             } catch let error as SharePackage.DecodeError {
@@ -116,5 +117,16 @@ extension SharedPackageReader {
             buffers.append((kind, size))
         }
         return buffers
+    }
+
+    /// The keyed mutex's timeline and the sync object's syncobj must be DRM syncobj files: a peer
+    /// cannot make us import a pipe or a dma-buf as one. (State pages are checked when mapped.)
+    static func checkSyncobjs(_ package: SharePackage, _ descriptors: ReceivedDescriptors) throws(NTError) {
+        let indices = [package.keyedMutex?.syncobjDescriptorIndex, package.syncObject?.syncobjDescriptorIndex]
+        for case let index? in indices where index != SharePackage.noDescriptor {
+            guard Kernel.isSyncobj(descriptors.peek(Int(index))) else {
+                throw NTError(.invalidParameter, "invalid shared handle: descriptor \(index) is not a DRM syncobj")
+            }
+        }
     }
 }

@@ -4,6 +4,7 @@ import Glibc
 import Musl
 #endif
 import Synchronization
+import CLibDRM
 
 /// A DRM adapter's device: an open render node.
 ///
@@ -105,6 +106,27 @@ final class DRMDevice: DeviceBackend {
                 table[handle] = nil
                 Kernel.gemClose(renderFD, handle: handle)
             }
+        }
+    }
+
+    /// Whether this device has timeline syncobjs (`DRM_CAP_SYNCOBJ_TIMELINE`; vgem has none).
+    var hasTimelines: Bool { Kernel.drmCapability(render.rawValue, DRM_CAP_SYNCOBJ_TIMELINE) != 0 }
+
+    /// Refuses sync objects on a device without timeline syncobjs.
+    func requireTimelines() throws(NTError) {
+        guard hasTimelines else { throw NTError(.notSupported, "\(driverName) has no timeline syncobjs (DRM_CAP_SYNCOBJ_TIMELINE)") }
+    }
+
+    /// A new timeline syncobj, as a descriptor only: the handle on this device is destroyed once
+    /// exported (`DRM_IOCTL_SYNCOBJ_CREATE`, `HANDLE_TO_FD`, `DESTROY`).
+    func makeTimelineDescriptor() throws(NTError) -> FileDescriptor {
+        try requireTimelines()
+        do {
+            let handle = try Kernel.syncobjCreate(render.rawValue)
+            defer { Kernel.syncobjDestroy(render.rawValue, handle) }
+            return try Kernel.syncobjExport(render.rawValue, handle)
+        } catch {
+            throw error.nt("creating a timeline syncobj on \(driverName)")
         }
     }
 

@@ -34,4 +34,6 @@ public struct Errno: RawRepresentable, Error, Hashable, Sendable, CustomStringCo
     public static let notSupported = Errno(rawValue: EOPNOTSUPP)
     public static let wouldBlock = Errno(rawValue: EAGAIN)
     public static let timedOut = Errno(rawValue: ETIMEDOUT)
+    /// `ETIME`: what DRM syncobj waits fail with at their deadline.
+    public static let timerExpired = Errno(rawValue: ETIME)
 }

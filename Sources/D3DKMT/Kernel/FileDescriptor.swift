@@ -37,3 +37,12 @@ public struct FileDescriptor: ~Copyable, Sendable {
         Kernel.close(rawValue)
     }
 }
+
+/// A ``FileDescriptor`` held by reference, for a descriptor an object may or may not have
+/// (`Optional` of a `~Copyable` stored in a class cannot be borrowed through). Closes with the
+/// last reference.
+final class OwnedDescriptor: Sendable {
+    let descriptor: FileDescriptor
+    init(_ descriptor: consuming FileDescriptor) { self.descriptor = descriptor }
+    var rawValue: Int32 { descriptor.rawValue }
+}

@@ -108,6 +108,25 @@ extension Kernel {
         try libdrm(drmSyncobjImportSyncFile(fd, handle, syncFile))
     }
 
+    /// `DRM_IOCTL_SYNCOBJ_TRANSFER`: puts the fence of `source` at `sourcePoint` into
+    /// `destination` at `destinationPoint` (point 0: a binary syncobj).
+    static func syncobjTransfer(_ fd: Int32, destination: UInt32, destinationPoint: UInt64, source: UInt32, sourcePoint: UInt64) throws(Errno) {
+        try libdrm(drmSyncobjTransfer(fd, destination, destinationPoint, source, sourcePoint, 0))
+    }
+
+    /// `DRM_IOCTL_SYNCOBJ_HANDLE_TO_FD` with `EXPORT_SYNC_FILE`: a binary syncobj's fence as a
+    /// sync_file.
+    static func syncobjExportSyncFile(_ fd: Int32, _ handle: UInt32) throws(Errno) -> FileDescriptor {
+        var out: Int32 = -1
+        try libdrm(drmSyncobjExportSyncFile(fd, handle, &out))
+        return FileDescriptor(adopting: out)
+    }
+
+    /// Whether `fd` is a DRM syncobj file (an anonymous inode named `[syncobj]`).
+    static func isSyncobj(_ fd: Int32) -> Bool {
+        readLink("/proc/self/fd/\(fd)") == "anon_inode:[syncobj]"
+    }
+
     /// `DMA_BUF_IOCTL_EXPORT_SYNC_FILE`: the fences on a dma-buf, as a sync_file.
     static func dmaBufExportSyncFile(_ dmaBuf: Int32, write: Bool) throws(Errno) -> FileDescriptor {
         var request = dma_buf_export_sync_file(flags: UInt32(write ? kmt_DMA_BUF_SYNC_WRITE : kmt_DMA_BUF_SYNC_READ), fd: -1)

@@ -1,0 +1,163 @@
+import Synchronization
+
+/// A keyed mutex (`D3DKMTCreateKeyedMutex2`): hands a shared resource back and forth between
+/// processes by key.
+///
+/// A new mutex is released with its initial key. ``acquire(key:timeout:)`` succeeds only when the
+/// mutex is free and was last released with that key; ``release(key:fenceValue:runtimeData:)``
+/// hands it on. An owner that dies, or drops its mutex while owning it, abandons the mutex: every
+/// later acquire and release throws `STATUS_ABANDONED`.
+///
+/// The CPU protocol lives in a shared memfd page (see ``KeyedMutexState``): no system call when
+/// the mutex is free, one futex wake per contended handoff. For the GPU, the mutex carries a DRM
+/// timeline syncobj (when the machine has a device with timelines): the fence value a release
+/// records is the point the releaser's GPU work signals on it, and the value an acquire returns is
+/// the point the acquirer's GPU work waits for, so GPU work orders itself without the CPU waiting.
+///
+/// Each `KeyedMutex` value is one open of the mutex, like a `D3DKMT_HANDLE`: ownership belongs to
+/// the value that acquired it, and another value (in this or any process) cannot release it.
+public final class KeyedMutex: Sendable {
+    let state: KeyedMutexState
+    /// The DRM timeline syncobj fence values refer to, when there is one.
+    let timeline: OwnedDescriptor?
+    /// The private runtime data the mutex was created with (`pPrivateRuntimeData`).
+    public let runtimeData: [UInt8]
+    private let owning = Mutex(false)
+
+    init(state: KeyedMutexState, timeline: OwnedDescriptor?, runtimeData: [UInt8]) {
+        self.state = state
+        self.timeline = timeline
+        self.runtimeData = runtimeData
+    }
+
+    /// Creates a keyed mutex released with `initialKey` (`D3DKMTCreateKeyedMutex2`).
+    ///
+    /// - Parameters:
+    ///   - initialKey: `InitialValue`, the key the first acquire must ask for.
+    ///   - runtimeData: `pPrivateRuntimeData`; its size is also the most private data a release
+    ///     can store (at most 65,472 bytes).
+    ///   - device: where to create the timeline syncobj; nil picks the first DRM adapter with
+    ///     timeline syncobjs, and on a machine without one the mutex has no timeline (fence
+    ///     values are still recorded and returned).
+    /// - Throws: `STATUS_INVALID_PARAMETER` for oversized data; `STATUS_NOT_SUPPORTED` when
+    ///   `device` has no timeline syncobjs; the kernel's status when memory runs out.
+    public static func create(initialKey: UInt64 = 0, runtimeData: [UInt8] = [], timelineOn device: Device? = nil) throws(NTError) -> KeyedMutex {
+        let state = try KeyedMutexState.create(initialKey: initialKey, data: runtimeData)
+        let timeline: OwnedDescriptor?
+        if let device {
+            guard let drm = device.backend as? DRMDevice else {
+                throw NTError(.notSupported, "the software adapter has no timeline syncobjs; pass nil or a DRM device")
+            }
+            timeline = OwnedDescriptor(try drm.makeTimelineDescriptor())
+        } else {
+            timeline = try defaultTimeline()
+        }
+        return KeyedMutex(state: state, timeline: timeline, runtimeData: runtimeData)
+    }
+
+    /// Opens the keyed mutex a shared handle holds (`D3DKMTOpenKeyedMutexFromNtHandle`): a new
+    /// open, not owning the mutex.
+    ///
+    /// - Throws: `STATUS_INVALID_PARAMETER` when the handle holds no keyed mutex or is malformed.
+    public static func open(_ handle: borrowing SharedHandle) throws(NTError) -> KeyedMutex {
+        let opened = try SharedPackageReader.open(handle.descriptor.rawValue)
+        guard let record = opened.package.keyedMutex else { throw NTError(.invalidParameter, "the handle holds no keyed mutex") }
+        return try open(record, opened.descriptors)
+    }
+
+    static func open(_ record: SharePackage.KeyedMutexRecord, _ descriptors: ReceivedDescriptors) throws(NTError) -> KeyedMutex {
+        let state = try KeyedMutexState.open(descriptors.take(Int(record.stateDescriptorIndex)))
+        let timeline = record.syncobjDescriptorIndex == SharePackage.noDescriptor
+            ? nil : OwnedDescriptor(descriptors.take(Int(record.syncobjDescriptorIndex)))
+        return KeyedMutex(state: state, timeline: timeline, runtimeData: record.runtimeData)
+    }
+
+    /// What a successful acquire returns.
+    public struct Acquisition: Hashable, Sendable {
+        /// The fence value of the last release: GPU work on the resource waits for this point on
+        /// the mutex's timeline before it starts.
+        public var fenceValue: UInt64
+        /// The private runtime data the last release stored.
+        public var runtimeData: [UInt8]
+    }
+
+    /// Acquires the mutex once it is free and was last released with `key`
+    /// (`D3DKMTAcquireKeyedMutex2`).
+    ///
+    /// - Parameter timeout: nil waits for ever; `.zero` only tries.
+    /// - Throws: `STATUS_TIMEOUT` when the time runs out; `STATUS_ABANDONED` once an owner died or
+    ///   dropped the mutex while owning it; `STATUS_INVALID_PARAMETER` when this open already owns it.
+    public func acquire(key: UInt64, timeout: Duration? = nil) throws(NTError) -> Acquisition {
+        try acquire(key: key, until: .after(timeout))
+    }
+
+    /// ``acquire(key:timeout:)`` with an absolute `CLOCK_MONOTONIC` deadline (the C ABI's NT
+    /// timeouts become one once).
+    func acquire(key: UInt64, until deadline: Deadline) throws(NTError) -> Acquisition {
+        guard !owning.withLock({ $0 }) else { throw NTError(.invalidParameter, "this keyed mutex is already acquired") }
+        switch state.acquire(key: key, until: deadline) {
+        case .acquired(let fenceValue):
+            owning.withLock { $0 = true }
+            return Acquisition(fenceValue: fenceValue, runtimeData: state.loadData())
+        case .timedOut:
+            throw NTError(.timeout, "keyed mutex not released with key \(key) in time")
+        case .abandoned:
+            throw NTError(.abandoned, "keyed mutex was abandoned by an owner that died or destroyed it")
+        }
+    }
+
+    /// Releases the mutex to `key` (`D3DKMTReleaseKeyedMutex2`).
+    ///
+    /// - Parameters:
+    ///   - fenceValue: the point the releaser's GPU work signals on the timeline when it is done
+    ///     with the resource; the next acquire returns it.
+    ///   - runtimeData: private data for the next owner, at most ``runtimeData``'s size.
+    /// - Throws: `STATUS_INVALID_PARAMETER` when this open does not own the mutex or the data is
+    ///   too large; `STATUS_ABANDONED` when the mutex was abandoned.
+    public func release(key: UInt64, fenceValue: UInt64 = 0, runtimeData data: [UInt8] = []) throws(NTError) {
+        guard data.count <= Int(state.capacity) else {
+            throw NTError(.invalidParameter, "\(data.count) bytes of private data; this keyed mutex holds \(state.capacity)")
+        }
+        try owning.withLock { (owns) throws(NTError) in
+            guard owns else { throw NTError(.invalidParameter, "the keyed mutex is not owned by this open") }
+            switch state.release(key: key, fenceValue: fenceValue, data: data) {
+            case .released:
+                owns = false
+            case .abandoned:
+                owns = false
+                throw NTError(.abandoned, "keyed mutex was abandoned")
+            case .notOwner:
+                owns = false
+                throw NTError(.invalidParameter, "the keyed mutex is not owned by this process")
+            }
+        }
+    }
+
+    /// Whether the mutex has been abandoned.
+    public var isAbandoned: Bool { state.isAbandoned }
+
+    /// A new descriptor for the mutex's DRM timeline syncobj, for Vulkan (an opaque-fd timeline
+    /// semaphore) or `drmSyncobjFDToHandle`. The caller owns it.
+    ///
+    /// - Throws: `STATUS_NOT_SUPPORTED` when the mutex has no timeline (no DRM device with
+    ///   timelines where it was created).
+    public func exportTimeline() throws(NTError) -> FileDescriptor {
+        guard let timeline else { throw NTError(.notSupported, "this keyed mutex has no DRM timeline syncobj") }
+        do { return try timeline.descriptor.duplicate() } catch { throw error.nt("duplicating a keyed mutex timeline") }
+    }
+
+    deinit {
+        // Destroyed while owning it (D3DKMTDestroyKeyedMutex, or the last reference dropped):
+        // the mutex is abandoned, as on Windows.
+        if owning.withLock({ $0 }) { state.abandonHeld() }
+    }
+
+    /// The adapter keyed mutexes take their timeline from when created without a device.
+    private static let timelineAdapter: Adapter? = Adapter.enumerate().first { $0.info.capabilities.contains(.timelineSyncObject) }
+
+    private static func defaultTimeline() throws(NTError) -> OwnedDescriptor? {
+        guard let adapter = timelineAdapter else { return nil }
+        let device = try adapter.makeDevice()
+        return OwnedDescriptor(try (device.backend as! DRMDevice).makeTimelineDescriptor())
+    }
+}

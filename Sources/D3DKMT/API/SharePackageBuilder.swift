@@ -1,0 +1,60 @@
+/// Collects the objects of one `D3DKMTShareObjects` call into a share package and the
+/// descriptors that travel with it.
+struct SharePackageBuilder: ~Copyable {
+    private(set) var package: SharePackage
+    /// Borrowed descriptor numbers, valid while the objects they belong to live (the caller
+    /// holds them until ``write()`` returns).
+    private var descriptors: [Int32] = []
+
+    init(contents: SharePackage.Contents, access: UInt32, adapterLUID: LUID) {
+        package = SharePackage(contents: contents, descriptorCount: 0, access: access, adapterLUID: adapterLUID)
+    }
+
+    private mutating func attach(_ descriptor: Int32) -> UInt32 {
+        descriptors.append(descriptor)
+        return UInt32(descriptors.count - 1)
+    }
+
+    mutating func add(_ resource: Resource) {
+        package.runtimeData = resource.runtimeData
+        package.resourceDriverData = resource.driverData
+        for allocation in resource.allocations {
+            let index = attach(allocation.buffer.descriptor.rawValue)
+            package.allocations.append(SharePackage.AllocationRecord(size: allocation.size, driverData: allocation.driverData, descriptorIndex: index))
+        }
+    }
+
+    mutating func add(_ keyedMutex: KeyedMutex) {
+        let state = attach(keyedMutex.state.page.descriptor.rawValue)
+        var timeline = SharePackage.noDescriptor
+        if let descriptor = keyedMutex.timeline?.rawValue { timeline = attach(descriptor) }
+        package.keyedMutex = SharePackage.KeyedMutexRecord(stateDescriptorIndex: state, syncobjDescriptorIndex: timeline,
+                                                           runtimeData: keyedMutex.runtimeData)
+    }
+
+    /// - Throws: the kernel's status when a DRM syncobj cannot be exported.
+    mutating func add(_ syncObject: SyncObject) throws(NTError) {
+        var syncobj = SharePackage.noDescriptor
+        if case .drm(let drm, let handle) = syncObject.storage {
+            let exported: Int32
+            do { exported = try Kernel.syncobjExport(drm.render.rawValue, handle).take() } catch { throw error.nt("exporting a syncobj to share") }
+            owned.append(exported)
+            syncobj = attach(exported)
+        }
+        let state = syncObject.fenceState.map { attach($0.page.descriptor.rawValue) } ?? SharePackage.noDescriptor
+        package.syncObject = SharePackage.SyncObjectRecord(type: syncObject.kind.rawValue, flags: syncObject.flags,
+                                                           syncobjDescriptorIndex: syncobj, stateDescriptorIndex: state)
+    }
+
+    /// Descriptors made for the package alone (a syncobj export), closed with the builder.
+    private var owned: [Int32] = []
+
+    /// Sends the package into a new shared handle.
+    func write() throws(NTError) -> SharedHandle {
+        var package = package
+        package.descriptorCount = UInt32(descriptors.count)
+        return try SharedPackageWriter.write(package, descriptors: descriptors)
+    }
+
+    deinit { owned.forEach(Kernel.close) }
+}

@@ -1,0 +1,224 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+// Making, opening, exporting and importing sync objects, and async waits.
+
+extension Device {
+    /// Creates a sync object (`D3DKMTCreateSynchronizationObject2`).
+    ///
+    /// - Parameters:
+    ///   - kind: `D3DDDI_FENCE` or `D3DDDI_MONITORED_FENCE` (other types are not implemented; the
+    ///     C ABI returns `STATUS_NOT_SUPPORTED` for them).
+    ///   - initialValue: the fence value it starts at.
+    ///   - flags: `D3DDDI_SYNCHRONIZATIONOBJECT_FLAGS`, kept and carried to openers.
+    /// - Throws: `STATUS_NOT_SUPPORTED` on a DRM device without timeline syncobjs (vgem); the
+    ///   kernel's status otherwise.
+    public func createSyncObject(_ kind: SyncObject.Kind, initialValue: UInt64 = 0, flags: UInt32 = 0) throws(NTError) -> SyncObject {
+        guard let drm = backend as? DRMDevice else {
+            return SyncObject(kind: kind, device: self, storage: .software, fenceState: try FenceState.create(initialValue: initialValue), flags: flags)
+        }
+        try drm.requireTimelines()
+        let handle: UInt32
+        do {
+            handle = try Kernel.syncobjCreate(drm.render.rawValue)
+        } catch {
+            throw error.nt("creating a syncobj on \(drm.driverName)")
+        }
+        // From here the object owns the handle and destroys it on every path.
+        let object = SyncObject(kind: kind, device: self, storage: .drm(drm, handle: handle),
+                                fenceState: kind == .monitoredFence ? try FenceState.create(initialValue: 0) : nil, flags: flags)
+        try object.signal(initialValue)
+        return object
+    }
+
+    /// Takes a DRM timeline syncobj made elsewhere (a Vulkan timeline semaphore exported as an
+    /// opaque fd) as a `D3DDDI_FENCE`. The library imports `syncobj`; the caller keeps and
+    /// closes its own descriptor.
+    ///
+    /// - Throws: `STATUS_NOT_SUPPORTED` on the software adapter or a device without timelines;
+    ///   `STATUS_INVALID_PARAMETER` when `syncobj` is not a syncobj descriptor.
+    public func importSyncObject(syncobj: Int32) throws(NTError) -> SyncObject {
+        let drm = try timelineDevice()
+        guard syncobj >= 0, Kernel.isSyncobj(syncobj) else { throw NTError(.invalidParameter, "descriptor \(syncobj) is not a DRM syncobj") }
+        let handle: UInt32
+        do { handle = try Kernel.syncobjImport(drm.render.rawValue, syncobj) } catch { throw error.nt("importing a syncobj") }
+        return SyncObject(kind: .fence, device: self, storage: .drm(drm, handle: handle), fenceState: nil, flags: 0)
+    }
+
+    /// Makes a `D3DDDI_FENCE` that reaches value 1 when a sync_file's fence signals (a GPU job's
+    /// out-fence, or `DMA_BUF_IOCTL_EXPORT_SYNC_FILE`). The caller keeps and closes `syncFile`.
+    ///
+    /// - Throws: `STATUS_NOT_SUPPORTED` on the software adapter or a device without timelines;
+    ///   `STATUS_INVALID_PARAMETER` when `syncFile` is not a sync_file.
+    public func importSyncObject(syncFile: Int32) throws(NTError) -> SyncObject {
+        let drm = try timelineDevice()
+        let fd = drm.render.rawValue
+        let object = try createSyncObject(.fence)
+        guard case .drm(_, let handle) = object.storage else { throw NTError(.unsuccessful, "unreachable") }
+        do {
+            let binary = try Kernel.syncobjCreate(fd)
+            defer { Kernel.syncobjDestroy(fd, binary) }
+            try Kernel.syncobjImportSyncFile(fd, binary, syncFile: syncFile)
+            try Kernel.syncobjTransfer(fd, destination: handle, destinationPoint: 1, source: binary, sourcePoint: 0)
+        } catch {
+            throw error == .invalidArgument || error == .badFileDescriptor
+                ? NTError(.invalidParameter, "descriptor \(syncFile) is not a sync_file") : error.nt("importing a sync_file")
+        }
+        return object
+    }
+
+    /// Opens the sync object a shared handle holds on this device
+    /// (`D3DKMTOpenSyncObjectFromNtHandle2`).
+    ///
+    /// - Throws: `STATUS_INVALID_PARAMETER` for a handle without a sync object;
+    ///   `STATUS_NOT_SUPPORTED` when this device cannot take a DRM syncobj (software adapter, vgem).
+    public func openSyncObject(_ handle: borrowing SharedHandle) throws(NTError) -> SyncObject {
+        let opened = try SharedPackageReader.open(handle.descriptor.rawValue)
+        guard let record = opened.package.syncObject else { throw NTError(.invalidParameter, "the handle holds no sync object") }
+        return try openSyncObject(record, opened.descriptors)
+    }
+
+    func openSyncObject(_ record: SharePackage.SyncObjectRecord, _ descriptors: ReceivedDescriptors) throws(NTError) -> SyncObject {
+        guard let kind = SyncObject.Kind(rawValue: record.type) else { throw NTError(.notSupported, "sync object type \(record.type)") }
+        let fenceState = record.stateDescriptorIndex == SharePackage.noDescriptor
+            ? nil : try FenceState.open(descriptors.take(Int(record.stateDescriptorIndex)))
+        guard record.syncobjDescriptorIndex != SharePackage.noDescriptor else {
+            guard let fenceState else { throw NTError(.invalidParameter, "a software sync object without its state") }
+            return SyncObject(kind: kind, device: self, storage: .software, fenceState: fenceState, flags: record.flags)
+        }
+        let drm = try timelineDevice()
+        let syncobj = descriptors.take(Int(record.syncobjDescriptorIndex))
+        let handle: UInt32
+        do { handle = try Kernel.syncobjImport(drm.render.rawValue, syncobj.rawValue) } catch { throw error.nt("importing a shared syncobj") }
+        return SyncObject(kind: kind, device: self, storage: .drm(drm, handle: handle), fenceState: fenceState, flags: record.flags)
+    }
+
+    private func timelineDevice() throws(NTError) -> DRMDevice {
+        guard let drm = backend as? DRMDevice else {
+            throw NTError(.notSupported, "the software adapter cannot take DRM syncobjs; open it on a DRM device")
+        }
+        try drm.requireTimelines()
+        return drm
+    }
+}
+
+extension SyncObject {
+    /// Opens the sync object a shared handle holds on a device of the adapter that shared it
+    /// (`D3DKMTOpenSyncObjectFromNtHandle`, which names no device).
+    ///
+    /// - Throws: as ``Device/openSyncObject(_:)``; `STATUS_INVALID_PARAMETER` when the sharer's
+    ///   adapter is not on this machine.
+    public static func open(_ handle: borrowing SharedHandle) throws(NTError) -> SyncObject {
+        let opened = try SharedPackageReader.open(handle.descriptor.rawValue)
+        guard let record = opened.package.syncObject else { throw NTError(.invalidParameter, "the handle holds no sync object") }
+        let device = try Adapter.open(luid: opened.package.adapterLUID).makeDevice()
+        return try device.openSyncObject(record, opened.descriptors)
+    }
+
+    /// Shares the sync object alone as a new NT handle (`D3DKMTShareObjects` with one sync object).
+    public func share(access: UInt32 = SyncObjectAccess.allAccess) throws(NTError) -> SharedHandle {
+        var builder = SharePackageBuilder(contents: .syncObject, access: access, adapterLUID: device.adapter.info.luid)
+        try builder.add(self)
+        return try builder.write()
+    }
+
+    /// A new descriptor for the DRM timeline syncobj, for Vulkan (`VK_EXTERNAL_SEMAPHORE_HANDLE_TYPE_OPAQUE_FD`
+    /// timeline semaphore) or another DRM device. The caller owns it.
+    ///
+    /// - Throws: `STATUS_NOT_SUPPORTED` for a software sync object.
+    public func exportSyncobj() throws(NTError) -> FileDescriptor {
+        guard case .drm(let drm, let handle) = storage else { throw NTError(.notSupported, "a software sync object has no DRM syncobj") }
+        do { return try Kernel.syncobjExport(drm.render.rawValue, handle) } catch { throw error.nt("exporting a syncobj") }
+    }
+
+    /// A sync_file that signals when the fence reaches `value`, for APIs that take one (a
+    /// KMS in-fence, `VK_EXTERNAL_SEMAPHORE_HANDLE_TYPE_SYNC_FD`). The caller owns it.
+    ///
+    /// - Throws: `STATUS_NOT_SUPPORTED` for a software sync object; `STATUS_INVALID_PARAMETER`
+    ///   when nothing has been submitted for `value` yet (the kernel has no fence for it).
+    public func exportSyncFile(value: UInt64) throws(NTError) -> FileDescriptor {
+        guard case .drm(let drm, let handle) = storage else { throw NTError(.notSupported, "a software sync object has no DRM fence") }
+        let fd = drm.render.rawValue
+        do {
+            let binary = try Kernel.syncobjCreate(fd)
+            defer { Kernel.syncobjDestroy(fd, binary) }
+            try Kernel.syncobjTransfer(fd, destination: binary, destinationPoint: 0, source: handle, sourcePoint: value)
+            return try Kernel.syncobjExportSyncFile(fd, binary)
+        } catch {
+            throw error == .invalidArgument || error == .noSuchFile
+                ? NTError(.invalidParameter, "no fence for value \(value) yet") : error.nt("exporting a sync_file")
+        }
+    }
+
+    /// Makes `eventfd` readable once `objects` reach their values (all, or any one), and returns
+    /// at once: the `hAsyncEvent` form of `D3DKMTWaitForSynchronizationObjectFromCpu`.
+    ///
+    /// On DRM a single object, or a wait-any, is registered with the kernel
+    /// (`DRM_IOCTL_SYNCOBJ_EVENTFD`, one per object). A wait-all of several objects, and software
+    /// sync objects, are waited for on a helper thread that holds the objects and a duplicate of
+    /// `eventfd` until the wait ends. The caller keeps and closes its own `eventfd`.
+    ///
+    /// - Throws: `STATUS_INVALID_PARAMETER` when `eventfd` is not an eventfd or the list is empty.
+    public static func notify(eventfd: Int32, when objects: [(object: SyncObject, value: UInt64)], all: Bool = true) throws(NTError) {
+        guard eventfd >= 0, Kernel.readLink("/proc/self/fd/\(eventfd)") == "anon_inode:[eventfd]" else {
+            throw NTError(.invalidParameter, "descriptor \(eventfd) is not an eventfd")
+        }
+        guard let first = objects.first else { throw NTError(.invalidParameter, "no sync objects to wait for") }
+        guard objects.allSatisfy({ $0.object.device === first.object.device }) else {
+            throw NTError(.invalidParameter, "sync objects of different devices")
+        }
+        let drm = objects.compactMap { entry -> (DRMDevice, UInt32, UInt64)? in
+            if case .drm(let device, let handle) = entry.object.storage { return (device, handle, entry.value) }
+            return nil
+        }
+        if drm.count == objects.count, !all || objects.count == 1 {
+            for (device, handle, value) in drm {
+                do { try Kernel.syncobjEventfd(device.render.rawValue, handle, point: value, eventfd: eventfd) } catch {
+                    throw error.nt("registering a syncobj eventfd")
+                }
+            }
+            return
+        }
+        let event: FileDescriptor
+        do { event = try Kernel.duplicate(eventfd) } catch { throw error.nt("duplicating an eventfd") }
+        let waiter = AsyncWaiter(event: event, objects: objects, all: all)
+        do { try Kernel.detachedThread { waiter.run() } } catch { throw error.nt("starting an async wait") }
+    }
+}
+
+/// The helper thread's state for an async wait: it owns its eventfd duplicate and keeps the
+/// objects alive until the wait ends.
+private final class AsyncWaiter: Sendable {
+    let event: FileDescriptor
+    let objects: [(object: SyncObject, value: UInt64)]
+    let all: Bool
+
+    init(event: consuming FileDescriptor, objects: [(object: SyncObject, value: UInt64)], all: Bool) {
+        self.event = event
+        self.objects = objects
+        self.all = all
+    }
+
+    func run() {
+        do {
+            try SyncObject.wait(for: objects, all: all, until: .never)
+            try? Kernel.eventfdSignal(event.rawValue)
+        } catch {
+            // The wait itself failed (a device error): the event stays unsignalled, as a Windows
+            // event does when its wait is abandoned.
+        }
+    }
+}
+
+/// `dwDesiredAccess` values for shared sync objects (Microsoft's constants).
+public enum SyncObjectAccess {
+    /// `D3DDDI_SYNC_OBJECT_WAIT`
+    public static let wait: UInt32 = 0x0001
+    /// `D3DDDI_SYNC_OBJECT_SIGNAL`
+    public static let signal: UInt32 = 0x0002
+    /// `D3DDDI_SYNC_OBJECT_ALL_ACCESS`
+    public static let allAccess: UInt32 = 0x001F_0003
+}

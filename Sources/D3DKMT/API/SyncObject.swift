@@ -1,0 +1,157 @@
+/// A sync object (`D3DKMTCreateSynchronizationObject2`): a 64-bit fence value that only grows,
+/// signalled from the CPU (or a GPU) and waited on from the CPU.
+///
+/// On a DRM device it is a DRM timeline syncobj: the fence value is the timeline's point, so GPU
+/// work and Vulkan timeline semaphores (an imported syncobj descriptor) signal and wait on it
+/// directly. On the software adapter it is a fence value in shared memory with futex wake-ups.
+/// A monitored fence also has a CPU-readable copy of its value (`FenceValueCPUVirtualAddress`)
+/// that is never ahead of the real value.
+public final class SyncObject: Sendable {
+    /// The sync object types this library implements (`D3DDDI_SYNCHRONIZATIONOBJECT_TYPE`).
+    public enum Kind: UInt32, Sendable {
+        /// `D3DDDI_FENCE`
+        case fence = 3
+        /// `D3DDDI_MONITORED_FENCE`
+        case monitoredFence = 5
+    }
+
+    enum Storage: Sendable {
+        /// A syncobj handle on a DRM device's render node, destroyed with the object.
+        case drm(DRMDevice, handle: UInt32)
+        /// The value lives in ``SyncObject/fenceState``.
+        case software
+    }
+
+    public let kind: Kind
+    /// The device it was created or opened on.
+    public let device: Device
+    let storage: Storage
+    /// The shared value page: the fence itself in software, the CPU-visible mirror of a DRM
+    /// monitored fence, nil for a DRM `D3DDDI_FENCE`.
+    let fenceState: FenceState?
+    /// `D3DDDI_SYNCHRONIZATIONOBJECT_FLAGS` as created, carried to openers.
+    public let flags: UInt32
+
+    init(kind: Kind, device: Device, storage: Storage, fenceState: FenceState?, flags: UInt32) {
+        self.kind = kind
+        self.device = device
+        self.storage = storage
+        self.fenceState = fenceState
+        self.flags = flags
+    }
+
+    deinit {
+        if case .drm(let drm, let handle) = storage { Kernel.syncobjDestroy(drm.render.rawValue, handle) }
+    }
+
+    /// `FenceValueCPUVirtualAddress` of a monitored fence: a `UInt64` in shared memory holding a
+    /// value the fence has reached (never ahead of it). Valid while this object lives. Nil for a
+    /// `D3DDDI_FENCE`.
+    public var fenceValueAddress: UnsafePointer<UInt64>? {
+        guard kind == .monitoredFence, let fenceState else { return nil }
+        return UnsafePointer(fenceState.valueAddress.assumingMemoryBound(to: UInt64.self))
+    }
+
+    /// The value the fence has reached (`DRM_IOCTL_SYNCOBJ_QUERY` on DRM).
+    public func currentValue() throws(NTError) -> UInt64 {
+        switch storage {
+        case .software:
+            return fenceState!.value
+        case .drm(let drm, let handle):
+            let value: UInt64
+            do { value = try Kernel.syncobjQuery(drm.render.rawValue, handle) } catch { throw error.nt("querying a syncobj") }
+            fenceState?.advance(to: value)
+            return value
+        }
+    }
+
+    /// Signals `value` from the CPU (`D3DKMTSignalSynchronizationObjectFromCpu`): the fence
+    /// reaches `value` and every waiter for it or less wakes. Signalling the value it already has
+    /// does nothing.
+    ///
+    /// - Throws: `STATUS_INVALID_PARAMETER` when `value` is below the current value (a fence
+    ///   never goes back).
+    public func signal(_ value: UInt64) throws(NTError) {
+        let current = try currentValue()
+        guard value >= current else { throw NTError(.invalidParameter, "fence value \(value) is below the current \(current)") }
+        guard value > current else { return }
+        if case .drm(let drm, let handle) = storage {
+            do { try Kernel.syncobjTimelineSignal(drm.render.rawValue, handle, point: value) } catch { throw error.nt("signalling a syncobj") }
+        }
+        fenceState?.advance(to: value)
+    }
+
+    /// Waits from the CPU until `objects` reach their values, all of them or any one
+    /// (`D3DKMTWaitForSynchronizationObjectFromCpu`).
+    ///
+    /// - Parameters:
+    ///   - objects: each object with the value to wait for; on one device.
+    ///   - all: wait-all (true) or wait-any.
+    ///   - timeout: nil waits for ever.
+    /// - Throws: `STATUS_TIMEOUT`; `STATUS_INVALID_PARAMETER` for an empty list or objects of
+    ///   different devices; `STATUS_NOT_SUPPORTED` for a wait-any that mixes DRM and software
+    ///   sync objects.
+    public static func wait(for objects: [(object: SyncObject, value: UInt64)], all: Bool = true, timeout: Duration? = nil) throws(NTError) {
+        try wait(for: objects, all: all, until: .after(timeout))
+    }
+
+    static func wait(for objects: [(object: SyncObject, value: UInt64)], all: Bool, until deadline: Deadline) throws(NTError) {
+        guard let first = objects.first else { throw NTError(.invalidParameter, "no sync objects to wait for") }
+        guard objects.allSatisfy({ $0.object.device === first.object.device }) else {
+            throw NTError(.invalidParameter, "sync objects of different devices")
+        }
+        let drm = objects.compactMap { entry -> (DRMDevice, UInt32, UInt64)? in
+            if case .drm(let device, let handle) = entry.object.storage { return (device, handle, entry.value) }
+            return nil
+        }
+        var satisfied: Bool
+        if drm.count == objects.count {
+            do {
+                _ = try Kernel.syncobjWait(drm[0].0.render.rawValue, handles: drm.map(\.1), points: drm.map(\.2), all: all, until: deadline)
+                satisfied = true
+            } catch {
+                guard error == .timerExpired || error == .timedOut else { throw error.nt("waiting for syncobjs") }
+                satisfied = false
+            }
+            if satisfied {
+                for (object, value) in objects where all { object.fenceState?.advance(to: value) }
+            }
+        } else if drm.isEmpty {
+            satisfied = try waitSoftware(objects.map { ($0.object.fenceState!, $0.value) }, all: all, until: deadline)
+        } else if all {
+            // Fences only grow: waiting for each in turn is waiting for all.
+            satisfied = true
+            for entry in objects where satisfied {
+                do { try wait(for: [entry], all: true, until: deadline) } catch {
+                    guard error.status == .timeout else { throw error }
+                    satisfied = false
+                }
+            }
+        } else {
+            throw NTError(.notSupported, "a wait-any cannot mix DRM and software sync objects")
+        }
+        guard satisfied else { throw NTError(.timeout, "sync objects not signalled in time") }
+    }
+
+    private static func waitSoftware(_ fences: [(FenceState, UInt64)], all: Bool, until deadline: Deadline) throws(NTError) -> Bool {
+        if all || fences.count == 1 {
+            for (fence, value) in fences where !fence.wait(for: value, until: deadline) { return false }
+            return true
+        }
+        while true {
+            let words = fences.map { $0.0.snapshot() }
+            if fences.contains(where: { $0.0.value >= $0.1 }) { return true }
+            if Deadline.now >= deadline { return false }
+            do {
+                _ = try sleepingAll(fences.map(\.0)) { () throws(Errno) in try Kernel.futexWaitAny(words, until: deadline) }
+            } catch {
+                throw error.nt("waiting for software fences")
+            }
+        }
+    }
+
+    private static func sleepingAll<T>(_ fences: [FenceState], _ body: () throws(Errno) -> T) throws(Errno) -> T {
+        guard let first = fences.first else { return try body() }
+        return try first.sleeping { () throws(Errno) in try sleepingAll(Array(fences.dropFirst()), body) }
+    }
+}

@@ -1,0 +1,77 @@
+import Synchronization
+
+/// A fence value in a ``SharedPage``: the whole of a software sync object, and the CPU-visible
+/// mirror (`FenceValueCPUVirtualAddress`) of a DRM monitored fence.
+///
+/// Layout (little-endian, version 1):
+///
+/// ```
+///  0 u32 magic 'KMFN'   4 u32 version
+///  8 u32 sequence: bumped by every signal (the futex word)   12 u32 sleeping waiters
+/// 16 u64 fence value (monotonic; what FenceValueCPUVirtualAddress points at)
+/// ```
+///
+/// Signalling raises the value, bumps the sequence and wakes sleepers only when there are some;
+/// a waiter registers itself before sleeping on the sequence word, so no signal is missed.
+struct FenceState: @unchecked Sendable {
+    static let magic: UInt32 = 0x4E46_4D4B  // "KMFN"
+    static let version: UInt32 = 1
+    static let size = 4096
+
+    let page: SharedPage
+
+    private var sequence: UnsafeMutablePointer<Atomic<UInt32>> { page.atomic32(8) }
+    private var sleepers: UnsafeMutablePointer<Atomic<UInt32>> { page.atomic32(12) }
+    private var valueWord: UnsafeMutablePointer<Atomic<UInt64>> { page.atomic64(16) }
+
+    static func create(initialValue: UInt64) throws(NTError) -> FenceState {
+        let made = FenceState(page: try SharedPage(size: size, magic: magic, version: version, name: "d3dkmt-fence"))
+        made.valueWord.pointee.store(initialValue, ordering: .releasing)
+        return made
+    }
+
+    static func open(_ descriptor: consuming FileDescriptor) throws(NTError) -> FenceState {
+        FenceState(page: try SharedPage(opening: descriptor, minimumSize: 24, magic: magic, version: version))
+    }
+
+    /// Where the value lives in this process: `FenceValueCPUVirtualAddress`.
+    var valueAddress: UnsafeMutableRawPointer { page.base + 16 }
+
+    var value: UInt64 { valueWord.pointee.load(ordering: .acquiring) }
+
+    /// Raises the value to `target` (never lowers it) and wakes sleepers.
+    func advance(to target: UInt64) {
+        var current = valueWord.pointee.load(ordering: .relaxed)
+        while current < target {
+            let (exchanged, found) = valueWord.pointee.compareExchange(expected: current, desired: target, ordering: .sequentiallyConsistent)
+            if exchanged { break }
+            current = found
+        }
+        sequence.pointee.wrappingAdd(1, ordering: .sequentiallyConsistent)
+        if sleepers.pointee.load(ordering: .sequentiallyConsistent) > 0 { Kernel.futexWakeAll(page.futexWord(8)) }
+    }
+
+    /// The sequence word and its value now, for a waiter about to check and sleep.
+    func snapshot() -> (word: UnsafeMutablePointer<UInt32>, expected: UInt32) {
+        (page.futexWord(8), sequence.pointee.load(ordering: .sequentiallyConsistent))
+    }
+
+    /// Counts the caller as sleeping while `body` runs.
+    func sleeping<T>(_ body: () throws(Errno) -> T) throws(Errno) -> T {
+        sleepers.pointee.wrappingAdd(1, ordering: .sequentiallyConsistent)
+        defer { sleepers.pointee.wrappingSubtract(1, ordering: .sequentiallyConsistent) }
+        return try body()
+    }
+
+    /// Waits until the value reaches `target` or `deadline` passes; false on timeout.
+    func wait(for target: UInt64, until deadline: Deadline) -> Bool {
+        while true {
+            let (word, expected) = snapshot()
+            if value >= target { return true }
+            if Deadline.now >= deadline { return false }
+            sleepers.pointee.wrappingAdd(1, ordering: .sequentiallyConsistent)
+            _ = Kernel.futexWait(word, expected: expected, until: deadline)
+            sleepers.pointee.wrappingSubtract(1, ordering: .sequentiallyConsistent)
+        }
+    }
+}

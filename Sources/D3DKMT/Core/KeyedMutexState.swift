@@ -1,0 +1,174 @@
+import Synchronization
+
+/// The keyed mutex protocol, in a ``SharedPage`` every process that opened the mutex maps.
+///
+/// Layout (little-endian, version 1):
+///
+/// ```
+///  0 u32 magic 'KMKM'   4 u32 version
+///  8 u64 state: low 32 bits = generation << 3 | waiters 4 | abandoned 2 | owned 1 (the futex
+///        word); high 32 bits = the owning process id
+/// 16 u64 key the mutex was last released with
+/// 24 u64 fence value of the last release
+/// 32 u32 private data capacity   36 u32 private data size   40..63 reserved
+/// 64 private runtime data of the last release
+/// ```
+///
+/// Acquiring is one compare-and-swap on `state` when the mutex is free with the right key: no
+/// system call. Releasing stores the key, fence value and private data, then swaps `state` to
+/// free with the next generation (so an acquirer that read an older state cannot succeed) and
+/// makes one `FUTEX_WAKE` only when someone is waiting. Waiters sleep on the state word.
+///
+/// An owner that dies cannot release. Waiters notice: each waits at most ``livenessInterval``
+/// before checking that the owning process still exists (`kill(pid, 0)`); when it is gone they
+/// mark the mutex abandoned, for good, and wake everyone. Process ids are those of the sharer's
+/// pid namespace; processes in different pid namespaces must not share a keyed mutex.
+struct KeyedMutexState: @unchecked Sendable {
+    static let magic: UInt32 = 0x4D4B_4D4B  // "KMKM"
+    static let version: UInt32 = 1
+    static let dataOffset = 64
+    /// The most private runtime data a keyed mutex carries.
+    static let maximumDataSize = 64 * 1024 - dataOffset
+    static let livenessInterval: Int64 = 100_000_000  // 100 ms
+
+    private static let owned: UInt64 = 1
+    private static let abandonedBit: UInt64 = 2
+    private static let waiters: UInt64 = 4
+    private static let generationMask: UInt64 = 0xFFFF_FFF8
+
+    let page: SharedPage
+
+    private var state: UnsafeMutablePointer<Atomic<UInt64>> { page.atomic64(8) }
+    private var key: UnsafeMutablePointer<Atomic<UInt64>> { page.atomic64(16) }
+    private var fence: UnsafeMutablePointer<Atomic<UInt64>> { page.atomic64(24) }
+    private var capacityWord: UnsafeMutablePointer<Atomic<UInt32>> { page.atomic32(32) }
+    private var dataSize: UnsafeMutablePointer<Atomic<UInt32>> { page.atomic32(36) }
+
+    /// A new mutex, released with `initialKey`, whose private data holds `data` and can hold up to
+    /// `data.count` bytes.
+    static func create(initialKey: UInt64, data: [UInt8]) throws(NTError) -> KeyedMutexState {
+        guard data.count <= maximumDataSize else {
+            throw NTError(.invalidParameter, "keyed mutex private data of \(data.count) bytes; at most \(maximumDataSize)")
+        }
+        let page = try SharedPage(size: dataOffset + data.count, magic: magic, version: version, name: "d3dkmt-keyed-mutex")
+        let made = KeyedMutexState(page: page)
+        made.key.pointee.store(initialKey, ordering: .relaxed)
+        made.capacityWord.pointee.store(UInt32(data.count), ordering: .relaxed)
+        made.storeData(data)
+        return made
+    }
+
+    /// Maps a mutex another process shared, checking its layout.
+    static func open(_ descriptor: consuming FileDescriptor) throws(NTError) -> KeyedMutexState {
+        let page = try SharedPage(opening: descriptor, minimumSize: dataOffset, magic: magic, version: version)
+        let opened = KeyedMutexState(page: page)
+        guard Int(opened.capacity) <= page.size - dataOffset else {
+            throw NTError(.invalidParameter, "keyed mutex state claims more private data than it holds")
+        }
+        return opened
+    }
+
+    /// Bytes of private data a release may store.
+    var capacity: UInt32 { capacityWord.pointee.load(ordering: .relaxed) }
+
+    var isAbandoned: Bool { state.pointee.load(ordering: .acquiring) & Self.abandonedBit != 0 }
+
+    enum AcquireOutcome: Equatable {
+        case acquired(fenceValue: UInt64)
+        case timedOut
+        case abandoned
+    }
+
+    /// Takes the mutex once it is free and was last released with `wanted`, or until `deadline`.
+    func acquire(key wanted: UInt64, until deadline: Deadline) -> AcquireOutcome {
+        let me = UInt64(UInt32(bitPattern: Kernel.processID)) << 32
+        var checkOwner = false
+        while true {
+            let current = state.pointee.load(ordering: .acquiring)
+            if current & Self.abandonedBit != 0 { return .abandoned }
+            if current & Self.owned == 0 {
+                if key.pointee.load(ordering: .relaxed) == wanted {
+                    let taken = me | (current & (Self.generationMask | Self.waiters)) | Self.owned
+                    if state.pointee.compareExchange(expected: current, desired: taken, ordering: .acquiringAndReleasing).exchanged {
+                        return .acquired(fenceValue: fence.pointee.load(ordering: .relaxed))
+                    }
+                    continue
+                }
+            } else if checkOwner, !Self.ownerAlive(current) {
+                abandon(from: current)
+                continue
+            }
+            let now = Deadline.now
+            if now >= deadline {
+                // A try (or a last look) at a mutex whose owner died reports the abandonment.
+                if current & Self.owned != 0, !checkOwner { checkOwner = true; continue }
+                return .timedOut
+            }
+            var expected = current
+            if current & Self.waiters == 0 {
+                expected = current | Self.waiters
+                guard state.pointee.compareExchange(expected: current, desired: expected, ordering: .relaxed).exchanged else { continue }
+            }
+            let slice = Deadline(nanoseconds: now.nanoseconds + Self.livenessInterval)
+            let woken = Kernel.futexWait(page.futexWord(8), expected: UInt32(truncatingIfNeeded: expected), until: min(deadline, slice))
+            // Look at the owner only when a whole slice passed without news.
+            checkOwner = !woken && slice < deadline
+        }
+    }
+
+    enum ReleaseOutcome: Equatable {
+        case released
+        case abandoned
+        case notOwner
+    }
+
+    /// Releases the mutex this process holds to `key`, recording `fenceValue` and `data` for the
+    /// next owner. `data` must fit ``capacity`` (the caller checks).
+    func release(key newKey: UInt64, fenceValue: UInt64, data: [UInt8]) -> ReleaseOutcome {
+        var current = state.pointee.load(ordering: .acquiring)
+        if current & Self.abandonedBit != 0 { return .abandoned }
+        guard current & Self.owned != 0, current >> 32 == UInt64(UInt32(bitPattern: Kernel.processID)) else { return .notOwner }
+        storeData(data)
+        fence.pointee.store(fenceValue, ordering: .relaxed)
+        key.pointee.store(newKey, ordering: .relaxed)
+        while true {
+            let next = ((current & Self.generationMask) &+ 8) & Self.generationMask
+            let (exchanged, found) = state.pointee.compareExchange(expected: current, desired: next, ordering: .acquiringAndReleasing)
+            if exchanged { break }
+            if found & Self.abandonedBit != 0 { return .abandoned }
+            current = found  // a waiter set the waiters bit meanwhile
+        }
+        if current & Self.waiters != 0 { Kernel.futexWakeAll(page.futexWord(8)) }
+        return .released
+    }
+
+    /// Marks the mutex abandoned if it is still in state `seen`, and wakes every waiter.
+    func abandon(from seen: UInt64) {
+        if state.pointee.compareExchange(expected: seen, desired: seen | Self.abandonedBit, ordering: .acquiringAndReleasing).exchanged {
+            Kernel.futexWakeAll(page.futexWord(8))
+        }
+    }
+
+    /// Abandons the mutex this process holds: its holder is destroyed while owning it. The caller
+    /// knows it holds the mutex; the process check guards against a stale belief.
+    func abandonHeld() {
+        let current = state.pointee.load(ordering: .acquiring)
+        if current & Self.owned != 0, current >> 32 == UInt64(UInt32(bitPattern: Kernel.processID)) { abandon(from: current) }
+    }
+
+    /// The private data of the last release (the creator's data until the first release).
+    func loadData() -> [UInt8] {
+        let count = min(Int(dataSize.pointee.load(ordering: .relaxed)), Int(capacity), page.size - Self.dataOffset)
+        return Array(UnsafeRawBufferPointer(start: page.base + Self.dataOffset, count: count))
+    }
+
+    private func storeData(_ data: [UInt8]) {
+        data.withUnsafeBytes { (page.base + Self.dataOffset).copyMemory(from: $0.baseAddress ?? UnsafeRawPointer(page.base), byteCount: $0.count) }
+        dataSize.pointee.store(UInt32(data.count), ordering: .relaxed)
+    }
+
+    private static func ownerAlive(_ state: UInt64) -> Bool {
+        let pid = Int32(bitPattern: UInt32(truncatingIfNeeded: state >> 32))
+        return pid == Kernel.processID || Kernel.processExists(pid)
+    }
+}
