@@ -17,12 +17,16 @@ enum LocalObject: Sendable {
     /// An allocation; `resource` is 0 for a standalone one. `lock` is its mapping while locked
     /// (guarded by the table's lock).
     case allocation(Allocation, device: UInt32, resource: UInt32, lock: LockedMapping?)
+    /// A keyed mutex (keyed mutexes belong to no device).
+    case keyedMutex(KeyedMutex)
+    /// A sync object; `device` is 0 when it was opened without one
+    /// (`D3DKMTOpenSyncObjectFromNtHandle`).
+    case syncObject(SyncObject, device: UInt32)
 
     var device: UInt32? {
         switch self {
-        case .adapter: return nil
-        case .device: return nil
-        case .resource(_, let device, _), .allocation(_, let device, _, _): return device
+        case .adapter, .device, .keyedMutex: return nil
+        case .resource(_, let device, _), .allocation(_, let device, _, _), .syncObject(_, let device): return device
         }
     }
 }
@@ -129,5 +133,34 @@ extension HandleTable {
     func allocation(_ handle: UInt32, onDevice device: UInt32) -> Allocation? {
         if case .allocation(let allocation, let owner, _, _)? = lookup(handle), owner == device { return allocation }
         return nil
+    }
+}
+
+extension HandleTable {
+    /// The keyed mutex `handle` names, or `STATUS_INVALID_PARAMETER`.
+    static func keyedMutex(_ handle: UInt32) throws(NTError) -> KeyedMutex {
+        let found: KeyedMutex? = handleTable.withLock { table in
+            if case .keyedMutex(let mutex)? = table.lookup(handle) { return mutex }
+            return nil
+        }
+        guard let found else { throw NTError(.invalidParameter, "hKeyedMutex is not a keyed mutex") }
+        return found
+    }
+
+    /// The sync object `handle` names, or `STATUS_INVALID_PARAMETER`; with `device`, it must
+    /// belong to that device.
+    static func syncObject(_ handle: UInt32, onDevice device: UInt32? = nil) throws(NTError) -> SyncObject {
+        let found: SyncObject? = handleTable.withLock { table in
+            if case .syncObject(let object, let owner)? = table.lookup(handle), device == nil || owner == device { return object }
+            return nil
+        }
+        guard let found else { throw NTError(.invalidParameter, "handle 0x\(String(handle, radix: 16)) is not a sync object\(device == nil ? "" : " of hDevice")") }
+        return found
+    }
+
+    /// The device `handle` names, or `STATUS_INVALID_PARAMETER`.
+    static func device(_ handle: UInt32) throws(NTError) -> Device {
+        guard let device = handleTable.withLock({ $0.device(handle) }) else { throw NTError(.invalidParameter, "hDevice is not an open device") }
+        return device
     }
 }

@@ -6,14 +6,13 @@ import Glibc
 
 // Sharing: D3DKMTShareObjects, D3DKMTQueryResourceInfoFromNtHandle, D3DKMTOpenResourceFromNtHandle.
 
-/// `D3DKMTShareObjects`: shares a resource as a new NT handle, a close-on-exec file descriptor
+/// `D3DKMTShareObjects`: shares objects as a new NT handle, a close-on-exec file descriptor
 /// stored as `(HANDLE)(intptr_t)fd` and closed with `close()`.
 ///
-/// Windows accepts a resource alone, a resource with its keyed mutex and sync object, or a sync
-/// object alone. Keyed mutexes and sync objects cannot be created yet, so today only the first
-/// form can succeed; everything else is `STATUS_INVALID_PARAMETER`, as is a resource created
-/// without `NtSecuritySharing`. A name in `pObjectAttributes` is `STATUS_NOT_SUPPORTED` (names
-/// are not implemented yet).
+/// As on Windows: `cObjects` 1 shares a resource or a sync object alone; 3 shares a resource with
+/// its keyed mutex and sync object, in that order. Anything else, or a resource created without
+/// `NtSecuritySharing`, is `STATUS_INVALID_PARAMETER`. A name in `pObjectAttributes` is
+/// `STATUS_NOT_SUPPORTED` (names are not implemented yet).
 @c @implementation
 public func D3DKMTShareObjects(_ cObjects: UINT, _ hObjects: UnsafePointer<D3DKMT_HANDLE>?,
                                _ pObjectAttributes: UnsafeMutablePointer<OBJECT_ATTRIBUTES>?,
@@ -26,17 +25,20 @@ public func D3DKMTShareObjects(_ cObjects: UINT, _ hObjects: UnsafePointer<D3DKM
             throw NTError(.notSupported, "named shared objects are not implemented yet")
         }
         let objects = (0..<Int(cObjects)).map { hObjects[$0] }
-        let resource: Resource? = handleTable.withLock { table in
-            if case .resource(let resource, _, _)? = table.lookup(objects[0]) { return resource }
-            return nil
+        let found = handleTable.withLock { table in objects.map { table.lookup($0) } }
+        var handle: SharedHandle
+        switch (found[0], cObjects) {
+        case (.resource(let resource, _, _)?, 1):
+            handle = try resource.share(access: dwDesiredAccess)
+        case (.syncObject(let object, _)?, 1):
+            handle = try object.share(access: dwDesiredAccess)
+        case (.resource(let resource, _, _)?, 3):
+            guard case .keyedMutex(let mutex)? = found[1] else { throw invalid("hObjects[1] is not a keyed mutex") }
+            guard case .syncObject(let object, _)? = found[2] else { throw invalid("hObjects[2] is not a sync object") }
+            handle = try resource.share(access: dwDesiredAccess, keyedMutex: mutex, syncObject: object)
+        default:
+            throw invalid(cObjects == 1 ? "hObjects[0] is not a resource or a sync object" : "hObjects[0] is not a resource")
         }
-        guard let resource else { throw invalid("hObjects[0] is not a resource") }
-        guard cObjects == 1 else {
-            // hObjects[1] must be the resource's keyed mutex and hObjects[2] its sync object;
-            // neither can exist yet.
-            throw invalid("hObjects[1] is not a keyed mutex")
-        }
-        var handle = try resource.share(access: dwDesiredAccess)
         // Descriptor 0 would be a NULL HANDLE: move it up.
         if handle.rawValue == 0 {
             let moved = try handle.duplicate()
@@ -73,7 +75,9 @@ public func D3DKMTQueryResourceInfoFromNtHandle(_ pData: UnsafeMutablePointer<D3
 /// opened. Each `pOpenAllocationInfo2[i]` gets a new allocation handle and points into
 /// `pTotalPrivateDriverDataBuffer` at that allocation's driver data. `STATUS_NOT_SUPPORTED` when
 /// this device cannot import the buffers (another driver's dma-buf, or system memory on a DRM
-/// device).
+/// device). When the handle holds a keyed mutex and sync object they are opened too:
+/// `hKeyedMutex` and `hSyncObject` receive their handles, and `pKeyedMutexPrivateRuntimeData`
+/// (when not NULL) the keyed mutex's private data; else both handles are 0.
 @c @implementation
 public func D3DKMTOpenResourceFromNtHandle(_ pData: UnsafeMutablePointer<D3DKMT_OPENRESOURCEFROMNTHANDLE>?) -> NTSTATUS {
     ntCall { () throws(NTError) in
@@ -98,14 +102,37 @@ public func D3DKMTOpenResourceFromNtHandle(_ pData: UnsafeMutablePointer<D3DKMT_
                           needed: info.resourceDriverDataSize, "pResourcePrivateDriverData")
                 try check(input.TotalPrivateDriverDataBufferSize, input.pTotalPrivateDriverDataBuffer,
                           needed: info.totalAllocationDriverDataSize, "pTotalPrivateDriverDataBuffer")
+                if input.pKeyedMutexPrivateRuntimeData != nil {
+                    try check(input.KeyedMutexPrivateRuntimeDataSize, input.pKeyedMutexPrivateRuntimeData,
+                              needed: info.keyedMutexRuntimeDataSize, "pKeyedMutexPrivateRuntimeData")
+                }
             }
         }
         // Sizes were checked above; nothing below can fail but the handle table.
         try copyOut(resource.runtimeData, to: input.pPrivateRuntimeData, capacity: input.PrivateRuntimeDataSize, "pPrivateRuntimeData")
         try copyOut(resource.driverData, to: input.pResourcePrivateDriverData, capacity: input.ResourcePrivateDriverDataSize,
                     "pResourcePrivateDriverData")
-        let handles = handleTable.withLock { $0.insertResource(resource, device: input.hDevice) }
-        guard let (resourceHandle, allocationHandles) = handles else { throw NTError(.insufficientResources, "the local handle table is full") }
+        if let mutex = resource.keyedMutex, input.pKeyedMutexPrivateRuntimeData != nil {
+            try copyOut(mutex.runtimeData, to: input.pKeyedMutexPrivateRuntimeData, capacity: input.KeyedMutexPrivateRuntimeDataSize,
+                        "pKeyedMutexPrivateRuntimeData")
+        }
+        let handles = handleTable.withLock { (table) -> (UInt32, [UInt32], UInt32, UInt32)? in
+            guard let (resourceHandle, allocationHandles) = table.insertResource(resource, device: input.hDevice) else { return nil }
+            var mutexHandle: UInt32 = 0, syncHandle: UInt32 = 0
+            if let mutex = resource.keyedMutex, let object = resource.syncObject {
+                let made = table.insert(.keyedMutex(mutex)), madeSync = table.insert(.syncObject(object, device: input.hDevice))
+                guard let made, let madeSync else {
+                    // All or nothing.
+                    for handle in [made, madeSync].compactMap({ $0 }) + allocationHandles + [resourceHandle] { table.remove(handle) }
+                    return nil
+                }
+                (mutexHandle, syncHandle) = (made, madeSync)
+            }
+            return (resourceHandle, allocationHandles, mutexHandle, syncHandle)
+        }
+        guard let (resourceHandle, allocationHandles, keyedMutexHandle, syncObjectHandle) = handles else {
+            throw NTError(.insufficientResources, "the local handle table is full")
+        }
 
         var offset = 0
         let total = input.pTotalPrivateDriverDataBuffer
@@ -123,7 +150,7 @@ public func D3DKMTOpenResourceFromNtHandle(_ pData: UnsafeMutablePointer<D3DKMT_
         }
         data.pointee.TotalPrivateDriverDataBufferSize = UInt32(offset)
         data.pointee.hResource = resourceHandle
-        data.pointee.hKeyedMutex = 0
-        data.pointee.hSyncObject = 0
+        data.pointee.hKeyedMutex = keyedMutexHandle
+        data.pointee.hSyncObject = syncObjectHandle
     }
 }

@@ -1185,6 +1185,30 @@ NTSTATUS APIENTRY D3DKMTLinuxExportAllocationDmaBuf(D3DKMT_HANDLE hDevice, D3DKM
 NTSTATUS APIENTRY D3DKMTLinuxQueryAllocationSize(D3DKMT_HANDLE hDevice, D3DKMT_HANDLE hAllocation,
                                                  UINT64 *pSize);
 
+/* Returns in *pFd a new close-on-exec DRM syncobj fd for a sync object (a
+ * timeline: import it into Vulkan as a VK_EXTERNAL_SEMAPHORE_HANDLE_TYPE_OPAQUE_FD
+ * timeline semaphore). STATUS_NOT_SUPPORTED for a software sync object. */
+NTSTATUS APIENTRY D3DKMTLinuxExportSyncObjectFd(D3DKMT_HANDLE hSyncObject, int *pFd);
+
+/* Returns in *pFd a sync_file that signals when the sync object reaches
+ * FenceValue. STATUS_INVALID_PARAMETER when nothing was submitted for that value
+ * yet; STATUS_NOT_SUPPORTED for a software sync object. */
+NTSTATUS APIENTRY D3DKMTLinuxExportSyncFile(D3DKMT_HANDLE hSyncObject, UINT64 FenceValue, int *pFd);
+
+#define D3DKMT_LINUX_IMPORT_SYNCOBJ     0u  /* Fd is a timeline DRM syncobj */
+#define D3DKMT_LINUX_IMPORT_SYNC_FILE   1u  /* Fd is a sync_file: the fence reaches 1 when it signals */
+
+/* Creates a D3DDDI_FENCE sync object on hDevice from a DRM syncobj fd or a
+ * sync_file (Kind: D3DKMT_LINUX_IMPORT_*). The library duplicates what it needs;
+ * the caller keeps and closes Fd. */
+NTSTATUS APIENTRY D3DKMTLinuxImportSyncObjectFd(D3DKMT_HANDLE hDevice, int Fd, UINT Kind,
+                                                D3DKMT_HANDLE *phSyncObject);
+
+/* Returns in *pFd a new close-on-exec fd for the keyed mutex's DRM timeline
+ * syncobj: FenceValue of Acquire/Release are points on it. STATUS_NOT_SUPPORTED
+ * when the machine had no DRM device with timeline syncobjs at creation. */
+NTSTATUS APIENTRY D3DKMTLinuxExportKeyedMutexTimelineFd(D3DKMT_HANDLE hKeyedMutex, int *pFd);
+
 #if defined(__cplusplus) && defined(__clang__)
 #pragma clang diagnostic pop
 #endif

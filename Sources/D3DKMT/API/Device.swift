@@ -126,6 +126,8 @@ public struct SharedResourceInfo: Hashable, Sendable {
     public var adapterLUID: LUID
     /// The runtime private data itself (`pPrivateRuntimeData`).
     public var runtimeData: [UInt8]
+    /// The private data of the keyed mutex shared with the resource (0 when there is none).
+    public var keyedMutexRuntimeDataSize: Int
 
     init(_ package: SharePackage) {
         allocationCount = package.allocations.count
@@ -134,5 +136,6 @@ public struct SharedResourceInfo: Hashable, Sendable {
         totalAllocationDriverDataSize = package.allocations.reduce(0) { $0 + $1.driverData.count }
         adapterLUID = package.adapterLUID
         runtimeData = package.runtimeData
+        keyedMutexRuntimeDataSize = package.keyedMutex?.runtimeData.count ?? 0
     }
 }

@@ -91,6 +91,13 @@ public final class KeyedMutex: Sendable {
         try acquire(key: key, until: .after(timeout))
     }
 
+    /// ``acquire(key:timeout:)`` with an NT timeout as `D3DKMT_ACQUIREKEYEDMUTEX2.pTimeout` holds
+    /// it: nil waits for ever, a negative value is relative in 100 ns units, a positive one is an
+    /// absolute Windows system time (100 ns units since 1601), 0 only tries.
+    public func acquire(key: UInt64, ntTimeout: Int64?) throws(NTError) -> Acquisition {
+        try acquire(key: key, until: .nt(ntTimeout))
+    }
+
     /// ``acquire(key:timeout:)`` with an absolute `CLOCK_MONOTONIC` deadline (the C ABI's NT
     /// timeouts become one once).
     func acquire(key: UInt64, until deadline: Deadline) throws(NTError) -> Acquisition {

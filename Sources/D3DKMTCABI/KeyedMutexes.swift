@@ -1,0 +1,108 @@
+import D3DKMT
+import CD3DKMT
+
+// Keyed mutexes: D3DKMTCreateKeyedMutex2, D3DKMTOpenKeyedMutex2, D3DKMTOpenKeyedMutexFromNtHandle,
+// D3DKMTDestroyKeyedMutex, D3DKMTAcquireKeyedMutex2, D3DKMTReleaseKeyedMutex2, and the Linux
+// extension D3DKMTLinuxExportKeyedMutexTimelineFd.
+
+/// `D3DKMTCreateKeyedMutex2`: a keyed mutex released with `InitialValue`, carrying
+/// `pPrivateRuntimeData` (whose size is also the most a release can store). There are no global
+/// D3DKMT handles on Linux: `hSharedHandle` is always 0, and the mutex is shared by passing it with
+/// its resource and sync object to `D3DKMTShareObjects`.
+@c @implementation
+public func D3DKMTCreateKeyedMutex2(_ pData: UnsafeMutablePointer<D3DKMT_CREATEKEYEDMUTEX2>?) -> NTSTATUS {
+    ntCall { () throws(NTError) in
+        let data = try required(pData)
+        guard data.pointee.Flags.Value & ~1 == 0 else { throw invalid("unknown Flags bits 0x\(String(data.pointee.Flags.Value, radix: 16))") }
+        let runtimeData = try bytes(data.pointee.pPrivateRuntimeData, data.pointee.PrivateRuntimeDataSize, "pPrivateRuntimeData")
+        let mutex = try KeyedMutex.create(initialKey: data.pointee.InitialValue, runtimeData: runtimeData)
+        data.pointee.hKeyedMutex = try register(.keyedMutex(mutex))
+        data.pointee.hSharedHandle = 0
+    }
+}
+
+/// `D3DKMTOpenKeyedMutex2` opens by global D3DKMT handle, which Linux does not have:
+/// `STATUS_NOT_SUPPORTED` (share with an NT handle and use `D3DKMTOpenKeyedMutexFromNtHandle`).
+@c @implementation
+public func D3DKMTOpenKeyedMutex2(_ pData: UnsafeMutablePointer<D3DKMT_OPENKEYEDMUTEX2>?) -> NTSTATUS {
+    ntCall { () throws(NTError) in
+        _ = try required(pData)
+        throw NTError(.notSupported, "global D3DKMT handles do not exist on Linux; open from an NT handle")
+    }
+}
+
+/// `D3DKMTOpenKeyedMutexFromNtHandle`: opens the keyed mutex a shared NT handle holds. When
+/// `pPrivateRuntimeData` is not NULL it receives the creator's private data and must hold it all.
+@c @implementation
+public func D3DKMTOpenKeyedMutexFromNtHandle(_ pData: UnsafeMutablePointer<D3DKMT_OPENKEYEDMUTEXFROMNTHANDLE>?) -> NTSTATUS {
+    ntCall { () throws(NTError) in
+        let data = try required(pData)
+        let mutex = try SharedHandle.withBorrowed(descriptor(of: data.pointee.hNtHandle)) { (handle) throws(NTError) in
+            try KeyedMutex.open(handle)
+        }
+        if data.pointee.pPrivateRuntimeData != nil {
+            try copyOut(mutex.runtimeData, to: data.pointee.pPrivateRuntimeData, capacity: data.pointee.PrivateRuntimeDataSize, "pPrivateRuntimeData")
+        }
+        data.pointee.hKeyedMutex = try register(.keyedMutex(mutex))
+    }
+}
+
+/// `D3DKMTDestroyKeyedMutex`: closes this open of the mutex. Destroying it while owning it
+/// abandons it for every other open.
+@c @implementation
+public func D3DKMTDestroyKeyedMutex(_ pData: UnsafePointer<D3DKMT_DESTROYKEYEDMUTEX>?) -> NTSTATUS {
+    ntCall { () throws(NTError) in
+        let handle = try required(pData).pointee.hKeyedMutex
+        let removed: LocalObject? = handleTable.withLock { table in
+            guard case .keyedMutex? = table.lookup(handle) else { return nil }
+            return table.remove(handle)
+        }
+        guard removed != nil else { throw invalid("hKeyedMutex is not a keyed mutex") }
+    }
+}
+
+/// `D3DKMTAcquireKeyedMutex2`: waits until the mutex is free and was last released with `Key`.
+/// `pTimeout` is NT-style (NULL: forever; negative: relative, 100 ns units; positive: absolute
+/// system time; 0: try once). Returns `STATUS_TIMEOUT` (0x102) when the time runs out and
+/// `STATUS_ABANDONED` (0x80) once an owner died or destroyed the mutex while owning it. On success
+/// `FenceValue` is the last release's fence value and `pPrivateRuntimeData`, when not NULL,
+/// receives its private data (the buffer must hold the mutex's private data size).
+@c @implementation
+public func D3DKMTAcquireKeyedMutex2(_ pData: UnsafeMutablePointer<D3DKMT_ACQUIREKEYEDMUTEX2>?) -> NTSTATUS {
+    ntCall { () throws(NTError) in
+        let data = try required(pData)
+        let mutex = try HandleTable.keyedMutex(data.pointee.hKeyedMutex)
+        let buffer = data.pointee.pPrivateRuntimeData
+        // Checked before acquiring: failing afterwards would leave the mutex owned.
+        if buffer != nil, data.pointee.PrivateRuntimeDataSize < UInt32(mutex.runtimeData.count) {
+            throw invalid("pPrivateRuntimeData holds \(data.pointee.PrivateRuntimeDataSize) bytes; the keyed mutex's data takes \(mutex.runtimeData.count)")
+        }
+        let acquired = try mutex.acquire(key: data.pointee.Key, ntTimeout: data.pointee.pTimeout?.pointee.QuadPart)
+        data.pointee.FenceValue = acquired.fenceValue
+        if let buffer, !acquired.runtimeData.isEmpty {
+            acquired.runtimeData.withUnsafeBytes { buffer.copyMemory(from: $0.baseAddress!, byteCount: min($0.count, Int(data.pointee.PrivateRuntimeDataSize))) }
+        }
+    }
+}
+
+/// `D3DKMTReleaseKeyedMutex2`: hands the mutex on with `Key`, recording `FenceValue` and the
+/// private data for the next owner. `STATUS_INVALID_PARAMETER` when this handle does not own the
+/// mutex or the data is larger than the mutex's; `STATUS_ABANDONED` once it was abandoned.
+@c @implementation
+public func D3DKMTReleaseKeyedMutex2(_ pData: UnsafeMutablePointer<D3DKMT_RELEASEKEYEDMUTEX2>?) -> NTSTATUS {
+    ntCall { () throws(NTError) in
+        let data = try required(pData)
+        let mutex = try HandleTable.keyedMutex(data.pointee.hKeyedMutex)
+        let runtimeData = try bytes(data.pointee.pPrivateRuntimeData, data.pointee.PrivateRuntimeDataSize, "pPrivateRuntimeData")
+        try mutex.release(key: data.pointee.Key, fenceValue: data.pointee.FenceValue, runtimeData: runtimeData)
+    }
+}
+
+/// `D3DKMTLinuxExportKeyedMutexTimelineFd`: a new descriptor for the mutex's DRM timeline syncobj.
+@c @implementation
+public func D3DKMTLinuxExportKeyedMutexTimelineFd(_ hKeyedMutex: D3DKMT_HANDLE, _ pFd: UnsafeMutablePointer<Int32>?) -> NTSTATUS {
+    ntCall { () throws(NTError) in
+        let out = try required(pFd, "pFd")
+        out.pointee = try HandleTable.keyedMutex(hKeyedMutex).exportTimeline().take()
+    }
+}
