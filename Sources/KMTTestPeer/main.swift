@@ -12,6 +12,19 @@
 //       over the socket SOCKETFD with SCM_RIGHTS and exits (the sharer is gone before any open).
 //   KMTTestPeer adapters
 //       Prints luid=... driver=... for every adapter.
+//   KMTTestPeer pingpong FD LUIDLOW LUIDHIGH COUNT
+//       Opens the resource + keyed mutex + sync object shared as FD. COUNT times: acquires key 1,
+//       checks the first u64 of allocation 0 is 2i+1 and the fence value 2i+1, writes 2i+2,
+//       releases to key 0 with fence 2i+2. Then signals the sync object to COUNT and prints
+//       handoffs=COUNT.
+//   KMTTestPeer hold FD
+//       Opens the keyed mutex shared as FD, acquires key 0, prints "acquired" and sleeps until
+//       killed.
+//   KMTTestPeer signal FD LUIDLOW LUIDHIGH VALUE DELAYMS
+//       Opens the sync object shared as FD, sleeps DELAYMS, signals VALUE, prints signalled=VALUE.
+//   KMTTestPeer wait FD LUIDLOW LUIDHIGH VALUE
+//       Opens the sync object shared as FD, prints "waiting", waits (30 s at most) until it
+//       reaches VALUE, prints waited=VALUE.
 import D3DKMT
 #if canImport(Glibc)
 import Glibc
@@ -95,6 +108,65 @@ case "share":
         }
         let handle = try resource.share()
         try sendDescriptor(handle.rawValue, over: socket)
+    } catch {
+        fail("\(error)")
+    }
+
+case "pingpong":
+    let handle = SharedHandle(adopting: Int32(argument(2)))
+    let device = device(luidLow: argument(3), luidHigh: argument(4))
+    let count = UInt64(argument(5))
+    do {
+        let resource = try device.openResource(handle)
+        guard let mutex = resource.keyedMutex, let sync = resource.syncObject else { fail("no keyed mutex or sync object in the handle") }
+        let mapping = try resource.allocations[0].map()
+        let word = mapping.baseAddress.assumingMemoryBound(to: UInt64.self)
+        for round in 0..<count {
+            let acquired = try mutex.acquire(key: 1, timeout: .seconds(60))
+            guard word.pointee == 2 * round + 1 else { fail("round \(round): buffer holds \(word.pointee), expected \(2 * round + 1)") }
+            guard acquired.fenceValue == 2 * round + 1 else { fail("round \(round): fence value \(acquired.fenceValue)") }
+            word.pointee = 2 * round + 2
+            try mutex.release(key: 0, fenceValue: 2 * round + 2)
+        }
+        try sync.signal(count)
+        print("handoffs=\(count)")
+    } catch {
+        fail("\(error)")
+    }
+
+case "hold":
+    let handle = SharedHandle(adopting: Int32(argument(2)))
+    do {
+        let mutex = try KeyedMutex.open(handle)
+        _ = try mutex.acquire(key: 0, timeout: .seconds(60))
+        print("acquired")
+        fflush(nil)
+        while true { pause() }
+    } catch {
+        fail("\(error)")
+    }
+
+case "signal":
+    let handle = SharedHandle(adopting: Int32(argument(2)))
+    let device = device(luidLow: argument(3), luidHigh: argument(4))
+    do {
+        let object = try device.openSyncObject(handle)
+        usleep(UInt32(argument(6)) * 1000)
+        try object.signal(UInt64(argument(5)))
+        print("signalled=\(argument(5))")
+    } catch {
+        fail("\(error)")
+    }
+
+case "wait":
+    let handle = SharedHandle(adopting: Int32(argument(2)))
+    let device = device(luidLow: argument(3), luidHigh: argument(4))
+    do {
+        let object = try device.openSyncObject(handle)
+        print("waiting")
+        fflush(nil)
+        try SyncObject.wait(for: [(object, UInt64(argument(5)))], timeout: .seconds(30))
+        print("waited=\(argument(5))")
     } catch {
         fail("\(error)")
     }

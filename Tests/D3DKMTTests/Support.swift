@@ -46,44 +46,81 @@ struct PeerResult {
     var text: String
 }
 
+/// A running peer process: its pid and the read end of its standard output.
+final class PeerProcess {
+    let pid: pid_t
+    private let output: Int32
+    private var buffered: [UInt8] = []
+    private var finished: PeerResult?
+
+    /// Spawns the peer with `arguments`; `inherit` descriptors become the child's 3, 4, ... in order.
+    init(_ arguments: [String], inherit: [Int32] = []) throws {
+        var pipeFDs: [Int32] = [-1, -1]
+        guard pipe2(&pipeFDs, O_CLOEXEC) == 0 else { throw Errno(rawValue: errno) }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_adddup2(&actions, pipeFDs[1], 1)
+        for (index, fd) in inherit.enumerated() {
+            posix_spawn_file_actions_adddup2(&actions, fd, Int32(3 + index))
+        }
+        let argv = ([peerPath] + arguments).map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        var pid: pid_t = 0
+        let spawned = posix_spawn(&pid, peerPath, &actions, nil, argv, environ)
+        close(pipeFDs[1])
+        guard spawned == 0 else {
+            close(pipeFDs[0])
+            throw Errno(rawValue: spawned)
+        }
+        self.pid = pid
+        self.output = pipeFDs[0]
+    }
+
+    /// Reads the peer's output up to the next newline; nil at end of output.
+    func readLine() -> String? {
+        while true {
+            if let newline = buffered.firstIndex(of: UInt8(ascii: "\n")) {
+                let line = String(decoding: buffered[..<newline], as: UTF8.self)
+                buffered.removeSubrange(...newline)
+                return line
+            }
+            var chunk = [UInt8](repeating: 0, count: 4096)
+            let count = read(output, &chunk, chunk.count)
+            if count > 0 { buffered += chunk[0..<count] } else if count == 0 || errno != EINTR { return nil }
+        }
+    }
+
+    /// Reads the rest of the output and waits for the peer to exit.
+    func wait() -> PeerResult {
+        if let finished { return finished }
+        var data = buffered
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let count = read(output, &chunk, chunk.count)
+            if count > 0 { data += chunk[0..<count] } else if count == 0 || errno != EINTR { break }
+        }
+        close(output)
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        let text = String(decoding: data, as: UTF8.self)
+        var values: [String: String] = [:]
+        for line in text.split(separator: "\n") {
+            if let equals = line.firstIndex(of: "=") { values[String(line[..<equals])] = String(line[line.index(after: equals)...]) }
+        }
+        let exitStatus: Int32 = (status & 0x7F) == 0 ? (status >> 8) & 0xFF : 128 + (status & 0x7F)
+        let result = PeerResult(exitStatus: exitStatus, output: values, text: text)
+        finished = result
+        return result
+    }
+
+    deinit { _ = wait() }
+}
+
 /// Spawns the peer with `arguments`; `inherit` descriptors become the child's 3, 4, ... in order.
 /// Returns after the peer exits.
 func runPeer(_ arguments: [String], inherit: [Int32] = []) throws -> PeerResult {
-    var pipeFDs: [Int32] = [-1, -1]
-    guard pipe(&pipeFDs) == 0 else { throw Errno.current }
-    for fd in pipeFDs { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
-    var actions = posix_spawn_file_actions_t()
-    posix_spawn_file_actions_init(&actions)
-    defer { posix_spawn_file_actions_destroy(&actions) }
-    posix_spawn_file_actions_adddup2(&actions, pipeFDs[1], 1)
-    for (index, fd) in inherit.enumerated() {
-        posix_spawn_file_actions_adddup2(&actions, fd, Int32(3 + index))
-    }
-    let argv = ([peerPath] + arguments).map { strdup($0) } + [nil]
-    defer { argv.forEach { free($0) } }
-    var pid: pid_t = 0
-    let spawned = posix_spawn(&pid, peerPath, &actions, nil, argv, environ)
-    close(pipeFDs[1])
-    guard spawned == 0 else {
-        close(pipeFDs[0])
-        throw Errno(rawValue: spawned)
-    }
-    var data: [UInt8] = []
-    var chunk = [UInt8](repeating: 0, count: 4096)
-    while true {
-        let count = read(pipeFDs[0], &chunk, chunk.count)
-        if count > 0 { data += chunk[0..<count] } else if count == 0 || errno != EINTR { break }
-    }
-    close(pipeFDs[0])
-    var status: Int32 = 0
-    while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-    let text = String(decoding: data, as: UTF8.self)
-    var output: [String: String] = [:]
-    for line in text.split(separator: "\n") {
-        if let equals = line.firstIndex(of: "=") { output[String(line[..<equals])] = String(line[line.index(after: equals)...]) }
-    }
-    let exitStatus: Int32 = (status & 0x7F) == 0 ? (status >> 8) & 0xFF : 128 + (status & 0x7F)
-    return PeerResult(exitStatus: exitStatus, output: output, text: text)
+    try PeerProcess(arguments, inherit: inherit).wait()
 }
 
 func luidArguments(_ adapter: Adapter) -> [String] {

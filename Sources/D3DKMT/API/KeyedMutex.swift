@@ -119,11 +119,15 @@ public final class KeyedMutex: Sendable {
     ///   - fenceValue: the point the releaser's GPU work signals on the timeline when it is done
     ///     with the resource; the next acquire returns it.
     ///   - runtimeData: private data for the next owner, at most ``runtimeData``'s size.
-    /// - Throws: `STATUS_INVALID_PARAMETER` when this open does not own the mutex or the data is
-    ///   too large; `STATUS_ABANDONED` when the mutex was abandoned.
+    /// - Throws: `STATUS_ABANDONED` once the mutex was abandoned (by anyone);
+    ///   `STATUS_INVALID_PARAMETER` when this open does not own the mutex or the data is too large.
     public func release(key: UInt64, fenceValue: UInt64 = 0, runtimeData data: [UInt8] = []) throws(NTError) {
         guard data.count <= Int(state.capacity) else {
             throw NTError(.invalidParameter, "\(data.count) bytes of private data; this keyed mutex holds \(state.capacity)")
+        }
+        guard !state.isAbandoned else {
+            owning.withLock { $0 = false }
+            throw NTError(.abandoned, "keyed mutex was abandoned")
         }
         try owning.withLock { (owns) throws(NTError) in
             guard owns else { throw NTError(.invalidParameter, "the keyed mutex is not owned by this open") }
