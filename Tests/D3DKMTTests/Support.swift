@@ -56,7 +56,8 @@ final class PeerProcess {
     /// Spawns the peer with `arguments`; `inherit` descriptors become the child's 3, 4, ... in order.
     init(_ arguments: [String], inherit: [Int32] = []) throws {
         var pipeFDs: [Int32] = [-1, -1]
-        guard pipe2(&pipeFDs, O_CLOEXEC) == 0 else { throw Errno(rawValue: errno) }
+        guard pipe(&pipeFDs) == 0 else { throw Errno(rawValue: errno) }
+        for fd in pipeFDs { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
