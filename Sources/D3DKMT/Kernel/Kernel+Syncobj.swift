@@ -122,9 +122,9 @@ extension Kernel {
         return FileDescriptor(adopting: out)
     }
 
-    /// Whether `fd` is a DRM syncobj file (an anonymous inode named `[syncobj]`).
+    /// Whether `fd` is a DRM syncobj file (the kernel names its anonymous inode `syncobj_file`).
     static func isSyncobj(_ fd: Int32) -> Bool {
-        readLink("/proc/self/fd/\(fd)") == "anon_inode:[syncobj]"
+        readLink("/proc/self/fd/\(fd)") == "anon_inode:syncobj_file"
     }
 
     /// `DMA_BUF_IOCTL_EXPORT_SYNC_FILE`: the fences on a dma-buf, as a sync_file.

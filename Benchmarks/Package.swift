@@ -1,0 +1,37 @@
+// swift-tools-version: 6.1
+// The benchmark harness (issue #6): a package of its own, so that nothing it needs enters the
+// library's package graph. It depends on the library by path.
+//
+//   swift build -c release --package-path Benchmarks --scratch-path .build-bench
+//   scripts/bench            (builds this, runs it on the host and in the VM guest)
+import PackageDescription
+
+let package = Package(
+    name: "D3DKMTBenchmarks",
+    products: [
+        .executable(name: "kmt-bench", targets: ["kmt-bench"]),
+    ],
+    dependencies: [
+        .package(path: ".."),
+    ],
+    targets: [
+        // libdrm for the raw primitives (the library's own CLibDRM target is not a product).
+        .systemLibrary(
+            name: "CBenchLibDRM",
+            path: "Sources/CBenchLibDRM",
+            pkgConfig: "libdrm",
+            providers: [.apt(["libdrm-dev"])]
+        ),
+        // The raw primitives each benchmark is compared with, in plain C: futex, SCM_RIGHTS,
+        // pipes, memfd, PRIME, DRM syncobjs.
+        .target(name: "CBenchSupport", dependencies: ["CBenchLibDRM"]),
+        .executableTarget(
+            name: "kmt-bench",
+            dependencies: [
+                "CBenchSupport",
+                .product(name: "D3DKMT", package: "main"),
+            ],
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
+    ]
+)

@@ -1,0 +1,332 @@
+#define _GNU_SOURCE
+#include "bench_support.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <xf86drm.h>
+#include <drm.h>
+#include <drm_mode.h>
+#include <virtgpu_drm.h>
+
+/* ---- clock and process statistics ------------------------------------------------------- */
+
+uint64_t kb_now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+int kb_count_fds(void) {
+    DIR *dir = opendir("/proc/self/fd");
+    if (!dir) return -errno;
+    int count = 0;
+    struct dirent *entry;
+    while ((entry = readdir(dir)) != NULL) {
+        if (entry->d_name[0] != '.') count++;
+    }
+    closedir(dir);
+    return count - 1; /* the directory's own descriptor */
+}
+
+static long kib_line(const char *path, const char *key) {
+    FILE *file = fopen(path, "re");
+    if (!file) return -1;
+    char line[256];
+    size_t keylen = strlen(key);
+    long value = -1;
+    while (fgets(line, sizeof line, file)) {
+        if (strncmp(line, key, keylen) == 0 && line[keylen] == ':') {
+            value = strtol(line + keylen + 1, NULL, 10);
+            break;
+        }
+    }
+    fclose(file);
+    return value;
+}
+
+long kb_status_kib(const char *key) { return kib_line("/proc/self/status", key); }
+long kb_meminfo_kib(const char *key) { return kib_line("/proc/meminfo", key); }
+
+long kb_raise_fd_limit(long want) {
+    struct rlimit limit;
+    if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return -errno;
+    if ((long)limit.rlim_cur >= want) return (long)limit.rlim_cur;
+    struct rlimit raised = { (rlim_t)want, limit.rlim_max > (rlim_t)want ? limit.rlim_max : (rlim_t)want };
+    if (setrlimit(RLIMIT_NOFILE, &raised) != 0) {
+        raised.rlim_cur = limit.rlim_max < (rlim_t)want ? limit.rlim_max : (rlim_t)want;
+        raised.rlim_max = limit.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &raised);
+    }
+    getrlimit(RLIMIT_NOFILE, &limit);
+    return (long)limit.rlim_cur;
+}
+
+long kb_fd_limit(void) {
+    struct rlimit limit;
+    return getrlimit(RLIMIT_NOFILE, &limit) == 0 ? (long)limit.rlim_cur : -errno;
+}
+
+void kb_log(const char *text) {
+    fprintf(stderr, "%s\n", text);
+    fflush(stderr);
+}
+
+int kb_pipe(int fds[2]) {
+    return pipe2(fds, O_CLOEXEC) == 0 ? 0 : -errno;
+}
+
+/* ---- messages with descriptors ------------------------------------------------------------ */
+
+#define KB_MAX_FDS 16
+
+int kb_send(int sock, const void *bytes, size_t len, const int *fds, int nfds) {
+    if (nfds < 0 || nfds > KB_MAX_FDS) return -EINVAL;
+    union {
+        char buf[CMSG_SPACE(sizeof(int) * KB_MAX_FDS)];
+        struct cmsghdr align;
+    } control;
+    struct iovec iov = { (void *)bytes, len };
+    struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
+    if (nfds > 0) {
+        memset(&control, 0, sizeof control);
+        msg.msg_control = control.buf;
+        msg.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)nfds);
+        struct cmsghdr *cmsg = CMSG_FIRSTHDR(&msg);
+        cmsg->cmsg_level = SOL_SOCKET;
+        cmsg->cmsg_type = SCM_RIGHTS;
+        cmsg->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)nfds);
+        memcpy(CMSG_DATA(cmsg), fds, sizeof(int) * (size_t)nfds);
+    }
+    for (;;) {
+        ssize_t sent = sendmsg(sock, &msg, MSG_NOSIGNAL);
+        if (sent >= 0) return 0;
+        if (errno != EINTR) return -errno;
+    }
+}
+
+ssize_t kb_recv(int sock, void *bytes, size_t cap, int *fds, int maxfds, int *nfds) {
+    union {
+        char buf[CMSG_SPACE(sizeof(int) * KB_MAX_FDS)];
+        struct cmsghdr align;
+    } control;
+    struct iovec iov = { bytes, cap };
+    struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf,
+                          .msg_controllen = sizeof control.buf };
+    ssize_t got;
+    do {
+        got = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
+    } while (got < 0 && errno == EINTR);
+    if (got < 0) return -errno;
+    *nfds = 0;
+    for (struct cmsghdr *cmsg = CMSG_FIRSTHDR(&msg); cmsg; cmsg = CMSG_NXTHDR(&msg, cmsg)) {
+        if (cmsg->cmsg_level != SOL_SOCKET || cmsg->cmsg_type != SCM_RIGHTS) continue;
+        int count = (int)((cmsg->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+        int received[KB_MAX_FDS];
+        memcpy(received, CMSG_DATA(cmsg), sizeof(int) * (size_t)count);
+        for (int i = 0; i < count; i++) {
+            if (*nfds < maxfds) fds[(*nfds)++] = received[i];
+            else close(received[i]);
+        }
+    }
+    return got;
+}
+
+/* ---- futex ---------------------------------------------------------------------------------- */
+
+static long futex(uint32_t *word, int op, uint32_t value) {
+    return syscall(SYS_futex, word, op, value, NULL, NULL, 0);
+}
+
+int kb_futex_pingpong(uint32_t *word, uint32_t mine, uint32_t theirs, long rounds) {
+    _Atomic uint32_t *atomic = (_Atomic uint32_t *)word;
+    for (long i = 0; i < rounds; i++) {
+        uint32_t seen;
+        while ((seen = atomic_load_explicit(atomic, memory_order_acquire)) != mine) {
+            futex(word, FUTEX_WAIT, seen);
+        }
+        atomic_store_explicit(atomic, theirs, memory_order_release);
+        futex(word, FUTEX_WAKE, INT_MAX);
+    }
+    return 0;
+}
+
+void kb_futex_fence_signal(uint32_t *word, uint32_t value) {
+    atomic_store_explicit((_Atomic uint32_t *)word, value, memory_order_release);
+    futex(word, FUTEX_WAKE, INT_MAX);
+}
+
+void kb_futex_fence_wait(uint32_t *word, uint32_t value) {
+    uint32_t seen;
+    while ((seen = atomic_load_explicit((_Atomic uint32_t *)word, memory_order_acquire)) < value) {
+        futex(word, FUTEX_WAIT, seen);
+    }
+}
+
+void kb_futex_fence_pingpong(uint32_t *out, uint32_t *in, uint32_t base, long rounds, int first) {
+    for (long i = 1; i <= rounds; i++) {
+        uint32_t value = base + (uint32_t)i;
+        if (first) {
+            kb_futex_fence_signal(out, value);
+            kb_futex_fence_wait(in, value);
+        } else {
+            kb_futex_fence_wait(in, value);
+            kb_futex_fence_signal(out, value);
+        }
+    }
+}
+
+/* ---- pipes ---------------------------------------------------------------------------------- */
+
+static int read_byte(int fd) {
+    char byte;
+    for (;;) {
+        ssize_t got = read(fd, &byte, 1);
+        if (got == 1) return 0;
+        if (got == 0) return -EPIPE;
+        if (errno != EINTR) return -errno;
+    }
+}
+
+static int write_byte(int fd) {
+    char byte = 'p';
+    for (;;) {
+        ssize_t put = write(fd, &byte, 1);
+        if (put == 1) return 0;
+        if (put < 0 && errno != EINTR) return -errno;
+    }
+}
+
+int kb_pipe_pingpong(int rfd, int wfd, long rounds, int first) {
+    for (long i = 0; i < rounds; i++) {
+        int error;
+        if (first) {
+            if ((error = write_byte(wfd)) || (error = read_byte(rfd))) return error;
+        } else {
+            if ((error = read_byte(rfd)) || (error = write_byte(wfd))) return error;
+        }
+    }
+    return 0;
+}
+
+/* ---- buffers --------------------------------------------------------------------------------- */
+
+int kb_memfd_buffer(uint64_t size) {
+    int fd = memfd_create("kmt-bench-raw", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    if (fd < 0) return -errno;
+    if (ftruncate(fd, (off_t)size) != 0 ||
+        fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0) {
+        int error = -errno;
+        close(fd);
+        return error;
+    }
+    return fd;
+}
+
+int kb_drm_open(const char *path) {
+    int fd = open(path, O_RDWR | O_CLOEXEC);
+    return fd < 0 ? -errno : fd;
+}
+
+static int drm_ioctl(int fd, unsigned long request, void *arg) {
+    int result;
+    do {
+        result = ioctl(fd, request, arg);
+    } while (result == -1 && (errno == EINTR || errno == EAGAIN));
+    return result == -1 ? -errno : 0;
+}
+
+void kb_gem_close(int fd, uint32_t handle) {
+    struct drm_gem_close request = { .handle = handle };
+    drm_ioctl(fd, DRM_IOCTL_GEM_CLOSE, &request);
+}
+
+int kb_drm_buffer(int render, int card, int virtio, uint64_t size) {
+    /* The library's geometry: 1024 pixels of 4 bytes a row, enough rows for `size`. */
+    uint32_t rows = (uint32_t)((size + 4095) / 4096);
+    int owner;
+    uint32_t handle;
+    int error;
+    if (virtio) {
+        struct drm_virtgpu_resource_create request = {
+            .target = 2, .format = 1, .bind = 2, .width = 1024, .height = rows, .depth = 1,
+            .array_size = 1, .size = rows * 4096u, .stride = 4096,
+        };
+        if ((error = drm_ioctl(render, DRM_IOCTL_VIRTGPU_RESOURCE_CREATE, &request))) return error;
+        owner = render;
+        handle = request.bo_handle;
+    } else {
+        struct drm_mode_create_dumb request = { .height = rows, .width = 1024, .bpp = 32 };
+        if ((error = drm_ioctl(card, DRM_IOCTL_MODE_CREATE_DUMB, &request))) return error;
+        owner = card;
+        handle = request.handle;
+    }
+    int dmabuf = -1;
+    error = drmPrimeHandleToFD(owner, handle, DRM_CLOEXEC | DRM_RDWR, &dmabuf);
+    kb_gem_close(owner, handle);
+    return error ? -errno : dmabuf;
+}
+
+int kb_prime_import(int render, int dmabuf, uint32_t *handle) {
+    return drmPrimeFDToHandle(render, dmabuf, handle) ? -errno : 0;
+}
+
+int64_t kb_fd_size(int fd) {
+    struct stat st;
+    if (fstat(fd, &st) != 0) return -errno;
+    if (S_ISREG(st.st_mode) && st.st_size > 0) return st.st_size;
+    off_t end = lseek(fd, 0, SEEK_END);
+    if (end < 0) return -errno;
+    lseek(fd, 0, SEEK_SET);
+    return end;
+}
+
+/* ---- DRM timeline syncobjs ------------------------------------------------------------------ */
+
+int kb_syncobj_create(int fd, uint32_t *handle) {
+    return drmSyncobjCreate(fd, 0, handle) ? -errno : 0;
+}
+
+int kb_syncobj_export(int fd, uint32_t handle) {
+    int out = -1;
+    return drmSyncobjHandleToFD(fd, handle, &out) ? -errno : out;
+}
+
+int kb_syncobj_import(int fd, int syncobj, uint32_t *handle) {
+    return drmSyncobjFDToHandle(fd, syncobj, handle) ? -errno : 0;
+}
+
+void kb_syncobj_destroy(int fd, uint32_t handle) { drmSyncobjDestroy(fd, handle); }
+
+int kb_syncobj_pingpong(int fd, uint32_t out, uint32_t in, uint64_t base, long rounds, int first) {
+    for (long i = 1; i <= rounds; i++) {
+        uint64_t point = base + (uint64_t)i;
+        for (int step = 0; step < 2; step++) {
+            int error;
+            if ((step == 0) == (first != 0)) {
+                error = drmSyncobjTimelineSignal(fd, &out, &point, 1);
+            } else {
+                uint32_t handle = in;
+                error = drmSyncobjTimelineWait(fd, &handle, &point, 1, INT64_MAX,
+                                               DRM_SYNCOBJ_WAIT_FLAGS_WAIT_FOR_SUBMIT, NULL);
+            }
+            if (error) return -errno;
+        }
+    }
+    return 0;
+}

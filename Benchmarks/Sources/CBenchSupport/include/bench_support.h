@@ -1,0 +1,108 @@
+/*
+ * bench_support.h: the raw primitives the D3DKMT benchmarks compare the library with, and the
+ * little plumbing the harness needs (clock, SCM_RIGHTS messages, process statistics).
+ *
+ * The raw loops are whole loops in C, so that the "raw" column is the bare kernel primitive,
+ * with no Swift in it. Functions return 0 (or a count / descriptor) on success and -errno on
+ * failure.
+ */
+#ifndef KMT_BENCH_SUPPORT_H
+#define KMT_BENCH_SUPPORT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* ---- clock and process statistics ------------------------------------------------------- */
+
+/* CLOCK_MONOTONIC in nanoseconds. */
+uint64_t kb_now_ns(void);
+
+/* Open descriptors of this process (entries of /proc/self/fd), or -errno. */
+int kb_count_fds(void);
+
+/* A "Key:   123 kB" line of /proc/self/status (e.g. "VmRSS"), in KiB; -1 when absent. */
+long kb_status_kib(const char *key);
+
+/* A line of /proc/meminfo (e.g. "Slab"), in KiB; -1 when absent. */
+long kb_meminfo_kib(const char *key);
+
+/* Raises RLIMIT_NOFILE: the soft limit to `want` (and the hard one too, when allowed).
+ * Returns the soft limit in force afterwards. */
+long kb_raise_fd_limit(long want);
+
+/* The RLIMIT_NOFILE soft limit. */
+long kb_fd_limit(void);
+
+/* Writes a line to standard error. */
+void kb_log(const char *text);
+
+/* pipe2(O_CLOEXEC). */
+int kb_pipe(int fds[2]);
+
+/* ---- messages with descriptors (SCM_RIGHTS) ------------------------------------------------ */
+
+/* sendmsg of `len` bytes with `nfds` descriptors (at most 16). */
+int kb_send(int sock, const void *bytes, size_t len, const int *fds, int nfds);
+
+/* recvmsg into `bytes` (MSG_CMSG_CLOEXEC); the descriptors that came go to `fds` (at most
+ * `maxfds`, the rest are closed), their number to `*nfds`. Returns the byte count (0 at EOF). */
+ssize_t kb_recv(int sock, void *bytes, size_t cap, int *fds, int maxfds, int *nfds);
+
+/* ---- futex ---------------------------------------------------------------------------------- */
+
+/* Ping-pong on one shared word, the bare futex handoff: `rounds` times, wait until
+ * *word == mine (FUTEX_WAIT while it is not), then store `theirs` and FUTEX_WAKE. */
+int kb_futex_pingpong(uint32_t *word, uint32_t mine, uint32_t theirs, long rounds);
+
+/* A fence as a bare futex counter: raise *word to `value` and wake its waiters. */
+void kb_futex_fence_signal(uint32_t *word, uint32_t value);
+/* Wait until *word >= value. */
+void kb_futex_fence_wait(uint32_t *word, uint32_t value);
+
+/* Fence ping-pong on two counters: for i in 1...rounds (values base+i), either signal `out`
+ * then wait for `in` (first = 1), or wait for `in` then signal `out` (first = 0). */
+void kb_futex_fence_pingpong(uint32_t *out, uint32_t *in, uint32_t base, long rounds, int first);
+
+/* ---- pipes ---------------------------------------------------------------------------------- */
+
+/* Pipe ping-pong: `rounds` times, either write a byte to `wfd` then read one from `rfd`
+ * (first = 1), or read then write (first = 0). */
+int kb_pipe_pingpong(int rfd, int wfd, long rounds, int first);
+
+/* ---- buffers --------------------------------------------------------------------------------- */
+
+/* A memfd of `size` bytes sealed against shrinking and growing: what a software-adapter
+ * allocation is. Returns the descriptor (close-on-exec) or -errno. */
+int kb_memfd_buffer(uint64_t size);
+
+/* Opens a DRM node read-write, close-on-exec. */
+int kb_drm_open(const char *path);
+
+/* A new buffer of at least `size` bytes as a dma-buf descriptor, made the way the library makes
+ * one: on virtio-gpu a 2D RESOURCE_CREATE on the render node, elsewhere a dumb buffer on the
+ * primary node `card`, exported with PRIME; the creating handle is closed (the dma-buf holds
+ * the buffer). */
+int kb_drm_buffer(int render, int card, int virtio, uint64_t size);
+
+/* drmPrimeFDToHandle, the GEM handle to `*handle`. */
+int kb_prime_import(int render, int dmabuf, uint32_t *handle);
+
+/* DRM_IOCTL_GEM_CLOSE. */
+void kb_gem_close(int fd, uint32_t handle);
+
+/* Size of a descriptor's file (fstat; lseek(SEEK_END) for dma-bufs). */
+int64_t kb_fd_size(int fd);
+
+/* ---- DRM timeline syncobjs (libdrm) -------------------------------------------------------- */
+
+int kb_syncobj_create(int fd, uint32_t *handle);
+int kb_syncobj_export(int fd, uint32_t handle);          /* descriptor or -errno */
+int kb_syncobj_import(int fd, int syncobj, uint32_t *handle);
+void kb_syncobj_destroy(int fd, uint32_t handle);
+
+/* Timeline ping-pong: for i in 1...rounds (points base+i), drmSyncobjTimelineSignal `out` then
+ * drmSyncobjTimelineWait(WAIT_FOR_SUBMIT) for `in` (first = 1), or wait then signal. */
+int kb_syncobj_pingpong(int fd, uint32_t out, uint32_t in, uint64_t base, long rounds, int first);
+
+#endif

@@ -1,0 +1,124 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+import CBenchSupport
+import D3DKMT
+
+// scale-10k: the share-open cycle (4 KiB) with 10,000 live shared objects next to the same
+// with 10 live. A live shared object is a resource the sharer holds with its shared handle, and
+// that the peer has opened and holds.
+//
+// per-object: what one live shared object costs, measured across the growth from few to many:
+// descriptors and VmRSS of the sharer and of the opener, and kernel slab memory (system-wide
+// /proc/meminfo Slab). Raw: the sharer holds its memfd / dma-buf descriptor, the opener the
+// memfd descriptor / GEM handle it imported.
+
+/// The per-object rows.
+let perObjectRows: [(name: String, unit: String)] = [
+    ("per-object fds (sharer)", "fds"),
+    ("per-object fds (opener)", "fds"),
+    ("per-object RSS (sharer)", "KiB"),
+    ("per-object RSS (opener)", "KiB"),
+    ("per-object kernel slab", "KiB"),
+]
+
+struct Footprint {
+    var sharer: ProcessStats
+    var opener: ProcessStats
+    var slabKiB: Int
+
+    static func take(opener peer: Peer) throws -> Footprint {
+        let reply = try peer.channel.request(Message(.stats))
+        return Footprint(sharer: .current(),
+                         opener: ProcessStats(descriptors: Int(reply.arguments.0), residentKiB: Int(reply.arguments.1)),
+                         slabKiB: kb_meminfo_kib("Slab"))
+    }
+
+    /// Per object, from `self` (with `from` objects live) to `later` (with `to`).
+    func perObject(to later: Footprint, objects: Int) -> [Double] {
+        let n = Double(objects)
+        return [Double(later.sharer.descriptors - sharer.descriptors) / n,
+                Double(later.opener.descriptors - opener.descriptors) / n,
+                Double(later.sharer.residentKiB - sharer.residentKiB) / n,
+                Double(later.opener.residentKiB - opener.residentKiB) / n,
+                Double(later.slabKiB - slabKiB) / n]
+    }
+}
+
+func scaleRows(_ target: Target) -> [Row] {
+    let scaleName = "scale-10k share-open"
+    let wantScale = target.config.wants(row: scaleName)
+    let wantedPerObject = perObjectRows.filter { target.config.wants(row: $0.name) }
+    guard wantScale || !wantedPerObject.isEmpty else { return [] }
+    let unit = "µs/op"
+    let few = 10
+    // Each live object costs the sharer two descriptors (its buffer and the handle).
+    let live = min(target.config.liveObjects, (kb_fd_limit() - 256) / 2)
+    var note = live == 10_000 ? nil : "\(live) live objects, not 10,000" + (target.config.smoke ? " (smoke)" : " (RLIMIT_NOFILE)")
+    do {
+        let oursPeer = try Peer(role: "share-ours", arguments: target.luidArguments)
+        let rawPeer = try Peer(role: "share-raw", arguments: target.raw.arguments)
+
+        // Raw footprint: `live` buffers held on both sides.
+        var rawHeld: [Int32] = []
+        let rawBefore = try Footprint.take(opener: rawPeer)
+        for _ in 0..<live {
+            let fd = try target.raw.makeBuffer(size: 4096)
+            rawHeld.append(fd)
+            try rawPeer.channel.request(Message(.hold, descriptors: [fd]))
+        }
+        let rawAfter = try Footprint.take(opener: rawPeer)
+        rawHeld.forEach { close($0) }
+        rawHeld = []
+        try rawPeer.channel.request(Message(.drop, 0))
+        try rawPeer.finish()
+
+        // Ours.
+        var held: [(resource: Resource, handle: Int32)] = []
+        func grow(to count: Int) throws {
+            while held.count < count {
+                let resource = try target.device.createResource(allocations: [(source: .new(AllocationDescriptor(size: 4096)), extraDriverData: [])])
+                let handle = try resource.share()
+                try oursPeer.channel.request(Message(.hold, descriptors: [handle.rawValue]))
+                held.append((resource, handle.take()))
+            }
+        }
+        func shrink(to count: Int) throws {
+            while held.count > count { close(held.removeLast().handle) }
+            try oursPeer.channel.request(Message(.drop, UInt64(count)))
+        }
+        let side = Side(name: "ours") { n in for _ in 0..<n { try shareOpenOurs(target, oursPeer.channel, size: 4096) } }
+        let halfRounds = max(1, (target.config.rounds + 1) / 2)
+
+        try grow(to: few)
+        var fewSamples = wantScale ? try sample(side, rounds: halfRounds, target.config) : []
+        let oursBefore = try Footprint.take(opener: oursPeer)
+        try grow(to: live)
+        let oursAfter = try Footprint.take(opener: oursPeer)
+        let manySamples = wantScale ? try sample(side, rounds: target.config.rounds, target.config) : []
+        try shrink(to: few)
+        if wantScale { fewSamples += try sample(side, rounds: halfRounds, target.config) }
+        try shrink(to: 0)
+        try oursPeer.finish()
+
+        var rows: [Row] = []
+        if wantScale {
+            rows.append(target.row(scaleName, ours: median(manySamples) / 1000, raw: median(fewSamples) / 1000, unit: unit, goal: 1.1,
+                                   note: "ours = \(live) live shared objects, raw = \(few) live" + (note.map { "; " + $0 } ?? "")))
+            note = nil
+        }
+        let ours = oursBefore.perObject(to: oursAfter, objects: live - few)
+        let raw = rawBefore.perObject(to: rawAfter, objects: live)
+        for (index, entry) in perObjectRows.enumerated() where wantedPerObject.contains(where: { $0.name == entry.name }) {
+            var rowNote = note
+            if index == 4 { rowNote = "system-wide /proc/meminfo Slab growth per object (kernel memory; not in VmRSS)" + (note.map { "; " + $0 } ?? "") }
+            rows.append(target.row(entry.name, ours: ours[index], raw: raw[index], unit: entry.unit, goal: nil, note: rowNote))
+        }
+        return rows
+    } catch {
+        let names = (wantScale ? [(scaleName, unit)] : []) + wantedPerObject.map { ($0.name, $0.unit) }
+        return names.map { target.failed($0.0, unit: $0.1, goal: $0.0 == scaleName ? 1.1 : nil, error) }
+    }
+}

@@ -1,0 +1,124 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+import CBenchSupport
+import D3DKMT
+
+// share-open: create a resource, share it, pass the handle to a second process, open it there,
+// close everything; next to: make the buffer (memfd / dma-buf), send its descriptor with
+// SCM_RIGHTS, import it (fstat / drmPrimeFDToHandle), close.
+
+/// One "ours" share-open cycle: the parent's half, and the wait for the peer's open.
+func shareOpenOurs(_ target: Target, _ channel: Channel, size: UInt64) throws {
+    let resource = try target.device.createResource(allocations: [(source: .new(AllocationDescriptor(size: size)), extraDriverData: [])])
+    let handle = try resource.share()
+    try sendDescriptor(handle.rawValue, over: channel.socket)
+    _ = consume handle
+    _ = try channel.receive()
+}
+
+/// One raw cycle.
+func shareOpenRaw(_ target: Target, _ channel: Channel, size: UInt64) throws {
+    let fd = try target.raw.makeBuffer(size: size)
+    defer { close(fd) }
+    try channel.send(Message(.open, descriptors: [fd]))
+    _ = try channel.receive()
+}
+
+func shareOpenRow(_ target: Target, size: UInt64, label: String) -> Row {
+    let name = "share-open \(label)"
+    let unit = "µs/op"
+    do {
+        let oursPeer = try Peer(role: "share-ours", arguments: target.luidArguments)
+        let rawPeer = try Peer(role: "share-raw", arguments: target.raw.arguments)
+        let sides = target.sides([
+            Side(name: "ours") { n in for _ in 0..<n { try shareOpenOurs(target, oursPeer.channel, size: size) } },
+            Side(name: "raw") { n in for _ in 0..<n { try shareOpenRaw(target, rawPeer.channel, size: size) } },
+        ])
+        let result = try measure(sides, target.config)
+        try oursPeer.finish()
+        try rawPeer.finish()
+        return target.row(name, ours: result["ours"].map { $0 / 1000 }, raw: result["raw"].map { $0 / 1000 }, unit: unit, goal: 1.25)
+    } catch {
+        return target.failed(name, unit: unit, goal: 1.25, error)
+    }
+}
+
+// ---- the peers
+
+/// Opens what it is sent with the library, on a device of the adapter named by LUID.
+func runShareOursPeer(_ channel: Channel, _ arguments: [String]) throws {
+    let device = try adapter(luidArguments: arguments).makeDevice()
+    var held: [Resource] = []
+    while true {
+        let message = try channel.receive()
+        switch message.op {
+        case .open:
+            guard let fd = message.descriptors.first else { throw BenchError("open without a handle") }
+            let handle = SharedHandle(adopting: fd)
+            _ = try device.openResource(handle)
+            try channel.send(Message(.done))
+        case .hold:
+            guard let fd = message.descriptors.first else { throw BenchError("hold without a handle") }
+            let handle = SharedHandle(adopting: fd)
+            held.append(try device.openResource(handle))
+            try channel.send(Message(.done))
+        case .drop:
+            let keep = Int(message.arguments.0)
+            if held.count > keep { held.removeLast(held.count - keep) }
+            try channel.send(Message(.done))
+        case .stats:
+            let stats = ProcessStats.current()
+            try channel.send(Message(.done, UInt64(stats.descriptors), UInt64(stats.residentKiB)))
+        case .quit:
+            return
+        default:
+            throw BenchError("share-ours peer: unexpected \(message.op)")
+        }
+    }
+}
+
+/// Imports what it is sent the raw way: fstat of a memfd, drmPrimeFDToHandle of a dma-buf.
+func runShareRawPeer(_ channel: Channel, _ arguments: [String]) throws {
+    let raw = try RawDevice(arguments: arguments)
+    // Held objects: a memfd descriptor, or a GEM handle (the dma-buf descriptor is closed once
+    // imported: the handle keeps the buffer).
+    var held: [Int32] = []
+    func importBuffer(_ fd: Int32, keep: Bool) throws {
+        if raw.isSoftware {
+            try check(kb_fd_size(fd), "fstat of a received memfd")
+            if keep { held.append(fd) } else { close(fd) }
+        } else {
+            var handle: UInt32 = 0
+            let imported = kb_prime_import(raw.render, fd, &handle)
+            close(fd)
+            try check(imported, "drmPrimeFDToHandle")
+            if keep { held.append(Int32(bitPattern: handle)) } else { kb_gem_close(raw.render, handle) }
+        }
+    }
+    func release(_ object: Int32) {
+        if raw.isSoftware { close(object) } else { kb_gem_close(raw.render, UInt32(bitPattern: object)) }
+    }
+    while true {
+        let message = try channel.receive()
+        switch message.op {
+        case .open, .hold:
+            guard let fd = message.descriptors.first else { throw BenchError("open without a buffer") }
+            try importBuffer(fd, keep: message.op == .hold)
+            try channel.send(Message(.done))
+        case .drop:
+            let keep = Int(message.arguments.0)
+            while held.count > keep { release(held.removeLast()) }
+            try channel.send(Message(.done))
+        case .stats:
+            let stats = ProcessStats.current()
+            try channel.send(Message(.done, UInt64(stats.descriptors), UInt64(stats.residentKiB)))
+        case .quit:
+            return
+        default:
+            throw BenchError("share-raw peer: unexpected \(message.op)")
+        }
+    }
+}
