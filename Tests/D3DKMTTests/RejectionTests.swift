@@ -42,6 +42,47 @@ extension D3DKMTSuite {
             #expect(openStatus(handle) == .success)
         }
 
+        @Test func forgedKeyedMutexesAndSyncObjectsAreRefused() throws {
+            try expectNoDescriptorLeak("forged sync packages") {
+                var fds: [Int32] = [-1, -1]
+                #expect(pipe(&fds) == 0)
+                defer { close(fds[0]); close(fds[1]) }
+                let good = try device.createSyncObject(.monitoredFence)
+                let goodState = good.fenceState!.page.descriptor.rawValue
+                let mutex = try KeyedMutex.create()
+                let mutexState = mutex.state.page.descriptor.rawValue
+
+                func syncPackage(syncobj: UInt32, state: UInt32, count: UInt32) -> [UInt8] {
+                    var package = SharePackage(contents: .syncObject, descriptorCount: count, access: 0, adapterLUID: device.adapter.info.luid)
+                    package.syncObject = .init(type: SyncObject.Kind.monitoredFence.rawValue, flags: 0, syncobjDescriptorIndex: syncobj, stateDescriptorIndex: state)
+                    return package.encoded()
+                }
+                let none = SharePackage.noDescriptor
+                // The control: a software fence's page alone opens.
+                #expect(status { _ = try device.openSyncObject(forgedHandle(syncPackage(syncobj: none, state: 0, count: 1), descriptors: [goodState])) } == .success)
+                // A pipe passed off as a syncobj, or as the state page; a keyed mutex page as a fence page;
+                // no descriptor at all.
+                #expect(status { _ = try device.openSyncObject(forgedHandle(syncPackage(syncobj: 0, state: none, count: 1), descriptors: [fds[0]])) } == .invalidParameter)
+                #expect(status { _ = try device.openSyncObject(forgedHandle(syncPackage(syncobj: none, state: 0, count: 1), descriptors: [fds[0]])) } == .invalidParameter)
+                #expect(status { _ = try device.openSyncObject(forgedHandle(syncPackage(syncobj: none, state: 0, count: 1), descriptors: [mutexState])) } == .invalidParameter)
+                #expect(status { _ = try device.openSyncObject(forgedHandle(syncPackage(syncobj: none, state: none, count: 0))) } == .invalidParameter)
+
+                // A keyed mutex whose state is a fence page, or a pipe.
+                func mutexPackage(_ state: Int32) -> [UInt8] {
+                    var package = validPackage(luid: device.adapter.info.luid)
+                    package.contents = [.resource, .keyedMutex, .syncObject]
+                    package.descriptorCount = 3
+                    package.keyedMutex = .init(stateDescriptorIndex: 1, syncobjDescriptorIndex: none, runtimeData: [])
+                    package.syncObject = .init(type: SyncObject.Kind.fence.rawValue, flags: 0, syncobjDescriptorIndex: none, stateDescriptorIndex: 2)
+                    return package.encoded()
+                }
+                #expect(status { _ = try KeyedMutex.open(forgedHandle(mutexPackage(mutexState), descriptors: [bufferFD, mutexState, goodState])) } == .success)
+                #expect(status { _ = try KeyedMutex.open(forgedHandle(mutexPackage(goodState), descriptors: [bufferFD, goodState, goodState])) } == .invalidParameter)
+                #expect(status { _ = try KeyedMutex.open(forgedHandle(mutexPackage(fds[0]), descriptors: [bufferFD, fds[0], goodState])) } == .invalidParameter)
+                #expect(status { _ = try device.openResource(forgedHandle(mutexPackage(fds[0]), descriptors: [bufferFD, fds[0], goodState])) } == .invalidParameter)
+            }
+        }
+
         @Test func resourcesCreatedWithoutSharingCannotBeShared() throws {
             let resource = try device.createResource(allocations: [(.new(AllocationDescriptor(size: 4096)), [])], shareable: false)
             #expect(status { _ = try resource.share() } == .invalidParameter)
