@@ -37,12 +37,12 @@ struct Adapters: ParsableCommand {
 struct SelfTest: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "selftest",
-        abstract: "On every adapter: create a resource, share it, open it in a second process, write in one and read in the other.")
+        abstract: "On every adapter: create a resource, share it with a keyed mutex and a fence, open it in a second process, write in one and read in the other, hand the mutex back and forth.")
 
     @Option(help: "Bytes per allocation.") var size: UInt64 = 256 * 1024
 
     func run() throws {
-        var rows = [["adapter", "create", "share", "open in child", "child reads", "parent reads", "result"]]
+        var rows = [["adapter", "create", "share", "open in child", "child reads", "parent reads", "keyed mutex", "result"]]
         var failures = 0
         for adapter in Adapter.enumerate() {
             let steps = runSteps(adapter)
@@ -59,7 +59,7 @@ struct SelfTest: ParsableCommand {
         var steps: [String] = []
         func finish(_ failure: String) -> [String] {
             steps.append(failure)
-            while steps.count < 5 { steps.append("-") }
+            while steps.count < 6 { steps.append("-") }
             return steps + ["FAIL"]
         }
         let seed: UInt32 = 1000 + UInt32(getpid() % 1000)
@@ -76,16 +76,34 @@ struct SelfTest: ParsableCommand {
             steps.append("ok")
         } catch { return finish("\(error.status)") }
 
+        // Where the adapter has sync objects (not vgem), the resource travels with a keyed mutex and
+        // a fence, and the two processes hand the mutex back and forth.
+        let guards: (KeyedMutex, SyncObject)? = try? (KeyedMutex.create(), resource.device.createSyncObject(.monitoredFence))
         let handle: SharedHandle
-        do { handle = try resource.share(); steps.append("ok") } catch { return finish("\(error.status)") }
+        do { handle = try resource.share(keyedMutex: guards?.0, syncObject: guards?.1); steps.append("ok") } catch { return finish("\(error.status)") }
 
         let child = spawnSelf(["selftest-peer", String(adapter.info.luid.lowPart), String(adapter.info.luid.highPart), String(seed)],
                               handle: handle.rawValue)
-        switch child {
+        var handoffs = "n/a (no syncobjs)"
+        if let (mutex, fence) = guards, child.pid > 0 {
+            do {
+                for round in 0..<SelfTest.handoffs {
+                    _ = try mutex.acquire(key: 0, timeout: .seconds(30))
+                    try mutex.release(key: 1, fenceValue: UInt64(round))
+                }
+                try SyncObject.wait(for: [(fence, 1)], timeout: .seconds(30))
+                handoffs = "\(SelfTest.handoffs) handoffs"
+            } catch {
+                handoffs = "\(error.status)"
+            }
+        }
+        let exitCode = child.wait()
+        switch exitCode {
         case 0: steps += ["ok", "ok"]
         case 2: return finish("open failed")
         case 3: steps.append("ok"); return finish("wrong contents")
-        default: return finish("child exit \(child)")
+        case 4: steps += ["ok", "ok", "-"]; return finish("child: \(handoffs)")
+        default: return finish("child exit \(exitCode)")
         }
         for (index, allocation) in resource.allocations.enumerated() {
             guard let mapping = try? allocation.map(writable: false),
@@ -93,8 +111,11 @@ struct SelfTest: ParsableCommand {
             else { return finish("wrong contents") }
         }
         steps.append("ok")
-        return steps + ["PASS"]
+        steps.append(handoffs)
+        return handoffs.hasPrefix("STATUS") ? steps + ["FAIL"] : steps + ["PASS"]
     }
+
+    static let handoffs = 100
 }
 
 /// The child side of `selftest`: the shared handle is descriptor 3.
@@ -122,6 +143,17 @@ struct SelfTestPeer: ParsableCommand {
             }
             TestPattern.fill(mapping.bytes, seed: seed + 1, allocation: index)
         }
+        guard let mutex = resource.keyedMutex, let fence = resource.syncObject else { return }
+        do {
+            for _ in 0..<SelfTest.handoffs {
+                _ = try mutex.acquire(key: 1, timeout: .seconds(30))
+                try mutex.release(key: 0)
+            }
+            try fence.signal(1)
+        } catch {
+            printError("keyed mutex: \(error)")
+            throw ExitCode(4)
+        }
     }
 }
 
@@ -130,8 +162,21 @@ func printError(_ text: String) {
     _ = line.withCString { write(2, $0, strlen($0)) }
 }
 
-/// Runs this executable again with `arguments`, `handle` as its descriptor 3; returns its exit code.
-func spawnSelf(_ arguments: [String], handle: Int32) -> Int32 {
+/// A child started by ``spawnSelf(_:handle:)``; pid -1 when it could not start.
+struct Child {
+    let pid: pid_t
+
+    /// Waits for the child; its exit code (128 + signal when killed, 127 when it never started).
+    func wait() -> Int32 {
+        guard pid > 0 else { return 127 }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        return (status & 0x7F) == 0 ? (status >> 8) & 0xFF : 128 + (status & 0x7F)
+    }
+}
+
+/// Runs this executable again with `arguments`, `handle` as its descriptor 3.
+func spawnSelf(_ arguments: [String], handle: Int32) -> Child {
     var actions = posix_spawn_file_actions_t()
     posix_spawn_file_actions_init(&actions)
     defer { posix_spawn_file_actions_destroy(&actions) }
@@ -140,10 +185,8 @@ func spawnSelf(_ arguments: [String], handle: Int32) -> Int32 {
     let argv = (["kmt"] + arguments).map { strdup($0) } + [nil]
     defer { argv.forEach { free($0) } }
     var pid: pid_t = 0
-    guard posix_spawn(&pid, path, &actions, nil, argv, environ) == 0 else { return 127 }
-    var status: Int32 = 0
-    while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-    return (status & 0x7F) == 0 ? (status >> 8) & 0xFF : 128 + (status & 0x7F)
+    guard posix_spawn(&pid, path, &actions, nil, argv, environ) == 0 else { return Child(pid: -1) }
+    return Child(pid: pid)
 }
 
 func printTable(_ rows: [[String]]) {
