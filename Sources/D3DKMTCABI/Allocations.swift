@@ -170,7 +170,7 @@ public func D3DKMTLock2(_ pData: UnsafeMutablePointer<D3DKMT_LOCK2>?) -> NTSTATU
                 return .success(lock.mapping.baseAddress)
             }
             do throws(NTError) {
-                let locked = LockedMapping(try allocation.map())
+                let locked = LockedMapping(try allocation.map(writable: !allocation.isReadOnly))
                 table.replace(allocationHandle, with: .allocation(allocation, device: owner, resource: resource, lock: locked))
                 return .success(locked.mapping.baseAddress)
             } catch {

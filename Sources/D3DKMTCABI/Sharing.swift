@@ -11,8 +11,10 @@ import Glibc
 ///
 /// As on Windows: `cObjects` 1 shares a resource or a sync object alone; 3 shares a resource with
 /// its keyed mutex and sync object, in that order. Anything else, or a resource created without
-/// `NtSecuritySharing`, is `STATUS_INVALID_PARAMETER`. A name in `pObjectAttributes` is
-/// `STATUS_NOT_SUPPORTED` (names are not implemented yet).
+/// `NtSecuritySharing`, is `STATUS_INVALID_PARAMETER`. A name in `pObjectAttributes->ObjectName`
+/// (UTF-16) is published in the caller's per-user namespace while the returned handle or a copy
+/// of it is open (`STATUS_OBJECT_NAME_COLLISION` when taken, `STATUS_OBJECT_NAME_INVALID` when
+/// empty, longer than 256 characters, or not valid UTF-16).
 @c @implementation
 public func D3DKMTShareObjects(_ cObjects: UINT, _ hObjects: UnsafePointer<D3DKMT_HANDLE>?,
                                _ pObjectAttributes: UnsafeMutablePointer<OBJECT_ATTRIBUTES>?,
@@ -21,30 +23,69 @@ public func D3DKMTShareObjects(_ cObjects: UINT, _ hObjects: UnsafePointer<D3DKM
         let out = try required(phSharedNtHandle, "phSharedNtHandle")
         guard cObjects == 1 || cObjects == 3 else { throw invalid("cObjects must be 1 or 3, not \(cObjects)") }
         guard let hObjects else { throw invalid("hObjects is NULL") }
-        if let attributes = pObjectAttributes?.pointee, attributes.ObjectName != nil {
-            throw NTError(.notSupported, "named shared objects are not implemented yet")
-        }
+        let name = try objectName(pObjectAttributes)
         let objects = (0..<Int(cObjects)).map { hObjects[$0] }
         let found = handleTable.withLock { table in objects.map { table.lookup($0) } }
         var handle: SharedHandle
         switch (found[0], cObjects) {
         case (.resource(let resource, _, _)?, 1):
-            handle = try resource.share(access: dwDesiredAccess)
+            handle = try resource.share(access: dwDesiredAccess, name: name)
         case (.syncObject(let object, _)?, 1):
-            handle = try object.share(access: dwDesiredAccess)
+            handle = try object.share(access: dwDesiredAccess, name: name)
         case (.resource(let resource, _, _)?, 3):
             guard case .keyedMutex(let mutex)? = found[1] else { throw invalid("hObjects[1] is not a keyed mutex") }
             guard case .syncObject(let object, _)? = found[2] else { throw invalid("hObjects[2] is not a sync object") }
-            handle = try resource.share(access: dwDesiredAccess, keyedMutex: mutex, syncObject: object)
+            handle = try resource.share(access: dwDesiredAccess, keyedMutex: mutex, syncObject: object, name: name)
         default:
             throw invalid(cObjects == 1 ? "hObjects[0] is not a resource or a sync object" : "hObjects[0] is not a resource")
         }
-        // Descriptor 0 would be a NULL HANDLE: move it up.
-        if handle.rawValue == 0 {
-            let moved = try handle.duplicate()
-            handle = moved
-        }
-        out.pointee = HANDLE(bitPattern: Int(handle.take()))
+        out.pointee = try ntHandle(handle)
+    }
+}
+
+/// A shared handle as a `HANDLE`: its descriptor, which is never 0 (that would read as NULL).
+func ntHandle(_ handle: consuming SharedHandle) throws(NTError) -> HANDLE? {
+    if handle.rawValue == 0 {
+        let moved = try handle.duplicate()
+        handle = moved
+    }
+    return HANDLE(bitPattern: Int(handle.take()))
+}
+
+/// The name in `OBJECT_ATTRIBUTES.ObjectName`, or nil when there is none.
+///
+/// - Throws: `STATUS_OBJECT_NAME_INVALID` for an odd byte length, a NULL buffer or invalid UTF-16.
+func objectName(_ attributes: UnsafeMutablePointer<OBJECT_ATTRIBUTES>?) throws(NTError) -> String? {
+    guard let name = attributes?.pointee.ObjectName?.pointee else { return nil }
+    guard name.Length % 2 == 0, name.Length > 0, let buffer = name.Buffer else {
+        throw NTError(.objectNameInvalid, "ObjectName has \(name.Length) bytes or no buffer")
+    }
+    let units = UnsafeBufferPointer(start: buffer, count: Int(name.Length) / 2)
+    guard let text = String(validating: units, as: UTF16.self) else { throw NTError(.objectNameInvalid, "ObjectName is not valid UTF-16") }
+    return text
+}
+
+/// `D3DKMTOpenNtHandleFromName`: a new handle to the resource published under the name in
+/// `pObjAttrib` in the caller's namespace, granting `dwDesiredAccess` (at most what the sharer
+/// granted: else `STATUS_ACCESS_DENIED`). `STATUS_OBJECT_NAME_NOT_FOUND` when no live share has
+/// the name; `STATUS_OBJECT_TYPE_MISMATCH` when it names a sync object.
+@c @implementation
+public func D3DKMTOpenNtHandleFromName(_ pData: UnsafeMutablePointer<D3DKMT_OPENNTHANDLEFROMNAME>?) -> NTSTATUS {
+    ntCall { () throws(NTError) in
+        let data = try required(pData)
+        guard let name = try objectName(data.pointee.pObjAttrib) else { throw invalid("pObjAttrib has no ObjectName") }
+        data.pointee.hNtHandle = try ntHandle(SharedHandle.open(name: name, access: data.pointee.dwDesiredAccess))
+    }
+}
+
+/// `D3DKMTOpenSyncObjectNtHandleFromName`: as `D3DKMTOpenNtHandleFromName`, for a sync object
+/// shared alone.
+@c @implementation
+public func D3DKMTOpenSyncObjectNtHandleFromName(_ pData: UnsafeMutablePointer<D3DKMT_OPENSYNCOBJECTNTHANDLEFROMNAME>?) -> NTSTATUS {
+    ntCall { () throws(NTError) in
+        let data = try required(pData)
+        guard let name = try objectName(data.pointee.pObjAttrib) else { throw invalid("pObjAttrib has no ObjectName") }
+        data.pointee.hNtHandle = try ntHandle(SharedHandle.openSyncObject(name: name, access: data.pointee.dwDesiredAccess))
     }
 }
 

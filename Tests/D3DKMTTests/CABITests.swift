@@ -124,10 +124,19 @@ extension D3DKMTSuite {
             #expect(D3DKMTCreateAllocation2(&create) == NTStatus.invalidParameter.rawValue)
         }
 
-        @Test func whatIsNotBuiltYetSaysSo() {
-            #expect(D3DKMTCreateKeyedMutex2(nil) == NTStatus.notSupported.rawValue)
-            #expect(D3DKMTCreateSynchronizationObject2(nil) == NTStatus.notSupported.rawValue)
-            #expect(D3DKMTOpenNtHandleFromName(nil) == NTStatus.notSupported.rawValue)
+        @Test func nullArgumentsAreInvalidAndGlobalHandlesUnsupported() {
+            let invalid = NTStatus.invalidParameter.rawValue
+            #expect(D3DKMTCreateKeyedMutex2(nil) == invalid)
+            #expect(D3DKMTAcquireKeyedMutex2(nil) == invalid)
+            #expect(D3DKMTReleaseKeyedMutex2(nil) == invalid)
+            #expect(D3DKMTCreateSynchronizationObject2(nil) == invalid)
+            #expect(D3DKMTSignalSynchronizationObjectFromCpu(nil) == invalid)
+            #expect(D3DKMTWaitForSynchronizationObjectFromCpu(nil) == invalid)
+            #expect(D3DKMTOpenNtHandleFromName(nil) == invalid)
+            #expect(D3DKMTOpenSyncObjectNtHandleFromName(nil) == invalid)
+            var open = D3DKMT_OPENKEYEDMUTEX2()
+            open.hSharedHandle = 0x1234
+            #expect(D3DKMTOpenKeyedMutex2(&open) == NTStatus.notSupported.rawValue)
         }
     }
 }

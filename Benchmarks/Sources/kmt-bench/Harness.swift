@@ -26,6 +26,10 @@ struct Config {
     var rowFilter: [String] = []
     /// Adapters whose driver name is one of these (all when empty).
     var adapterFilter: [String] = []
+    /// Where the processes run: "same" (every process pinned to one CPU: a handoff is a context
+    /// switch, reproducible), "split" (the parent on one CPU, its peers on another: a handoff
+    /// is a cross-CPU wake-up) or "any" (the scheduler decides).
+    var cpus = "same"
 
     static let smokeProfile = Config(rounds: 2, roundNanoseconds: 1_000_000, minimumIterations: 2,
                                      maximumIterations: 50, liveObjects: 200, smoke: true)
@@ -58,13 +62,13 @@ struct Row {
 
     var verdict: String {
         if error != nil { return "ERROR" }
-        guard let ratio else { return "n/a" }
+        guard let ratio else { return ours == nil ? "n/a" : "context" }
         guard let goal else { return "context" }
         return ratio <= goal ? "met" : "MISSED"
     }
 
     /// Produced: measured, or not applicable on this adapter (never an error).
-    var isProduced: Bool { error == nil && (ratio != nil || note != nil) }
+    var isProduced: Bool { error == nil && (ours != nil || note != nil) }
 }
 
 /// One side of a benchmark: runs `iterations` iterations of its operation.

@@ -8,12 +8,15 @@ import D3DKMT
 
 // scale-10k: the share-open cycle (4 KiB) with 10,000 live shared objects next to the same
 // with 10 live. A live shared object is a resource the sharer holds with its shared handle, and
-// that the peer has opened and holds.
+// that the peer has opened and holds. That is two descriptors per object in the sharer: where
+// RLIMIT_NOFILE cannot be raised that far (a hard limit of 20,000 without CAP_SYS_RESOURCE),
+// the sharer lets go of its resources past what fits and keeps the handles only (which keep
+// the objects alive), and the row says so.
 //
-// per-object: what one live shared object costs, measured across the growth from few to many:
-// descriptors and VmRSS of the sharer and of the opener, and kernel slab memory (system-wide
-// /proc/meminfo Slab). Raw: the sharer holds its memfd / dma-buf descriptor, the opener the
-// memfd descriptor / GEM handle it imported.
+// per-object: what one live shared object costs, measured across the growth from few to many
+// (while the sharer still holds both): descriptors and VmRSS of the sharer and of the opener,
+// and kernel slab memory (system-wide /proc/meminfo Slab). Raw: the sharer holds its memfd /
+// dma-buf descriptor, the opener the memfd descriptor / GEM handle it imported.
 
 /// The per-object rows.
 let perObjectRows: [(name: String, unit: String)] = [
@@ -54,17 +57,25 @@ func scaleRows(_ target: Target) -> [Row] {
     guard wantScale || !wantedPerObject.isEmpty else { return [] }
     let unit = "µs/op"
     let few = 10
-    // Each live object costs the sharer two descriptors (its buffer and the handle).
-    let live = min(target.config.liveObjects, (kb_fd_limit() - 256) / 2)
-    var note = live == 10_000 ? nil : "\(live) live objects, not 10,000" + (target.config.smoke ? " (smoke)" : " (RLIMIT_NOFILE)")
+    let live = target.config.liveObjects
+    // Each live object costs the sharer two descriptors (its buffer and the handle) while it
+    // keeps its resource, one (the handle) once it does not.
+    let fdLimit = kb_fd_limit() - 256
+    guard live < fdLimit else {
+        let why = "RLIMIT_NOFILE \(fdLimit + 256) is too low for \(live) live objects"
+        return ([scaleName] + wantedPerObject.map(\.name)).map { target.failed($0, unit: "-", goal: nil, BenchError(why)) }
+    }
+    let withResources = min(live, fdLimit / 2)
+    var notes: [String] = []
+    if live != 10_000 { notes.append("\(live) live objects" + (target.config.smoke ? " (smoke)" : "")) }
     do {
         let oursPeer = try Peer(role: "share-ours", arguments: target.luidArguments)
         let rawPeer = try Peer(role: "share-raw", arguments: target.raw.arguments)
 
-        // Raw footprint: `live` buffers held on both sides.
+        // Raw footprint: buffers held on both sides.
         var rawHeld: [Int32] = []
         let rawBefore = try Footprint.take(opener: rawPeer)
-        for _ in 0..<live {
+        for _ in 0..<withResources {
             let fd = try target.raw.makeBuffer(size: 4096)
             rawHeld.append(fd)
             try rawPeer.channel.request(Message(.hold, descriptors: [fd]))
@@ -76,13 +87,13 @@ func scaleRows(_ target: Target) -> [Row] {
         try rawPeer.finish()
 
         // Ours.
-        var held: [(resource: Resource, handle: Int32)] = []
-        func grow(to count: Int) throws {
+        var held: [(resource: Resource?, handle: Int32)] = []
+        func grow(to count: Int, keepResources: Bool = true) throws {
             while held.count < count {
                 let resource = try target.device.createResource(allocations: [(source: .new(AllocationDescriptor(size: 4096)), extraDriverData: [])])
                 let handle = try resource.share()
                 try oursPeer.channel.request(Message(.hold, descriptors: [handle.rawValue]))
-                held.append((resource, handle.take()))
+                held.append((keepResources ? resource : nil, handle.take()))
             }
         }
         func shrink(to count: Int) throws {
@@ -95,8 +106,13 @@ func scaleRows(_ target: Target) -> [Row] {
         try grow(to: few)
         var fewSamples = wantScale ? try sample(side, rounds: halfRounds, target.config) : []
         let oursBefore = try Footprint.take(opener: oursPeer)
-        try grow(to: live)
+        try grow(to: withResources)
         let oursAfter = try Footprint.take(opener: oursPeer)
+        if withResources < live {
+            for index in held.indices { held[index].resource = nil }
+            try grow(to: live, keepResources: false)
+            notes.append("the sharer holds the handles only, not its resources (RLIMIT_NOFILE \(fdLimit + 256))")
+        }
         let manySamples = wantScale ? try sample(side, rounds: target.config.rounds, target.config) : []
         try shrink(to: few)
         if wantScale { fewSamples += try sample(side, rounds: halfRounds, target.config) }
@@ -106,19 +122,23 @@ func scaleRows(_ target: Target) -> [Row] {
         var rows: [Row] = []
         if wantScale {
             rows.append(target.row(scaleName, ours: median(manySamples) / 1000, raw: median(fewSamples) / 1000, unit: unit, goal: 1.1,
-                                   note: "ours = \(live) live shared objects, raw = \(few) live" + (note.map { "; " + $0 } ?? "")))
-            note = nil
+                                   note: (["ours = \(live) live shared objects, raw = \(few) live"] + notes).joined(separator: "; ")))
         }
-        let ours = oursBefore.perObject(to: oursAfter, objects: live - few)
-        let raw = rawBefore.perObject(to: rawAfter, objects: live)
+        let ours = oursBefore.perObject(to: oursAfter, objects: withResources - few)
+        let raw = rawBefore.perObject(to: rawAfter, objects: withResources)
+        let growth = withResources == 10_000 ? nil : "over \(withResources) objects"
         for (index, entry) in perObjectRows.enumerated() where wantedPerObject.contains(where: { $0.name == entry.name }) {
-            var rowNote = note
-            if index == 4 { rowNote = "system-wide /proc/meminfo Slab growth per object (kernel memory; not in VmRSS)" + (note.map { "; " + $0 } ?? "") }
-            rows.append(target.row(entry.name, ours: ours[index], raw: raw[index], unit: entry.unit, goal: nil, note: rowNote))
+            let rowNote = index == 4 ? "system-wide /proc/meminfo Slab growth per object (kernel memory; not in VmRSS)" : nil
+            rows.append(target.row(entry.name, ours: ours[index], raw: raw[index], unit: entry.unit, goal: nil,
+                                   note: [rowNote, growth].compactMap { $0 }.joined(separator: "; ").nilIfEmpty))
         }
         return rows
     } catch {
         let names = (wantScale ? [(scaleName, unit)] : []) + wantedPerObject.map { ($0.name, $0.unit) }
         return names.map { target.failed($0.0, unit: $0.1, goal: $0.0 == scaleName ? 1.1 : nil, error) }
     }
+}
+
+extension String {
+    var nilIfEmpty: String? { isEmpty ? nil : self }
 }

@@ -21,6 +21,8 @@ let usage = """
       --round-ms N          target duration of one round (default 40)
       --live N              live objects for scale-10k and per-object (default 10000)
       --only ours|raw       run one side only (profiling under callgrind)
+      --cpus same|split|any pin every process to one CPU (default: reproducible handoffs), the
+                            peers to another CPU than the parent, or leave it to the scheduler
     Speed goals are ratios of the two sides measured in one run; a missed goal does not fail the
     run. The exit status is 1 when a row could not be produced (an error), 2 for bad usage.
     """
@@ -55,6 +57,7 @@ func runPeer(_ role: String, _ arguments: [String]) -> Never {
 
 let commandLine = Array(CommandLine.arguments.dropFirst())
 if commandLine.first == "--peer" {
+    if let cpu = getenv("KMT_BENCH_PEER_CPU").flatMap({ Int32(String(cString: $0)) }) { _ = kb_pin_to_cpu(cpu) }
     guard commandLine.count >= 2 else { fail("--peer needs a role") }
     runPeer(commandLine[1], Array(commandLine.dropFirst(2)))
 }
@@ -95,6 +98,10 @@ func parseOptions(_ words: [String]) -> Options {
             let side = value()
             guard side == "ours" || side == "raw" else { fail("--only takes ours or raw") }
             overrides.append { $0.onlySide = side }
+        case "--cpus":
+            let mode = value()
+            guard ["same", "split", "any"].contains(mode) else { fail("--cpus takes same, split or any") }
+            overrides.append { $0.cpus = mode }
         case "-h", "--help": print(usage); exit(0)
         default: fail("unknown option \(words[index])\n\(usage)")
         }
@@ -109,12 +116,26 @@ let config = options.config
 
 // Many live objects need many descriptors (the sharer holds two per object).
 _ = kb_raise_fd_limit(Int(2 * config.liveObjects + 4096))
+// Lines in order with stderr when both go to one pipe (the VM console).
+setvbuf(stdout, nil, _IOLBF, 0)
+// Placement: see Config.cpus.
+var allowedCPUs = [Int32](repeating: 0, count: 1024)
+let allowedCount = Int(kb_allowed_cpus(&allowedCPUs, 1024))
+var placement = "unpinned"
+if config.cpus != "any", allowedCount > 0 {
+    _ = kb_pin_to_cpu(allowedCPUs[0])
+    placement = "every process on CPU \(allowedCPUs[0])"
+    if config.cpus == "split", allowedCount > 1 {
+        setenv("KMT_BENCH_PEER_CPU", String(allowedCPUs[1]), 1)
+        placement = "parent on CPU \(allowedCPUs[0]), peers on CPU \(allowedCPUs[1])"
+    }
+}
 // A peer that dies must not kill us with SIGPIPE.
 signal(SIGPIPE, SIG_IGN)
 
 // ---- the run
 
-print("kmt-bench on \(config.machine): \(machineDescription())")
+print("kmt-bench on \(config.machine): \(machineDescription()); \(placement)")
 var adapters = Adapter.enumerate()
 if !config.adapterFilter.isEmpty {
     adapters = adapters.filter { config.adapterFilter.contains($0.info.driverName) }

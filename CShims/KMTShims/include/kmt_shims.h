@@ -146,6 +146,11 @@ static inline int kmt_ioctl(int fd, unsigned long request, void *arg) {
     return ioctl(fd, request, arg);
 }
 
+/* accept4(2) with SOCK_CLOEXEC (glibc declares accept4 only under _GNU_SOURCE). */
+static inline int kmt_accept_cloexec(int fd) {
+    return (int)syscall(SYS_accept4, fd, NULL, NULL, SOCK_CLOEXEC);
+}
+
 /* ---- SCM_RIGHTS ---------------------------------------------------------------------------------- */
 
 static inline size_t kmt_cmsg_space(size_t data_length) { return CMSG_SPACE(data_length); }

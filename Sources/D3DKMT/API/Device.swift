@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 /// A device: one process's connection to an adapter (`D3DKMTCreateDevice`). Allocations are made
 /// and shared resources opened on a device.
 public final class Device: Sendable {
@@ -102,12 +105,20 @@ public final class Device: Sendable {
         }
         try check(SharedResourceInfo(opened.package))
         var allocations: [Allocation] = []
+        let readOnly = opened.package.access & SharedAccess.write == 0
         for (record, measured) in zip(opened.package.allocations, opened.allocationBuffers) {
-            let buffer = try backend.adopt(opened.descriptors.take(Int(record.descriptorIndex)), kind: measured.kind, size: measured.size)
-            allocations.append(Allocation(device: self, buffer: buffer, openedDriverData: record.driverData, size: record.size))
+            var descriptor = opened.descriptors.take(Int(record.descriptorIndex))
+            if readOnly && measured.kind == .memfd {
+                // A read-only open of the same memory: the kernel refuses writable mappings.
+                do { descriptor = try Kernel.reopen(descriptor.rawValue, O_RDONLY) } catch { throw error.nt("reopening a buffer read-only") }
+            }
+            let buffer = try backend.adopt(descriptor, kind: measured.kind, size: measured.size)
+            allocations.append(Allocation(device: self, buffer: buffer, openedDriverData: record.driverData, size: record.size, readOnly: readOnly))
         }
         let keyedMutex = try opened.package.keyedMutex.map { (record) throws(NTError) in try KeyedMutex.open(record, opened.descriptors) }
-        let syncObject = try opened.package.syncObject.map { (record) throws(NTError) in try openSyncObject(record, opened.descriptors) }
+        let syncObject = try opened.package.syncObject.map { (record) throws(NTError) in
+            try openSyncObject(record, opened.descriptors, access: SyncObjectAccess.allAccess)
+        }
         return Resource(device: self, allocations: allocations, runtimeData: opened.package.runtimeData,
                         driverData: opened.package.resourceDriverData, shareable: true, keyedMutex: keyedMutex, syncObject: syncObject)
     }

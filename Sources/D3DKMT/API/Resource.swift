@@ -30,11 +30,17 @@ public final class Resource: Sendable {
     /// Shares the resource as a new NT handle (`D3DKMTShareObjects`): alone, or with the keyed
     /// mutex and sync object that guard it (Windows takes both or neither).
     ///
-    /// - Parameter access: the `dwDesiredAccess` recorded in the handle.
+    /// - Parameters:
+    ///   - access: `dwDesiredAccess`: what openers of the handle may do (``SharedAccess``);
+    ///     without `SHARED_ALLOCATION_WRITE` they get the allocations read-only.
+    ///   - name: a name in the caller's namespace (`OBJECT_ATTRIBUTES.ObjectName`), resolvable
+    ///     with ``SharedHandle/open(name:access:)`` while the returned handle (or a copy) is open.
     /// - Throws: `STATUS_INVALID_PARAMETER` when the resource was not created shareable or only
-    ///   one of `keyedMutex` and `syncObject` is given; the kernel's status when the handle
-    ///   cannot be made (`STATUS_TOO_MANY_OPENED_FILES`).
-    public func share(access: UInt32 = SharedAccess.allAccess, keyedMutex: KeyedMutex? = nil, syncObject: SyncObject? = nil) throws(NTError) -> SharedHandle {
+    ///   one of `keyedMutex` and `syncObject` is given; `STATUS_OBJECT_NAME_COLLISION`,
+    ///   `STATUS_OBJECT_NAME_INVALID` for names; the kernel's status when the handle cannot be
+    ///   made (`STATUS_TOO_MANY_OPENED_FILES`).
+    public func share(access: UInt32 = SharedAccess.allAccess, keyedMutex: KeyedMutex? = nil, syncObject: SyncObject? = nil,
+                      name: String? = nil) throws(NTError) -> SharedHandle {
         guard isShareable else {
             throw NTError(.invalidParameter, "resource was not created with CreateShared and NtSecuritySharing")
         }
@@ -48,7 +54,7 @@ public final class Resource: Sendable {
             builder.add(keyedMutex)
             try builder.add(syncObject)
         }
-        return try builder.write()
+        return try builder.write(name: name)
     }
 }
 
@@ -73,6 +79,7 @@ public final class Allocation: Sendable {
     public let driverData: [UInt8]
 
     init(device: Device, buffer: BufferObject, descriptor: AllocationDescriptor, extraDriverData: [UInt8]) {
+        self.isReadOnly = false
         let size = descriptor.resolvedSize ?? buffer.size
         self.device = device
         self.buffer = buffer
@@ -80,12 +87,18 @@ public final class Allocation: Sendable {
         self.driverData = descriptor.encoded(size: size) + extraDriverData
     }
 
-    init(device: Device, buffer: BufferObject, openedDriverData: [UInt8], size: UInt64) {
+    init(device: Device, buffer: BufferObject, openedDriverData: [UInt8], size: UInt64, readOnly: Bool) {
+        self.isReadOnly = readOnly
         self.device = device
         self.buffer = buffer
         self.size = size
         self.driverData = openedDriverData
     }
+
+    /// Opened from a handle shared without `SHARED_ALLOCATION_WRITE`: it maps read-only. For a
+    /// memfd the kernel enforces it (the descriptor is a read-only reopen); for a dma-buf, whose
+    /// mode the first PRIME export fixed for everyone, the library refuses writable mappings.
+    public let isReadOnly: Bool
 
     /// The descriptor at the start of ``driverData``, when it has one.
     public var descriptor: AllocationDescriptor? {
@@ -105,10 +118,12 @@ public final class Allocation: Sendable {
     /// value is dropped (`D3DKMTUnlock2`). On a dma-buf the access is bracketed with
     /// `DMA_BUF_IOCTL_SYNC`.
     ///
-    /// - Throws: the status of a failing `mmap(2)` (`STATUS_ACCESS_DENIED` for a buffer opened
-    ///   read-only, `STATUS_NOT_SUPPORTED` when the exporter cannot be mapped).
+    /// - Throws: `STATUS_ACCESS_DENIED` for a writable mapping of a read-only allocation
+    ///   (``isReadOnly``); the status of a failing `mmap(2)` (`STATUS_NOT_SUPPORTED` when the
+    ///   exporter cannot be mapped).
     public func map(writable: Bool = true) throws(NTError) -> AllocationMapping {
-        try AllocationMapping(buffer: buffer, length: Int(size), writable: writable)
+        guard !(writable && isReadOnly) else { throw NTError(.accessDenied, "the allocation was shared read-only") }
+        return try AllocationMapping(buffer: buffer, length: Int(size), writable: writable)
     }
 }
 

@@ -49,11 +49,14 @@ struct SharePackageBuilder: ~Copyable {
     /// Descriptors made for the package alone (a syncobj export), closed with the builder.
     private var owned: [Int32] = []
 
-    /// Sends the package into a new shared handle.
-    func write() throws(NTError) -> SharedHandle {
+    /// Sends the package into a new shared handle; with a `name`, also publishes it in the
+    /// caller's namespace (``Names``).
+    func write(name: String? = nil) throws(NTError) -> SharedHandle {
         var package = package
         package.descriptorCount = UInt32(descriptors.count)
-        return try SharedPackageWriter.write(package, descriptors: descriptors)
+        guard let name else { return try SharedPackageWriter.write(package, descriptors: descriptors) }
+        let kind: Names.Kind = package.contents == .syncObject ? .syncObject : .resource
+        return try Names.publish(name, kind: kind, package: package, descriptors: descriptors)
     }
 
     deinit { owned.forEach(Kernel.close) }

@@ -42,4 +42,41 @@ public struct SharedHandle: ~Copyable, Sendable {
     public borrowing func duplicate() throws(NTError) -> SharedHandle {
         do { return SharedHandle(try descriptor.duplicate()) } catch { throw error.nt("duplicating a shared handle") }
     }
+
+    /// Opens a named resource handle in the caller's namespace (`D3DKMTOpenNtHandleFromName`).
+    ///
+    /// - Parameter access: `dwDesiredAccess`; at most what the sharer granted. Asking for less
+    ///   gives a handle limited to it.
+    /// - Throws: `STATUS_OBJECT_NAME_NOT_FOUND`, `STATUS_OBJECT_NAME_INVALID`,
+    ///   `STATUS_OBJECT_TYPE_MISMATCH` (the name is a sync object's), `STATUS_ACCESS_DENIED`
+    ///   (more access than granted, or an unsafe namespace directory).
+    public static func open(name: String, access: UInt32 = SharedAccess.allAccess) throws(NTError) -> SharedHandle {
+        try Names.resolve(name, kind: .resource).restricted(to: access)
+    }
+
+    /// Opens a named sync object handle (`D3DKMTOpenSyncObjectNtHandleFromName`); as
+    /// ``open(name:access:)``.
+    public static func openSyncObject(name: String, access: UInt32 = SyncObjectAccess.allAccess) throws(NTError) -> SharedHandle {
+        try Names.resolve(name, kind: .syncObject).restricted(to: access)
+    }
+
+    /// The access the handle grants (`dwDesiredAccess` of its share).
+    public func access() throws(NTError) -> UInt32 {
+        try SharedPackageReader.read(descriptor.rawValue).access
+    }
+
+    /// This handle, or a new one to the same objects granting only `access`.
+    ///
+    /// - Throws: `STATUS_ACCESS_DENIED` when `access` asks for more than the handle grants.
+    consuming func restricted(to access: UInt32) throws(NTError) -> SharedHandle {
+        let opened = try SharedPackageReader.open(descriptor.rawValue)
+        let granted = opened.package.access
+        guard access & ~granted == 0 else {
+            throw NTError(.accessDenied, "asked for access 0x\(String(access, radix: 16)); the handle grants 0x\(String(granted, radix: 16))")
+        }
+        guard access != granted else { return self }
+        var package = opened.package
+        package.access = access
+        return try SharedPackageWriter.write(package, descriptors: (0..<Int(package.descriptorCount)).map(opened.descriptors.peek))
+    }
 }

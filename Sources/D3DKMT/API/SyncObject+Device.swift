@@ -78,22 +78,23 @@ extension Device {
     public func openSyncObject(_ handle: borrowing SharedHandle) throws(NTError) -> SyncObject {
         let opened = try SharedPackageReader.open(handle.descriptor.rawValue)
         guard let record = opened.package.syncObject else { throw NTError(.invalidParameter, "the handle holds no sync object") }
-        return try openSyncObject(record, opened.descriptors)
+        return try openSyncObject(record, opened.descriptors, access: opened.package.syncObjectAccess)
     }
 
-    func openSyncObject(_ record: SharePackage.SyncObjectRecord, _ descriptors: ReceivedDescriptors) throws(NTError) -> SyncObject {
+    /// - Parameter access: what the opener may do (`D3DDDI_SYNC_OBJECT_*`).
+    func openSyncObject(_ record: SharePackage.SyncObjectRecord, _ descriptors: ReceivedDescriptors, access: UInt32) throws(NTError) -> SyncObject {
         guard let kind = SyncObject.Kind(rawValue: record.type) else { throw NTError(.notSupported, "sync object type \(record.type)") }
         let fenceState = record.stateDescriptorIndex == SharePackage.noDescriptor
             ? nil : try FenceState.open(descriptors.take(Int(record.stateDescriptorIndex)))
         guard record.syncobjDescriptorIndex != SharePackage.noDescriptor else {
             guard let fenceState else { throw NTError(.invalidParameter, "a software sync object without its state") }
-            return SyncObject(kind: kind, device: self, storage: .software, fenceState: fenceState, flags: record.flags)
+            return SyncObject(kind: kind, device: self, storage: .software, fenceState: fenceState, flags: record.flags, access: access)
         }
         let drm = try timelineDevice()
         let syncobj = descriptors.take(Int(record.syncobjDescriptorIndex))
         let handle: UInt32
         do { handle = try Kernel.syncobjImport(drm.render.rawValue, syncobj.rawValue) } catch { throw error.nt("importing a shared syncobj") }
-        return SyncObject(kind: kind, device: self, storage: .drm(drm, handle: handle), fenceState: fenceState, flags: record.flags)
+        return SyncObject(kind: kind, device: self, storage: .drm(drm, handle: handle), fenceState: fenceState, flags: record.flags, access: access)
     }
 
     private func timelineDevice() throws(NTError) -> DRMDevice {
@@ -115,14 +116,20 @@ extension SyncObject {
         let opened = try SharedPackageReader.open(handle.descriptor.rawValue)
         guard let record = opened.package.syncObject else { throw NTError(.invalidParameter, "the handle holds no sync object") }
         let device = try Adapter.open(luid: opened.package.adapterLUID).makeDevice()
-        return try device.openSyncObject(record, opened.descriptors)
+        return try device.openSyncObject(record, opened.descriptors, access: opened.package.syncObjectAccess)
     }
 
     /// Shares the sync object alone as a new NT handle (`D3DKMTShareObjects` with one sync object).
-    public func share(access: UInt32 = SyncObjectAccess.allAccess) throws(NTError) -> SharedHandle {
+    ///
+    /// - Parameters:
+    ///   - access: `dwDesiredAccess` (``SyncObjectAccess``): openers without `SIGNAL` cannot
+    ///     signal, without `WAIT` cannot wait.
+    ///   - name: a name in the caller's namespace, resolvable with
+    ///     ``SharedHandle/openSyncObject(name:access:)`` while the returned handle lives.
+    public func share(access: UInt32 = SyncObjectAccess.allAccess, name: String? = nil) throws(NTError) -> SharedHandle {
         var builder = SharePackageBuilder(contents: .syncObject, access: access, adapterLUID: device.adapter.info.luid)
         try builder.add(self)
-        return try builder.write()
+        return try builder.write(name: name)
     }
 
     /// A new descriptor for the DRM timeline syncobj, for Vulkan (`VK_EXTERNAL_SEMAPHORE_HANDLE_TYPE_OPAQUE_FD`
@@ -130,6 +137,7 @@ extension SyncObject {
     ///
     /// - Throws: `STATUS_NOT_SUPPORTED` for a software sync object.
     public func exportSyncobj() throws(NTError) -> FileDescriptor {
+        try require(SyncObjectAccess.wait | SyncObjectAccess.signal, "export the syncobj of")
         guard case .drm(let drm, let handle) = storage else { throw NTError(.notSupported, "a software sync object has no DRM syncobj") }
         do { return try Kernel.syncobjExport(drm.render.rawValue, handle) } catch { throw error.nt("exporting a syncobj") }
     }
@@ -140,6 +148,7 @@ extension SyncObject {
     /// - Throws: `STATUS_NOT_SUPPORTED` for a software sync object; `STATUS_INVALID_PARAMETER`
     ///   when nothing has been submitted for `value` yet (the kernel has no fence for it).
     public func exportSyncFile(value: UInt64) throws(NTError) -> FileDescriptor {
+        try require(SyncObjectAccess.wait, "wait for")
         guard case .drm(let drm, let handle) = storage else { throw NTError(.notSupported, "a software sync object has no DRM fence") }
         let fd = drm.render.rawValue
         do {
@@ -170,6 +179,7 @@ extension SyncObject {
         guard objects.allSatisfy({ $0.object.device === first.object.device }) else {
             throw NTError(.invalidParameter, "sync objects of different devices")
         }
+        for (object, _) in objects { try object.require(SyncObjectAccess.wait, "wait for") }
         let drm = objects.compactMap { entry -> (DRMDevice, UInt32, UInt64)? in
             if case .drm(let device, let handle) = entry.object.storage { return (device, handle, entry.value) }
             return nil

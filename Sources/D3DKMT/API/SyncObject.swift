@@ -32,7 +32,13 @@ public final class SyncObject: Sendable {
     /// `D3DDDI_SYNCHRONIZATIONOBJECT_FLAGS` as created, carried to openers.
     public let flags: UInt32
 
-    init(kind: Kind, device: Device, storage: Storage, fenceState: FenceState?, flags: UInt32) {
+    /// What this open may do (`D3DDDI_SYNC_OBJECT_WAIT` / `_SIGNAL`): all for the creator and
+    /// for a sync object shared with its resource; a sync object shared alone grants the
+    /// `dwDesiredAccess` of its share.
+    public let access: UInt32
+
+    init(kind: Kind, device: Device, storage: Storage, fenceState: FenceState?, flags: UInt32, access: UInt32 = SyncObjectAccess.allAccess) {
+        self.access = access
         self.kind = kind
         self.device = device
         self.storage = storage
@@ -70,8 +76,9 @@ public final class SyncObject: Sendable {
     /// does nothing.
     ///
     /// - Throws: `STATUS_INVALID_PARAMETER` when `value` is below the current value (a fence
-    ///   never goes back).
+    ///   never goes back); `STATUS_ACCESS_DENIED` when this open may not signal.
     public func signal(_ value: UInt64) throws(NTError) {
+        try require(SyncObjectAccess.signal, "signal")
         let current = try currentValue()
         guard value >= current else { throw NTError(.invalidParameter, "fence value \(value) is below the current \(current)") }
         guard value > current else { return }
@@ -88,7 +95,8 @@ public final class SyncObject: Sendable {
     ///   - objects: each object with the value to wait for; on one device.
     ///   - all: wait-all (true) or wait-any.
     ///   - timeout: nil waits for ever.
-    /// - Throws: `STATUS_TIMEOUT`; `STATUS_INVALID_PARAMETER` for an empty list or objects of
+    /// - Throws: `STATUS_TIMEOUT`; `STATUS_ACCESS_DENIED` for an object opened without
+    ///   `D3DDDI_SYNC_OBJECT_WAIT`; `STATUS_INVALID_PARAMETER` for an empty list or objects of
     ///   different devices; `STATUS_NOT_SUPPORTED` for a wait-any that mixes DRM and software
     ///   sync objects.
     public static func wait(for objects: [(object: SyncObject, value: UInt64)], all: Bool = true, timeout: Duration? = nil) throws(NTError) {
@@ -100,6 +108,7 @@ public final class SyncObject: Sendable {
         guard objects.allSatisfy({ $0.object.device === first.object.device }) else {
             throw NTError(.invalidParameter, "sync objects of different devices")
         }
+        for (object, _) in objects { try object.require(SyncObjectAccess.wait, "wait for") }
         let drm = objects.compactMap { entry -> (DRMDevice, UInt32, UInt64)? in
             if case .drm(let device, let handle) = entry.object.storage { return (device, handle, entry.value) }
             return nil
@@ -131,6 +140,11 @@ public final class SyncObject: Sendable {
             throw NTError(.notSupported, "a wait-any cannot mix DRM and software sync objects")
         }
         guard satisfied else { throw NTError(.timeout, "sync objects not signalled in time") }
+    }
+
+    /// Refuses what this open's access does not allow.
+    func require(_ rights: UInt32, _ what: String) throws(NTError) {
+        guard access & rights == rights else { throw NTError(.accessDenied, "this sync object was shared without the right to \(what) it") }
     }
 
     private static func waitSoftware(_ fences: [(FenceState, UInt64)], all: Bool, until deadline: Deadline) throws(NTError) -> Bool {

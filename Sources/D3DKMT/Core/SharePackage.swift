@@ -84,6 +84,12 @@ struct SharePackage {
     /// and sync object; a sync object alone.
     static let acceptedContents: Set<Contents> = [[.resource], [.resource, .keyedMutex, .syncObject], [.syncObject]]
 
+    /// The rights an opener of the sync object gets: the share's access when it was shared alone,
+    /// everything when it came with its resource (the access then is the resource's).
+    var syncObjectAccess: UInt32 {
+        contents == .syncObject ? access : 0x001F_0003  // D3DDDI_SYNC_OBJECT_ALL_ACCESS
+    }
+
     func encoded() -> [UInt8] {
         var writer = ByteWriter(capacity: 256)
         writer.append(Self.magic)

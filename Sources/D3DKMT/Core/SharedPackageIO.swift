@@ -7,7 +7,10 @@ import Musl
 /// Makes a shared NT handle: a socket pair, the package sent once into one end with the objects'
 /// descriptors, the sending end closed. What remains is the handle.
 enum SharedPackageWriter {
-    static func write(_ package: SharePackage, descriptors: [Int32]) throws(NTError) -> SharedHandle {
+    ///
+    /// - Parameter keptSender: when given, receives the sending end instead of closing it: it
+    ///   reports a hang-up once every copy of the handle is closed (what a name waits for).
+    static func write(_ package: SharePackage, descriptors: [Int32], keptSender: UnsafeMutablePointer<OwnedDescriptor?>? = nil) throws(NTError) -> SharedHandle {
         let bytes = package.encoded()
         guard bytes.count <= SharePackage.maximumSize else {
             throw NTError(.invalidParameter, "private data too large to share (\(bytes.count) bytes; at most \(SharePackage.maximumSize))")
@@ -20,8 +23,12 @@ enum SharedPackageWriter {
                 try? Kernel.setSocketOption(sender.rawValue, level: SOL_SOCKET, SO_SNDBUF, Int32(2 * SharePackage.maximumSize))
             }
             try Kernel.send(sender.rawValue, bytes: bytes, descriptors: descriptors)
-            // Nothing can be sent into the handle once the other end is closed.
-            _ = consume sender
+            if let keptSender {
+                keptSender.pointee = OwnedDescriptor(sender)
+            } else {
+                // Nothing can be sent into the handle once the other end is closed.
+                _ = consume sender
+            }
             return SharedHandle(handle)
         } catch {
             throw error.nt("creating a shared handle")

@@ -38,6 +38,12 @@ enum Kernel {
         FileDescriptor(adopting: try retrying { Glibc.open(path, flags | O_CLOEXEC) })
     }
 
+    /// A new open of the file behind `fd` with `flags` (`open("/proc/self/fd/N")`): a read-only
+    /// reopen of a memfd cannot be mapped writable. (dma-bufs cannot be reopened: `ENXIO`.)
+    static func reopen(_ fd: Int32, _ flags: Int32) throws(Errno) -> FileDescriptor {
+        try open("/proc/self/fd/\(fd)", flags)
+    }
+
     /// `ioctl(2)` with a pointer argument.
     static func ioctl<T>(_ fd: Int32, _ request: UInt, _ argument: inout T) throws(Errno) {
         _ = try retrying { kmt_ioctl(fd, request, &argument) }

@@ -34,6 +34,12 @@ long kb_raise_fd_limit(long want);
 /* The RLIMIT_NOFILE soft limit. */
 long kb_fd_limit(void);
 
+/* The CPUs this process may run on, in order, into `cpus` (at most `max`); returns the count. */
+int kb_allowed_cpus(int *cpus, int max);
+
+/* Pins the calling process (and what it spawns later) to one CPU. */
+int kb_pin_to_cpu(int cpu);
+
 /* Writes a line to standard error. */
 void kb_log(const char *text);
 
