@@ -22,6 +22,23 @@
 //       killed.
 //   KMTTestPeer signal FD LUIDLOW LUIDHIGH VALUE DELAYMS
 //       Opens the sync object shared as FD, sleeps DELAYMS, signals VALUE, prints signalled=VALUE.
+//   KMTTestPeer open-named NAME LUIDLOW LUIDHIGH SEED
+//       Opens the resource named NAME in this user's namespace and does what `open` does.
+//   KMTTestPeer share-named NAME LUIDLOW LUIDHIGH SEED
+//       Shares a 2-allocation resource holding TestPattern(SEED) under NAME, prints "shared",
+//       and sleeps until killed.
+//   KMTTestPeer other-user UID NAME PATH
+//       Drops to user UID (needs root), then prints lookup=STATUS of NAME in its own namespace
+//       and connect=EACCES|success|errno N of connecting to the socket PATH (another user's
+//       name) directly.
+//   KMTTestPeer map-write FD LUIDLOW LUIDHIGH
+//       Opens the resource shared as FD and prints write=STATUS of mapping allocation 0
+//       writable, read=STATUS of mapping it read-only, and rawwrite=STATUS of a writable mmap
+//       of its exported descriptor.
+//   KMTTestPeer fd-limit FD LUIDLOW LUIDHIGH
+//       Lowers RLIMIT_NOFILE to 2 above the descriptors open now, tries to open the resource
+//       shared as FD, and prints status=STATUS and leaked=N (descriptors left open by the
+//       failure).
 //   KMTTestPeer wait FD LUIDLOW LUIDHIGH VALUE
 //       Opens the sync object shared as FD, prints "waiting", waits (30 s at most) until it
 //       reaches VALUE, prints waited=VALUE.
@@ -37,6 +54,33 @@ func fail(_ message: String) -> Never {
 
 func hex(_ bytes: [UInt8]) -> String {
     bytes.map { String($0, radix: 16).count == 1 ? "0" + String($0, radix: 16) : String($0, radix: 16) }.joined()
+}
+
+/// The status `body` ends with, as text (`success` or the NTSTATUS's name).
+func statusText(_ body: () throws -> Void) -> String {
+    do { try body(); return "success" } catch let error as NTError { return "\(error.status)" } catch { return "\(error)" }
+}
+
+/// Connects a SOCK_SEQPACKET socket to `path`: "success" or the errno's name.
+func connectStatus(_ path: String) -> String {
+    let fd = socket(AF_UNIX, Int32(SOCK_SEQPACKET.rawValue), 0)
+    defer { close(fd) }
+    var address = sockaddr_un()
+    address.sun_family = sa_family_t(AF_UNIX)
+    withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: Array(path.utf8.prefix(107))) }
+    let result = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+    }
+    return result == 0 ? "success" : (errno == EACCES ? "EACCES" : "errno \(errno)")
+}
+
+/// Open descriptors of this process.
+func openDescriptors() -> Int {
+    guard let directory = opendir("/proc/self/fd") else { return -1 }
+    defer { closedir(directory) }
+    var count = 0
+    while readdir(directory) != nil { count += 1 }
+    return count - 3  // ".", "..", and the directory stream's own descriptor
 }
 
 let arguments = CommandLine.arguments
@@ -157,6 +201,67 @@ case "signal":
     } catch {
         fail("\(error)")
     }
+
+case "open-named", "share-named":
+    let name = arguments[2]
+    let device = device(luidLow: argument(3), luidHigh: argument(4))
+    let seed = UInt32(argument(5))
+    do {
+        if arguments[1] == "share-named" {
+            let resource = try device.createResource(allocations: [(.new(AllocationDescriptor(size: 8192)), [])])
+            let mapping = try resource.allocations[0].map()
+            TestPattern.fill(mapping.bytes, seed: seed, allocation: 0)
+            // Kept open (never closed) until the process is killed: the name lives while it is.
+            let kept = try resource.share(name: name).take()
+            print("shared=\(kept)")
+            fflush(nil)
+            while true { pause() }
+        }
+        let handle = try SharedHandle.open(name: name)
+        let resource = try device.openResource(handle)
+        for (index, allocation) in resource.allocations.enumerated() {
+            let mapping = try allocation.map()
+            if let offset = TestPattern.firstMismatch(UnsafeRawBufferPointer(mapping.bytes), seed: seed, allocation: index) {
+                fail("allocation \(index) differs from the sharer's pattern at byte \(offset)")
+            }
+            TestPattern.fill(mapping.bytes, seed: seed + 1, allocation: index)
+        }
+        print("opened=\(resource.allocations.count)")
+    } catch {
+        fail("\(error)")
+    }
+
+case "other-user":
+    let uid = UInt32(argument(2))
+    guard setgroups(0, nil) == 0, setgid(uid) == 0, setuid(uid) == 0 else { fail("cannot drop to uid \(uid)") }
+    print("lookup=" + statusText { _ = try SharedHandle.open(name: arguments[3]) })
+    print("connect=" + connectStatus(arguments[4]))
+
+case "map-write":
+    let handle = SharedHandle(adopting: Int32(argument(2)))
+    let device = device(luidLow: argument(3), luidHigh: argument(4))
+    do {
+        let allocation = try device.openResource(handle).allocations[0]
+        print("write=" + statusText { _ = try allocation.map(writable: true) })
+        print("read=" + statusText { _ = try allocation.map(writable: false) })
+        let exported = try allocation.exportDescriptor()
+        let address = mmap(nil, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, exported.rawValue, 0)
+        print("rawwrite=" + (address == MAP_FAILED ? (errno == EACCES ? "accessDenied" : "errno\(errno)") : "mapped"))
+    } catch {
+        fail("\(error)")
+    }
+
+case "fd-limit":
+    let handle = SharedHandle(adopting: Int32(argument(2)))
+    let device = device(luidLow: argument(3), luidHigh: argument(4))
+    // Descriptors the test runner let slip into this process would leave gaps below the limit.
+    for fd in 4..<1024 { close(Int32(fd)) }
+    let before = openDescriptors()
+    var limit = rlimit(rlim_cur: rlim_t(before + 2), rlim_max: rlim_t(before + 2))
+    guard setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { fail("setrlimit") }
+    print("limit=\(before + 2)")
+    print("status=" + statusText { _ = try device.openResource(handle) })
+    print("leaked=\(openDescriptors() - before)")
 
 case "wait":
     let handle = SharedHandle(adopting: Int32(argument(2)))

@@ -100,6 +100,8 @@ int kb_pin_to_cpu(int cpu) {
     return sched_setaffinity(0, sizeof set, &set) == 0 ? 0 : -errno;
 }
 
+void kb_line_buffered_stdout(void) { setvbuf(stdout, NULL, _IOLBF, 0); }
+
 void kb_log(const char *text) {
     fprintf(stderr, "%s\n", text);
     fflush(stderr);

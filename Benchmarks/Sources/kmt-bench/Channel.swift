@@ -107,6 +107,14 @@ struct Channel {
 /// A second process: this executable again (`/proc/self/exe`), started with `--peer ROLE ARGS`,
 /// holding the other end of a socket pair as descriptor 3.
 final class Peer {
+    /// What `/proc/self/exe` links to: the same file, and under valgrind (which runs the program
+    /// inside its own executable) still this program, so `--trace-children=yes` profiles peers.
+    nonisolated(unsafe) static var executable: String = {
+        var buffer = [CChar](repeating: 0, count: 4096)
+        let count = readlink("/proc/self/exe", &buffer, buffer.count - 1)
+        return count > 0 ? cString(buffer) : "/proc/self/exe"
+    }()
+
     let pid: pid_t
     let channel: Channel
     let role: String
@@ -130,7 +138,7 @@ final class Peer {
         var argv: [UnsafeMutablePointer<CChar>?] = words.map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
         var child: pid_t = 0
-        let spawned = posix_spawn(&child, "/proc/self/exe", &actions, nil, &argv, environ)
+        let spawned = posix_spawn(&child, Peer.executable, &actions, nil, &argv, environ)
         guard spawned == 0 else {
             close(pair[0])
             throw BenchError("posix_spawn of a \(role) peer: \(errorText(spawned))")

@@ -20,6 +20,8 @@ struct Config {
     var smoke = false
     /// "host" or "guest", recorded with every row.
     var machine = "host"
+    /// Exactly this many iterations per round, no calibration (profiling: reproducible counts).
+    var fixedIterations: Int?
     /// Run only this side of each row (for profiling under callgrind): "ours" or "raw".
     var onlySide: String?
     /// Rows whose names start with one of these (all when empty).
@@ -117,6 +119,7 @@ func measure(_ sides: [Side], _ config: Config) throws -> [String: Double] {
 /// Warms `side` up and returns the iterations that make one round last about
 /// ``Config/roundNanoseconds``.
 func calibrate(_ side: Side, _ config: Config) throws -> Int {
+    if let fixed = config.fixedIterations { return fixed }
     var count = 1
     var elapsed: UInt64 = 0
     while true {

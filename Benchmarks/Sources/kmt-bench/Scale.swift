@@ -126,11 +126,13 @@ func scaleRows(_ target: Target) -> [Row] {
         }
         let ours = oursBefore.perObject(to: oursAfter, objects: withResources - few)
         let raw = rawBefore.perObject(to: rawAfter, objects: withResources)
-        let growth = withResources == 10_000 ? nil : "over \(withResources) objects"
         for (index, entry) in perObjectRows.enumerated() where wantedPerObject.contains(where: { $0.name == entry.name }) {
-            let rowNote = index == 4 ? "system-wide /proc/meminfo Slab growth per object (kernel memory; not in VmRSS)" : nil
-            rows.append(target.row(entry.name, ours: ours[index], raw: raw[index], unit: entry.unit, goal: nil,
-                                   note: [rowNote, growth].compactMap { $0 }.joined(separator: "; ").nilIfEmpty))
+            var note: String?
+            if index == 0 && withResources != live {
+                note = "per-object rows: growth over \(withResources - few) objects (ours) and \(withResources) (raw)"
+            }
+            if index == 4 { note = "system-wide /proc/meminfo Slab growth per object (kernel memory; not in VmRSS)" }
+            rows.append(target.row(entry.name, ours: ours[index], raw: raw[index], unit: entry.unit, goal: nil, note: note))
         }
         return rows
     } catch {

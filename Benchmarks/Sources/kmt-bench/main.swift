@@ -21,6 +21,7 @@ let usage = """
       --round-ms N          target duration of one round (default 40)
       --live N              live objects for scale-10k and per-object (default 10000)
       --only ours|raw       run one side only (profiling under callgrind)
+      --iterations N        exactly N iterations per round, no warm-up (profiling)
       --cpus same|split|any pin every process to one CPU (default: reproducible handoffs), the
                             peers to another CPU than the parent, or leave it to the scheduler
     Speed goals are ratios of the two sides measured in one run; a missed goal does not fail the
@@ -94,6 +95,7 @@ func parseOptions(_ words: [String]) -> Options {
         case "--rounds": let n = number(value()); overrides.append { $0.rounds = n }
         case "--round-ms": let n = number(value()); overrides.append { $0.roundNanoseconds = UInt64(n) * 1_000_000 }
         case "--live": let n = number(value()); overrides.append { $0.liveObjects = max(n, 20) }
+        case "--iterations": let n = number(value()); overrides.append { $0.fixedIterations = n }
         case "--only":
             let side = value()
             guard side == "ours" || side == "raw" else { fail("--only takes ours or raw") }
@@ -117,7 +119,7 @@ let config = options.config
 // Many live objects need many descriptors (the sharer holds two per object).
 _ = kb_raise_fd_limit(Int(2 * config.liveObjects + 4096))
 // Lines in order with stderr when both go to one pipe (the VM console).
-setvbuf(stdout, nil, _IOLBF, 0)
+kb_line_buffered_stdout()
 // Placement: see Config.cpus.
 var allowedCPUs = [Int32](repeating: 0, count: 1024)
 let allowedCount = Int(kb_allowed_cpus(&allowedCPUs, 1024))

@@ -34,8 +34,8 @@
 //  100  32 bytes: what tampering writes over a fence page's bytes 8..<40
 //  132  the datagram
 //
-// With KMT_FUZZ_GENERATE=DIR in the environment the program writes seed inputs (real handles
-// made through the public API, read back byte for byte) into DIR and exits.
+// `kmt-fuzz --generate-corpus DIR` writes seed inputs (real handles made through the public API,
+// read back byte for byte) into DIR.
 
 @testable import D3DKMT
 import D3DKMTCABI
@@ -85,10 +85,10 @@ struct FuzzInput {
 
     var seals: Int32 {
         switch sealMode {
-        case 0: return Int32(FUZZ_SEAL_SHRINK.rawValue | FUZZ_SEAL_GROW.rawValue)
-        case 1: return Int32(FUZZ_SEAL_SHRINK.rawValue | FUZZ_SEAL_GROW.rawValue | FUZZ_SEAL_SEAL.rawValue)
+        case 0: return Int32(FUZZ_SEAL_SHRINK | FUZZ_SEAL_GROW)
+        case 1: return Int32(FUZZ_SEAL_SHRINK | FUZZ_SEAL_GROW | FUZZ_SEAL_SEAL)
         case 2: return 0
-        default: return Int32(FUZZ_SEAL_SHRINK.rawValue | FUZZ_SEAL_GROW.rawValue | FUZZ_SEAL_WRITE.rawValue)
+        default: return Int32(FUZZ_SEAL_SHRINK | FUZZ_SEAL_GROW | FUZZ_SEAL_WRITE)
         }
     }
 
@@ -112,8 +112,14 @@ func statePage(fence: Bool, body: [UInt8]) -> [UInt8] {
 
 /// Stops the run: libFuzzer reports the abort as a crash and keeps the input.
 func fail(_ message: String) -> Never {
-    fputs("kmt-fuzz: FAILED: \(message)\n", stderr)
+    say("FAILED: \(message)")
     abort()
+}
+
+/// A line on standard error.
+func say(_ message: String) {
+    let line = Array("kmt-fuzz: \(message)\n".utf8)
+    _ = line.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
 }
 
 func statusOf(_ body: () throws(NTError) -> Void) -> NTStatus {
@@ -251,8 +257,15 @@ struct SwiftStatuses {
 }
 
 func runSwift(_ fd: Int32, _ input: FuzzInput, _ forged: Forged) -> SwiftStatuses {
-    let handle = SharedHandle(adopting: fd)
-    defer { _ = handle.take() }  // the harness closes the handle itself
+    // Borrowed: the harness closes the handle itself.
+    do {
+        return try SharedHandle.withBorrowed(fd) { (handle) throws(NTError) in runSwift(handle, input, forged) }
+    } catch {
+        fail("borrowing descriptor \(fd): \(error)")
+    }
+}
+
+func runSwift(_ handle: borrowing SharedHandle, _ input: FuzzInput, _ forged: Forged) -> SwiftStatuses {
 
     let info = statusOf { () throws(NTError) in
         let info = try softwareDevice.resourceInfo(handle)
@@ -321,7 +334,7 @@ func exerciseC(keyedMutex handle: D3DKMT_HANDLE, _ input: FuzzInput, tamperWith 
 func exerciseC(syncObject handle: D3DKMT_HANDLE, device: D3DKMT_HANDLE, _ input: FuzzInput, tamperWith forged: Forged) {
     guard handle != 0 else { return }
     tamper(forged, input)
-    var handles = [handle]
+    let handles = [handle]
     var values: [UInt64] = [1]
     handles.withUnsafeBufferPointer { handlePointer in
         values.withUnsafeMutableBufferPointer { valuePointer in
@@ -484,7 +497,7 @@ public func fuzz(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
         let swift = runSwift(forged.handle, input, forged)
         runC(forged.handle, input, forged, expect: swift)
         if verbose {
-            fputs("kmt-fuzz: info \(swift.info) resource \(swift.resource) keyed mutex \(swift.keyedMutex) sync object \(swift.syncObject)\n", stderr)
+            say("info \(swift.info) resource \(swift.resource) keyed mutex \(swift.keyedMutex) sync object \(swift.syncObject)")
         }
         forged.close()
     }
@@ -506,11 +519,17 @@ public func fuzz(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     return 0
 }
 
-@_cdecl("LLVMFuzzerInitialize")
-public func initialize(_ argc: UnsafeMutablePointer<CInt>?, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>?) -> CInt {
-    if let directory = getenv("KMT_FUZZ_GENERATE") {
+/// The program's entry point. SwiftPM links an executable target's `main` to `<target>_main`
+/// (here `kmt_fuzz_main`), so the harness has a main of its own, which hands over to libFuzzer's
+/// driver: `kmt-fuzz [libFuzzer flags] [corpus directories or inputs]`, or
+/// `kmt-fuzz --generate-corpus DIR` to write the seed inputs.
+@_cdecl("kmt_fuzz_main")
+public func fuzzMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>) -> CInt {
+    if argc == 3, let flag = argv[1], String(cString: flag) == "--generate-corpus", let directory = argv[2] {
         generateCorpus(into: String(cString: directory))
-        exit(0)
+        return 0
     }
-    return 0
+    var count = argc
+    var arguments: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>? = argv
+    return LLVMFuzzerRunDriver(&count, &arguments) { data, size in fuzz(data, size) }
 }

@@ -84,8 +84,13 @@ enum SharedPackageReader {
                 capacity = SharePackage.maximumSize
                 continue  // `message.descriptors` closes this peek's descriptors
             }
-            guard !message.dataTruncated, !message.descriptorsTruncated else {
+            guard !message.dataTruncated else {
                 throw NTError(.invalidParameter, "shared handle package is larger than any we make")
+            }
+            // The control buffer holds SCM_MAX_FD descriptors, so a cut-short list means this
+            // process could not take them all (RLIMIT_NOFILE); the ones it got are closed.
+            guard !message.descriptorsTruncated else {
+                throw NTError(.tooManyOpenedFiles, "this process cannot open the shared handle's descriptors (RLIMIT_NOFILE)")
             }
             do {
                 let package = try SharePackage.decode(UnsafeRawBufferPointer(rebasing: buffer[0..<message.byteCount]),

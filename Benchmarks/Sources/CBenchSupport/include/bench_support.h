@@ -40,6 +40,9 @@ int kb_allowed_cpus(int *cpus, int max);
 /* Pins the calling process (and what it spawns later) to one CPU. */
 int kb_pin_to_cpu(int cpu);
 
+/* Makes standard output line-buffered (in order with standard error on one pipe). */
+void kb_line_buffered_stdout(void);
+
 /* Writes a line to standard error. */
 void kb_log(const char *text);
 

@@ -43,4 +43,7 @@ ssize_t fuzz_peek(int socket, void *buffer, size_t capacity, int *fds, int max_f
 /* Open descriptors of this process (/proc/self/fd), -1 when it cannot be read. */
 int fuzz_open_descriptor_count(void);
 
+/* libFuzzer's driver (compiler-rt, LLVM 12 and later), for a program with its own main. */
+int LLVMFuzzerRunDriver(int *argc, char ***argv, int (*callback)(const uint8_t *data, size_t size));
+
 #endif
