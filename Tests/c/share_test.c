@@ -83,6 +83,29 @@ static int passed;
 static int failed;
 static const char *who = "parent";
 
+/* Hang guard of the parent: each phase of the test must end within
+ * PHASE_SECONDS, else SIGALRM names the phase and ends the test. */
+#define PHASE_SECONDS 90
+static const char *volatile current_phase = "start";
+
+static void on_phase_timeout(int sig)
+{
+    (void)sig;
+    static const char a[] = "parent: FAIL: timed out (hung) in phase: ";
+    const char *p = current_phase;
+    ssize_t ignored = write(2, a, sizeof a - 1);
+    ignored = write(2, p, strlen(p));
+    ignored = write(2, "\n", 1);
+    (void)ignored;
+    _exit(124);
+}
+
+static void phase(const char *name)
+{
+    current_phase = name;
+    alarm(PHASE_SECONDS);
+}
+
 static void check(int ok, const char *fmt, ...)
 {
     if (ok) {
@@ -2022,10 +2045,15 @@ static void test_sync_and_keyed_mutexes(const char *argv0, unsigned index,
     }
     int before = count_fds();
 
+    phase("keyed mutex ping-pong");
     test_pingpong(argv0, ai, hDevice);
+    phase("keyed mutex statuses");
     test_keyed_mutex_statuses(hDevice);
+    phase("keyed mutex abandonment");
     test_abandonment(argv0, ai, hDevice);
+    phase("sync objects");
     test_sync_objects(argv0, ai, hDevice);
+    phase("sync object export and import");
     if (software)
         test_sync_no_interop(hDevice);
     else
@@ -2033,6 +2061,7 @@ static void test_sync_and_keyed_mutexes(const char *argv0, unsigned index,
     int after = count_fds_settled(before);
     check(before >= 0 && before == after, "keyed mutex and sync object tests: %d descriptors "
           "before, %d after", before, after);
+    phase("keyed mutex and sync object leaks");
     test_sync_leaks(hDevice);
 }
 
@@ -2269,8 +2298,10 @@ int main(int argc, char **argv)
     }
     /* A hang must fail the test, not stall it; a child that dies must not
      * kill us through a pipe. */
-    alarm(300);
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    signal(SIGALRM, on_phase_timeout);
     signal(SIGPIPE, SIG_IGN);
+    phase("enumerating adapters");
 
     D3DKMT_ENUMADAPTERS2 ea;
     memset(&ea, 0, sizeof ea);
@@ -2290,9 +2321,13 @@ int main(int argc, char **argv)
     ULONG count = ea.NumAdapters <= capacity ? ea.NumAdapters : 0;
     check(count > 0, "EnumAdapters2 returned no adapters (there is always a software one)");
 
-    for (ULONG i = 0; i < count; i++)
+    for (ULONG i = 0; i < count; i++) {
+        phase("sharing a resource");
         test_adapter(argv[0], (unsigned)i, adapters, count);
+    }
+    phase("keyed mutex timeline");
     test_keyed_mutex_timeline(adapters, count);
+    alarm(0);
 
     for (ULONG i = 0; i < count; i++)
         EXPECT_OK(close_adapter(adapters[i].hAdapter));

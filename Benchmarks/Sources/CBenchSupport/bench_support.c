@@ -16,6 +16,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -314,6 +315,57 @@ int64_t kb_fd_size(int fd) {
     if (end < 0) return -errno;
     lseek(fd, 0, SEEK_SET);
     return end;
+}
+
+/* ---- the share-open syscall floor ---------------------------------------------------------- */
+
+int kb_floor_share(int control, int buffer, const void *package, size_t len) {
+    int pair[2];
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) != 0) return -errno;
+    int error = kb_send(pair[1], package, len, &buffer, 1);
+    close(pair[1]);
+    if (!error) error = kb_send(control, "K", 1, &pair[0], 1);
+    close(pair[0]);
+    return error;
+}
+
+int kb_floor_open(int handle, int render) {
+    struct stat st;
+    int value;
+    socklen_t length = sizeof value;
+    int error = 0;
+    if (fstat(handle, &st) != 0 || !S_ISSOCK(st.st_mode) ||
+        getsockopt(handle, SOL_SOCKET, SO_DOMAIN, &value, &length) != 0 ||
+        getsockopt(handle, SOL_SOCKET, SO_TYPE, &value, &length) != 0) {
+        error = -EINVAL;
+    }
+    char package[4096];
+    union {
+        char buf[CMSG_SPACE(sizeof(int) * KB_MAX_FDS)];
+        struct cmsghdr align;
+    } control;
+    struct iovec iov = { package, sizeof package };
+    struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf,
+                          .msg_controllen = sizeof control.buf };
+    if (!error && recvmsg(handle, &msg, MSG_PEEK | MSG_CMSG_CLOEXEC | MSG_DONTWAIT) < 0) error = -errno;
+    int buffer = -1;
+    struct cmsghdr *cmsg = error ? NULL : CMSG_FIRSTHDR(&msg);
+    if (cmsg && cmsg->cmsg_type == SCM_RIGHTS) memcpy(&buffer, CMSG_DATA(cmsg), sizeof buffer);
+    if (buffer >= 0) {
+        struct statfs fs;
+        if (fstatfs(buffer, &fs) != 0) error = -errno;
+        if (!error && render < 0 && fcntl(buffer, F_GET_SEALS) < 0) error = -errno;
+        if (!error && lseek(buffer, 0, SEEK_END) < 0) error = -errno;
+        if (!error && render >= 0) {
+            uint32_t gem;
+            if ((error = kb_prime_import(render, buffer, &gem)) == 0) kb_gem_close(render, gem);
+        }
+        close(buffer);
+    } else if (!error) {
+        error = -EBADMSG;
+    }
+    close(handle);
+    return error;
 }
 
 /* ---- DRM timeline syncobjs ------------------------------------------------------------------ */

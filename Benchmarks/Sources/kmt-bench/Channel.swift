@@ -109,7 +109,7 @@ struct Channel {
 final class Peer {
     /// What `/proc/self/exe` links to: the same file, and under valgrind (which runs the program
     /// inside its own executable) still this program, so `--trace-children=yes` profiles peers.
-    nonisolated(unsafe) static var executable: String = {
+    static let executable: String = {
         var buffer = [CChar](repeating: 0, count: 4096)
         let count = readlink("/proc/self/exe", &buffer, buffer.count - 1)
         return count > 0 ? cString(buffer) : "/proc/self/exe"

@@ -52,6 +52,8 @@ struct Row {
     var unit: String
     /// The goal: ratio (ours / raw) at most this. Nil for rows given for context.
     var goal: Double?
+    /// share-open: the floor side (C making ours' system calls), in ``unit``.
+    var floor: Double?
     /// Why the row has no numbers (n/a), or what a context row compares.
     var note: String?
     /// Set when the benchmark failed: the row is missing.
@@ -70,7 +72,7 @@ struct Row {
     }
 
     /// Produced: measured, or not applicable on this adapter (never an error).
-    var isProduced: Bool { error == nil && (ours != nil || note != nil) }
+    var isProduced: Bool { error == nil && (ours != nil || raw != nil || note != nil) }
 }
 
 /// One side of a benchmark: runs `iterations` iterations of its operation.
@@ -234,6 +236,7 @@ func jsonObject(_ row: Row) -> String {
         "\"goal\": \(row.goal.map { jsonNumber($0) } ?? "null")",
         "\"verdict\": \(jsonString(row.verdict))",
     ]
+    if let floor = row.floor { fields.append("\"floor\": \(jsonNumber(floor))") }
     if let note = row.note { fields.append("\"note\": \(jsonString(note))") }
     if let error = row.error { fields.append("\"error\": \(jsonString(error))") }
     return "{" + fields.joined(separator: ", ") + "}"

@@ -9,6 +9,10 @@ import D3DKMT
 // share-open: create a resource, share it, pass the handle to a second process, open it there,
 // close everything; next to: make the buffer (memfd / dma-buf), send its descriptor with
 // SCM_RIGHTS, import it (fstat / drmPrimeFDToHandle), close.
+//
+// A third side, the floor, is C making the system calls ours makes and nothing else (socket
+// pair, package sent into it, peek, descriptor checks): the part of the gap to raw that is the
+// shared-handle design's kernel work; the rest is the library's own user-space work.
 
 /// One "ours" share-open cycle: the parent's half, and the wait for the peer's open.
 func shareOpenOurs(_ target: Target, _ channel: Channel, size: UInt64) throws {
@@ -27,20 +31,45 @@ func shareOpenRaw(_ target: Target, _ channel: Channel, size: UInt64) throws {
     _ = try channel.receive()
 }
 
+/// One floor cycle.
+func shareOpenFloor(_ target: Target, _ channel: Channel, size: UInt64) throws {
+    let fd = try target.raw.makeBuffer(size: size)
+    var gem: UInt32 = 0
+    defer {
+        close(fd)
+        if !target.raw.isSoftware { kb_gem_close(target.raw.render, gem) }
+    }
+    // Ours keeps the new buffer imported in the sharer's device too.
+    if !target.raw.isSoftware { try check(kb_prime_import(target.raw.render, fd, &gem), "drmPrimeFDToHandle") }
+    // The size of ours' package for one allocation and no private data.
+    let package = [UInt8](repeating: 0x5A, count: 120)
+    try check(package.withUnsafeBytes { kb_floor_share(channel.socket, fd, $0.baseAddress, $0.count) }, "floor share")
+    _ = try channel.receive()
+}
+
 func shareOpenRow(_ target: Target, size: UInt64, label: String) -> Row {
     let name = "share-open \(label)"
     let unit = "µs/op"
     do {
         let oursPeer = try Peer(role: "share-ours", arguments: target.luidArguments)
         let rawPeer = try Peer(role: "share-raw", arguments: target.raw.arguments)
+        let floorPeer = try Peer(role: "share-floor", arguments: target.raw.arguments)
         let sides = target.sides([
             Side(name: "ours") { n in for _ in 0..<n { try shareOpenOurs(target, oursPeer.channel, size: size) } },
             Side(name: "raw") { n in for _ in 0..<n { try shareOpenRaw(target, rawPeer.channel, size: size) } },
+            Side(name: "floor") { n in for _ in 0..<n { try shareOpenFloor(target, floorPeer.channel, size: size) } },
         ])
         let result = try measure(sides, target.config)
         try oursPeer.finish()
         try rawPeer.finish()
-        return target.row(name, ours: result["ours"].map { $0 / 1000 }, raw: result["raw"].map { $0 / 1000 }, unit: unit, goal: 1.25)
+        try floorPeer.finish()
+        var row = target.row(name, ours: result["ours"].map { $0 / 1000 }, raw: result["raw"].map { $0 / 1000 }, unit: unit, goal: 1.25)
+        if let floor = result["floor"] {
+            row.floor = floor / 1000
+            row.note = "floor (C making ours' system calls, no library): \(format(floor / 1000)) µs/op" +
+                (result["raw"].map { ", \(formatFixed(floor / $0, 2))× raw" } ?? "")
+        }
+        return row
     } catch {
         return target.failed(name, unit: unit, goal: 1.25, error)
     }
@@ -57,8 +86,8 @@ func runShareOursPeer(_ channel: Channel, _ arguments: [String]) throws {
         switch message.op {
         case .open:
             guard let fd = message.descriptors.first else { throw BenchError("open without a handle") }
-            let handle = SharedHandle(adopting: fd)
-            _ = try device.openResource(handle)
+            // Open and close everything (the handle too) before answering, as the raw peer does.
+            try { (handle: consuming SharedHandle) throws in _ = try device.openResource(handle) }(SharedHandle(adopting: fd))
             try channel.send(Message(.done))
         case .hold:
             guard let fd = message.descriptors.first else { throw BenchError("hold without a handle") }
@@ -119,6 +148,24 @@ func runShareRawPeer(_ channel: Channel, _ arguments: [String]) throws {
             return
         default:
             throw BenchError("share-raw peer: unexpected \(message.op)")
+        }
+    }
+}
+
+/// The floor's other side: kb_floor_open on each handle.
+func runShareFloorPeer(_ channel: Channel, _ arguments: [String]) throws {
+    let raw = try RawDevice(arguments: arguments)
+    while true {
+        let message = try channel.receive()
+        switch message.op {
+        case .open:
+            guard let fd = message.descriptors.first else { throw BenchError("open without a handle") }
+            try check(kb_floor_open(fd, raw.render), "floor open")
+            try channel.send(Message(.done))
+        case .quit:
+            return
+        default:
+            throw BenchError("share-floor peer: unexpected \(message.op)")
         }
     }
 }

@@ -41,6 +41,7 @@ func runPeer(_ role: String, _ arguments: [String]) -> Never {
         switch role {
         case "share-ours": try runShareOursPeer(channel, arguments)
         case "share-raw": try runShareRawPeer(channel, arguments)
+        case "share-floor": try runShareFloorPeer(channel, arguments)
         case "kmutex-ours": try runKeyedMutexPeer(channel)
         case "futex-raw": try runFutexPeer(channel)
         case "pipe-raw": try runPipePeer(channel)

@@ -103,6 +103,19 @@ void kb_gem_close(int fd, uint32_t handle);
 /* Size of a descriptor's file (fstat; lseek(SEEK_END) for dma-bufs). */
 int64_t kb_fd_size(int fd);
 
+/* ---- the share-open syscall floor ----------------------------------------------------------
+ * The system calls the library's share-open makes, with no work between them: what the
+ * shared-handle design costs the kernel. Profiling aid for the share-open rows. */
+
+/* Sharer: a SOCK_SEQPACKET socket pair, `len` package bytes with `buffer` sent into it, the
+ * sending end closed, the handle sent over `control` and closed. */
+int kb_floor_share(int control, int buffer, const void *package, size_t len);
+
+/* Opener: checks the handle (fstat, SO_DOMAIN, SO_TYPE), peeks the package and its descriptor
+ * (MSG_PEEK), classifies the buffer (fstatfs, F_GET_SEALS for a memfd) and sizes it (lseek);
+ * on DRM (`render` >= 0) imports it and closes the GEM handle; closes everything. */
+int kb_floor_open(int handle, int render);
+
 /* ---- DRM timeline syncobjs (libdrm) -------------------------------------------------------- */
 
 int kb_syncobj_create(int fd, uint32_t *handle);
