@@ -151,7 +151,8 @@ extension HandleTable {
     /// belong to that device.
     static func syncObject(_ handle: UInt32, onDevice device: UInt32? = nil) throws(NTError) -> SyncObject {
         let found: SyncObject? = handleTable.withLock { table in
-            if case .syncObject(let object, let owner)? = table.lookup(handle), device == nil || owner == device { return object }
+            // Objects opened without a device (OpenSyncObjectFromNtHandle, owner 0) go with any.
+            if case .syncObject(let object, let owner)? = table.lookup(handle), device == nil || owner == device || owner == 0 { return object }
             return nil
         }
         guard let found else { throw NTError(.invalidParameter, "handle 0x\(String(handle, radix: 16)) is not a sync object\(device == nil ? "" : " of hDevice")") }

@@ -19,6 +19,19 @@ func resolveStatus(_ name: String, becomes expected: NTStatus) -> NTStatus {
     return last
 }
 
+/// Waits until `names` no longer resolve and the name thread has closed their sockets (it
+/// retires names asynchronously), so later tests count descriptors from a quiet state.
+func waitForRetirement(_ names: [String]) {
+    for name in names { _ = resolveStatus(name, becomes: .objectNameNotFound) }
+    var count = openDescriptorCount()
+    for _ in 0..<100 {
+        usleep(20_000)
+        let now = openDescriptorCount()
+        if now == count { break }
+        count = now
+    }
+}
+
 extension D3DKMTSuite {
     @Suite struct Names {
         @Test(arguments: adaptersUnderTest)
@@ -29,14 +42,8 @@ extension D3DKMTSuite {
             // descriptor (its wake-up eventfd) for the life of the process.
             let warmUp = uniqueName("warm-up")
             _ = try device.createResource(allocations: [(.new(AllocationDescriptor(size: 4096)), [])]).share(name: warmUp)
-            _ = resolveStatus(warmUp, becomes: .objectNameNotFound)
-            var before = openDescriptorCount()
-            for _ in 0..<100 {  // until the warm-up name's sockets are closed too
-                usleep(20_000)
-                let now = openDescriptorCount()
-                if now == before { break }
-                before = now
-            }
+            waitForRetirement([warmUp])
+            let before = openDescriptorCount()
             do {
                 let resource = try makePatternResource(on: device, sizes: [8192], seed: 77)
                 var handle: SharedHandle? = try resource.share(name: name)
@@ -79,6 +86,7 @@ extension D3DKMTSuite {
             #expect(status { _ = try SharedHandle.open(name: syncName) } == .objectTypeMismatch)
             _ = consume handle
             _ = consume syncHandle
+            waitForRetirement([name, syncName])
         }
 
         @Test(arguments: adaptersUnderTest.suffix(1))
@@ -95,6 +103,7 @@ extension D3DKMTSuite {
             let handle = try resource.share(name: name)
             #expect(status { _ = try SharedHandle.open(name: name) } == .success)
             _ = consume handle
+            waitForRetirement([name])
         }
 
         @Test(.enabled(if: geteuid() == 0, "needs root to run a child as another user"))
@@ -109,6 +118,7 @@ extension D3DKMTSuite {
             #expect(peer.output["lookup"] == "\(NTStatus.objectNameNotFound)")
             #expect(peer.output["connect"] == "EACCES")
             _ = consume handle
+            waitForRetirement([name])
         }
     }
 

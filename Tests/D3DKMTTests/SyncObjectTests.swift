@@ -72,6 +72,12 @@ extension D3DKMTSuite {
             try expectNoDescriptorLeak("sync object waits") {
                 let a = try device.createSyncObject(.monitoredFence)
                 let b = try device.createSyncObject(.fence)
+                // Value 0 is reached from the start, also by a DRM timeline that has no point yet.
+                #expect(status { try SyncObject.wait(for: [(b, 0)], timeout: .seconds(5)) } == .success)
+                #expect(status { try SyncObject.wait(for: [(a, 0), (b, 0)], all: true, timeout: .seconds(5)) } == .success)
+                let zero = try Kernel.eventfd()
+                try SyncObject.notify(eventfd: zero.rawValue, when: [(b, 0)])
+                #expect(try readable(zero.rawValue, within: 5_000))
                 #expect(status { try SyncObject.wait(for: [(a, 1)], timeout: .zero) } == .timeout)
                 #expect(status { try SyncObject.wait(for: [(a, 1)], timeout: .milliseconds(20)) } == .timeout)
                 try a.signal(1)

@@ -180,6 +180,16 @@ extension SyncObject {
             throw NTError(.invalidParameter, "sync objects of different devices")
         }
         for (object, _) in objects { try object.require(SyncObjectAccess.wait, "wait for") }
+        // Every fence has reached 0: such a wait is satisfied now (a DRM timeline with no point
+        // yet has no fence the kernel could watch).
+        if objects.contains(where: { $0.value == 0 }) {
+            let rest = objects.filter { $0.value != 0 }
+            if !all || rest.isEmpty {
+                do { try Kernel.eventfdSignal(eventfd) } catch { throw error.nt("signalling an eventfd") }
+                return
+            }
+            return try notify(eventfd: eventfd, when: rest, all: true)
+        }
         let drm = objects.compactMap { entry -> (DRMDevice, UInt32, UInt64)? in
             if case .drm(let device, let handle) = entry.object.storage { return (device, handle, entry.value) }
             return nil

@@ -109,6 +109,13 @@ public final class SyncObject: Sendable {
             throw NTError(.invalidParameter, "sync objects of different devices")
         }
         for (object, _) in objects { try object.require(SyncObjectAccess.wait, "wait for") }
+        // Every fence has reached 0 (a DRM timeline with no point yet has no fence to wait for).
+        if objects.contains(where: { $0.value == 0 }) {
+            if !all { return }
+            let rest = objects.filter { $0.value != 0 }
+            if rest.isEmpty { return }
+            return try wait(for: rest, all: true, until: deadline)
+        }
         let drm = objects.compactMap { entry -> (DRMDevice, UInt32, UInt64)? in
             if case .drm(let device, let handle) = entry.object.storage { return (device, handle, entry.value) }
             return nil

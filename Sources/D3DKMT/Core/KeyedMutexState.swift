@@ -20,7 +20,8 @@ import Synchronization
 /// makes one `FUTEX_WAKE` only when someone is waiting. Waiters sleep on the state word.
 ///
 /// An owner that dies cannot release. Waiters notice: each waits at most ``livenessInterval``
-/// before checking that the owning process still exists (`kill(pid, 0)`); when it is gone they
+/// before checking that the owning process still runs (`kill(pid, 0)`, and not a zombie); when it
+/// is gone they
 /// mark the mutex abandoned, for good, and wake everyone. Process ids are those of the sharer's
 /// pid namespace; processes in different pid namespaces must not share a keyed mutex.
 struct KeyedMutexState: @unchecked Sendable {
@@ -169,6 +170,6 @@ struct KeyedMutexState: @unchecked Sendable {
 
     private static func ownerAlive(_ state: UInt64) -> Bool {
         let pid = Int32(bitPattern: UInt32(truncatingIfNeeded: state >> 32))
-        return pid == Kernel.processID || Kernel.processExists(pid)
+        return pid == Kernel.processID || Kernel.processRunning(pid)
     }
 }

@@ -57,11 +57,16 @@ extension Kernel {
     /// This process's id.
     static var processID: Int32 { getpid() }
 
-    /// Whether process `pid` still exists (`kill(pid, 0)`: `ESRCH` means gone; `EPERM` means it
-    /// exists but belongs to someone else).
-    static func processExists(_ pid: Int32) -> Bool {
+    /// Whether process `pid` is still running: it exists (`kill(pid, 0)`: `ESRCH` means gone,
+    /// `EPERM` that it belongs to someone else) and is not a zombie waiting to be reaped (state
+    /// `Z` or `X` in `/proc/PID/stat`), which can never release anything again.
+    static func processRunning(_ pid: Int32) -> Bool {
         guard pid > 0 else { return false }
-        return kill(pid, 0) == 0 || Errno.current != Errno(rawValue: ESRCH)
+        guard kill(pid, 0) == 0 || Errno.current != Errno(rawValue: ESRCH) else { return false }
+        // "pid (comm) S ...": the state follows the last ')' (comm may hold anything).
+        guard let stat = readSmallFile("/proc/\(pid)/stat"), let close = stat.lastIndex(of: ")") else { return true }
+        let state = stat[stat.index(after: close)...].drop { $0 == " " }.first
+        return state != "Z" && state != "X"
     }
 
     /// Adds 1 to an eventfd's counter, making it readable: the Windows event of an async wait.
