@@ -515,6 +515,33 @@ static NTSTATUS sync_wait(D3DKMT_HANDLE hDevice, D3DKMT_HANDLE h, UINT64 value, 
     return sync_wait_flags(hDevice, 1, &h, &value, 0, efd);
 }
 
+/* Checks that h has reached `value` (it should have: the caller signalled it,
+ * or it was the initial value): an async wait through an eventfd must fire
+ * within 5 s, and then a blocking wait must return STATUS_SUCCESS. The
+ * blocking wait is only made after the eventfd fired, so that a library that
+ * does not see the value as reached fails this check instead of hanging the
+ * test. Returns 1 when both held. */
+static int readable(int fd, int timeout_ms);
+static int check_reached(D3DKMT_HANDLE hDevice, D3DKMT_HANDLE h, UINT64 value, const char *what)
+{
+    int efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (efd < 0) {
+        check(0, "eventfd: %s", strerror(errno));
+        return 0;
+    }
+    NTSTATUS st = sync_wait(hDevice, h, value, efd);
+    int fired = st == STATUS_SUCCESS && readable(efd, 5000) == 1;
+    close(efd);
+    check(fired, "%s: an async wait for %" PRIu64 ", a value already reached, did not complete "
+          "in 5 s (status 0x%08" PRIX32 ")", what, value, (uint32_t)st);
+    if (!fired)
+        return 0;
+    st = sync_wait(hDevice, h, value, -1);
+    check(st == STATUS_SUCCESS, "%s: a blocking wait for %" PRIu64 " returned 0x%08" PRIX32, what,
+          value, (uint32_t)st);
+    return st == STATUS_SUCCESS;
+}
+
 /* The value a monitored fence's CPU address holds (another process may be
  * writing it). */
 static UINT64 fence_at(const UINT64 *va)
@@ -1177,7 +1204,11 @@ static void test_pingpong(const char *argv0, const D3DKMT_ADAPTERINFO *ai, D3DKM
             bad_fence++;
         if (i == 0 ? memcmp(&data, initial, sizeof data) != 0 : data != expect)
             bad_data++;
-        if (sync_wait(hDevice, g.hSync, fence, -1) != STATUS_SUCCESS)
+        /* Wait for the fence value the acquire returned, as a runtime's GPU
+         * work would. The first is the fence's initial value, 0: checked so
+         * that a library that misses it fails instead of hanging. */
+        if (i == 0 ? !check_reached(hDevice, g.hSync, fence, "ping-pong, first acquire")
+                   : sync_wait(hDevice, g.hSync, fence, -1) != STATUS_SUCCESS)
             bad_wait++;
         if (fence_at(g.fenceVA) != expect)
             bad_va++;
@@ -1538,8 +1569,12 @@ static void test_abandonment(const char *argv0, const D3DKMT_ADAPTERINFO *ai, D3
                 _exit(0);
             }
             check(killer > 0, "fork: %s", strerror(errno));
+            if (killer < 0)
+                kill(holder, SIGKILL); /* no blocked waiter then, but no hang either */
             uint64_t t0 = now_ns();
-            EXPECT_STATUS(STATUS_ABANDONED, km_acquire(g.hKeyedMutex, 0, NO_TIMEOUT, NULL, NULL, 0));
+            EXPECT_STATUS(STATUS_ABANDONED,
+                          km_acquire(g.hKeyedMutex, 0, killer > 0 ? NO_TIMEOUT : 3000 * MS_100NS,
+                                     NULL, NULL, 0));
             double ms = (double)(now_ns() - t0) / 1e6;
             wait_child(killer);
             sigaction(SIGCHLD, &old, NULL);
@@ -1610,13 +1645,29 @@ static void test_sync_objects(const char *argv0, const D3DKMT_ADAPTERINFO *ai, D
     if (!F || !M || !mva)
         goto out;
 
-    /* Initial values are reached: these waits return at once. */
-    EXPECT_OK(sync_wait(hDevice, F, 3, -1));
-    EXPECT_OK(sync_wait(hDevice, M, 5, -1));
+    /* Initial values, and values below them, are reached. */
+    check_reached(hDevice, F, 3, "fence created at 3");
+    check_reached(hDevice, F, 1, "fence created at 3");
+    check_reached(hDevice, M, 5, "monitored fence created at 5");
+    {
+        D3DKMT_HANDLE Z = 0, ZM = 0;
+        EXPECT_OK(sync_create(hDevice, D3DDDI_FENCE, 0, &Z, NULL));
+        EXPECT_OK(sync_create(hDevice, D3DDDI_MONITORED_FENCE, 0, &ZM, NULL));
+        if (Z) {
+            check_reached(hDevice, Z, 0, "fence created at 0");
+            EXPECT_OK(sync_destroy(Z));
+        }
+        if (ZM) {
+            check_reached(hDevice, ZM, 0, "monitored fence created at 0");
+            EXPECT_OK(sync_destroy(ZM));
+        }
+    }
 
     /* Signals: forward, the same value again, never back. */
     EXPECT_OK(sync_signal(hDevice, M, 7));
     check(fence_at(mva) == 7, "after signalling 7 the CPU address holds %" PRIu64, fence_at(mva));
+    check_reached(hDevice, M, 7, "monitored fence signalled to 7");
+    check_reached(hDevice, M, 6, "monitored fence signalled to 7");
     EXPECT_OK(sync_signal(hDevice, M, 7));
     EXPECT_STATUS(STATUS_INVALID_PARAMETER, sync_signal(hDevice, M, 6));
     {
@@ -1698,14 +1749,18 @@ static void test_sync_objects(const char *argv0, const D3DKMT_ADAPTERINFO *ai, D
             check(readable(eall, 0) == 0, "wait-all eventfd readable before any signal");
 
             EXPECT_OK(sync_signal(hDevice, A, 1));
-            check(readable(eany, 10000) == 1, "wait-any eventfd not readable after A reached 1");
+            int any_fired = readable(eany, 10000) == 1;
+            check(any_fired, "wait-any eventfd not readable after A reached 1");
             check(readable(eall, 100) == 0, "wait-all eventfd readable when only A reached 1");
-            EXPECT_OK(sync_wait_flags(hDevice, 2, ab, ones, any.Value, -1));
+            /* Blocking waits only once the eventfd showed they are satisfied. */
+            if (any_fired)
+                EXPECT_OK(sync_wait_flags(hDevice, 2, ab, ones, any.Value, -1));
 
             EXPECT_OK(sync_signal(hDevice, B, 1));
-            check(readable(eall, 10000) == 1, "wait-all eventfd not readable after A and B "
-                  "reached 1");
-            EXPECT_OK(sync_wait_flags(hDevice, 2, ab, ones, 0, -1));
+            int all_fired = readable(eall, 10000) == 1;
+            check(all_fired, "wait-all eventfd not readable after A and B reached 1");
+            if (all_fired)
+                EXPECT_OK(sync_wait_flags(hDevice, 2, ab, ones, 0, -1));
             check(fence_at(bva) == 1, "B's CPU address holds %" PRIu64 ", expected 1",
                   fence_at(bva));
             uint64_t count = 0;
