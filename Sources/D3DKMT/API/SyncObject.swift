@@ -109,6 +109,11 @@ public final class SyncObject: Sendable {
             throw NTError(.invalidParameter, "sync objects of different devices")
         }
         for (object, _) in objects { try object.require(SyncObjectAccess.wait, "wait for") }
+        // The common case, one software fence, straight to its futex.
+        if objects.count == 1, case .software = first.object.storage, let fence = first.object.fenceState {
+            guard fence.wait(for: first.value, until: deadline) else { throw NTError(.timeout, "sync object not signalled in time") }
+            return
+        }
         // Every fence has reached 0 (a DRM timeline with no point yet has no fence to wait for).
         if objects.contains(where: { $0.value == 0 }) {
             if !all { return }

@@ -56,11 +56,12 @@ enum SharedPackageReader {
     static func open(_ handle: Int32) throws(NTError) -> Opened {
         guard handle >= 0 else { throw NTError(.invalidHandle, "not a descriptor") }
         do {
-            guard try Kernel.fileType(handle) == S_IFSOCK,
-                  try Kernel.socketOption(handle, level: SOL_SOCKET, SO_DOMAIN) == AF_UNIX,
+            // getsockopt answers ENOTSOCK for anything that is not a socket: no fstat needed.
+            guard try Kernel.socketOption(handle, level: SOL_SOCKET, SO_DOMAIN) == AF_UNIX,
                   try Kernel.socketOption(handle, level: SOL_SOCKET, SO_TYPE) == Int32(SOCK_SEQPACKET.rawValue)
             else { throw NTError(.invalidParameter, "descriptor \(handle) is not a shared NT handle") }
         } catch let error as Errno {
+            if error.rawValue == ENOTSOCK { throw NTError(.invalidParameter, "descriptor \(handle) is not a shared NT handle") }
             throw NTError(error == .badFileDescriptor ? .invalidHandle : NTStatus(error), "descriptor \(handle): \(error)")
         } catch let error as NTError {
             throw error

@@ -4,6 +4,7 @@ import Glibc
 import Musl
 #endif
 import CKMTShims
+import Synchronization
 
 /// futexes on shared memory, process liveness and helper threads: what the keyed mutex and the
 /// software sync objects are built from. Futex words here live in `MAP_SHARED` memory, so every
@@ -54,8 +55,20 @@ extension Kernel {
         }
     }
 
-    /// This process's id.
-    static var processID: Int32 { getpid() }
+    /// This process's id, cached (the keyed mutex reads it on every acquire and release); a
+    /// `fork` child starts again from `getpid()`.
+    static var processID: Int32 {
+        let cached = cachedProcessID.load(ordering: .relaxed)
+        if cached != 0 { return cached }
+        _ = forkHandlerInstalled
+        let pid = getpid()
+        cachedProcessID.store(pid, ordering: .relaxed)
+        return pid
+    }
+
+    private static let forkHandlerInstalled: Bool = {
+        pthread_atfork(nil, nil, { cachedProcessID.store(0, ordering: .relaxed) }) == 0
+    }()
 
     /// Whether process `pid` is still running: it exists (`kill(pid, 0)`: `ESRCH` means gone,
     /// `EPERM` that it belongs to someone else) and is not a zombie waiting to be reaped (state
@@ -98,6 +111,9 @@ extension Kernel {
         return (Int64(time.tv_sec) + 11_644_473_600) * 10_000_000 + Int64(time.tv_nsec) / 100
     }
 }
+
+/// ``Kernel/processID``'s cache; 0 until read, and again in a `fork` child.
+private let cachedProcessID = Atomic<Int32>(0)
 
 private final class ThreadBody: Sendable {
     let run: @Sendable () -> Void
