@@ -6,6 +6,9 @@
 //   scripts/bench            (builds this, runs it on the host and in the VM guest)
 import PackageDescription
 
+// SwiftPM names a package depended on by path after its directory: the checkout's name.
+let library = Context.packageDirectory.split(separator: "/").dropLast().last.map(String.init) ?? "main"
+
 let package = Package(
     name: "D3DKMTBenchmarks",
     products: [
@@ -29,7 +32,7 @@ let package = Package(
             name: "kmt-bench",
             dependencies: [
                 "CBenchSupport",
-                .product(name: "D3DKMT", package: "main"),
+                .product(name: "D3DKMT", package: library),
             ],
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),

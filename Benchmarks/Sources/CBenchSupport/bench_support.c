@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <malloc.h>
 #include <sched.h>
 #include <linux/futex.h>
 #include <stdatomic.h>
@@ -61,6 +62,8 @@ static long kib_line(const char *path, const char *key) {
     fclose(file);
     return value;
 }
+
+void kb_trim_heap(void) { malloc_trim(0); }
 
 long kb_status_kib(const char *key) { return kib_line("/proc/self/status", key); }
 long kb_meminfo_kib(const char *key) { return kib_line("/proc/meminfo", key); }
@@ -301,6 +304,19 @@ int kb_drm_buffer(int render, int card, int virtio, uint64_t size) {
     error = drmPrimeHandleToFD(owner, handle, DRM_CLOEXEC | DRM_RDWR, &dmabuf);
     kb_gem_close(owner, handle);
     return error ? -errno : dmabuf;
+}
+
+int kb_virtio_settle(int render) {
+    struct drm_virtgpu_resource_create request = {
+        .target = 2, .format = 1, .bind = 2, .width = 1024, .height = 1, .depth = 1,
+        .array_size = 1, .size = 4096, .stride = 4096,
+    };
+    int error = drm_ioctl(render, DRM_IOCTL_VIRTGPU_RESOURCE_CREATE, &request);
+    if (error) return error;
+    struct drm_virtgpu_3d_wait wait = { .handle = request.bo_handle };
+    error = drm_ioctl(render, DRM_IOCTL_VIRTGPU_WAIT, &wait);
+    kb_gem_close(render, request.bo_handle);
+    return error;
 }
 
 int kb_prime_import(int render, int dmabuf, uint32_t *handle) {

@@ -13,6 +13,10 @@ import D3DKMT
 // the sharer lets go of its resources past what fits and keeps the handles only (which keep
 // the objects alive), and the row says so.
 //
+// scale-10k raw primitive (context): the raw cycle of share-open with as many raw buffers live
+// (held by both sides) next to 10: what the kernel and the device do with many objects alive
+// whatever the library does (virtio-gpu under QEMU slows down with many resources).
+//
 // per-object: what one live shared object costs, measured across the growth from few to many
 // (while the sharer still holds both): descriptors and VmRSS of the sharer and of the opener,
 // and kernel slab memory (system-wide /proc/meminfo Slab). Raw: the sharer holds its memfd /
@@ -33,6 +37,7 @@ struct Footprint {
     var slabKiB: Int
 
     static func take(opener peer: Peer) throws -> Footprint {
+        kb_trim_heap()
         let reply = try peer.channel.request(Message(.stats))
         return Footprint(sharer: .current(),
                          opener: ProcessStats(descriptors: Int(reply.arguments.0), residentKiB: Int(reply.arguments.1)),
@@ -52,6 +57,7 @@ struct Footprint {
 
 func scaleRows(_ target: Target) -> [Row] {
     let scaleName = "scale-10k share-open"
+    let rawScaleName = "scale-10k raw primitive (context)"
     let wantScale = target.config.wants(row: scaleName)
     let wantedPerObject = perObjectRows.filter { target.config.wants(row: $0.name) }
     guard wantScale || !wantedPerObject.isEmpty else { return [] }
@@ -72,19 +78,27 @@ func scaleRows(_ target: Target) -> [Row] {
         let oursPeer = try Peer(role: "share-ours", arguments: target.luidArguments)
         let rawPeer = try Peer(role: "share-raw", arguments: target.raw.arguments)
 
-        // Raw footprint: buffers held on both sides.
+        // Raw footprint, and the raw cycle with few and many raw buffers live (held on both sides).
         var rawHeld: [Int32] = []
-        let rawBefore = try Footprint.take(opener: rawPeer)
-        for _ in 0..<withResources {
-            let fd = try target.raw.makeBuffer(size: 4096)
-            rawHeld.append(fd)
-            try rawPeer.channel.request(Message(.hold, descriptors: [fd]))
+        func growRaw(to count: Int) throws {
+            while rawHeld.count < count {
+                let fd = try target.raw.makeBuffer(size: 4096)
+                rawHeld.append(fd)
+                try rawPeer.channel.request(Message(.hold, descriptors: [fd]))
+            }
         }
+        let rawSide = Side(name: "raw") { n in for _ in 0..<n { try shareOpenRaw(target, rawPeer.channel, size: 4096) } }
+        let rawBefore = try Footprint.take(opener: rawPeer)
+        try growRaw(to: few)
+        let rawFewSamples = wantScale ? try sample(rawSide, rounds: target.config.rounds, target.config) : []
+        try growRaw(to: withResources)
         let rawAfter = try Footprint.take(opener: rawPeer)
+        let rawManySamples = wantScale ? try sample(rawSide, rounds: target.config.rounds, target.config) : []
         rawHeld.forEach { close($0) }
         rawHeld = []
         try rawPeer.channel.request(Message(.drop, 0))
         try rawPeer.finish()
+        try target.raw.settle()
 
         // Ours.
         var held: [(resource: Resource?, handle: Int32)] = []
@@ -115,14 +129,18 @@ func scaleRows(_ target: Target) -> [Row] {
         }
         let manySamples = wantScale ? try sample(side, rounds: target.config.rounds, target.config) : []
         try shrink(to: few)
+        try target.raw.settle()
         if wantScale { fewSamples += try sample(side, rounds: halfRounds, target.config) }
         try shrink(to: 0)
         try oursPeer.finish()
+        try target.raw.settle()
 
         var rows: [Row] = []
         if wantScale {
             rows.append(target.row(scaleName, ours: median(manySamples) / 1000, raw: median(fewSamples) / 1000, unit: unit, goal: 1.1,
                                    note: (["ours = \(live) live shared objects, raw = \(few) live"] + notes).joined(separator: "; ")))
+            rows.append(target.row(rawScaleName, ours: median(rawManySamples) / 1000, raw: median(rawFewSamples) / 1000, unit: unit, goal: nil,
+                                   note: "the raw share-open cycle with \(withResources) raw buffers live (ours column) and \(few) (raw column): the kernel's and the device's own scaling"))
         }
         let ours = oursBefore.perObject(to: oursAfter, objects: withResources - few)
         let raw = rawBefore.perObject(to: rawAfter, objects: withResources)
@@ -136,7 +154,7 @@ func scaleRows(_ target: Target) -> [Row] {
         }
         return rows
     } catch {
-        let names = (wantScale ? [(scaleName, unit)] : []) + wantedPerObject.map { ($0.name, $0.unit) }
+        let names = (wantScale ? [(scaleName, unit), (rawScaleName, unit)] : []) + wantedPerObject.map { ($0.name, $0.unit) }
         return names.map { target.failed($0.0, unit: $0.1, goal: $0.0 == scaleName ? 1.1 : nil, error) }
     }
 }

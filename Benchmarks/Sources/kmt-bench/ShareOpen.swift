@@ -99,6 +99,7 @@ func runShareOursPeer(_ channel: Channel, _ arguments: [String]) throws {
             if held.count > keep { held.removeLast(held.count - keep) }
             try channel.send(Message(.done))
         case .stats:
+            kb_trim_heap()
             let stats = ProcessStats.current()
             try channel.send(Message(.done, UInt64(stats.descriptors), UInt64(stats.residentKiB)))
         case .quit:

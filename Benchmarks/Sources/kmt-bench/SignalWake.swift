@@ -33,9 +33,12 @@ func signalWakeRow(_ target: Target, kind: SyncObject.Kind) -> Row? {
         // Raw.
         let rawPeer = try Peer(role: target.raw.isSoftware ? "signal-raw-futex" : "signal-raw-drm", arguments: target.raw.arguments)
         var rawSide: Side
+        var cleanup: () -> Void = {}
+        defer { cleanup() }
         if target.raw.isSoftware {
             let page = try check(kb_memfd_buffer(4096), "memfd")
             let base = try mapShared(page, size: 4096)
+            cleanup = { munmap(base, 4096) }
             try rawPeer.channel.request(Message(.setup, descriptors: [page]))
             close(page)
             let out = base.assumingMemoryBound(to: UInt32.self)
@@ -52,6 +55,10 @@ func signalWakeRow(_ target: Target, kind: SyncObject.Kind) -> Row? {
             var out: UInt32 = 0, into: UInt32 = 0
             try check(kb_syncobj_create(fd, &out), "drmSyncobjCreate")
             try check(kb_syncobj_create(fd, &into), "drmSyncobjCreate")
+            cleanup = { [out, into] in
+                kb_syncobj_destroy(fd, out)
+                kb_syncobj_destroy(fd, into)
+            }
             let exportedOut = try check(kb_syncobj_export(fd, out), "drmSyncobjHandleToFD")
             let exportedIn = try check(kb_syncobj_export(fd, into), "drmSyncobjHandleToFD")
             try rawPeer.channel.request(Message(.setup, descriptors: [exportedOut, exportedIn]))

@@ -33,6 +33,13 @@ struct RawDevice {
         }
     }
 
+    /// Waits until the device has caught up with buffers freed so far (virtio-gpu destroys them
+    /// on the host, asynchronously); nothing elsewhere.
+    func settle() throws {
+        guard isVirtio, render >= 0 else { return }
+        try check(kb_virtio_settle(render), "waiting for virtio-gpu to settle")
+    }
+
     /// A new buffer: a sealed memfd, or a dma-buf made as the library makes one.
     func makeBuffer(size: UInt64) throws -> Int32 {
         if isSoftware { return try check(kb_memfd_buffer(size), "memfd of \(size) bytes") }

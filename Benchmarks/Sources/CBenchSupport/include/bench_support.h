@@ -24,6 +24,10 @@ int kb_count_fds(void);
 /* A "Key:   123 kB" line of /proc/self/status (e.g. "VmRSS"), in KiB; -1 when absent. */
 long kb_status_kib(const char *key);
 
+/* malloc_trim(0): freed heap memory goes back to the kernel, so that VmRSS grows again with
+ * what is allocated next (growth measured after an earlier phase freed its objects). */
+void kb_trim_heap(void);
+
 /* A line of /proc/meminfo (e.g. "Slab"), in KiB; -1 when absent. */
 long kb_meminfo_kib(const char *key);
 
@@ -93,6 +97,12 @@ int kb_drm_open(const char *path);
  * primary node `card`, exported with PRIME; the creating handle is closed (the dma-buf holds
  * the buffer). */
 int kb_drm_buffer(int render, int card, int virtio, uint64_t size);
+
+/* virtio-gpu: waits until the host has processed every command queued so far (a new resource,
+ * DRM_IOCTL_VIRTGPU_WAIT on it: the control queue completes in order). After freeing thousands
+ * of buffers, the host is still destroying them and, under TCG, takes the guest's CPU while it
+ * does; measurements wait for that first. Returns 0 or -errno. */
+int kb_virtio_settle(int render);
 
 /* drmPrimeFDToHandle, the GEM handle to `*handle`. */
 int kb_prime_import(int render, int dmabuf, uint32_t *handle);
