@@ -12,7 +12,7 @@ import Glibc
 
 /// What a live handle holds, in the fuzzer's input layout; nil when it does not fit the layout
 /// (more than 3 descriptors, a descriptor other than a memfd).
-func seedInput(_ handle: borrowing SharedHandle, releaseDataUnits: UInt8 = 0) -> [UInt8]? {
+func seedInput(_ handle: borrowing SharedHandle, releaseDataUnits: UInt8 = 0, tamper: Bool = false) -> [UInt8]? {
     var buffer = [UInt8](repeating: 0, count: SharePackage.maximumSize)
     var fds = [Int32](repeating: -1, count: 8)
     var count: Int32 = 0
@@ -23,7 +23,7 @@ func seedInput(_ handle: borrowing SharedHandle, releaseDataUnits: UInt8 = 0) ->
     guard length >= 0, length <= buffer.count, count <= 3 else { return nil }
 
     var prefix = [UInt8](repeating: 0, count: FuzzInput.prefixSize)
-    prefix[0] = UInt8(count)  // seals: SHRINK|GROW (what the library makes, with SEAL)
+    prefix[0] = UInt8(count) | (tamper ? 0x10 : 0)  // seals: SHRINK|GROW (the library adds SEAL too)
     prefix[3] = releaseDataUnits
     var sizeIndex: Int?
     for (index, fd) in fds.prefix(Int(count)).enumerated() {
@@ -84,6 +84,14 @@ func generateCorpus(into directory: String) {
         let mutex = try KeyedMutex.create(initialKey: 0, runtimeData: Array(repeating: 1, count: 300))
         let fence = try device.createSyncObject(.monitoredFence, initialValue: 5)
         return seedInput(try resource.share(keyedMutex: mutex, syncObject: fence), releaseDataUnits: 1)
+    }
+    // The same with tampering on (rewriting the pages with what they already hold, until the
+    // fuzzer changes that) and a release of 8 KiB, more than the mutex's 300 bytes.
+    make("resource-keyed-mutex-fence-tampered") { () throws(NTError) in
+        let resource = try device.createResource(allocations: [(.new(page), [])], runtimeData: [9])
+        let mutex = try KeyedMutex.create(initialKey: 0, runtimeData: Array(repeating: 1, count: 300))
+        let fence = try device.createSyncObject(.monitoredFence, initialValue: 5)
+        return seedInput(try resource.share(keyedMutex: mutex, syncObject: fence), releaseDataUnits: 32, tamper: true)
     }
     make("monitored-fence") { () throws(NTError) in
         seedInput(try device.createSyncObject(.monitoredFence, initialValue: 3).share())
