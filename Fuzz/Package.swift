@@ -9,6 +9,10 @@
 //   scripts/fuzz [SECONDS]         (builds this, seeds the corpus, runs it for a bounded time)
 import PackageDescription
 
+// The library is the package one directory up; SwiftPM names a path dependency after its
+// directory (the clone's name), so that name is looked up rather than written down.
+let library = String(Context.packageDirectory.split(separator: "/").dropLast().last ?? "main").lowercased()
+
 let package = Package(
     name: "D3DKMTFuzz",
     products: [
@@ -24,8 +28,8 @@ let package = Package(
             name: "kmt-fuzz",
             dependencies: [
                 "CFuzzSupport",
-                .product(name: "D3DKMT", package: "main"),
-                .product(name: "d3dkmt", package: "main"),
+                .product(name: "D3DKMT", package: library),
+                .product(name: "d3dkmt", package: library),
             ],
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),

@@ -1,5 +1,8 @@
 import D3DKMT
 import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// A CPU mapping held between `D3DKMTLock2` and `D3DKMTUnlock2`.
 final class LockedMapping: @unchecked Sendable {
@@ -35,12 +38,18 @@ enum LocalObject: Sendable {
 ///
 /// A handle is `0x40000000 | generation << 24 | (slot + 1)`: never 0, and a handle whose slot was
 /// freed and reused no longer matches (the generation moved on), so a stale handle is refused
-/// instead of naming someone else's object. Every access holds one lock; the C ABI is safe to call
-/// from any thread.
+/// instead of naming someone else's object. The generation has 6 bits: a slot's 64th reuse gives
+/// its first handle back. Freed slots are therefore reused oldest first, and only once
+/// ``quarantine`` others are waiting, so a stale handle can name a new object only after at least
+/// 64 × 4,096 objects were made since it was destroyed. Every access holds one lock; the C ABI is
+/// safe to call from any thread.
 struct HandleTable: ~Copyable {
     private var slots: [(generation: UInt32, object: LocalObject?)] = []
+    /// Freed slots, oldest first from `freeHead`.
     private var free: [Int] = []
+    private var freeHead = 0
     static let maximumSlots = 1 << 22
+    static let quarantine = 4096
 
     private static func decode(_ handle: UInt32) -> (slot: Int, generation: UInt32)? {
         guard handle & 0xC000_0000 == 0x4000_0000 else { return nil }
@@ -52,8 +61,14 @@ struct HandleTable: ~Copyable {
     /// Registers `object`; nil when the table is full.
     mutating func insert(_ object: LocalObject) -> UInt32? {
         let slot: Int
-        if let reused = free.popLast() {
-            slot = reused
+        let waiting = free.count - freeHead
+        if waiting > Self.quarantine || (waiting > 0 && slots.count >= Self.maximumSlots) {
+            slot = free[freeHead]
+            freeHead += 1
+            if freeHead >= 1024 {
+                free.removeFirst(freeHead)
+                freeHead = 0
+            }
             slots[slot].object = object
         } else {
             guard slots.count < Self.maximumSlots else { return nil }
@@ -108,7 +123,27 @@ struct HandleTable: ~Copyable {
     }
 }
 
-let handleTable = Mutex(HandleTable())
+/// The process's handle table behind a pthread mutex. Not `Synchronization.Mutex`: on Linux it
+/// spins in user space before sleeping (most of the CPU time of eight threads calling the C ABI
+/// on two cores went there), and ThreadSanitizer does not see it as synchronisation, so every
+/// access under it was reported as a race and real races in the C ABI could not be told apart.
+final class HandleTableLock: @unchecked Sendable {
+    private var table = HandleTable()
+    private let mutex: UnsafeMutablePointer<pthread_mutex_t>
+
+    init() {
+        mutex = .allocate(capacity: 1)
+        pthread_mutex_init(mutex, nil)
+    }
+
+    func withLock<R, E: Error>(_ body: (inout HandleTable) throws(E) -> R) throws(E) -> R {
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        return try body(&table)
+    }
+}
+
+let handleTable = HandleTableLock()
 
 extension HandleTable {
     func adapter(_ handle: UInt32) -> Adapter? {

@@ -118,10 +118,11 @@ extension D3DKMTSuite {
                 try withUnsafeMutablePointer(to: &info) { pointer in
                     create.pAllocationInfo2 = pointer
                     #expect(D3DKMTCreateAllocation2(&create) == NTStatus.invalidParameter.rawValue)
+                    // An unknown device, while `info` still exists (the pointer dies with this closure).
+                    create.hDevice = 0x4000_1234
+                    #expect(D3DKMTCreateAllocation2(&create) == NTStatus.invalidParameter.rawValue)
                 }
             }
-            create.hDevice = 0x4000_1234
-            #expect(D3DKMTCreateAllocation2(&create) == NTStatus.invalidParameter.rawValue)
         }
 
         @Test func nullArgumentsAreInvalidAndGlobalHandlesUnsupported() {

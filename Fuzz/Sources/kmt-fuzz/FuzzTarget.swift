@@ -17,7 +17,8 @@
 //     optionally after rewriting the state pages as a hostile peer holding them could;
 //   - closes everything and checks that the process has exactly the descriptors it had before.
 //
-// A crash, a failed check or a leaked descriptor aborts, and libFuzzer keeps the input.
+// A crash, a failed check or a leaked descriptor aborts, and libFuzzer keeps the input. Inputs
+// that found a bug are kept in Fuzz/findings; scripts/fuzz replays them before every run.
 //
 // Input layout (see `FuzzInput`): a 132-byte prefix, then the datagram.
 //

@@ -38,6 +38,10 @@ struct KeyedMutexState: @unchecked Sendable {
     private static let generationMask: UInt64 = 0xFFFF_FFF8
 
     let page: SharedPage
+    /// Bytes of private data a release may store, fixed when the page is made or opened (and then
+    /// checked against the mapping). Never taken from the page again: any process holding the
+    /// memfd can rewrite the shared word at any time.
+    let capacity: UInt32
 
     private var state: UnsafeMutablePointer<Atomic<UInt64>> { page.atomic64(8) }
     private var key: UnsafeMutablePointer<Atomic<UInt64>> { page.atomic64(16) }
@@ -52,7 +56,7 @@ struct KeyedMutexState: @unchecked Sendable {
             throw NTError(.invalidParameter, "keyed mutex private data of \(data.count) bytes; at most \(maximumDataSize)")
         }
         let page = try SharedPage(size: dataOffset + data.count, magic: magic, version: version, name: "d3dkmt-keyed-mutex")
-        let made = KeyedMutexState(page: page)
+        let made = KeyedMutexState(page: page, capacity: UInt32(data.count))
         made.key.pointee.store(initialKey, ordering: .relaxed)
         made.capacityWord.pointee.store(UInt32(data.count), ordering: .relaxed)
         made.storeData(data)
@@ -62,15 +66,12 @@ struct KeyedMutexState: @unchecked Sendable {
     /// Maps a mutex another process shared, checking its layout.
     static func open(_ descriptor: consuming FileDescriptor) throws(NTError) -> KeyedMutexState {
         let page = try SharedPage(opening: descriptor, minimumSize: dataOffset, magic: magic, version: version)
-        let opened = KeyedMutexState(page: page)
-        guard Int(opened.capacity) <= page.size - dataOffset else {
+        let capacity = page.atomic32(32).pointee.load(ordering: .relaxed)
+        guard Int(capacity) <= page.size - dataOffset else {
             throw NTError(.invalidParameter, "keyed mutex state claims more private data than it holds")
         }
-        return opened
+        return KeyedMutexState(page: page, capacity: capacity)
     }
-
-    /// Bytes of private data a release may store.
-    var capacity: UInt32 { capacityWord.pointee.load(ordering: .relaxed) }
 
     var isAbandoned: Bool { state.pointee.load(ordering: .acquiring) & Self.abandonedBit != 0 }
 
@@ -164,6 +165,7 @@ struct KeyedMutexState: @unchecked Sendable {
     }
 
     private func storeData(_ data: [UInt8]) {
+        precondition(data.count <= Int(capacity), "keyed mutex private data beyond its capacity")
         data.withUnsafeBytes { (page.base + Self.dataOffset).copyMemory(from: $0.baseAddress ?? UnsafeRawPointer(page.base), byteCount: $0.count) }
         dataSize.pointee.store(UInt32(data.count), ordering: .relaxed)
     }
