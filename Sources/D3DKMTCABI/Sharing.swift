@@ -65,6 +65,12 @@ func objectName(_ attributes: UnsafeMutablePointer<OBJECT_ATTRIBUTES>?) throws(N
     return text
 }
 
+/// The name an open-by-name call must carry.
+func requiredName(_ attributes: UnsafeMutablePointer<OBJECT_ATTRIBUTES>?) throws(NTError) -> String {
+    guard let name = try objectName(attributes) else { throw invalid("pObjAttrib has no ObjectName") }
+    return name
+}
+
 /// `D3DKMTOpenNtHandleFromName`: a new handle to the resource published under the name in
 /// `pObjAttrib` in the caller's namespace, granting `dwDesiredAccess` (at most what the sharer
 /// granted: else `STATUS_ACCESS_DENIED`). `STATUS_OBJECT_NAME_NOT_FOUND` when no live share has
@@ -73,8 +79,7 @@ func objectName(_ attributes: UnsafeMutablePointer<OBJECT_ATTRIBUTES>?) throws(N
 public func D3DKMTOpenNtHandleFromName(_ pData: UnsafeMutablePointer<D3DKMT_OPENNTHANDLEFROMNAME>?) -> NTSTATUS {
     ntCall { () throws(NTError) in
         let data = try required(pData)
-        guard let name = try objectName(data.pointee.pObjAttrib) else { throw invalid("pObjAttrib has no ObjectName") }
-        data.pointee.hNtHandle = try ntHandle(SharedHandle.open(name: name, access: data.pointee.dwDesiredAccess))
+        data.pointee.hNtHandle = try ntHandle(SharedHandle.open(name: requiredName(data.pointee.pObjAttrib), access: data.pointee.dwDesiredAccess))
     }
 }
 
@@ -84,8 +89,7 @@ public func D3DKMTOpenNtHandleFromName(_ pData: UnsafeMutablePointer<D3DKMT_OPEN
 public func D3DKMTOpenSyncObjectNtHandleFromName(_ pData: UnsafeMutablePointer<D3DKMT_OPENSYNCOBJECTNTHANDLEFROMNAME>?) -> NTSTATUS {
     ntCall { () throws(NTError) in
         let data = try required(pData)
-        guard let name = try objectName(data.pointee.pObjAttrib) else { throw invalid("pObjAttrib has no ObjectName") }
-        data.pointee.hNtHandle = try ntHandle(SharedHandle.openSyncObject(name: name, access: data.pointee.dwDesiredAccess))
+        data.pointee.hNtHandle = try ntHandle(SharedHandle.openSyncObject(name: requiredName(data.pointee.pObjAttrib), access: data.pointee.dwDesiredAccess))
     }
 }
 

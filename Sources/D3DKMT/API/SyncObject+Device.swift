@@ -175,25 +175,11 @@ extension SyncObject {
         guard eventfd >= 0, Kernel.readLink("/proc/self/fd/\(eventfd)") == "anon_inode:[eventfd]" else {
             throw NTError(.invalidParameter, "descriptor \(eventfd) is not an eventfd")
         }
-        guard let first = objects.first else { throw NTError(.invalidParameter, "no sync objects to wait for") }
-        guard objects.allSatisfy({ $0.object.device === first.object.device }) else {
-            throw NTError(.invalidParameter, "sync objects of different devices")
+        guard let objects = try pending(objects, all: all) else {
+            do { try Kernel.eventfdSignal(eventfd) } catch { throw error.nt("signalling an eventfd") }
+            return
         }
-        for (object, _) in objects { try object.require(SyncObjectAccess.wait, "wait for") }
-        // Every fence has reached 0: such a wait is satisfied now (a DRM timeline with no point
-        // yet has no fence the kernel could watch).
-        if objects.contains(where: { $0.value == 0 }) {
-            let rest = objects.filter { $0.value != 0 }
-            if !all || rest.isEmpty {
-                do { try Kernel.eventfdSignal(eventfd) } catch { throw error.nt("signalling an eventfd") }
-                return
-            }
-            return try notify(eventfd: eventfd, when: rest, all: true)
-        }
-        let drm = objects.compactMap { entry -> (DRMDevice, UInt32, UInt64)? in
-            if case .drm(let device, let handle) = entry.object.storage { return (device, handle, entry.value) }
-            return nil
-        }
+        let drm = drmEntries(objects)
         if drm.count == objects.count, !all || objects.count == 1 {
             for (device, handle, value) in drm {
                 do { try Kernel.syncobjEventfd(device.render.rawValue, handle, point: value, eventfd: eventfd) } catch {

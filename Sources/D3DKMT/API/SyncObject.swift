@@ -104,27 +104,13 @@ public final class SyncObject: Sendable {
     }
 
     static func wait(for objects: [(object: SyncObject, value: UInt64)], all: Bool, until deadline: Deadline) throws(NTError) {
-        guard let first = objects.first else { throw NTError(.invalidParameter, "no sync objects to wait for") }
-        guard objects.allSatisfy({ $0.object.device === first.object.device }) else {
-            throw NTError(.invalidParameter, "sync objects of different devices")
-        }
-        for (object, _) in objects { try object.require(SyncObjectAccess.wait, "wait for") }
+        guard let objects = try pending(objects, all: all) else { return }
         // The common case, one software fence, straight to its futex.
-        if objects.count == 1, case .software = first.object.storage, let fence = first.object.fenceState {
-            guard fence.wait(for: first.value, until: deadline) else { throw NTError(.timeout, "sync object not signalled in time") }
+        if objects.count == 1, case .software = objects[0].object.storage, let fence = objects[0].object.fenceState {
+            guard fence.wait(for: objects[0].value, until: deadline) else { throw NTError(.timeout, "sync object not signalled in time") }
             return
         }
-        // Every fence has reached 0 (a DRM timeline with no point yet has no fence to wait for).
-        if objects.contains(where: { $0.value == 0 }) {
-            if !all { return }
-            let rest = objects.filter { $0.value != 0 }
-            if rest.isEmpty { return }
-            return try wait(for: rest, all: true, until: deadline)
-        }
-        let drm = objects.compactMap { entry -> (DRMDevice, UInt32, UInt64)? in
-            if case .drm(let device, let handle) = entry.object.storage { return (device, handle, entry.value) }
-            return nil
-        }
+        let drm = drmEntries(objects)
         var satisfied: Bool
         if drm.count == objects.count {
             do {
@@ -152,6 +138,29 @@ public final class SyncObject: Sendable {
             throw NTError(.notSupported, "a wait-any cannot mix DRM and software sync objects")
         }
         guard satisfied else { throw NTError(.timeout, "sync objects not signalled in time") }
+    }
+
+    /// Checks a wait's list (not empty, one device, the right to wait) and drops what is reached
+    /// already: value 0, which every fence has (a DRM timeline with no point yet has no fence the
+    /// kernel could wait for).
+    ///
+    /// - Returns: the entries still to wait for, or nil when the wait is satisfied now.
+    static func pending(_ objects: [(object: SyncObject, value: UInt64)], all: Bool) throws(NTError) -> [(object: SyncObject, value: UInt64)]? {
+        guard let first = objects.first else { throw NTError(.invalidParameter, "no sync objects to wait for") }
+        guard objects.allSatisfy({ $0.object.device === first.object.device }) else {
+            throw NTError(.invalidParameter, "sync objects of different devices")
+        }
+        for (object, _) in objects { try object.require(SyncObjectAccess.wait, "wait for") }
+        let rest = objects.filter { $0.value != 0 }
+        return rest.isEmpty || (!all && rest.count < objects.count) ? nil : rest
+    }
+
+    /// The DRM syncobj handle and point of each entry that is a DRM sync object.
+    static func drmEntries(_ objects: [(object: SyncObject, value: UInt64)]) -> [(device: DRMDevice, handle: UInt32, point: UInt64)] {
+        objects.compactMap { entry in
+            if case .drm(let device, let handle) = entry.object.storage { return (device, handle, entry.value) }
+            return nil
+        }
     }
 
     /// Refuses what this open's access does not allow.

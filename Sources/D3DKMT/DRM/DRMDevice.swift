@@ -16,6 +16,8 @@ import CLibDRM
 final class DRMDevice: DeviceBackend {
     let render: FileDescriptor
     let driverName: String
+    /// Whether this device has timeline syncobjs (`DRM_CAP_SYNCOBJ_TIMELINE`; vgem has none).
+    let hasTimelines: Bool
     private let primaryPath: String?
     /// The primary node, opened on first need (dumb buffers); -1 until then.
     private let primary = Mutex<Int32>(-1)
@@ -28,6 +30,7 @@ final class DRMDevice: DeviceBackend {
         self.render = render
         self.primaryPath = primaryPath
         self.driverName = driverName
+        self.hasTimelines = Kernel.drmCapability(self.render.rawValue, DRM_CAP_SYNCOBJ_TIMELINE) != 0
     }
 
     deinit {
@@ -109,8 +112,6 @@ final class DRMDevice: DeviceBackend {
         }
     }
 
-    /// Whether this device has timeline syncobjs (`DRM_CAP_SYNCOBJ_TIMELINE`; vgem has none).
-    var hasTimelines: Bool { Kernel.drmCapability(render.rawValue, DRM_CAP_SYNCOBJ_TIMELINE) != 0 }
 
     /// Refuses sync objects on a device without timeline syncobjs.
     func requireTimelines() throws(NTError) {

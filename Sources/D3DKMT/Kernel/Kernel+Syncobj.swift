@@ -154,13 +154,6 @@ extension Kernel {
 
     /// `poll(2)` for readability until `deadline`; true when readable.
     static func waitReadable(_ fd: Int32, until deadline: Deadline) throws(Errno) -> Bool {
-        while true {
-            let remaining = deadline == .never ? -1 : max(0, (deadline.nanoseconds - Deadline.now.nanoseconds + 999_999) / 1_000_000)
-            var request = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-            let result = Glibc.poll(&request, 1, Int32(clamping: remaining))
-            if result > 0 { return true }
-            if result == 0 { if Deadline.now >= deadline { return false } else { continue } }
-            if Errno.current != .interrupted { throw .current }
-        }
+        try poll([fd], until: deadline)[0] & Int16(POLLIN) != 0
     }
 }
