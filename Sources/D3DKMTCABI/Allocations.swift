@@ -1,8 +1,9 @@
 import D3DKMT
 import CD3DKMT
 
-// Allocations: D3DKMTCreateAllocation, D3DKMTCreateAllocation2, D3DKMTDestroyAllocation2,
-// D3DKMTLock2, D3DKMTUnlock2, and the Linux extensions D3DKMTLinuxExportAllocationDmaBuf and
+// Allocations: D3DKMTCreateAllocation, D3DKMTCreateAllocation2, D3DKMTDestroyAllocation,
+// D3DKMTDestroyAllocation2, D3DKMTLock2, D3DKMTUnlock2, and the Linux extensions
+// D3DKMTLinuxExportAllocationDmaBuf, D3DKMTLinuxQueryAllocationDesc and
 // D3DKMTLinuxQueryAllocationSize.
 
 /// One allocation request, read from either `D3DDDI_ALLOCATIONINFO` or `D3DDDI_ALLOCATIONINFO2`.
@@ -36,14 +37,12 @@ func createAllocations(_ data: UnsafeMutablePointer<D3DKMT_CREATEALLOCATION>,
     let deviceHandle = data.pointee.hDevice
     guard let device = handleTable.withLock({ $0.device(deviceHandle) }) else { throw invalid("hDevice is not an open device") }
     guard !requests.isEmpty else { throw invalid("NumAllocations is 0") }
-    guard data.pointee.hResource == 0 else {
-        throw NTError(.notSupported, "adding allocations to an existing resource is not supported")
-    }
     guard flags.ExistingSysMem == 0, flags.ExistingSection == 0, flags.StandardAllocation == 0 else {
         throw NTError(.notSupported, "ExistingSysMem, ExistingSection and StandardAllocation are not supported")
     }
-    if flags.NtSecuritySharing != 0 && (flags.CreateShared == 0 || flags.CreateResource == 0) {
-        throw invalid("NtSecuritySharing needs CreateShared and CreateResource")
+    guard flags.CreateShared == 0 || flags.CreateResource != 0 else { throw invalid("CreateShared needs CreateResource") }
+    if flags.NtSecuritySharing != 0 && flags.CreateShared == 0 {
+        throw invalid("NtSecuritySharing needs CreateShared")
     }
     if flags.CreateShared != 0 && flags.NtSecuritySharing == 0 {
         throw NTError(.notSupported, "only NT-handle sharing (NtSecuritySharing) is supported; global share handles are not")
@@ -89,6 +88,18 @@ func createAllocations(_ pData: UnsafeMutablePointer<D3DKMT_CREATEALLOCATION>?, 
                        store: @escaping (D3DKMT_CREATEALLOCATION, Int, D3DKMT_HANDLE) -> Void) -> NTSTATUS {
     ntCall { () throws(NTError) in
         let data = try required(pData)
+        // As on Windows, an hResource that names nothing is refused before anything else; one that
+        // names a resource cannot take more allocations (a new resource needs hResource 0).
+        let existing = data.pointee.hResource
+        if existing != 0 {
+            let isResource = handleTable.withLock { table -> Bool? in
+                guard let object = table.lookup(existing) else { return nil }
+                if case .resource = object { return true }
+                return false
+            }
+            guard let isResource else { throw NTError(.invalidHandle, "hResource 0x\(String(existing, radix: 16)) names nothing") }
+            throw invalid(isResource ? "allocations cannot be added to an existing resource" : "hResource is not a resource")
+        }
         let count = Int(data.pointee.NumAllocations)
         guard count <= 4096 else { throw invalid("NumAllocations \(count) is too large") }
         guard count == 0 || hasInfo(data.pointee) else { throw invalid("the allocation info array is NULL") }
@@ -120,38 +131,60 @@ public func D3DKMTCreateAllocation(_ pData: UnsafeMutablePointer<D3DKMT_CREATEAL
                       store: { $0.pAllocationInfo[$1].hAllocation = $2 })
 }
 
-/// `D3DKMTDestroyAllocation2`: with `hResource` and `AllocationCount` 0, destroys the resource
-/// and all its allocations (also how an opened resource is closed); otherwise destroys the listed
-/// standalone allocations. Locked allocations are unmapped.
+/// The shared body of `D3DKMTDestroyAllocation` and `D3DKMTDestroyAllocation2`, as Windows does it:
+/// with `hResource` and no list, destroys the resource and all its allocations (also how an opened
+/// resource is closed); with a list, destroys just those allocations (of `hResource`, or standalone
+/// ones without it), the resource staying; with neither, destroys nothing and succeeds. Locked
+/// allocations are unmapped. `STATUS_INVALID_PARAMETER` for an unknown device, resource or
+/// allocation, or a count without a list; nothing is destroyed then.
+func destroyAllocations(device: D3DKMT_HANDLE, resource: D3DKMT_HANDLE, list: UnsafePointer<D3DKMT_HANDLE>?,
+                        count: UInt32) throws(NTError) {
+    guard count == 0 || list != nil else { throw invalid("phAllocationList is NULL") }
+    guard count <= UInt32(HandleTable.maximumSlots) else { throw invalid("AllocationCount \(count) is more than there can be") }
+    let listed = (0..<Int(count)).map { list![$0] }
+    guard Set(listed).count == listed.count else { throw invalid("an allocation is listed twice") }
+    let released: Result<[LocalObject], NTError> = handleTable.withLock { table in
+        guard table.device(device) != nil else { return .failure(invalid("hDevice is not an open device")) }
+        var toRemove: [D3DKMT_HANDLE] = listed
+        if resource != 0 {
+            guard case .resource(let object, let owner, let allocations)? = table.lookup(resource), owner == device else {
+                return .failure(invalid("hResource is not a resource of hDevice"))
+            }
+            guard listed.allSatisfy(allocations.contains) else { return .failure(invalid("an allocation is not in hResource")) }
+            if listed.isEmpty {
+                toRemove = [resource] + allocations
+            } else {
+                table.replace(resource, with: .resource(object, device: owner, allocations: allocations.filter { !listed.contains($0) }))
+            }
+        } else {
+            for handle in listed {
+                guard case .allocation(_, let owner, let parent, _)? = table.lookup(handle), owner == device, parent == 0 else {
+                    return .failure(invalid("allocation handle 0x\(String(handle, radix: 16)) is not a standalone allocation of hDevice"))
+                }
+            }
+        }
+        return .success(toRemove.compactMap { table.remove($0) })
+    }
+    _ = try released.get()  // the objects are dropped here, outside the lock
+}
+
+/// `D3DKMTDestroyAllocation2`: see ``destroyAllocations(device:resource:list:count:)``.
 @c @implementation
 public func D3DKMTDestroyAllocation2(_ pData: UnsafePointer<D3DKMT_DESTROYALLOCATION2>?) -> NTSTATUS {
     ntCall { () throws(NTError) in
         let data = try required(pData).pointee
-        let count = Int(data.AllocationCount)
-        guard count == 0 || data.phAllocationList != nil else { throw invalid("phAllocationList is NULL") }
-        let listed = (0..<count).map { data.phAllocationList[$0] }
-        let released: Result<[LocalObject], NTError> = handleTable.withLock { table in
-            guard table.device(data.hDevice) != nil else { return .failure(invalid("hDevice is not an open device")) }
-            var toRemove: [D3DKMT_HANDLE] = []
-            if data.hResource != 0 {
-                guard case .resource(_, let owner, let allocations)? = table.lookup(data.hResource), owner == data.hDevice else {
-                    return .failure(invalid("hResource is not a resource of hDevice"))
-                }
-                guard listed.allSatisfy(allocations.contains) else { return .failure(invalid("an allocation is not in hResource")) }
-                toRemove = [data.hResource] + allocations
-            } else {
-                guard !listed.isEmpty else { return .failure(invalid("neither hResource nor allocations given")) }
-                for handle in listed {
-                    guard case .allocation(_, let owner, let resource, _)? = table.lookup(handle), owner == data.hDevice, resource == 0 else {
-                        return .failure(invalid("allocation handle \(handle) is not a standalone allocation of hDevice"))
-                    }
-                }
-                guard Set(listed).count == listed.count else { return .failure(invalid("an allocation is listed twice")) }
-                toRemove = listed
-            }
-            return .success(toRemove.compactMap { table.remove($0) })
-        }
-        _ = try released.get()  // the objects are dropped here, outside the lock
+        try destroyAllocations(device: data.hDevice, resource: data.hResource, list: data.phAllocationList,
+                               count: data.AllocationCount)
+    }
+}
+
+/// `D3DKMTDestroyAllocation`: as `D3DKMTDestroyAllocation2`.
+@c @implementation
+public func D3DKMTDestroyAllocation(_ pData: UnsafePointer<D3DKMT_DESTROYALLOCATION>?) -> NTSTATUS {
+    ntCall { () throws(NTError) in
+        let data = try required(pData).pointee
+        try destroyAllocations(device: data.hDevice, resource: data.hResource, list: data.phAllocationList,
+                               count: data.AllocationCount)
     }
 }
 
@@ -205,6 +238,28 @@ public func D3DKMTLinuxExportAllocationDmaBuf(_ hDevice: D3DKMT_HANDLE, _ hAlloc
     ntCall { () throws(NTError) in
         let out = try required(pFd, "pFd")
         out.pointee = try HandleTable.allocation(hAllocation, onDevice: hDevice).exportDescriptor().take()
+    }
+}
+
+/// `D3DKMTLinuxQueryAllocationDesc`: the allocation's layout as its creator described it (size
+/// resolved, `DmaBufFd` -1): how an opener learns what a shared allocation holds, since the
+/// library's descriptor is not part of the runtime's driver data.
+@c @implementation
+public func D3DKMTLinuxQueryAllocationDesc(_ hDevice: D3DKMT_HANDLE, _ hAllocation: D3DKMT_HANDLE,
+                                          _ pDesc: UnsafeMutablePointer<D3DKMT_LINUX_ALLOCATION_DESC>?) -> NTSTATUS {
+    ntCall { () throws(NTError) in
+        let out = try required(pDesc, "pDesc")
+        let layout = try HandleTable.allocation(hAllocation, onDevice: hDevice).layout
+        var desc = D3DKMT_LINUX_ALLOCATION_DESC()
+        desc.Version = UInt32(D3DKMT_LINUX_ALLOCATION_DESC_VERSION)
+        desc.Size = layout.size
+        desc.Width = layout.width
+        desc.Height = layout.height
+        desc.Stride = layout.stride
+        desc.Fourcc = layout.fourcc
+        desc.Modifier = layout.modifier
+        desc.DmaBufFd = -1
+        out.pointee = desc
     }
 }
 

@@ -36,26 +36,34 @@ enum LocalObject: Sendable {
 
 /// The process's table of local `D3DKMT_HANDLE`s.
 ///
-/// A handle is `0x40000000 | generation << 24 | (slot + 1)`: never 0, and a handle whose slot was
-/// freed and reused no longer matches (the generation moved on), so a stale handle is refused
-/// instead of naming someone else's object. The generation has 6 bits: a slot's 64th reuse gives
-/// its first handle back. Freed slots are therefore reused oldest first, and only once
-/// ``quarantine`` others are waiting, so a stale handle can name a new object only after at least
-/// 64 × 4,096 objects were made since it was destroyed. Every access holds one lock; the C ABI is
-/// safe to call from any thread.
+/// Handles have Windows' shape, which clients rely on to tell local handles from global ones:
+/// bits 31 and 30 set, the low 6 bits clear (a global handle has 2 there), consecutive objects
+/// 0x40 apart. In between, bits 6...24 are the slot + 1 and bits 25...29 a generation, so a handle
+/// is never 0, and a handle whose slot was freed and reused no longer matches (the generation
+/// moved on): a stale handle is refused instead of naming someone else's object. The generation
+/// has 5 bits: a slot's 32nd reuse gives its first handle back. Freed slots are therefore reused
+/// oldest first, and only once ``quarantine`` others are waiting, so a stale handle can name a new
+/// object only after at least 32 × 4,096 objects were made since it was destroyed. Every access
+/// holds one lock; the C ABI is safe to call from any thread.
 struct HandleTable: ~Copyable {
     private var slots: [(generation: UInt32, object: LocalObject?)] = []
     /// Freed slots, oldest first from `freeHead`.
     private var free: [Int] = []
     private var freeHead = 0
-    static let maximumSlots = 1 << 22
+    /// Slot numbers + 1 fill bits 6...24.
+    static let maximumSlots = (1 << 19) - 1
     static let quarantine = 4096
+    private static let generationMask: UInt32 = 0x1F
 
     private static func decode(_ handle: UInt32) -> (slot: Int, generation: UInt32)? {
-        guard handle & 0xC000_0000 == 0x4000_0000 else { return nil }
-        let slot = Int(handle & 0x00FF_FFFF) - 1
+        guard handle & 0xC000_003F == 0xC000_0000 else { return nil }
+        let slot = Int((handle >> 6) & 0x7_FFFF) - 1
         guard slot >= 0 else { return nil }
-        return (slot, (handle >> 24) & 0x3F)
+        return (slot, (handle >> 25) & generationMask)
+    }
+
+    private static func encode(slot: Int, generation: UInt32) -> UInt32 {
+        0xC000_0000 | (generation << 25) | (UInt32(slot + 1) << 6)
     }
 
     /// Registers `object`; nil when the table is full.
@@ -75,7 +83,7 @@ struct HandleTable: ~Copyable {
             slot = slots.count
             slots.append((0, object))
         }
-        return 0x4000_0000 | (slots[slot].generation << 24) | UInt32(slot + 1)
+        return Self.encode(slot: slot, generation: slots[slot].generation)
     }
 
     func lookup(_ handle: UInt32) -> LocalObject? {
@@ -92,7 +100,7 @@ struct HandleTable: ~Copyable {
     @discardableResult
     mutating func remove(_ handle: UInt32) -> LocalObject? {
         guard let (slot, _) = Self.decode(handle), let object = lookup(handle) else { return nil }
-        slots[slot] = ((slots[slot].generation + 1) & 0x3F, nil)
+        slots[slot] = ((slots[slot].generation + 1) & Self.generationMask, nil)
         free.append(slot)
         return object
     }
@@ -118,7 +126,7 @@ struct HandleTable: ~Copyable {
     func handles(ofDevice device: UInt32) -> [UInt32] {
         slots.indices.compactMap { slot in
             guard let object = slots[slot].object, object.device == device else { return nil }
-            return 0x4000_0000 | (slots[slot].generation << 24) | UInt32(slot + 1)
+            return Self.encode(slot: slot, generation: slots[slot].generation)
         }
     }
 }

@@ -1,23 +1,48 @@
 import D3DKMT
 import CD3DKMT
 
-// Keyed mutexes: D3DKMTCreateKeyedMutex2, D3DKMTOpenKeyedMutex2, D3DKMTOpenKeyedMutexFromNtHandle,
-// D3DKMTDestroyKeyedMutex, D3DKMTAcquireKeyedMutex2, D3DKMTReleaseKeyedMutex2, and the Linux
+// Keyed mutexes: D3DKMTCreateKeyedMutex(2), D3DKMTOpenKeyedMutex(2), D3DKMTOpenKeyedMutexFromNtHandle,
+// D3DKMTDestroyKeyedMutex, D3DKMTAcquireKeyedMutex(2), D3DKMTReleaseKeyedMutex(2), and the Linux
 // extension D3DKMTLinuxExportKeyedMutexTimelineFd.
 
 /// `D3DKMTCreateKeyedMutex2`: a keyed mutex released with `InitialValue`, carrying
-/// `pPrivateRuntimeData` (whose size is also the most a release can store). There are no global
-/// D3DKMT handles on Linux: `hSharedHandle` is always 0, and the mutex is shared by passing it with
-/// its resource and sync object to `D3DKMTShareObjects`.
+/// `pPrivateRuntimeData` (whose size is also the most a release can store); no device needed.
+/// With `Flags.NtSecuritySharing` it is shared by passing it with its resource and sync object to
+/// `D3DKMTShareObjects`, and `hSharedHandle` is 0 as on Windows. Without it Windows would return a
+/// global handle, which this library does not implement yet: `hSharedHandle` is 0 and the mutex
+/// serves this process only.
 @c @implementation
 public func D3DKMTCreateKeyedMutex2(_ pData: UnsafeMutablePointer<D3DKMT_CREATEKEYEDMUTEX2>?) -> NTSTATUS {
     ntCall { () throws(NTError) in
         let data = try required(pData)
         guard data.pointee.Flags.Value & ~1 == 0 else { throw invalid("unknown Flags bits 0x\(String(data.pointee.Flags.Value, radix: 16))") }
         let runtimeData = try bytes(data.pointee.pPrivateRuntimeData, data.pointee.PrivateRuntimeDataSize, "pPrivateRuntimeData")
-        let mutex = try KeyedMutex.create(initialKey: data.pointee.InitialValue, runtimeData: runtimeData)
+        let mutex = try KeyedMutex.create(initialKey: data.pointee.InitialValue, runtimeData: runtimeData,
+                                          shareable: data.pointee.Flags.NtSecuritySharing != 0)
         data.pointee.hKeyedMutex = try register(.keyedMutex(mutex))
         data.pointee.hSharedHandle = 0
+    }
+}
+
+/// `D3DKMTCreateKeyedMutex`: `D3DKMTCreateKeyedMutex2` without private data or flags (so, as on
+/// Windows, a mutex for global sharing: here one this process uses alone, `hSharedHandle` 0).
+@c @implementation
+public func D3DKMTCreateKeyedMutex(_ pData: UnsafeMutablePointer<D3DKMT_CREATEKEYEDMUTEX>?) -> NTSTATUS {
+    ntCall { () throws(NTError) in
+        let data = try required(pData)
+        let mutex = try KeyedMutex.create(initialKey: data.pointee.InitialValue, shareable: false)
+        data.pointee.hKeyedMutex = try register(.keyedMutex(mutex))
+        data.pointee.hSharedHandle = 0
+    }
+}
+
+/// `D3DKMTOpenKeyedMutex` opens by global D3DKMT handle, not implemented yet:
+/// `STATUS_NOT_SUPPORTED` (share with an NT handle and use `D3DKMTOpenKeyedMutexFromNtHandle`).
+@c @implementation
+public func D3DKMTOpenKeyedMutex(_ pData: UnsafeMutablePointer<D3DKMT_OPENKEYEDMUTEX>?) -> NTSTATUS {
+    ntCall { () throws(NTError) in
+        _ = try required(pData)
+        throw NTError(.notSupported, "global D3DKMT handles are not implemented; open from an NT handle")
     }
 }
 
@@ -27,7 +52,7 @@ public func D3DKMTCreateKeyedMutex2(_ pData: UnsafeMutablePointer<D3DKMT_CREATEK
 public func D3DKMTOpenKeyedMutex2(_ pData: UnsafeMutablePointer<D3DKMT_OPENKEYEDMUTEX2>?) -> NTSTATUS {
     ntCall { () throws(NTError) in
         _ = try required(pData)
-        throw NTError(.notSupported, "global D3DKMT handles do not exist on Linux; open from an NT handle")
+        throw NTError(.notSupported, "global D3DKMT handles are not implemented; open from an NT handle")
     }
 }
 
@@ -82,6 +107,27 @@ public func D3DKMTAcquireKeyedMutex2(_ pData: UnsafeMutablePointer<D3DKMT_ACQUIR
         if let buffer, !acquired.runtimeData.isEmpty {
             acquired.runtimeData.withUnsafeBytes { buffer.copyMemory(from: $0.baseAddress!, byteCount: min($0.count, Int(data.pointee.PrivateRuntimeDataSize))) }
         }
+    }
+}
+
+/// `D3DKMTAcquireKeyedMutex`: `D3DKMTAcquireKeyedMutex2` without private data. Any `pTimeout`
+/// value is taken by the NT rules (DXVK's unsigned conversion of milliseconds gives small positive
+/// values: absolute times long past, so a mutex that is not free times out at once).
+@c @implementation
+public func D3DKMTAcquireKeyedMutex(_ pData: UnsafeMutablePointer<D3DKMT_ACQUIREKEYEDMUTEX>?) -> NTSTATUS {
+    ntCall { () throws(NTError) in
+        let data = try required(pData)
+        let mutex = try HandleTable.keyedMutex(data.pointee.hKeyedMutex)
+        data.pointee.FenceValue = try mutex.acquire(key: data.pointee.Key, ntTimeout: data.pointee.pTimeout?.pointee.QuadPart).fenceValue
+    }
+}
+
+/// `D3DKMTReleaseKeyedMutex`: `D3DKMTReleaseKeyedMutex2` without private data.
+@c @implementation
+public func D3DKMTReleaseKeyedMutex(_ pData: UnsafeMutablePointer<D3DKMT_RELEASEKEYEDMUTEX>?) -> NTSTATUS {
+    ntCall { () throws(NTError) in
+        let data = try required(pData)
+        try HandleTable.keyedMutex(data.pointee.hKeyedMutex).release(key: data.pointee.Key, fenceValue: data.pointee.FenceValue)
     }
 }
 

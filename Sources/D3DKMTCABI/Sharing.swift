@@ -10,11 +10,15 @@ import Glibc
 /// stored as `(HANDLE)(intptr_t)fd` and closed with `close()`.
 ///
 /// As on Windows: `cObjects` 1 shares a resource or a sync object alone; 3 shares a resource with
-/// its keyed mutex and sync object, in that order. Anything else, or a resource created without
-/// `NtSecuritySharing`, is `STATUS_INVALID_PARAMETER`. A name in `pObjectAttributes->ObjectName`
-/// (UTF-16) is published in the caller's per-user namespace while the returned handle or a copy
-/// of it is open (`STATUS_OBJECT_NAME_COLLISION` when taken, `STATUS_OBJECT_NAME_INVALID` when
-/// empty, longer than 256 characters, or not valid UTF-16).
+/// its keyed mutex and sync object, in that order. Anything else, or an object created without
+/// `NtSecuritySharing` (objects opened from an NT handle can be shared again), is
+/// `STATUS_INVALID_PARAMETER`. Generic rights in `dwDesiredAccess` are mapped to the object's
+/// specific rights as Windows' generic mapping does. `pObjectAttributes` may be NULL; when not,
+/// its `Length` must be `sizeof(OBJECT_ATTRIBUTES)`, and a name in its `ObjectName` (UTF-16) is
+/// published in the caller's per-user namespace while the returned handle or a copy of it is open
+/// (`STATUS_OBJECT_NAME_COLLISION` when taken, `STATUS_OBJECT_NAME_INVALID` when empty, longer
+/// than 256 characters, or not valid UTF-16). `SecurityDescriptor` is not used: names are the
+/// user's own.
 @c @implementation
 public func D3DKMTShareObjects(_ cObjects: UINT, _ hObjects: UnsafePointer<D3DKMT_HANDLE>?,
                                _ pObjectAttributes: UnsafeMutablePointer<OBJECT_ATTRIBUTES>?,
@@ -29,13 +33,14 @@ public func D3DKMTShareObjects(_ cObjects: UINT, _ hObjects: UnsafePointer<D3DKM
         var handle: SharedHandle
         switch (found[0], cObjects) {
         case (.resource(let resource, _, _)?, 1):
-            handle = try resource.share(access: dwDesiredAccess, name: name)
+            handle = try resource.share(access: SharedAccess.mapped(dwDesiredAccess), name: name)
         case (.syncObject(let object, _)?, 1):
-            handle = try object.share(access: dwDesiredAccess, name: name)
+            handle = try object.share(access: SyncObjectAccess.mapped(dwDesiredAccess), name: name)
         case (.resource(let resource, _, _)?, 3):
             guard case .keyedMutex(let mutex)? = found[1] else { throw invalid("hObjects[1] is not a keyed mutex") }
             guard case .syncObject(let object, _)? = found[2] else { throw invalid("hObjects[2] is not a sync object") }
-            handle = try resource.share(access: dwDesiredAccess, keyedMutex: mutex, syncObject: object, name: name)
+            handle = try resource.share(access: SharedAccess.mapped(dwDesiredAccess), keyedMutex: mutex, syncObject: object,
+                                        name: name)
         default:
             throw invalid(cObjects == 1 ? "hObjects[0] is not a resource or a sync object" : "hObjects[0] is not a resource")
         }
@@ -56,7 +61,11 @@ func ntHandle(_ handle: consuming SharedHandle) throws(NTError) -> HANDLE? {
 ///
 /// - Throws: `STATUS_OBJECT_NAME_INVALID` for an odd byte length, a NULL buffer or invalid UTF-16.
 func objectName(_ attributes: UnsafeMutablePointer<OBJECT_ATTRIBUTES>?) throws(NTError) -> String? {
-    guard let name = attributes?.pointee.ObjectName?.pointee else { return nil }
+    guard let attributes else { return nil }
+    guard Int(attributes.pointee.Length) == MemoryLayout<OBJECT_ATTRIBUTES>.size else {
+        throw invalid("OBJECT_ATTRIBUTES.Length is \(attributes.pointee.Length), not \(MemoryLayout<OBJECT_ATTRIBUTES>.size)")
+    }
+    guard let name = attributes.pointee.ObjectName?.pointee else { return nil }
     guard name.Length % 2 == 0, name.Length > 0, let buffer = name.Buffer else {
         throw NTError(.objectNameInvalid, "ObjectName has \(name.Length) bytes or no buffer")
     }
@@ -67,19 +76,26 @@ func objectName(_ attributes: UnsafeMutablePointer<OBJECT_ATTRIBUTES>?) throws(N
 
 /// The name an open-by-name call must carry.
 func requiredName(_ attributes: UnsafeMutablePointer<OBJECT_ATTRIBUTES>?) throws(NTError) -> String {
-    guard let name = try objectName(attributes) else { throw invalid("pObjAttrib has no ObjectName") }
+    guard attributes != nil else { throw invalid("pObjAttrib is NULL") }
+    guard let name = try objectName(attributes) else { throw NTError(.objectNameInvalid, "pObjAttrib has no ObjectName") }
     return name
 }
 
 /// `D3DKMTOpenNtHandleFromName`: a new handle to the resource published under the name in
-/// `pObjAttrib` in the caller's namespace, granting `dwDesiredAccess` (at most what the sharer
-/// granted: else `STATUS_ACCESS_DENIED`). `STATUS_OBJECT_NAME_NOT_FOUND` when no live share has
-/// the name; `STATUS_OBJECT_TYPE_MISMATCH` when it names a sync object.
+/// `pObjAttrib` in the caller's namespace (names compare without case, whatever `Attributes`
+/// says; `\Sessions\<n>\BaseNamedObjects\`, `Local\` and `Global\` are understood), granting
+/// `dwDesiredAccess` with generic rights mapped. As on Windows the check is the object's (the
+/// same user may ask for any access), not the sharer's `dwDesiredAccess`; access 0 is
+/// `STATUS_ACCESS_DENIED`. `STATUS_OBJECT_NAME_NOT_FOUND` when no live share has the name (at
+/// once after its last handle closed); `STATUS_OBJECT_TYPE_MISMATCH` when it names a sync
+/// object; `STATUS_OBJECT_PATH_NOT_FOUND` for an object directory that does not exist here.
 @c @implementation
 public func D3DKMTOpenNtHandleFromName(_ pData: UnsafeMutablePointer<D3DKMT_OPENNTHANDLEFROMNAME>?) -> NTSTATUS {
     ntCall { () throws(NTError) in
         let data = try required(pData)
-        data.pointee.hNtHandle = try ntHandle(SharedHandle.open(name: requiredName(data.pointee.pObjAttrib), access: data.pointee.dwDesiredAccess))
+        data.pointee.hNtHandle = nil
+        data.pointee.hNtHandle = try ntHandle(SharedHandle.open(name: requiredName(data.pointee.pObjAttrib),
+                                                                access: data.pointee.dwDesiredAccess))
     }
 }
 
@@ -89,12 +105,16 @@ public func D3DKMTOpenNtHandleFromName(_ pData: UnsafeMutablePointer<D3DKMT_OPEN
 public func D3DKMTOpenSyncObjectNtHandleFromName(_ pData: UnsafeMutablePointer<D3DKMT_OPENSYNCOBJECTNTHANDLEFROMNAME>?) -> NTSTATUS {
     ntCall { () throws(NTError) in
         let data = try required(pData)
-        data.pointee.hNtHandle = try ntHandle(SharedHandle.openSyncObject(name: requiredName(data.pointee.pObjAttrib), access: data.pointee.dwDesiredAccess))
+        data.pointee.hNtHandle = nil
+        data.pointee.hNtHandle = try ntHandle(SharedHandle.openSyncObject(name: requiredName(data.pointee.pObjAttrib),
+                                                                          access: data.pointee.dwDesiredAccess))
     }
 }
 
-/// `D3DKMTQueryResourceInfoFromNtHandle`: the sizes an opener must provide. With
-/// `pPrivateRuntimeData` non-NULL and large enough, the runtime data is copied there too.
+/// `D3DKMTQueryResourceInfoFromNtHandle`: the sizes and count an opener must provide, as Windows
+/// reports them: `PrivateRuntimeDataSize`, `TotalPrivateDriverDataSize` (the runtime's
+/// per-allocation driver data, not the library's allocation layout), `ResourcePrivateDriverDataSize`
+/// and `NumAllocations`. Nothing is written to `pPrivateRuntimeData`, whatever its size.
 @c @implementation
 public func D3DKMTQueryResourceInfoFromNtHandle(_ pData: UnsafeMutablePointer<D3DKMT_QUERYRESOURCEINFOFROMNTHANDLE>?) -> NTSTATUS {
     ntCall { () throws(NTError) in
@@ -104,9 +124,6 @@ public func D3DKMTQueryResourceInfoFromNtHandle(_ pData: UnsafeMutablePointer<D3
         let info = try SharedHandle.withBorrowed(descriptor(of: data.pointee.hNtHandle)) { (handle) throws(NTError) in
             try device.resourceInfo(handle)
         }
-        if let buffer = data.pointee.pPrivateRuntimeData {
-            try copyOut(info.runtimeData, to: buffer, capacity: data.pointee.PrivateRuntimeDataSize, "pPrivateRuntimeData")
-        }
         data.pointee.PrivateRuntimeDataSize = UInt32(info.runtimeDataSize)
         data.pointee.TotalPrivateDriverDataSize = UInt32(info.totalAllocationDriverDataSize)
         data.pointee.ResourcePrivateDriverDataSize = UInt32(info.resourceDriverDataSize)
@@ -114,15 +131,20 @@ public func D3DKMTQueryResourceInfoFromNtHandle(_ pData: UnsafeMutablePointer<D3
     }
 }
 
-/// `D3DKMTOpenResourceFromNtHandle`: opens a shared resource on `hDevice`. `NumAllocations` must
-/// equal the resource's allocation count, and each buffer must hold what
-/// `D3DKMTQueryResourceInfoFromNtHandle` reported, else `STATUS_INVALID_PARAMETER` and nothing is
-/// opened. Each `pOpenAllocationInfo2[i]` gets a new allocation handle and points into
-/// `pTotalPrivateDriverDataBuffer` at that allocation's driver data. `STATUS_NOT_SUPPORTED` when
-/// this device cannot import the buffers (another driver's dma-buf, or system memory on a DRM
-/// device). When the handle holds a keyed mutex and sync object they are opened too:
-/// `hKeyedMutex` and `hSyncObject` receive their handles, and `pKeyedMutexPrivateRuntimeData`
-/// (when not NULL) the keyed mutex's private data; else both handles are 0.
+/// `D3DKMTOpenResourceFromNtHandle`: opens a shared resource on `hDevice`, with Windows' checks:
+/// `NumAllocations` must equal the resource's allocation count and `PrivateRuntimeDataSize` its
+/// runtime data size exactly (larger and smaller are both `STATUS_INVALID_PARAMETER`);
+/// `pTotalPrivateDriverDataBuffer` must hold every allocation's driver data
+/// (`STATUS_NO_MEMORY` when `TotalPrivateDriverDataBufferSize` is smaller; 0 is fine when the
+/// creator gave none, as DXVK, vkd3d-proton and Wine pass), `pResourcePrivateDriverData` the
+/// resource's (`STATUS_INVALID_PARAMETER`). Nothing is opened when a check fails.
+/// Each `pOpenAllocationInfo2[i]` gets a new allocation handle and points into
+/// `pTotalPrivateDriverDataBuffer` at that allocation's driver data; each allocation's size and
+/// layout come from `D3DKMTLinuxQueryAllocationDesc`. `STATUS_NOT_SUPPORTED` when this device
+/// cannot import the buffers (another driver's dma-buf, or system memory on a DRM device). When
+/// the handle holds a keyed mutex and sync object they are opened too: `hKeyedMutex` and
+/// `hSyncObject` receive their handles, and `pKeyedMutexPrivateRuntimeData` (when not NULL) the
+/// keyed mutex's private data; else both handles are 0.
 @c @implementation
 public func D3DKMTOpenResourceFromNtHandle(_ pData: UnsafeMutablePointer<D3DKMT_OPENRESOURCEFROMNTHANDLE>?) -> NTSTATUS {
     ntCall { () throws(NTError) in
@@ -132,29 +154,38 @@ public func D3DKMTOpenResourceFromNtHandle(_ pData: UnsafeMutablePointer<D3DKMT_
         guard input.NumAllocations > 0, let infos = input.pOpenAllocationInfo2 else {
             throw invalid("NumAllocations is 0 or pOpenAllocationInfo2 is NULL")
         }
+        // Windows wants both buffers even when nothing goes in them (clients pass a dummy).
+        guard input.pPrivateRuntimeData != nil, input.pTotalPrivateDriverDataBuffer != nil else {
+            throw invalid("pPrivateRuntimeData and pTotalPrivateDriverDataBuffer must not be NULL")
+        }
+        var runtimeData: [UInt8] = []
         let resource = try SharedHandle.withBorrowed(descriptor(of: input.hNtHandle)) { (handle) throws(NTError) in
             try device.openResource(handle) { (info) throws(NTError) in
                 guard info.allocationCount == Int(input.NumAllocations) else {
                     throw invalid("NumAllocations is \(input.NumAllocations); the resource has \(info.allocationCount)")
                 }
-                func check(_ size: UInt32, _ pointer: UnsafeMutableRawPointer?, needed: Int, _ name: String) throws(NTError) {
-                    guard needed == 0 || (pointer != nil && Int(size) >= needed) else {
-                        throw invalid("\(name) holds \(size) bytes; \(needed) are needed")
-                    }
+                guard Int(input.PrivateRuntimeDataSize) == info.runtimeDataSize,
+                      info.runtimeDataSize == 0 || input.pPrivateRuntimeData != nil else {
+                    throw invalid("PrivateRuntimeDataSize is \(input.PrivateRuntimeDataSize); the runtime data has \(info.runtimeDataSize) bytes")
                 }
-                try check(input.PrivateRuntimeDataSize, input.pPrivateRuntimeData, needed: info.runtimeDataSize, "pPrivateRuntimeData")
-                try check(input.ResourcePrivateDriverDataSize, input.pResourcePrivateDriverData,
-                          needed: info.resourceDriverDataSize, "pResourcePrivateDriverData")
-                try check(input.TotalPrivateDriverDataBufferSize, input.pTotalPrivateDriverDataBuffer,
-                          needed: info.totalAllocationDriverDataSize, "pTotalPrivateDriverDataBuffer")
-                if input.pKeyedMutexPrivateRuntimeData != nil {
-                    try check(input.KeyedMutexPrivateRuntimeDataSize, input.pKeyedMutexPrivateRuntimeData,
-                              needed: info.keyedMutexRuntimeDataSize, "pKeyedMutexPrivateRuntimeData")
+                guard info.resourceDriverDataSize == 0 || (input.pResourcePrivateDriverData != nil
+                      && Int(input.ResourcePrivateDriverDataSize) >= info.resourceDriverDataSize) else {
+                    throw invalid("pResourcePrivateDriverData holds \(input.ResourcePrivateDriverDataSize) bytes; \(info.resourceDriverDataSize) are needed")
                 }
+                guard info.totalAllocationDriverDataSize == 0 || (input.pTotalPrivateDriverDataBuffer != nil
+                      && Int(input.TotalPrivateDriverDataBufferSize) >= info.totalAllocationDriverDataSize) else {
+                    throw NTError(.noMemory, "pTotalPrivateDriverDataBuffer holds \(input.TotalPrivateDriverDataBufferSize) bytes; "
+                                  + "the allocations' driver data takes \(info.totalAllocationDriverDataSize)")
+                }
+                if input.pKeyedMutexPrivateRuntimeData != nil, Int(input.KeyedMutexPrivateRuntimeDataSize) < info.keyedMutexRuntimeDataSize {
+                    throw invalid("pKeyedMutexPrivateRuntimeData holds \(input.KeyedMutexPrivateRuntimeDataSize) bytes; "
+                                  + "\(info.keyedMutexRuntimeDataSize) are needed")
+                }
+                runtimeData = info.runtimeData
             }
         }
         // Sizes were checked above; nothing below can fail but the handle table.
-        try copyOut(resource.runtimeData, to: input.pPrivateRuntimeData, capacity: input.PrivateRuntimeDataSize, "pPrivateRuntimeData")
+        try copyOut(runtimeData, to: input.pPrivateRuntimeData, capacity: input.PrivateRuntimeDataSize, "pPrivateRuntimeData")
         try copyOut(resource.driverData, to: input.pResourcePrivateDriverData, capacity: input.ResourcePrivateDriverDataSize,
                     "pResourcePrivateDriverData")
         if let mutex = resource.keyedMutex, input.pKeyedMutexPrivateRuntimeData != nil {
@@ -194,6 +225,8 @@ public func D3DKMTOpenResourceFromNtHandle(_ pData: UnsafeMutablePointer<D3DKMT_
             offset += driverData.count
         }
         data.pointee.TotalPrivateDriverDataBufferSize = UInt32(offset)
+        data.pointee.ResourcePrivateDriverDataSize = UInt32(resource.driverData.count)
+        data.pointee.KeyedMutexPrivateRuntimeDataSize = UInt32(resource.keyedMutex?.runtimeData.count ?? 0)
         data.pointee.hResource = resourceHandle
         data.pointee.hKeyedMutex = keyedMutexHandle
         data.pointee.hSyncObject = syncObjectHandle

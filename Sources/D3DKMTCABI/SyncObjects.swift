@@ -1,16 +1,21 @@
 import D3DKMT
 import CD3DKMT
 
-// Sync objects: D3DKMTCreateSynchronizationObject2, D3DKMTOpenSyncObjectFromNtHandle(2),
+// Sync objects: D3DKMTCreateSynchronizationObject(2), D3DKMTOpenSyncObjectFromNtHandle(2),
 // D3DKMTDestroySynchronizationObject, D3DKMTSignalSynchronizationObjectFromCpu,
 // D3DKMTWaitForSynchronizationObjectFromCpu, and the Linux extensions for syncobj and sync_file
 // interop.
 
-/// `D3DKMTCreateSynchronizationObject2`: `D3DDDI_FENCE` (initial value `Info.Fence.FenceValue`)
-/// and `D3DDDI_MONITORED_FENCE` (initial value `Info.MonitoredFence.InitialFenceValue`; returns
-/// `FenceValueCPUVirtualAddress`, and 0 as the GPU address). The other types return
-/// `STATUS_NOT_SUPPORTED`; so does a DRM device without timeline syncobjs (vgem). `SharedHandle`
-/// is always 0 (no global handles on Linux).
+/// `D3DKMTCreateSynchronizationObject2`: `D3DDDI_FENCE` (initial value `Info.Fence.FenceValue`),
+/// `D3DDDI_MONITORED_FENCE` (initial value `Info.MonitoredFence.InitialFenceValue`; returns
+/// `FenceValueCPUVirtualAddress`, and 0 as the GPU address), and `D3DDDI_SYNCHRONIZATION_MUTEX` and
+/// `D3DDDI_SEMAPHORE` (objects that exist and can be shared, though only GPU contexts, which this
+/// library does not have, signal and wait on them: the CPU calls refuse them). With
+/// `Flags.Shared | Flags.NtSecuritySharing` the object can be shared as an NT handle
+/// (`SharedHandle` 0). `STATUS_INVALID_PARAMETER` for an unknown type or `NtSecuritySharing`
+/// without `Shared`; `STATUS_INVALID_HANDLE` for a `D3DDDI_CPU_NOTIFICATION` without an event;
+/// `STATUS_NOT_SUPPORTED` for the other types, for `Shared` alone (global handles are not
+/// implemented) and for fences on a DRM device without timeline syncobjs (vgem).
 @c @implementation
 public func D3DKMTCreateSynchronizationObject2(_ pData: UnsafeMutablePointer<D3DKMT_CREATESYNCHRONIZATIONOBJECT2>?) -> NTSTATUS {
     ntCall { () throws(NTError) in
@@ -26,8 +31,17 @@ public func D3DKMTCreateSynchronizationObject2(_ pData: UnsafeMutablePointer<D3D
         case D3DDDI_MONITORED_FENCE:
             kind = .monitoredFence
             initialValue = info.MonitoredFence.InitialFenceValue
-        case D3DDDI_SYNCHRONIZATION_MUTEX, D3DDDI_SEMAPHORE, D3DDDI_CPU_NOTIFICATION, D3DDDI_PERIODIC_MONITORED_FENCE, D3DDDI_NATIVE_FENCE:
-            throw NTError(.notSupported, "sync object type \(info.Type.rawValue) is not implemented; use D3DDDI_FENCE or D3DDDI_MONITORED_FENCE")
+        case D3DDDI_SYNCHRONIZATION_MUTEX:
+            kind = .mutex
+            initialValue = UInt64(UInt32(bitPattern: info.SynchronizationMutex.InitialState))
+        case D3DDDI_SEMAPHORE:
+            kind = .semaphore
+            initialValue = UInt64(info.Semaphore.InitialCount)
+        case D3DDDI_CPU_NOTIFICATION:
+            guard info.CPUNotification.Event != nil else { throw NTError(.invalidHandle, "CPUNotification.Event is NULL") }
+            throw NTError(.notSupported, "D3DDDI_CPU_NOTIFICATION objects are signalled by GPU work, which this library does not run")
+        case D3DDDI_PERIODIC_MONITORED_FENCE, D3DDDI_NATIVE_FENCE:
+            throw NTError(.notSupported, "sync object type \(info.Type.rawValue) is not implemented")
         default:
             throw invalid("unknown sync object type \(info.Type.rawValue)")
         }
@@ -38,6 +52,30 @@ public func D3DKMTCreateSynchronizationObject2(_ pData: UnsafeMutablePointer<D3D
             data.pointee.Info.MonitoredFence.FenceValueCPUVirtualAddress = UnsafeMutableRawPointer(mutating: object.fenceValueAddress)
             data.pointee.Info.MonitoredFence.FenceValueGPUVirtualAddress = 0
         }
+    }
+}
+
+/// `D3DKMTCreateSynchronizationObject` (v1): as on Windows, only `D3DDDI_SYNCHRONIZATION_MUTEX` and
+/// `D3DDDI_SEMAPHORE` (any other type is `STATUS_INVALID_PARAMETER`), made as
+/// `D3DKMTCreateSynchronizationObject2` makes them, not shareable by NT handle.
+@c @implementation
+public func D3DKMTCreateSynchronizationObject(_ pData: UnsafeMutablePointer<D3DKMT_CREATESYNCHRONIZATIONOBJECT>?) -> NTSTATUS {
+    ntCall { () throws(NTError) in
+        let data = try required(pData)
+        let device = try HandleTable.device(data.pointee.hDevice)
+        let info = data.pointee.Info
+        let object: SyncObject
+        switch info.Type {
+        case D3DDDI_SYNCHRONIZATION_MUTEX:
+            object = try device.createSyncObject(.mutex, initialValue: UInt64(UInt32(bitPattern: info.SynchronizationMutex.InitialState)),
+                                                 flags: 0)
+        case D3DDDI_SEMAPHORE:
+            object = try device.createSyncObject(.semaphore, initialValue: UInt64(info.Semaphore.InitialCount), flags: 0)
+        default:
+            throw invalid("D3DKMTCreateSynchronizationObject takes D3DDDI_SYNCHRONIZATION_MUTEX or D3DDDI_SEMAPHORE, "
+                          + "not type \(info.Type.rawValue)")
+        }
+        data.pointee.hSyncObject = try register(.syncObject(object, device: data.pointee.hDevice))
     }
 }
 

@@ -421,6 +421,7 @@ private struct Iteration {
         createMutex.InitialValue = 0
         createMutex.pPrivateRuntimeData = UnsafeMutableRawPointer(arena.values([stamp, stamp]))
         createMutex.PrivateRuntimeDataSize = 16
+        createMutex.Flags.NtSecuritySharing = 1
         guard expect(D3DKMTCreateKeyedMutex2(&createMutex), success, "CreateKeyedMutex2") else { return }
         let mutex = createMutex.hKeyedMutex
         defer { destroyKeyedMutex(mutex) }
@@ -429,6 +430,8 @@ private struct Iteration {
         createFence.hDevice = device
         createFence.Info.Type = D3DDDI_MONITORED_FENCE
         createFence.Info.MonitoredFence.InitialFenceValue = 0
+        createFence.Info.Flags.Shared = 1
+        createFence.Info.Flags.NtSecuritySharing = 1
         guard expect(D3DKMTCreateSynchronizationObject2(&createFence), success, "CreateSynchronizationObject2") else { return }
         let fence = createFence.hSyncObject
         defer { destroySyncObject(fence) }
@@ -527,7 +530,8 @@ private struct Iteration {
         if expectingAllocations != nil {
             let runtime = open.pPrivateRuntimeData.load(as: UInt64.self)
             let mutexData = open.pKeyedMutexPrivateRuntimeData.load(as: UInt64.self)
-            let extra = infos[0].pPrivateDriverData.load(fromByteOffset: MemoryLayout<D3DKMT_LINUX_ALLOCATION_DESC>.size, as: UInt64.self)
+            // Openers get the runtime's bytes after the Linux descriptor, not the descriptor.
+            let extra = infos[0].pPrivateDriverData.load(as: UInt64.self)
             if runtime != stamp || mutexData != stamp || extra != stamp { fail("opened private data is not what was shared") }
         }
         return Opened(resource: open.hResource, allocations: (0..<count).map { infos[$0].hAllocation },
@@ -753,7 +757,8 @@ private struct Iteration {
             var destroy = D3DKMT_DESTROYALLOCATION2()
             destroy.hDevice = device
             destroy.hResource = bogus
-            expect(D3DKMTDestroyAllocation2(&destroy), invalidParameter, "DestroyAllocation2(\(what))")
+            // hResource 0 with nothing listed destroys nothing and succeeds, as on Windows.
+            expect(D3DKMTDestroyAllocation2(&destroy), bogus == 0 ? success : invalidParameter, "DestroyAllocation2(\(what))")
             var lock = D3DKMT_LOCK2()
             lock.hDevice = device
             lock.hAllocation = bogus
@@ -794,6 +799,9 @@ private struct Iteration {
             open.hNtHandle = handle
             open.NumAllocations = 1
             open.pOpenAllocationInfo2 = arena.values([D3DDDI_OPENALLOCATIONINFO2()])
+            // The buffers Windows requires even when empty (clients pass a dummy).
+            open.pPrivateRuntimeData = arena.bytes(1)
+            open.pTotalPrivateDriverDataBuffer = arena.bytes(1)
             expect(D3DKMTOpenResourceFromNtHandle(&open), expected, "OpenResourceFromNtHandle(\(what))")
             var mutex = D3DKMT_OPENKEYEDMUTEXFROMNTHANDLE()
             mutex.hNtHandle = handle

@@ -15,7 +15,7 @@ func forgedHandle(_ bytes: [UInt8], descriptors: [Int32] = []) throws -> SharedH
 func validPackage(luid: LUID, size: UInt64 = 4096) -> SharePackage {
     var package = SharePackage(contents: .resource, descriptorCount: 1, access: SharedAccess.allAccess, adapterLUID: luid)
     package.runtimeData = [1, 2, 3]
-    package.allocations = [.init(size: size, driverData: AllocationDescriptor(size: size).encoded(size: size), descriptorIndex: 0)]
+    package.allocations = [.init(size: size, driverData: [0xAB], descriptorIndex: 0, layout: AllocationDescriptor(size: size))]
     return package
 }
 

@@ -755,6 +755,14 @@ typedef struct _D3DKMT_CREATEALLOCATION {
     HANDLE hPrivateRuntimeResourceHandle;
 } D3DKMT_CREATEALLOCATION;
 
+/* D3DKMTDestroyAllocation: as D3DKMT_DESTROYALLOCATION2 without Flags. */
+typedef struct _D3DKMT_DESTROYALLOCATION {
+    D3DKMT_HANDLE hDevice;
+    D3DKMT_HANDLE hResource;
+    const D3DKMT_HANDLE *phAllocationList;
+    UINT AllocationCount;
+} D3DKMT_DESTROYALLOCATION;
+
 typedef struct _D3DDDICB_DESTROYALLOCATION2FLAGS {
     union {
         D3DKMT_ANONYMOUS struct {
@@ -853,6 +861,31 @@ typedef struct _D3DKMT_OPENSYNCOBJECTNTHANDLEFROMNAME {
 /* ------------------------------------------------------------------------ */
 /* Keyed mutexes                                                            */
 /* ------------------------------------------------------------------------ */
+
+/* The v1 keyed mutex calls: the v2 forms without private runtime data. */
+typedef struct _D3DKMT_CREATEKEYEDMUTEX {
+    UINT64 InitialValue;                    /* in: the key it starts released to */
+    D3DKMT_HANDLE hSharedHandle;            /* out: global handle (0 here: not implemented) */
+    D3DKMT_HANDLE hKeyedMutex;              /* out */
+} D3DKMT_CREATEKEYEDMUTEX;
+
+typedef struct _D3DKMT_OPENKEYEDMUTEX {
+    D3DKMT_HANDLE hSharedHandle;            /* in: global handle */
+    D3DKMT_HANDLE hKeyedMutex;              /* out */
+} D3DKMT_OPENKEYEDMUTEX;
+
+typedef struct _D3DKMT_ACQUIREKEYEDMUTEX {
+    D3DKMT_HANDLE hKeyedMutex;              /* in */
+    UINT64 Key;                             /* in */
+    PLARGE_INTEGER pTimeout;                /* in: NT style, as D3DKMT_ACQUIREKEYEDMUTEX2 */
+    UINT64 FenceValue;                      /* out */
+} D3DKMT_ACQUIREKEYEDMUTEX;
+
+typedef struct _D3DKMT_RELEASEKEYEDMUTEX {
+    D3DKMT_HANDLE hKeyedMutex;              /* in */
+    UINT64 Key;                             /* in: the key to release to */
+    UINT64 FenceValue;                      /* in */
+} D3DKMT_RELEASEKEYEDMUTEX;
 
 typedef struct _D3DKMT_CREATEKEYEDMUTEX2_FLAGS {
     union {
@@ -986,6 +1019,30 @@ typedef struct _D3DDDI_SYNCHRONIZATIONOBJECTINFO2 {
     D3DKMT_HANDLE SharedHandle;                 /* out: 0 with NtSecuritySharing */
 } D3DDDI_SYNCHRONIZATIONOBJECTINFO2;
 
+/* D3DKMTCreateSynchronizationObject (v1): only D3DDDI_SYNCHRONIZATION_MUTEX and
+ * D3DDDI_SEMAPHORE, as on Windows. */
+typedef struct _D3DDDI_SYNCHRONIZATIONOBJECTINFO {
+    D3DDDI_SYNCHRONIZATIONOBJECT_TYPE Type;     /* in */
+    union {
+        struct {
+            BOOL InitialState;
+        } SynchronizationMutex;
+        struct {
+            UINT MaxCount;
+            UINT InitialCount;
+        } Semaphore;
+        struct {
+            UINT Reserved[16];
+        } Reserved;
+    };
+} D3DDDI_SYNCHRONIZATIONOBJECTINFO;
+
+typedef struct _D3DKMT_CREATESYNCHRONIZATIONOBJECT {
+    D3DKMT_HANDLE hDevice;                      /* in */
+    D3DDDI_SYNCHRONIZATIONOBJECTINFO Info;      /* in */
+    D3DKMT_HANDLE hSyncObject;                  /* out */
+} D3DKMT_CREATESYNCHRONIZATIONOBJECT;
+
 typedef struct _D3DKMT_CREATESYNCHRONIZATIONOBJECT2 {
     D3DKMT_HANDLE hDevice;                      /* in */
     D3DDDI_SYNCHRONIZATIONOBJECTINFO2 Info;     /* in/out */
@@ -1068,6 +1125,46 @@ typedef struct _D3DKMT_WAITFORSYNCHRONIZATIONOBJECTFROMCPU {
 } D3DKMT_WAITFORSYNCHRONIZATIONOBJECTFROMCPU;
 
 /* ------------------------------------------------------------------------ */
+/* Escapes                                                                  */
+/* ------------------------------------------------------------------------ */
+
+typedef enum _D3DKMT_ESCAPETYPE {
+    D3DKMT_ESCAPE_DRIVERPRIVATE = 0,
+    /* Wine's extension, used by DXVK and vkd3d-proton: hContext is a local
+     * resource handle, pPrivateDriverData/PrivateDriverDataSize its new runtime
+     * private data (0 bytes clears it). Written as an unsigned-int cast so that
+     * the enum keeps Microsoft's int-sized layout. */
+    D3DKMT_ESCAPE_UPDATE_RESOURCE_WINE = (int)0x80000000u
+} D3DKMT_ESCAPETYPE;
+
+typedef struct _D3DDDI_ESCAPEFLAGS {
+    union {
+        D3DKMT_ANONYMOUS struct {
+            UINT HardwareAccess : 1;
+            UINT DeviceStatusQuery : 1;
+            UINT ChangeFrameLatency : 1;
+            UINT NoAdapterSynchronization : 1;
+            UINT Reserved : 1;
+            UINT VirtualMachineData : 1;
+            UINT DriverKnownEscape : 1;
+            UINT DriverCommonEscape : 1;
+            UINT Reserved2 : 24;
+        };
+        UINT Value;
+    };
+} D3DDDI_ESCAPEFLAGS;
+
+typedef struct _D3DKMT_ESCAPE {
+    D3DKMT_HANDLE hAdapter;
+    D3DKMT_HANDLE hDevice;
+    D3DKMT_ESCAPETYPE Type;
+    D3DDDI_ESCAPEFLAGS Flags;
+    VOID *pPrivateDriverData;
+    UINT PrivateDriverDataSize;
+    D3DKMT_HANDLE hContext;
+} D3DKMT_ESCAPE;
+
+/* ------------------------------------------------------------------------ */
 /* Linux extensions                                                         */
 /* ------------------------------------------------------------------------ */
 
@@ -1093,10 +1190,15 @@ typedef struct _D3DKMT_LINUX_ADAPTER_INFO {
     UINT DeviceId;
 } D3DKMT_LINUX_ADAPTER_INFO;
 
-/* Every allocation's pPrivateDriverData (D3DDDI_ALLOCATIONINFO2 on create,
- * D3DDDI_OPENALLOCATIONINFO2 on open) begins with this descriptor. Bytes past
- * sizeof(D3DKMT_LINUX_ALLOCATION_DESC) belong to the runtime and travel with
- * the allocation unchanged. */
+/* Every allocation's pPrivateDriverData on create (D3DDDI_ALLOCATIONINFO and
+ * D3DDDI_ALLOCATIONINFO2) begins with this descriptor: it is the library's
+ * input (we are the driver), saying how big the buffer is and which dma-buf to
+ * wrap. Bytes past sizeof(D3DKMT_LINUX_ALLOCATION_DESC) are the runtime's own
+ * driver data: they, and only they, are what openers receive in
+ * D3DDDI_OPENALLOCATIONINFO2 and what TotalPrivateDriverDataSize counts, so an
+ * opener that expects no driver data may pass a 0-byte buffer, as on Windows.
+ * An opener learns each allocation's layout with
+ * D3DKMTLinuxQueryAllocationDesc. */
 #define D3DKMT_LINUX_ALLOCATION_DESC_VERSION 1
 
 typedef struct _D3DKMT_LINUX_ALLOCATION_DESC {
@@ -1110,7 +1212,7 @@ typedef struct _D3DKMT_LINUX_ALLOCATION_DESC {
     UINT64 Modifier;    /* DRM_FORMAT_MOD_*; DRM_FORMAT_MOD_LINEAR = 0 */
     INT    DmaBufFd;    /* -1: the library allocates; >= 0: wrap this dma-buf fd
                            (the library dups it, the caller keeps its fd).
-                           Returned as -1 by D3DKMTOpenResourceFromNtHandle. */
+                           Returned as -1 by D3DKMTLinuxQueryAllocationDesc. */
     UINT   Reserved;    /* 0 */
 } D3DKMT_LINUX_ALLOCATION_DESC;
 
@@ -1144,6 +1246,7 @@ NTSTATUS APIENTRY D3DKMTDestroyDevice(const D3DKMT_DESTROYDEVICE *pData);
 /* Allocations */
 NTSTATUS APIENTRY D3DKMTCreateAllocation(D3DKMT_CREATEALLOCATION *pData);
 NTSTATUS APIENTRY D3DKMTCreateAllocation2(D3DKMT_CREATEALLOCATION *pData);
+NTSTATUS APIENTRY D3DKMTDestroyAllocation(const D3DKMT_DESTROYALLOCATION *pData);
 NTSTATUS APIENTRY D3DKMTDestroyAllocation2(const D3DKMT_DESTROYALLOCATION2 *pData);
 NTSTATUS APIENTRY D3DKMTLock2(D3DKMT_LOCK2 *pData);
 NTSTATUS APIENTRY D3DKMTUnlock2(const D3DKMT_UNLOCK2 *pData);
@@ -1158,20 +1261,29 @@ NTSTATUS APIENTRY D3DKMTOpenNtHandleFromName(D3DKMT_OPENNTHANDLEFROMNAME *pData)
 NTSTATUS APIENTRY D3DKMTOpenSyncObjectNtHandleFromName(D3DKMT_OPENSYNCOBJECTNTHANDLEFROMNAME *pData);
 
 /* Keyed mutexes */
+NTSTATUS APIENTRY D3DKMTCreateKeyedMutex(D3DKMT_CREATEKEYEDMUTEX *pData);
 NTSTATUS APIENTRY D3DKMTCreateKeyedMutex2(D3DKMT_CREATEKEYEDMUTEX2 *pData);
+NTSTATUS APIENTRY D3DKMTOpenKeyedMutex(D3DKMT_OPENKEYEDMUTEX *pData);
 NTSTATUS APIENTRY D3DKMTOpenKeyedMutex2(D3DKMT_OPENKEYEDMUTEX2 *pData);
 NTSTATUS APIENTRY D3DKMTOpenKeyedMutexFromNtHandle(D3DKMT_OPENKEYEDMUTEXFROMNTHANDLE *pData);
 NTSTATUS APIENTRY D3DKMTDestroyKeyedMutex(const D3DKMT_DESTROYKEYEDMUTEX *pData);
+NTSTATUS APIENTRY D3DKMTAcquireKeyedMutex(D3DKMT_ACQUIREKEYEDMUTEX *pData);
 NTSTATUS APIENTRY D3DKMTAcquireKeyedMutex2(D3DKMT_ACQUIREKEYEDMUTEX2 *pData);
+NTSTATUS APIENTRY D3DKMTReleaseKeyedMutex(D3DKMT_RELEASEKEYEDMUTEX *pData);
 NTSTATUS APIENTRY D3DKMTReleaseKeyedMutex2(D3DKMT_RELEASEKEYEDMUTEX2 *pData);
 
 /* Synchronization objects */
+NTSTATUS APIENTRY D3DKMTCreateSynchronizationObject(D3DKMT_CREATESYNCHRONIZATIONOBJECT *pData);
 NTSTATUS APIENTRY D3DKMTCreateSynchronizationObject2(D3DKMT_CREATESYNCHRONIZATIONOBJECT2 *pData);
 NTSTATUS APIENTRY D3DKMTOpenSyncObjectFromNtHandle(D3DKMT_OPENSYNCOBJECTFROMNTHANDLE *pData);
 NTSTATUS APIENTRY D3DKMTOpenSyncObjectFromNtHandle2(D3DKMT_OPENSYNCOBJECTFROMNTHANDLE2 *pData);
 NTSTATUS APIENTRY D3DKMTDestroySynchronizationObject(const D3DKMT_DESTROYSYNCHRONIZATIONOBJECT *pData);
 NTSTATUS APIENTRY D3DKMTSignalSynchronizationObjectFromCpu(const D3DKMT_SIGNALSYNCHRONIZATIONOBJECTFROMCPU *pData);
 NTSTATUS APIENTRY D3DKMTWaitForSynchronizationObjectFromCpu(const D3DKMT_WAITFORSYNCHRONIZATIONOBJECTFROMCPU *pData);
+
+/* Escapes: D3DKMT_ESCAPE_UPDATE_RESOURCE_WINE; every other type returns
+ * STATUS_NOT_SUPPORTED. */
+NTSTATUS APIENTRY D3DKMTEscape(const D3DKMT_ESCAPE *pData);
 
 /* Linux extensions */
 
@@ -1180,6 +1292,12 @@ NTSTATUS APIENTRY D3DKMTWaitForSynchronizationObjectFromCpu(const D3DKMT_WAITFOR
  * The caller owns and closes it. */
 NTSTATUS APIENTRY D3DKMTLinuxExportAllocationDmaBuf(D3DKMT_HANDLE hDevice, D3DKMT_HANDLE hAllocation,
                                                     int *pFd);
+
+/* Returns in *pDesc the allocation's layout as its creator described it
+ * (Size resolved, Width, Height, Stride, Fourcc, Modifier; DmaBufFd = -1): on
+ * an opened allocation, what the sharer created. */
+NTSTATUS APIENTRY D3DKMTLinuxQueryAllocationDesc(D3DKMT_HANDLE hDevice, D3DKMT_HANDLE hAllocation,
+                                                 D3DKMT_LINUX_ALLOCATION_DESC *pDesc);
 
 /* Returns in *pSize the allocation's size in bytes. */
 NTSTATUS APIENTRY D3DKMTLinuxQueryAllocationSize(D3DKMT_HANDLE hDevice, D3DKMT_HANDLE hAllocation,

@@ -80,9 +80,9 @@ public final class Device: Sendable {
     ///
     /// - Throws: `STATUS_INVALID_PARAMETER` when `handle` is not a shared resource handle.
     public func resourceInfo(_ handle: borrowing SharedHandle) throws(NTError) -> SharedResourceInfo {
-        let package = try SharedPackageReader.read(handle.descriptor.rawValue)
-        guard package.contents.contains(.resource) else { throw NTError(.invalidParameter, "the handle holds no resource") }
-        return SharedResourceInfo(package)
+        let opened = try SharedPackageReader.open(handle.descriptor.rawValue)
+        guard opened.package.contents.contains(.resource) else { throw NTError(.invalidParameter, "the handle holds no resource") }
+        return SharedResourceInfo(opened)
     }
 
     /// Opens the resource a shared handle holds, on this device (`D3DKMTOpenResourceFromNtHandle`).
@@ -103,7 +103,8 @@ public final class Device: Sendable {
         guard opened.package.contents.contains(.resource) else {
             throw NTError(.invalidParameter, "the handle holds no resource")
         }
-        try check(SharedResourceInfo(opened.package))
+        let info = SharedResourceInfo(opened)
+        try check(info)
         var allocations: [Allocation] = []
         let readOnly = opened.package.access & SharedAccess.write == 0
         for (record, measured) in zip(opened.package.allocations, opened.allocationBuffers) {
@@ -113,14 +114,16 @@ public final class Device: Sendable {
                 do { descriptor = try Kernel.reopen(descriptor.rawValue, O_RDONLY) } catch { throw error.nt("reopening a buffer read-only") }
             }
             let buffer = try backend.adopt(descriptor, kind: measured.kind, size: measured.size)
-            allocations.append(Allocation(device: self, buffer: buffer, openedDriverData: record.driverData, size: record.size, readOnly: readOnly))
+            allocations.append(Allocation(device: self, buffer: buffer, openedDriverData: record.driverData,
+                                          layout: record.layout, readOnly: readOnly))
         }
         let keyedMutex = try opened.package.keyedMutex.map { (record) throws(NTError) in try KeyedMutex.open(record, opened.descriptors) }
         let syncObject = try opened.package.syncObject.map { (record) throws(NTError) in
             try openSyncObject(record, opened.descriptors, access: SyncObjectAccess.allAccess)
         }
-        return Resource(device: self, allocations: allocations, runtimeData: opened.package.runtimeData,
-                        driverData: opened.package.resourceDriverData, shareable: true, keyedMutex: keyedMutex, syncObject: syncObject)
+        return Resource(device: self, allocations: allocations, runtimeData: info.runtimeData,
+                        driverData: opened.package.resourceDriverData, shareable: true, keyedMutex: keyedMutex,
+                        syncObject: syncObject, runtimeDataPage: opened.runtimeDataPage)
     }
 }
 
@@ -131,7 +134,8 @@ public struct SharedResourceInfo: Hashable, Sendable {
     public var runtimeDataSize: Int
     /// `ResourcePrivateDriverDataSize`
     public var resourceDriverDataSize: Int
-    /// `TotalPrivateDriverDataSize`: every allocation's driver data, packed.
+    /// `TotalPrivateDriverDataSize`: every allocation's driver data (what the runtime supplied
+    /// after each `D3DKMT_LINUX_ALLOCATION_DESC`), packed.
     public var totalAllocationDriverDataSize: Int
     /// The adapter the sharer created it on.
     public var adapterLUID: LUID
@@ -140,13 +144,14 @@ public struct SharedResourceInfo: Hashable, Sendable {
     /// The private data of the keyed mutex shared with the resource (0 when there is none).
     public var keyedMutexRuntimeDataSize: Int
 
-    init(_ package: SharePackage) {
+    init(_ opened: SharedPackageReader.Opened) {
+        let package = opened.package
+        runtimeData = opened.runtimeData
         allocationCount = package.allocations.count
-        runtimeDataSize = package.runtimeData.count
+        runtimeDataSize = runtimeData.count
         resourceDriverDataSize = package.resourceDriverData.count
         totalAllocationDriverDataSize = package.allocations.reduce(0) { $0 + $1.driverData.count }
         adapterLUID = package.adapterLUID
-        runtimeData = package.runtimeData
         keyedMutexRuntimeDataSize = package.keyedMutex?.runtimeData.count ?? 0
     }
 }

@@ -22,12 +22,16 @@ public final class KeyedMutex: Sendable {
     let timeline: OwnedDescriptor?
     /// The private runtime data the mutex was created with (`pPrivateRuntimeData`).
     public let runtimeData: [UInt8]
+    /// Created with `NtSecuritySharing`, or opened from a shared handle: it can be shared with
+    /// its resource and sync object. Windows shares no other keyed mutex by NT handle.
+    public let isShareable: Bool
     private let owning = Mutex(false)
 
-    init(state: KeyedMutexState, timeline: OwnedDescriptor?, runtimeData: [UInt8]) {
+    init(state: KeyedMutexState, timeline: OwnedDescriptor?, runtimeData: [UInt8], shareable: Bool = true) {
         self.state = state
         self.timeline = timeline
         self.runtimeData = runtimeData
+        self.isShareable = shareable
     }
 
     /// Creates a keyed mutex released with `initialKey` (`D3DKMTCreateKeyedMutex2`).
@@ -36,12 +40,14 @@ public final class KeyedMutex: Sendable {
     ///   - initialKey: `InitialValue`, the key the first acquire must ask for.
     ///   - runtimeData: `pPrivateRuntimeData`; its size is also the most private data a release
     ///     can store (at most 65,472 bytes).
+    ///   - shareable: `NtSecuritySharing`: the mutex can be shared by NT handle with its resource.
     ///   - device: where to create the timeline syncobj; nil picks the first DRM adapter with
     ///     timeline syncobjs, and on a machine without one the mutex has no timeline (fence
     ///     values are still recorded and returned).
     /// - Throws: `STATUS_INVALID_PARAMETER` for oversized data; `STATUS_NOT_SUPPORTED` when
     ///   `device` has no timeline syncobjs; the kernel's status when memory runs out.
-    public static func create(initialKey: UInt64 = 0, runtimeData: [UInt8] = [], timelineOn device: Device? = nil) throws(NTError) -> KeyedMutex {
+    public static func create(initialKey: UInt64 = 0, runtimeData: [UInt8] = [], shareable: Bool = true,
+                              timelineOn device: Device? = nil) throws(NTError) -> KeyedMutex {
         let state = try KeyedMutexState.create(initialKey: initialKey, data: runtimeData)
         let timeline: OwnedDescriptor?
         if let device {
@@ -52,7 +58,7 @@ public final class KeyedMutex: Sendable {
         } else {
             timeline = try defaultTimeline()
         }
-        return KeyedMutex(state: state, timeline: timeline, runtimeData: runtimeData)
+        return KeyedMutex(state: state, timeline: timeline, runtimeData: runtimeData, shareable: shareable)
     }
 
     /// Opens the keyed mutex a shared handle holds (`D3DKMTOpenKeyedMutexFromNtHandle`): a new

@@ -1,24 +1,77 @@
+import Synchronization
+
 /// A resource: a set of allocations with the runtime's and the driver's private data, as created
 /// by `D3DKMTCreateAllocation2` with `CreateResource`, or opened from a shared handle.
 public final class Resource: Sendable {
     public let device: Device
     public let allocations: [Allocation]
-    /// `pPrivateRuntimeData`
-    public let runtimeData: [UInt8]
     /// The resource's `pPrivateDriverData`
     public let driverData: [UInt8]
     /// Created with `CreateShared` + `NtSecuritySharing` (or opened from a shared handle).
     public let isShareable: Bool
 
+    /// Where the runtime data lives: here until the resource is first shared, then in a shared
+    /// page every holder maps (so an update reaches handles already shared).
+    private enum RuntimeStore {
+        case local([UInt8])
+        case shared(RuntimeDataPage)
+    }
+    private let runtimeStore: Mutex<RuntimeStore>
+
     init(device: Device, allocations: [Allocation], runtimeData: [UInt8], driverData: [UInt8], shareable: Bool,
-         keyedMutex: KeyedMutex? = nil, syncObject: SyncObject? = nil) {
+         keyedMutex: KeyedMutex? = nil, syncObject: SyncObject? = nil, runtimeDataPage: RuntimeDataPage? = nil) {
         self.device = device
         self.keyedMutex = keyedMutex
         self.syncObject = syncObject
         self.allocations = allocations
-        self.runtimeData = runtimeData
+        self.runtimeStore = Mutex(runtimeDataPage.map { .shared($0) } ?? .local(runtimeData))
         self.driverData = driverData
         self.isShareable = shareable
+    }
+
+    /// `pPrivateRuntimeData`: what the creator passed, or the last ``updateRuntimeData(_:)`` by
+    /// any process holding the resource.
+    public var runtimeData: [UInt8] {
+        switch runtimeStore.withLock({ $0 }) {
+        case .local(let data): return data
+        case .shared(let page): return page.load()
+        }
+    }
+
+    /// True when every allocation is read-only (opened from a handle shared without
+    /// `SHARED_ALLOCATION_WRITE`).
+    public var isReadOnly: Bool { allocations.allSatisfy(\.isReadOnly) }
+
+    /// Replaces the runtime private data (`D3DKMTEscape` with `D3DKMT_ESCAPE_UPDATE_RESOURCE_WINE`,
+    /// which DXVK and vkd3d-proton use to attach their descriptor to a resource a Vulkan layer
+    /// made): for this resource, for every process that opened it, and for every later open of
+    /// its shared handles, including handles shared before the update.
+    ///
+    /// - Throws: `STATUS_INVALID_PARAMETER` when `data` is larger than 131,008 bytes;
+    ///   `STATUS_ACCESS_DENIED` for a resource opened read-only.
+    public func updateRuntimeData(_ data: [UInt8]) throws(NTError) {
+        try RuntimeDataPage.checkSize(data.count)
+        guard !isReadOnly else { throw NTError(.accessDenied, "the resource was opened read-only") }
+        runtimeStore.withLock { store in
+            switch store {
+            case .local: store = .local(data)
+            case .shared(let page): page.store(data)
+            }
+        }
+    }
+
+    /// The shared page of the runtime data, made from the local copy the first time.
+    func sharedRuntimeData() throws(NTError) -> RuntimeDataPage {
+        try runtimeStore.withLock { (store) throws(NTError) -> RuntimeDataPage in
+            switch store {
+            case .shared(let page):
+                return page
+            case .local(let data):
+                let page = try RuntimeDataPage.create(data)
+                store = .shared(page)
+                return page
+            }
+        }
     }
 
     /// The keyed mutex that came with the resource when it was opened from a handle that held
@@ -31,12 +84,13 @@ public final class Resource: Sendable {
     /// mutex and sync object that guard it (Windows takes both or neither).
     ///
     /// - Parameters:
-    ///   - access: `dwDesiredAccess`: what openers of the handle may do (``SharedAccess``);
-    ///     without `SHARED_ALLOCATION_WRITE` they get the allocations read-only.
+    ///   - access: `dwDesiredAccess`: what openers of the handle may do (``SharedAccess``, with
+    ///     no generic rights: the C ABI maps those); without `SHARED_ALLOCATION_WRITE` they get
+    ///     the allocations read-only. A resource opened read-only never shares write access.
     ///   - name: a name in the caller's namespace (`OBJECT_ATTRIBUTES.ObjectName`), resolvable
     ///     with ``SharedHandle/open(name:access:)`` while the returned handle (or a copy) is open.
-    /// - Throws: `STATUS_INVALID_PARAMETER` when the resource was not created shareable or only
-    ///   one of `keyedMutex` and `syncObject` is given; `STATUS_OBJECT_NAME_COLLISION`,
+    /// - Throws: `STATUS_INVALID_PARAMETER` when the resource, the keyed mutex or the sync object
+    ///   was not created shareable, or only one of `keyedMutex` and `syncObject` is given; `STATUS_OBJECT_NAME_COLLISION`,
     ///   `STATUS_OBJECT_NAME_INVALID` for names; the kernel's status when the handle cannot be
     ///   made (`STATUS_TOO_MANY_OPENED_FILES`).
     public func share(access: UInt32 = SharedAccess.allAccess, keyedMutex: KeyedMutex? = nil, syncObject: SyncObject? = nil,
@@ -47,9 +101,13 @@ public final class Resource: Sendable {
         guard (keyedMutex == nil) == (syncObject == nil) else {
             throw NTError(.invalidParameter, "a resource is shared with both its keyed mutex and its sync object, or neither")
         }
+        guard keyedMutex?.isShareable ?? true, syncObject?.isShareable ?? true else {
+            throw NTError(.invalidParameter, "the keyed mutex or sync object was not created for NT-handle sharing")
+        }
         var builder = SharePackageBuilder(contents: keyedMutex == nil ? .resource : [.resource, .keyedMutex, .syncObject],
-                                          access: access, adapterLUID: device.adapter.info.luid)
-        builder.add(self)
+                                          access: isReadOnly ? access & ~SharedAccess.write : access,
+                                          adapterLUID: device.adapter.info.luid)
+        try builder.add(self)
         if let keyedMutex, let syncObject {
             builder.add(keyedMutex)
             try builder.add(syncObject)
@@ -66,6 +124,14 @@ public enum SharedAccess {
     public static let write: UInt32 = 0x0001
     /// `SHARED_ALLOCATION_ALL_ACCESS` (`STANDARD_RIGHTS_REQUIRED | SHARED_ALLOCATION_WRITE`)
     public static let allAccess: UInt32 = 0x000F_0001
+
+    /// `access` with its generic rights replaced by what they mean for a shared resource
+    /// (Windows' generic mapping of `DxgkSharedResource`): `GENERIC_READ` and `GENERIC_EXECUTE`
+    /// = `READ_CONTROL`, `GENERIC_WRITE` = `READ_CONTROL` + ``write``, `GENERIC_ALL` =
+    /// ``allAccess``.
+    public static func mapped(_ access: UInt32) -> UInt32 {
+        GenericRights.map(access, read: read, write: read | write, execute: read, all: allAccess)
+    }
 }
 
 /// One allocation: a GEM buffer shared as a dma-buf, or a sealed memfd on the software adapter.
@@ -73,25 +139,31 @@ public final class Allocation: Sendable {
     public let device: Device
     let buffer: BufferObject
     /// The size the allocation was created with (its buffer may be larger: page rounding).
-    public let size: UInt64
-    /// The allocation's whole private driver data: the 48-byte Linux descriptor (as
-    /// `D3DKMT_LINUX_ALLOCATION_DESC`, `DmaBufFd` = -1) then the runtime's extra bytes.
+    public var size: UInt64 { layout.size }
+    /// What the memory holds: size, width, height, stride, DRM fourcc and modifier, from the
+    /// creator's `D3DKMT_LINUX_ALLOCATION_DESC` (`D3DKMTLinuxQueryAllocationDesc`), with the size
+    /// resolved. The library's own bookkeeping: it travels with the allocation but is not part of
+    /// ``driverData``.
+    public let layout: AllocationDescriptor
+    /// The runtime's private driver data for this allocation: the bytes its creator passed after
+    /// the `D3DKMT_LINUX_ALLOCATION_DESC` (often none).
     public let driverData: [UInt8]
 
     init(device: Device, buffer: BufferObject, descriptor: AllocationDescriptor, extraDriverData: [UInt8]) {
         self.isReadOnly = false
-        let size = descriptor.resolvedSize ?? buffer.size
+        var layout = descriptor
+        layout.size = descriptor.resolvedSize ?? buffer.size
         self.device = device
         self.buffer = buffer
-        self.size = size
-        self.driverData = descriptor.encoded(size: size) + extraDriverData
+        self.layout = layout
+        self.driverData = extraDriverData
     }
 
-    init(device: Device, buffer: BufferObject, openedDriverData: [UInt8], size: UInt64, readOnly: Bool) {
+    init(device: Device, buffer: BufferObject, openedDriverData: [UInt8], layout: AllocationDescriptor, readOnly: Bool) {
         self.isReadOnly = readOnly
         self.device = device
         self.buffer = buffer
-        self.size = size
+        self.layout = layout
         self.driverData = openedDriverData
     }
 
@@ -99,11 +171,6 @@ public final class Allocation: Sendable {
     /// memfd the kernel enforces it (the descriptor is a read-only reopen); for a dma-buf, whose
     /// mode the first PRIME export fixed for everyone, the library refuses writable mappings.
     public let isReadOnly: Bool
-
-    /// The descriptor at the start of ``driverData``, when it has one.
-    public var descriptor: AllocationDescriptor? {
-        driverData.withUnsafeBytes { AllocationDescriptor.decode($0)?.0 }
-    }
 
     /// True when the memory is a DRM dma-buf (false: a memfd in system memory).
     public var isDmaBuf: Bool { buffer.kind == .dmaBuf }

@@ -15,12 +15,14 @@ struct SharePackageBuilder: ~Copyable {
         return UInt32(descriptors.count - 1)
     }
 
-    mutating func add(_ resource: Resource) {
-        package.runtimeData = resource.runtimeData
+    /// - Throws: the kernel's status when the runtime data page cannot be made.
+    mutating func add(_ resource: Resource) throws(NTError) {
+        package.runtimeDataPageIndex = attach(try resource.sharedRuntimeData().page.descriptor.rawValue)
         package.resourceDriverData = resource.driverData
         for allocation in resource.allocations {
             let index = attach(allocation.buffer.descriptor.rawValue)
-            package.allocations.append(SharePackage.AllocationRecord(size: allocation.size, driverData: allocation.driverData, descriptorIndex: index))
+            package.allocations.append(SharePackage.AllocationRecord(
+                size: allocation.size, driverData: allocation.driverData, descriptorIndex: index, layout: allocation.layout))
         }
     }
 

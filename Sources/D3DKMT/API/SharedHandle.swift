@@ -45,19 +45,24 @@ public struct SharedHandle: ~Copyable, Sendable {
 
     /// Opens a named resource handle in the caller's namespace (`D3DKMTOpenNtHandleFromName`).
     ///
-    /// - Parameter access: `dwDesiredAccess`; at most what the sharer granted. Asking for less
-    ///   gives a handle limited to it.
-    /// - Throws: `STATUS_OBJECT_NAME_NOT_FOUND`, `STATUS_OBJECT_NAME_INVALID`,
-    ///   `STATUS_OBJECT_TYPE_MISMATCH` (the name is a sync object's), `STATUS_ACCESS_DENIED`
-    ///   (more access than granted, or an unsafe namespace directory).
+    /// Windows checks such an open against the object's security, not against the access the
+    /// sharer gave its own handle: every process of the sharer's user may ask for any access.
+    ///
+    /// - Parameter access: `dwDesiredAccess` (generic rights are mapped, ``SharedAccess/mapped(_:)``);
+    ///   the returned handle grants exactly that.
+    /// - Throws: `STATUS_ACCESS_DENIED` for access 0 or an unsafe namespace directory;
+    ///   `STATUS_OBJECT_NAME_NOT_FOUND`, `STATUS_OBJECT_NAME_INVALID`, `STATUS_OBJECT_PATH_NOT_FOUND`,
+    ///   `STATUS_OBJECT_TYPE_MISMATCH` (the name is a sync object's).
     public static func open(name: String, access: UInt32 = SharedAccess.allAccess) throws(NTError) -> SharedHandle {
-        try Names.resolve(name, kind: .resource).restricted(to: access)
+        guard access != 0 else { throw NTError(.accessDenied, "no access asked for") }
+        return try Names.resolve(name, kind: .resource).granting(SharedAccess.mapped(access))
     }
 
     /// Opens a named sync object handle (`D3DKMTOpenSyncObjectNtHandleFromName`); as
-    /// ``open(name:access:)``.
+    /// ``open(name:access:)``, with ``SyncObjectAccess/mapped(_:)``.
     public static func openSyncObject(name: String, access: UInt32 = SyncObjectAccess.allAccess) throws(NTError) -> SharedHandle {
-        try Names.resolve(name, kind: .syncObject).restricted(to: access)
+        guard access != 0 else { throw NTError(.accessDenied, "no access asked for") }
+        return try Names.resolve(name, kind: .syncObject).granting(SyncObjectAccess.mapped(access))
     }
 
     /// The access the handle grants (`dwDesiredAccess` of its share).
@@ -65,16 +70,10 @@ public struct SharedHandle: ~Copyable, Sendable {
         try SharedPackageReader.read(descriptor.rawValue).access
     }
 
-    /// This handle, or a new one to the same objects granting only `access`.
-    ///
-    /// - Throws: `STATUS_ACCESS_DENIED` when `access` asks for more than the handle grants.
-    consuming func restricted(to access: UInt32) throws(NTError) -> SharedHandle {
+    /// This handle, or a new one to the same objects granting `access` instead.
+    consuming func granting(_ access: UInt32) throws(NTError) -> SharedHandle {
         let opened = try SharedPackageReader.open(descriptor.rawValue)
-        let granted = opened.package.access
-        guard access & ~granted == 0 else {
-            throw NTError(.accessDenied, "asked for access 0x\(String(access, radix: 16)); the handle grants 0x\(String(granted, radix: 16))")
-        }
-        guard access != granted else { return self }
+        guard access != opened.package.access else { return self }
         var package = opened.package
         package.access = access
         return try SharedPackageWriter.write(package, descriptors: (0..<Int(package.descriptorCount)).map(opened.descriptors.peek))

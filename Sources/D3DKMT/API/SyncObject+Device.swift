@@ -10,14 +10,25 @@ extension Device {
     /// Creates a sync object (`D3DKMTCreateSynchronizationObject2`).
     ///
     /// - Parameters:
-    ///   - kind: `D3DDDI_FENCE` or `D3DDDI_MONITORED_FENCE` (other types are not implemented; the
-    ///     C ABI returns `STATUS_NOT_SUPPORTED` for them).
-    ///   - initialValue: the fence value it starts at.
-    ///   - flags: `D3DDDI_SYNCHRONIZATIONOBJECT_FLAGS`, kept and carried to openers.
-    /// - Throws: `STATUS_NOT_SUPPORTED` on a DRM device without timeline syncobjs (vgem); the
-    ///   kernel's status otherwise.
-    public func createSyncObject(_ kind: SyncObject.Kind, initialValue: UInt64 = 0, flags: UInt32 = 0) throws(NTError) -> SyncObject {
-        guard let drm = backend as? DRMDevice else {
+    ///   - kind: a fence (`D3DDDI_FENCE`, `D3DDDI_MONITORED_FENCE`), or a GPU-queue mutex or
+    ///     semaphore (which exist and can be shared, but which the CPU calls refuse).
+    ///   - initialValue: the fence value it starts at (a mutex's initial state, a semaphore's
+    ///     initial count).
+    ///   - flags: `D3DDDI_SYNCHRONIZATIONOBJECT_FLAGS`, kept and carried to openers; with
+    ///     `Shared | NtSecuritySharing` (the default) it can be shared as an NT handle.
+    /// - Throws: `STATUS_INVALID_PARAMETER` for `NtSecuritySharing` without `Shared`;
+    ///   `STATUS_NOT_SUPPORTED` for a fence on a DRM device without timeline syncobjs (vgem), and
+    ///   for `Shared` alone (global share handles); the kernel's status otherwise.
+    public func createSyncObject(_ kind: SyncObject.Kind, initialValue: UInt64 = 0,
+                                 flags: UInt32 = SyncObject.Flags.ntShared) throws(NTError) -> SyncObject {
+        let sharing = flags & SyncObject.Flags.ntShared
+        guard sharing != SyncObject.Flags.ntSecuritySharing else {
+            throw NTError(.invalidParameter, "NtSecuritySharing needs Shared")
+        }
+        guard sharing != SyncObject.Flags.shared else {
+            throw NTError(.notSupported, "global (KMT) share handles are not implemented; share with NtSecuritySharing")
+        }
+        guard kind.isFence, let drm = backend as? DRMDevice else {
             return SyncObject(kind: kind, device: self, storage: .software, fenceState: try FenceState.create(initialValue: initialValue), flags: flags)
         }
         try drm.requireTimelines()
@@ -45,7 +56,8 @@ extension Device {
         guard syncobj >= 0, Kernel.isSyncobj(syncobj) else { throw NTError(.invalidParameter, "descriptor \(syncobj) is not a DRM syncobj") }
         let handle: UInt32
         do { handle = try Kernel.syncobjImport(drm.render.rawValue, syncobj) } catch { throw error.nt("importing a syncobj") }
-        return SyncObject(kind: .fence, device: self, storage: .drm(drm, handle: handle), fenceState: nil, flags: 0)
+        return SyncObject(kind: .fence, device: self, storage: .drm(drm, handle: handle), fenceState: nil,
+                          flags: SyncObject.Flags.ntShared)
     }
 
     /// Makes a `D3DDDI_FENCE` that reaches value 1 when a sync_file's fence signals (a GPU job's
@@ -127,6 +139,9 @@ extension SyncObject {
     ///   - name: a name in the caller's namespace, resolvable with
     ///     ``SharedHandle/openSyncObject(name:access:)`` while the returned handle lives.
     public func share(access: UInt32 = SyncObjectAccess.allAccess, name: String? = nil) throws(NTError) -> SharedHandle {
+        guard isShareable else {
+            throw NTError(.invalidParameter, "the sync object was not created with Shared and NtSecuritySharing")
+        }
         var builder = SharePackageBuilder(contents: .syncObject, access: access, adapterLUID: device.adapter.info.luid)
         try builder.add(self)
         return try builder.write(name: name)
@@ -227,4 +242,30 @@ public enum SyncObjectAccess {
     public static let signal: UInt32 = 0x0002
     /// `D3DDDI_SYNC_OBJECT_ALL_ACCESS`
     public static let allAccess: UInt32 = 0x001F_0003
+
+    /// `access` with its generic rights replaced by what they mean for a shared sync object
+    /// (Windows' generic mapping of `DxgkSharedSyncObject`): `GENERIC_READ` = `READ_CONTROL` +
+    /// wait, `GENERIC_WRITE` = `READ_CONTROL` + signal, `GENERIC_EXECUTE` = `READ_CONTROL` +
+    /// `SYNCHRONIZE`, `GENERIC_ALL` = ``allAccess``.
+    public static func mapped(_ access: UInt32) -> UInt32 {
+        GenericRights.map(access, read: 0x0002_0001, write: 0x0002_0002, execute: 0x0012_0000, all: allAccess)
+    }
+}
+
+/// The four generic rights of an access mask (`GENERIC_*`).
+enum GenericRights {
+    static let read: UInt32 = 0x8000_0000
+    static let write: UInt32 = 0x4000_0000
+    static let execute: UInt32 = 0x2000_0000
+    static let all: UInt32 = 0x1000_0000
+
+    /// `access` without its generic bits, plus what each one present maps to.
+    static func map(_ access: UInt32, read: UInt32, write: UInt32, execute: UInt32, all: UInt32) -> UInt32 {
+        var mapped = access & ~(Self.read | Self.write | Self.execute | Self.all)
+        if access & Self.read != 0 { mapped |= read }
+        if access & Self.write != 0 { mapped |= write }
+        if access & Self.execute != 0 { mapped |= execute }
+        if access & Self.all != 0 { mapped |= all }
+        return mapped
+    }
 }

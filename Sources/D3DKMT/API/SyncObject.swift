@@ -9,10 +9,29 @@
 public final class SyncObject: Sendable {
     /// The sync object types this library implements (`D3DDDI_SYNCHRONIZATIONOBJECT_TYPE`).
     public enum Kind: UInt32, Sendable {
+        /// `D3DDDI_SYNCHRONIZATION_MUTEX`: a GPU-queue mutex. It can be created, shared, opened
+        /// and destroyed, but only GPU contexts signal and wait on it on Windows, and this
+        /// library has none: the CPU calls refuse it (`STATUS_INVALID_PARAMETER`).
+        case mutex = 1
+        /// `D3DDDI_SEMAPHORE`: a GPU-queue semaphore; as ``mutex``.
+        case semaphore = 2
         /// `D3DDDI_FENCE`
         case fence = 3
         /// `D3DDDI_MONITORED_FENCE`
         case monitoredFence = 5
+
+        /// A fence type: one with a value the CPU signals and waits for.
+        public var isFence: Bool { self == .fence || self == .monitoredFence }
+    }
+
+    /// `D3DDDI_SYNCHRONIZATIONOBJECT_FLAGS` bits the library reads.
+    public enum Flags {
+        /// `Shared`
+        public static let shared: UInt32 = 0x1
+        /// `NtSecuritySharing`
+        public static let ntSecuritySharing: UInt32 = 0x2
+        /// `Shared | NtSecuritySharing`: what a sync object needs to be shared as an NT handle.
+        public static let ntShared: UInt32 = shared | ntSecuritySharing
     }
 
     enum Storage: Sendable {
@@ -31,6 +50,10 @@ public final class SyncObject: Sendable {
     let fenceState: FenceState?
     /// `D3DDDI_SYNCHRONIZATIONOBJECT_FLAGS` as created, carried to openers.
     public let flags: UInt32
+
+    /// Created with `Shared` and `NtSecuritySharing`, or opened from a shared handle (which
+    /// only such objects have): ``share(access:name:)`` works. Windows refuses the others.
+    public var isShareable: Bool { flags & Flags.ntShared == Flags.ntShared }
 
     /// What this open may do (`D3DDDI_SYNC_OBJECT_WAIT` / `_SIGNAL`): all for the creator and
     /// for a sync object shared with its resource; a sync object shared alone grants the
@@ -78,6 +101,7 @@ public final class SyncObject: Sendable {
     /// - Throws: `STATUS_INVALID_PARAMETER` when `value` is below the current value (a fence
     ///   never goes back); `STATUS_ACCESS_DENIED` when this open may not signal.
     public func signal(_ value: UInt64) throws(NTError) {
+        try requireFence()
         try require(SyncObjectAccess.signal, "signal")
         let current = try currentValue()
         guard value >= current else { throw NTError(.invalidParameter, "fence value \(value) is below the current \(current)") }
@@ -150,7 +174,10 @@ public final class SyncObject: Sendable {
         guard objects.allSatisfy({ $0.object.device === first.object.device }) else {
             throw NTError(.invalidParameter, "sync objects of different devices")
         }
-        for (object, _) in objects { try object.require(SyncObjectAccess.wait, "wait for") }
+        for (object, _) in objects {
+            try object.requireFence()
+            try object.require(SyncObjectAccess.wait, "wait for")
+        }
         let rest = objects.filter { $0.value != 0 }
         return rest.isEmpty || (!all && rest.count < objects.count) ? nil : rest
     }
@@ -160,6 +187,13 @@ public final class SyncObject: Sendable {
         objects.compactMap { entry in
             if case .drm(let device, let handle) = entry.object.storage { return (device, handle, entry.value) }
             return nil
+        }
+    }
+
+    /// Refuses a CPU signal or wait of a mutex or semaphore: only GPU contexts use those.
+    func requireFence() throws(NTError) {
+        guard kind.isFence else {
+            throw NTError(.invalidParameter, "a \(kind) sync object is signalled and waited for by GPU contexts, not the CPU")
         }
     }
 

@@ -39,6 +39,7 @@ public struct NTStatus: RawRepresentable, Hashable, Sendable, CustomStringConver
     public static let objectNameInvalid = NTStatus(0xC000_0033)
     public static let objectNameNotFound = NTStatus(0xC000_0034)
     public static let objectNameCollision = NTStatus(0xC000_0035)
+    public static let objectPathNotFound = NTStatus(0xC000_003A)
     public static let integerOverflow = NTStatus(0xC000_0095)
     public static let insufficientResources = NTStatus(0xC000_009A)
     public static let notSupported = NTStatus(0xC000_00BB)
@@ -54,7 +55,8 @@ public struct NTStatus: RawRepresentable, Hashable, Sendable, CustomStringConver
         .noMemory: "STATUS_NO_MEMORY", .accessDenied: "STATUS_ACCESS_DENIED",
         .bufferTooSmall: "STATUS_BUFFER_TOO_SMALL", .objectTypeMismatch: "STATUS_OBJECT_TYPE_MISMATCH",
         .objectNameInvalid: "STATUS_OBJECT_NAME_INVALID", .objectNameNotFound: "STATUS_OBJECT_NAME_NOT_FOUND",
-        .objectNameCollision: "STATUS_OBJECT_NAME_COLLISION", .integerOverflow: "STATUS_INTEGER_OVERFLOW",
+        .objectNameCollision: "STATUS_OBJECT_NAME_COLLISION", .objectPathNotFound: "STATUS_OBJECT_PATH_NOT_FOUND",
+        .integerOverflow: "STATUS_INTEGER_OVERFLOW",
         .insufficientResources: "STATUS_INSUFFICIENT_RESOURCES", .notSupported: "STATUS_NOT_SUPPORTED",
         .tooManyOpenedFiles: "STATUS_TOO_MANY_OPENED_FILES", .deviceRemoved: "STATUS_DEVICE_REMOVED",
     ]

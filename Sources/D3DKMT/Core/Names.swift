@@ -38,6 +38,63 @@ enum Names {
         }
     }
 
+    /// The object directories a name may start with, as Windows spells them (compared without
+    /// case). The user has one session here: every `\Sessions\<n>\BaseNamedObjects\` is it.
+    private static let sessionPrefix = "\\SESSIONS\\"
+    private static let baseNamedObjects = "\\BASENAMEDOBJECTS\\"
+
+    /// The key a name is published and looked up under: its namespace (`S` for the user's
+    /// session: `\Sessions\<n>\BaseNamedObjects\X`, `Local\X` and a bare `X`; `G` for
+    /// `Global\X` and `\BaseNamedObjects\X`), then the object's name folded to upper case one
+    /// UTF-16 unit at a time, as Windows' object manager compares names (`OBJ_CASE_INSENSITIVE`,
+    /// which all clients pass).
+    ///
+    /// - Throws: `STATUS_OBJECT_NAME_INVALID` for an empty or overlong name, or an empty object
+    ///   name after its directory; `STATUS_OBJECT_PATH_NOT_FOUND` for a directory that does not
+    ///   exist here (any other `\` path, or a `\` inside the object name).
+    static func canonical(_ name: String) throws(NTError) -> String {
+        try validate(name)
+        let folded = fold(name)
+        var namespace = "S"
+        var leaf = Substring(folded)
+        if leaf.hasPrefix(sessionPrefix) {
+            let rest = leaf.dropFirst(sessionPrefix.count)
+            let digits = rest.prefix { $0.isASCII && $0.isNumber }
+            guard !digits.isEmpty, rest.dropFirst(digits.count).hasPrefix(baseNamedObjects) else {
+                throw NTError(.objectPathNotFound, "\"\(name)\": no such object directory")
+            }
+            leaf = rest.dropFirst(digits.count + baseNamedObjects.count)
+        } else if leaf.hasPrefix(baseNamedObjects) {
+            namespace = "G"
+            leaf = leaf.dropFirst(baseNamedObjects.count)
+        } else if leaf.hasPrefix("GLOBAL\\") {
+            namespace = "G"
+            leaf = leaf.dropFirst(7)
+        } else if leaf.hasPrefix("LOCAL\\") {
+            leaf = leaf.dropFirst(6)
+        } else if leaf.hasPrefix("\\") {
+            throw NTError(.objectPathNotFound, "\"\(name)\": no such object directory")
+        }
+        guard !leaf.isEmpty else { throw NTError(.objectNameInvalid, "\"\(name)\" names a directory, not an object") }
+        guard !leaf.contains("\\") else { throw NTError(.objectPathNotFound, "\"\(name)\": no such object directory") }
+        return namespace + ":" + leaf
+    }
+
+    /// Upper case, one UTF-16 unit at a time (a unit whose upper case is not one unit stays).
+    private static func fold(_ name: String) -> String {
+        var units: [UInt16] = []
+        units.reserveCapacity(name.utf16.count)
+        for scalar in name.unicodeScalars {
+            let upper = scalar.properties.uppercaseMapping.unicodeScalars
+            if scalar.value <= 0xFFFF, upper.count == 1, let only = upper.first, only.value <= 0xFFFF {
+                units.append(UInt16(only.value))
+            } else {
+                units.append(contentsOf: String(scalar).utf16)
+            }
+        }
+        return String(decoding: units, as: UTF16.self)
+    }
+
     /// The caller's namespace directory, created if needed and checked to be private.
     ///
     /// - Throws: `STATUS_ACCESS_DENIED` when the directory is not the caller's own private one.
@@ -89,8 +146,8 @@ enum Names {
     ///
     /// - Throws: `STATUS_OBJECT_NAME_COLLISION` when a live name of this user has it;
     ///   `STATUS_OBJECT_NAME_INVALID`; `STATUS_ACCESS_DENIED` for an unsafe directory.
-    static func publish(_ name: String, kind: Kind, package: SharePackage, descriptors: [Int32]) throws(NTError) -> SharedHandle {
-        try validate(name)
+    static func publish(_ displayName: String, kind: Kind, package: SharePackage, descriptors: [Int32]) throws(NTError) -> SharedHandle {
+        let name = try canonical(displayName)
         let path = socketPath(name, in: try directory())
         guard path.utf8.count <= Kernel.maximumSocketPathLength else {
             throw NTError(.objectNameInvalid, "the name directory's path is too long for a socket")
@@ -114,16 +171,22 @@ enum Names {
         return handle
     }
 
+    /// Binds the name's socket. A socket already there is live (its name thread answers a
+    /// connection with a handle: `STATUS_OBJECT_NAME_COLLISION`), retired (its thread saw the
+    /// last handle close, removed the socket, and hung up without answering), or stale (its
+    /// sharer died: nobody listens, so it is replaced).
     private static func bindName(_ path: String, name: String) throws(NTError) -> FileDescriptor {
-        for _ in 0..<2 {
+        for _ in 0..<3 {
             do {
                 return try Kernel.listen(at: path)
             } catch let error where error == Errno(rawValue: EADDRINUSE) {
-                // Live (someone answers) or stale (the sharer died): only a stale one is replaced.
-                if (try? Kernel.connect(to: path)) != nil {
+                guard let connection = try? Kernel.connect(to: path) else {
+                    Kernel.unlink(path)
+                    continue
+                }
+                if (try? answer(connection.rawValue)) != nil {
                     throw NTError(.objectNameCollision, "the name is in use")
                 }
-                Kernel.unlink(path)
             } catch {
                 throw error.nt("publishing a name")
             }
@@ -131,38 +194,54 @@ enum Names {
         throw NTError(.objectNameCollision, "the name is in use")
     }
 
-    /// Resolves `name` in the caller's namespace to a new handle.
+    /// The handle a name thread sends on `connection` (its reply's kind and name, unchecked), or
+    /// nil when it hangs up without one (the name was retired).
+    private struct Reply: ~Copyable {
+        var kind: UInt32
+        var name: [UInt8]
+        var handle: SharedHandle
+    }
+
+    private static func answer(_ connection: Int32) throws(NTError) -> Reply? {
+        // The sharer's name thread answers at once; a sharer that hangs is as good as gone.
+        guard let ready = try? Kernel.poll([connection], until: .after(nanoseconds: 10_000_000_000)), ready[0] != 0 else {
+            return nil
+        }
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 8)
+        defer { buffer.deallocate() }
+        guard let message = try? Kernel.receive(connection, into: buffer, peek: false) else { return nil }
+        var reader = ByteReader(UnsafeRawBufferPointer(rebasing: buffer[0..<message.byteCount]))
+        guard message.descriptors.count == 1, !message.dataTruncated,
+              reader.read(UInt32.self) == 0x4E54_4D4B, let rawKind = reader.read(UInt32.self),
+              let answered = reader.readBlob(reader.remaining)
+        else { return nil }
+        return Reply(kind: rawKind, name: answered, handle: SharedHandle(message.descriptors.take(0)))
+    }
+
+    /// Resolves `name` in the caller's namespace to a new handle. Synchronous with the sharer's
+    /// close: once the last copy of the named handle is closed, every lookup is not found.
     ///
     /// - Throws: `STATUS_OBJECT_NAME_NOT_FOUND`; `STATUS_OBJECT_TYPE_MISMATCH` when the name is of
-    ///   the other kind; `STATUS_OBJECT_NAME_INVALID`; `STATUS_ACCESS_DENIED`.
-    static func resolve(_ name: String, kind: Kind) throws(NTError) -> SharedHandle {
-        try validate(name)
+    ///   the other kind; `STATUS_OBJECT_NAME_INVALID`, `STATUS_OBJECT_PATH_NOT_FOUND`;
+    ///   `STATUS_ACCESS_DENIED` for an unsafe namespace directory.
+    static func resolve(_ displayName: String, kind: Kind) throws(NTError) -> SharedHandle {
+        let name = try canonical(displayName)
         let path = socketPath(name, in: try directory())
         let connection: FileDescriptor
         do { connection = try Kernel.connect(to: path) } catch {
             switch error.rawValue {
-            case ENOENT, ECONNREFUSED, ENAMETOOLONG: throw NTError(.objectNameNotFound, "no object is named \"\(name)\"")
+            case ENOENT, ECONNREFUSED, ENAMETOOLONG: throw NTError(.objectNameNotFound, "no object is named \"\(displayName)\"")
             case EACCES, EPERM: throw NTError(.accessDenied, "the name's socket: \(error)")
             default: throw error.nt("looking up a name")
             }
         }
-        // The sharer's name thread answers at once; a sharer that hangs is as good as gone.
-        guard let ready = try? Kernel.poll([connection.rawValue], until: .after(nanoseconds: 10_000_000_000)), ready[0] != 0 else {
-            throw NTError(.objectNameNotFound, "the sharer of \"\(name)\" does not answer")
+        guard let reply = try answer(connection.rawValue), reply.name == Array(name.utf8) else {
+            throw NTError(.objectNameNotFound, "no object is named \"\(displayName)\"")
         }
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 8)
-        defer { buffer.deallocate() }
-        let message: Kernel.ReceivedMessage
-        do { message = try Kernel.receive(connection.rawValue, into: buffer, peek: false) } catch { throw error.nt("reading a name's answer") }
-        var reader = ByteReader(UnsafeRawBufferPointer(rebasing: buffer[0..<message.byteCount]))
-        guard message.descriptors.count == 1, !message.dataTruncated,
-              reader.read(UInt32.self) == 0x4E54_4D4B, let rawKind = reader.read(UInt32.self),
-              let answered = reader.readBlob(reader.remaining), answered == Array(name.utf8)
-        else { throw NTError(.objectNameNotFound, "no object is named \"\(name)\"") }
-        guard rawKind == kind.rawValue else {
-            throw NTError(.objectTypeMismatch, "\"\(name)\" names a \(rawKind == Kind.resource.rawValue ? "resource" : "sync object")")
+        guard reply.kind == kind.rawValue else {
+            throw NTError(.objectTypeMismatch, "\"\(displayName)\" names a \(reply.kind == Kind.resource.rawValue ? "resource" : "sync object")")
         }
-        return SharedHandle(message.descriptors.take(0))
+        return reply.handle
     }
 }
 
@@ -215,15 +294,28 @@ final class NameServer: Sendable {
             for (index, entry) in current.enumerated() {
                 let listenerEvents = events[1 + 2 * index], keeperEvents = events[2 + 2 * index]
                 if keeperEvents & Int16(POLLHUP | POLLERR) != 0 {
-                    // Every copy of the sharer's handle is closed: the name goes.
-                    Kernel.unlink(entry.path)
-                    entries.withLock { list in list.removeAll { $0.listener === entry.listener } }
+                    retire(entry)
                     continue
                 }
-                if listenerEvents & Int16(POLLIN) != 0, let connection = try? Kernel.accept(entry.listener.rawValue) {
-                    try? Kernel.send(connection.rawValue, bytes: Names.reply(name: entry.name, kind: entry.kind), descriptors: [entry.served.rawValue])
+                guard listenerEvents & Int16(POLLIN) != 0, let connection = try? Kernel.accept(entry.listener.rawValue) else {
+                    continue
                 }
+                // The opener connected after whatever close came before it, and a close of the
+                // last copy hangs the keeper up at once: looking again here makes retirement
+                // synchronous with that close.
+                if let now = try? Kernel.poll([entry.keeper.rawValue], events: 0, until: .now), now[0] & Int16(POLLHUP | POLLERR) != 0 {
+                    retire(entry)
+                    continue  // the connection closes unanswered: not found
+                }
+                try? Kernel.send(connection.rawValue, bytes: Names.reply(name: entry.name, kind: entry.kind), descriptors: [entry.served.rawValue])
             }
         }
+    }
+
+    /// Every copy of the sharer's handle is closed: the name goes. The socket is removed before
+    /// any waiting connection is hung up, so a sharer that sees the hang-up can take the name.
+    private func retire(_ entry: Entry) {
+        Kernel.unlink(entry.path)
+        entries.withLock { list in list.removeAll { $0.listener === entry.listener } }
     }
 }

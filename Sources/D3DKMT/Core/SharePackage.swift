@@ -5,16 +5,21 @@
 /// `SCM_RIGHTS`. Opening peeks at it (see ``Kernel/peekMessage(_:into:)``); the kernel keeps the
 /// datagram, and so the objects, alive for as long as any copy of the handle is open.
 ///
-/// Layout, version 1, all integers little-endian:
+/// Layout, version 2, all integers little-endian:
 ///
 /// ```
 /// header (48 bytes)
 ///   u32 magic 'DKMT'   u16 version   u16 header size   u32 total size
 ///   u32 contents (1 resource, 2 keyed mutex, 4 sync object)   u32 descriptor count
 ///   u32 access mask    u32 LUID low  i32 LUID high     u32 allocation count
-///   u32 runtime data size   u32 resource driver data size   u32 reserved (0)
-/// allocation records (24 bytes each)
+///   u32 runtime data size   u32 resource driver data size
+///   u32 runtime data page descriptor index (a resource's runtime data lives in a shared page,
+///       ``RuntimeDataPage``, so that `D3DKMTEscape` can replace it for handles already shared;
+///       the runtime data size is then 0)
+/// allocation records (48 bytes each)
 ///   u64 size   u32 driver data size   u32 descriptor index   u32 flags (0)   u32 reserved (0)
+///   u32 width   u32 height   u32 stride   u32 fourcc   u64 modifier   (the allocation's layout:
+///   the library's own bookkeeping, never part of the runtime's driver data)
 /// keyed mutex record (16 bytes, when contents has 2)
 ///   u32 state descriptor index   u32 syncobj descriptor index   u32 runtime data size   u32 reserved
 /// sync object record (24 bytes, when contents has 4)
@@ -30,9 +35,9 @@
 /// that arrived, and each descriptor is used at most once.
 struct SharePackage {
     static let magic: UInt32 = 0x544D_4B44  // "DKMT"
-    static let version: UInt16 = 1
+    static let version: UInt16 = 2
     static let headerSize = 48
-    static let allocationRecordSize = 24
+    static let allocationRecordSize = 48
     static let keyedMutexRecordSize = 16
     static let syncObjectRecordSize = 24
     /// A descriptor index meaning "none": a keyed mutex without a timeline syncobj, a software
@@ -53,8 +58,11 @@ struct SharePackage {
 
     struct AllocationRecord: Equatable {
         var size: UInt64
+        /// The runtime's per-allocation private driver data.
         var driverData: [UInt8]
         var descriptorIndex: UInt32
+        /// Width, height, stride, fourcc and modifier (its `size` is the record's).
+        var layout: AllocationDescriptor
     }
 
     struct KeyedMutexRecord: Equatable {
@@ -75,6 +83,9 @@ struct SharePackage {
     var access: UInt32
     var adapterLUID: LUID
     var runtimeData: [UInt8] = []
+    /// The descriptor of the resource's runtime data page, or ``noDescriptor`` when the runtime
+    /// data is in the package itself.
+    var runtimeDataPageIndex: UInt32 = SharePackage.noDescriptor
     var resourceDriverData: [UInt8] = []
     var allocations: [AllocationRecord] = []
     var keyedMutex: KeyedMutexRecord?
@@ -104,13 +115,18 @@ struct SharePackage {
         writer.append(UInt32(allocations.count))
         writer.append(UInt32(runtimeData.count))
         writer.append(UInt32(resourceDriverData.count))
-        writer.append(UInt32(0))
+        writer.append(runtimeDataPageIndex)
         for allocation in allocations {
             writer.append(allocation.size)
             writer.append(UInt32(allocation.driverData.count))
             writer.append(allocation.descriptorIndex)
             writer.append(UInt32(0))
             writer.append(UInt32(0))
+            writer.append(allocation.layout.width)
+            writer.append(allocation.layout.height)
+            writer.append(allocation.layout.stride)
+            writer.append(allocation.layout.fourcc)
+            writer.append(allocation.layout.modifier)
         }
         if let keyedMutex {
             writer.append(keyedMutex.stateDescriptorIndex)
@@ -153,10 +169,10 @@ struct SharePackage {
               let descriptorCount = reader.read(UInt32.self), let access = reader.read(UInt32.self),
               let luidLow = reader.read(UInt32.self), let luidHigh = reader.read(Int32.self),
               let allocationCount = reader.read(UInt32.self), let runtimeSize = reader.read(UInt32.self),
-              let driverSize = reader.read(UInt32.self), let reserved = reader.read(UInt32.self)
+              let driverSize = reader.read(UInt32.self), let runtimePage = reader.read(UInt32.self)
         else { throw .malformed("truncated header") }
         guard version == Self.version else { throw .unsupported("package version \(version); this build reads \(Self.version)") }
-        guard Int(headerSize) == Self.headerSize, reserved == 0 else { throw .malformed("bad header size") }
+        guard Int(headerSize) == Self.headerSize else { throw .malformed("bad header size") }
         guard Int(totalSize) == bytes.count, bytes.count <= Self.maximumSize else {
             throw .malformed("size field \(totalSize) does not match the \(bytes.count) bytes received")
         }
@@ -179,17 +195,26 @@ struct SharePackage {
             }
             usedDescriptors[Int(index)] = true
         }
+        if runtimePage != Self.noDescriptor {
+            guard contents.contains(.resource), runtimeSize == 0 else { throw .malformed("misplaced runtime data page") }
+            try claim(runtimePage)
+            package.runtimeDataPageIndex = runtimePage
+        }
 
         var driverDataSizes: [Int] = []
         for _ in 0..<allocationCount {
             guard let size = reader.read(UInt64.self), let dataSize = reader.read(UInt32.self),
                   let index = reader.read(UInt32.self), let flags = reader.read(UInt32.self),
-                  let reserved = reader.read(UInt32.self)
+                  let reserved = reader.read(UInt32.self), let width = reader.read(UInt32.self),
+                  let height = reader.read(UInt32.self), let stride = reader.read(UInt32.self),
+                  let fourcc = reader.read(UInt32.self), let modifier = reader.read(UInt64.self)
             else { throw .malformed("truncated allocation record") }
             guard flags == 0, reserved == 0 else { throw .malformed("unknown allocation flags") }
             guard size > 0, size <= AllocationDescriptor.maximumSize else { throw .malformed("allocation size \(size) out of range") }
             try claim(index)
-            package.allocations.append(AllocationRecord(size: size, driverData: [], descriptorIndex: index))
+            let layout = AllocationDescriptor(size: size, width: width, height: height, stride: stride,
+                                              fourcc: fourcc, modifier: modifier)
+            package.allocations.append(AllocationRecord(size: size, driverData: [], descriptorIndex: index, layout: layout))
             driverDataSizes.append(Int(dataSize))
         }
         var keyedMutexRuntimeSize = 0

@@ -46,6 +46,12 @@ enum SharedPackageReader {
         let descriptors: ReceivedDescriptors
         /// What each allocation's descriptor is and how many bytes it holds, in allocation order.
         var allocationBuffers: [(kind: BufferKind, size: UInt64)]
+        /// The resource's runtime data page, mapped from a duplicate of its descriptor (the
+        /// received one stays in ``descriptors``), when the package has one.
+        var runtimeDataPage: RuntimeDataPage?
+
+        /// The resource's runtime private data as it is now.
+        var runtimeData: [UInt8] { runtimeDataPage?.load() ?? package.runtimeData }
     }
 
     /// The package alone; its descriptors are closed at once.
@@ -97,8 +103,17 @@ enum SharedPackageReader {
                 let package = try SharePackage.decode(UnsafeRawBufferPointer(rebasing: buffer[0..<message.byteCount]),
                                                       descriptorCount: message.descriptors.count)
                 try checkSyncobjs(package, message.descriptors)
-                return Opened(package: package, descriptors: message.descriptors,
-                              allocationBuffers: try checkAllocations(package, message.descriptors))
+                let buffers = try checkAllocations(package, message.descriptors)
+                var runtimeDataPage: RuntimeDataPage?
+                if package.runtimeDataPageIndex != SharePackage.noDescriptor {
+                    let copy: FileDescriptor
+                    do { copy = try Kernel.duplicate(message.descriptors.peek(Int(package.runtimeDataPageIndex))) } catch {
+                        throw error.nt("taking a runtime data page")
+                    }
+                    runtimeDataPage = try RuntimeDataPage.open(copy)
+                }
+                return Opened(package: package, descriptors: message.descriptors, allocationBuffers: buffers,
+                              runtimeDataPage: runtimeDataPage)
             } catch let error as SharePackage.DecodeError {
                 switch error {
                 case .malformed(let why): throw NTError(.invalidParameter, "invalid shared handle: \(why)")

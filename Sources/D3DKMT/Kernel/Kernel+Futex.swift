@@ -26,6 +26,11 @@ extension Kernel {
         return result == 0 || Errno.current != .timedOut
     }
 
+    /// `sched_yield(2)`: lets another thread (or process) run before a spinning loop looks again.
+    static func yield() {
+        _ = sched_yield()
+    }
+
     /// `FUTEX_WAKE` of every waiter on a shared word.
     static func futexWakeAll(_ word: UnsafeMutablePointer<UInt32>) {
         _ = kmt_futex_wake(word, Int32.max, 1)
