@@ -78,6 +78,7 @@ typedef struct {
     D3DKMT_LINUX_ALLOCATION_DESC desc;
     uint8_t tail[8];
 } alloc_private_t;
+#define ALLOC_TAIL_SIZE sizeof(((alloc_private_t *)0)->tail)
 
 static int passed;
 static int failed;
@@ -690,26 +691,28 @@ static int child_main(int fd, LUID luid)
     check(b.query.ResourcePrivateDriverDataSize == RESOURCE_DATA_SIZE,
           "query: ResourcePrivateDriverDataSize %u, expected %u",
           b.query.ResourcePrivateDriverDataSize, RESOURCE_DATA_SIZE);
-    check(b.query.TotalPrivateDriverDataSize >= NUM_ALLOCATIONS * sizeof(alloc_private_t),
-          "query: TotalPrivateDriverDataSize %u, expected at least %zu",
-          b.query.TotalPrivateDriverDataSize, NUM_ALLOCATIONS * sizeof(alloc_private_t));
+    /* Only the runtime's bytes after each D3DKMT_LINUX_ALLOCATION_DESC count: the
+     * descriptor is the library's input, not driver data an opener receives. */
+    check(b.query.TotalPrivateDriverDataSize == NUM_ALLOCATIONS * ALLOC_TAIL_SIZE,
+          "query: TotalPrivateDriverDataSize %u, expected %zu",
+          b.query.TotalPrivateDriverDataSize, NUM_ALLOCATIONS * ALLOC_TAIL_SIZE);
     if (failed)
         return 1;
 
-    /* The runtime data can also be read through the query. */
+    /* As on Windows, the query reports sizes and writes nothing into a buffer it is given. */
     {
-        uint8_t rt[RUNTIME_DATA_SIZE], want[RUNTIME_DATA_SIZE];
+        uint8_t rt[RUNTIME_DATA_SIZE], untouched[RUNTIME_DATA_SIZE];
         D3DKMT_QUERYRESOURCEINFOFROMNTHANDLE q2;
         memset(&q2, 0, sizeof q2);
-        memset(rt, 0, sizeof rt);
+        memset(rt, 0xcd, sizeof rt);
+        memset(untouched, 0xcd, sizeof untouched);
         q2.hDevice = hDevice;
         q2.hNtHandle = h;
         q2.pPrivateRuntimeData = rt;
         q2.PrivateRuntimeDataSize = sizeof rt;
         EXPECT_OK(D3DKMTQueryResourceInfoFromNtHandle(&q2));
-        fill_runtime_data(want);
-        check(q2.PrivateRuntimeDataSize == RUNTIME_DATA_SIZE && memcmp(rt, want, sizeof rt) == 0,
-              "query with a buffer: runtime data differs");
+        check(q2.PrivateRuntimeDataSize == RUNTIME_DATA_SIZE && memcmp(rt, untouched, sizeof rt) == 0,
+              "query with a buffer: size %u, or the buffer was written", q2.PrivateRuntimeDataSize);
     }
 
     UINT total = b.query.TotalPrivateDriverDataSize;
@@ -731,9 +734,9 @@ static int child_main(int fd, LUID luid)
     check(memcmp(b.resdata, want_res, sizeof want_res) == 0,
           "open: resource private driver data differs");
     UINT written = b.open.TotalPrivateDriverDataBufferSize;
-    check(written >= NUM_ALLOCATIONS * sizeof(alloc_private_t) && written <= total,
-          "open: TotalPrivateDriverDataBufferSize out %u, expected %zu..%u", written,
-          NUM_ALLOCATIONS * sizeof(alloc_private_t), total);
+    check(written == NUM_ALLOCATIONS * ALLOC_TAIL_SIZE && written <= total,
+          "open: TotalPrivateDriverDataBufferSize out %u, expected %zu", written,
+          NUM_ALLOCATIONS * ALLOC_TAIL_SIZE);
 
     /* Each allocation's private driver data lies in the total buffer, where
      * its D3DDDI_OPENALLOCATIONINFO2 entry points, without overlapping the
@@ -742,14 +745,14 @@ static int child_main(int fd, LUID luid)
     for (unsigned i = 0; i < NUM_ALLOCATIONS; i++) {
         const D3DDDI_OPENALLOCATIONINFO2 *a = &b.allocs[i];
         check(a->hAllocation != 0, "open: allocation %u has no handle", i);
-        check(a->PrivateDriverDataSize == sizeof(alloc_private_t),
+        check(a->PrivateDriverDataSize == ALLOC_TAIL_SIZE,
               "open: allocation %u PrivateDriverDataSize %u, expected %zu", i,
-              a->PrivateDriverDataSize, sizeof(alloc_private_t));
+              a->PrivateDriverDataSize, ALLOC_TAIL_SIZE);
         const uint8_t *p = (const uint8_t *)a->pPrivateDriverData;
         int inside = p != NULL && p >= b.total && p + a->PrivateDriverDataSize <= b.total + written;
         check(inside, "open: allocation %u pPrivateDriverData %p is not inside the total buffer "
               "%p+%u", i, (const void *)p, (void *)b.total, written);
-        if (!inside || a->PrivateDriverDataSize < sizeof(alloc_private_t))
+        if (!inside || a->PrivateDriverDataSize < ALLOC_TAIL_SIZE)
             continue;
         size_t offset = (size_t)(p - b.total);
         check(offset >= previous_end, "open: allocation %u driver data overlaps the previous one",
@@ -757,8 +760,11 @@ static int child_main(int fd, LUID luid)
         previous_end = offset + a->PrivateDriverDataSize;
 
         alloc_private_t got, want;
-        memcpy(&got, p, sizeof got);
+        memcpy(got.tail, p, sizeof got.tail);
         fill_alloc_private(&want, i);
+        /* The layout comes from the Linux call, not from the driver data. */
+        memset(&got.desc, 0, sizeof got.desc);
+        EXPECT_OK(D3DKMTLinuxQueryAllocationDesc(hDevice, a->hAllocation, &got.desc));
         check(got.desc.Version == D3DKMT_LINUX_ALLOCATION_DESC_VERSION,
               "open: allocation %u descriptor Version %u", i, got.desc.Version);
         check(got.desc.Size == ALLOCATION_SIZE, "open: allocation %u descriptor Size %" PRIu64
@@ -766,7 +772,7 @@ static int child_main(int fd, LUID luid)
         check(got.desc.DmaBufFd == -1, "open: allocation %u descriptor DmaBufFd %d, expected -1",
               i, got.desc.DmaBufFd);
         check(memcmp(got.tail, want.tail, sizeof got.tail) == 0,
-              "open: allocation %u runtime bytes after the descriptor differ", i);
+              "open: allocation %u runtime driver data differs", i);
     }
 
     if (b.allocs[0].hAllocation != 0) {
@@ -1081,9 +1087,9 @@ static void test_rejections(D3DKMT_HANDLE hDevice, D3DKMT_HANDLE hResource, HAND
         if (b.open.hResource != 0)
             destroy_resource(hDevice, b.open.hResource);
 
-        /* A total private driver data buffer one byte short: same status. */
+        /* A total private driver data buffer one byte short: STATUS_NO_MEMORY, as Windows. */
         prepare_open(hDevice, h, &b, NUM_ALLOCATIONS, total - 1);
-        EXPECT_STATUS(STATUS_INVALID_PARAMETER, D3DKMTOpenResourceFromNtHandle(&b.open));
+        EXPECT_STATUS(STATUS_NO_MEMORY, D3DKMTOpenResourceFromNtHandle(&b.open));
         check(b.open.hResource == 0, "open with a short buffer returned a resource");
         if (b.open.hResource != 0)
             destroy_resource(hDevice, b.open.hResource);
@@ -1145,7 +1151,7 @@ static void test_no_leaks(D3DKMT_HANDLE hDevice, D3DKMT_HANDLE hResource)
         } else {
             UINT total = b.query.TotalPrivateDriverDataSize;
             prepare_open(hDevice, h, &b, NUM_ALLOCATIONS, total - 1);
-            if (D3DKMTOpenResourceFromNtHandle(&b.open) != STATUS_INVALID_PARAMETER)
+            if (D3DKMTOpenResourceFromNtHandle(&b.open) != STATUS_NO_MEMORY)
                 errors++;
             prepare_open(hDevice, h, &b, NUM_ALLOCATIONS - 1, total);
             if (D3DKMTOpenResourceFromNtHandle(&b.open) != STATUS_INVALID_PARAMETER)
@@ -1619,13 +1625,25 @@ static void test_sync_objects(const char *argv0, const D3DKMT_ADAPTERINFO *ai, D
     /* Types. */
     {
         static const D3DDDI_SYNCHRONIZATIONOBJECT_TYPE unsupported[] = {
-            D3DDDI_SYNCHRONIZATION_MUTEX, D3DDDI_SEMAPHORE, D3DDDI_CPU_NOTIFICATION,
             D3DDDI_PERIODIC_MONITORED_FENCE, D3DDDI_NATIVE_FENCE };
+        static const D3DDDI_SYNCHRONIZATIONOBJECT_TYPE gpuOnly[] = {
+            D3DDDI_SYNCHRONIZATION_MUTEX, D3DDDI_SEMAPHORE };
         static const unsigned unknown[] = { 0, D3DDDI_SYNCHRONIZATION_TYPE_LIMIT, 100 };
         D3DKMT_HANDLE hs;
         for (size_t i = 0; i < sizeof unsupported / sizeof unsupported[0]; i++) {
             EXPECT_STATUS(STATUS_NOT_SUPPORTED, sync_create(hDevice, unsupported[i], 0, &hs, NULL));
             check(hs == 0, "type %d: a handle was returned", (int)unsupported[i]);
+        }
+        /* A CPU notification needs its event (Windows: STATUS_INVALID_HANDLE without one). */
+        EXPECT_STATUS(STATUS_INVALID_HANDLE, sync_create(hDevice, D3DDDI_CPU_NOTIFICATION, 0, &hs, NULL));
+        /* Mutexes and semaphores exist, as on Windows, but the CPU calls are for fences. */
+        for (size_t i = 0; i < sizeof gpuOnly / sizeof gpuOnly[0]; i++) {
+            EXPECT_OK(sync_create(hDevice, gpuOnly[i], 0, &hs, NULL));
+            if (hs == 0)
+                continue;
+            EXPECT_STATUS(STATUS_INVALID_PARAMETER, sync_signal(hDevice, hs, 1));
+            EXPECT_STATUS(STATUS_INVALID_PARAMETER, sync_wait(hDevice, hs, 1, -1));
+            EXPECT_OK(sync_destroy(hs));
         }
         for (size_t i = 0; i < sizeof unknown / sizeof unknown[0]; i++)
             EXPECT_STATUS(STATUS_INVALID_PARAMETER,

@@ -423,9 +423,11 @@ func runC(_ fd: Int32, _ input: FuzzInput, _ forged: Forged, expect swift: Swift
     if queried == 0 {
         let count = Int(query.NumAllocations)
         var infos = [D3DDDI_OPENALLOCATIONINFO2](repeating: D3DDDI_OPENALLOCATIONINFO2(), count: count + 1)
-        var runtime = [UInt8](repeating: 0, count: Int(query.PrivateRuntimeDataSize))
-        var resourceData = [UInt8](repeating: 0, count: Int(query.ResourcePrivateDriverDataSize))
-        var total = [UInt8](repeating: 0, count: Int(query.TotalPrivateDriverDataSize))
+        // Buffers are never empty (an empty array has no address): Windows wants the runtime and
+        // driver data buffers even when nothing goes in them. The sizes passed are the query's.
+        var runtime = [UInt8](repeating: 0, count: max(1, Int(query.PrivateRuntimeDataSize)))
+        var resourceData = [UInt8](repeating: 0, count: max(1, Int(query.ResourcePrivateDriverDataSize)))
+        var total = [UInt8](repeating: 0, count: max(1, Int(query.TotalPrivateDriverDataSize)))
         var mutexData = [UInt8](repeating: 0, count: 64 * 1024)
         infos.withUnsafeMutableBufferPointer { infoPointer in
         runtime.withUnsafeMutableBytes { runtimePointer in
@@ -438,11 +440,11 @@ func runC(_ fd: Int32, _ input: FuzzInput, _ forged: Forged, expect swift: Swift
                 open.hNtHandle = cHandle(fd)
                 open.NumAllocations = UInt32(allocations)
                 open.pOpenAllocationInfo2 = infoPointer.baseAddress
-                open.PrivateRuntimeDataSize = UInt32(runtimePointer.count)
+                open.PrivateRuntimeDataSize = query.PrivateRuntimeDataSize
                 open.pPrivateRuntimeData = runtimePointer.baseAddress
-                open.ResourcePrivateDriverDataSize = UInt32(resourcePointer.count)
+                open.ResourcePrivateDriverDataSize = query.ResourcePrivateDriverDataSize
                 open.pResourcePrivateDriverData = resourcePointer.baseAddress
-                open.TotalPrivateDriverDataBufferSize = UInt32(totalPointer.count)
+                open.TotalPrivateDriverDataBufferSize = query.TotalPrivateDriverDataSize
                 open.pTotalPrivateDriverDataBuffer = totalPointer.baseAddress
                 open.KeyedMutexPrivateRuntimeDataSize = UInt32(mutexPointer.count)
                 open.pKeyedMutexPrivateRuntimeData = mutexPointer.baseAddress
@@ -457,7 +459,7 @@ func runC(_ fd: Int32, _ input: FuzzInput, _ forged: Forged, expect swift: Swift
             let opened = D3DKMTOpenResourceFromNtHandle(&open)
             expectSame(swift.resource, opened, "open resource")
             guard opened == 0 else { return }
-            if Int(open.TotalPrivateDriverDataBufferSize) != totalPointer.count { fail("TotalPrivateDriverDataBufferSize changed between query and open") }
+            if open.TotalPrivateDriverDataBufferSize != query.TotalPrivateDriverDataSize { fail("TotalPrivateDriverDataBufferSize changed between query and open") }
             for index in 0..<count {
                 let allocation = infoPointer[index].hAllocation
                 var size: UInt64 = 0
