@@ -45,9 +45,9 @@ struct SharePackage {
     static let noDescriptor = UInt32.max
     /// The largest package we send or accept. A datagram must fit the socket's send buffer whole.
     static let maximumSize = 160 * 1024
-    /// The most allocations one shared resource can hold: one descriptor each, and a keyed mutex
-    /// and sync object may need four more, within `SCM_MAX_FD` (253).
-    static let maximumAllocations = Kernel.maximumDescriptorsPerMessage - 4
+    /// The most allocations one shared resource can hold: one descriptor each, and its runtime
+    /// data page, a keyed mutex and a sync object may need five more, within `SCM_MAX_FD` (253).
+    static let maximumAllocations = Kernel.maximumDescriptorsPerMessage - 5
 
     struct Contents: OptionSet, Hashable {
         let rawValue: UInt32
