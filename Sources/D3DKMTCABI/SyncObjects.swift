@@ -93,8 +93,9 @@ public func D3DKMTOpenSyncObjectFromNtHandle(_ pData: UnsafeMutablePointer<D3DKM
     }
 }
 
-/// `D3DKMTOpenSyncObjectFromNtHandle2`: opens the sync object of a shared NT handle on `hDevice`;
-/// for a monitored fence, returns `MonitoredFence.FenceValueCPUVirtualAddress` (GPU address 0).
+/// `D3DKMTOpenSyncObjectFromNtHandle2`: opens the sync object of a shared NT handle on `hDevice`
+/// (`Flags` comes back 0); for a monitored fence, returns `MonitoredFence.FenceValueCPUVirtualAddress`
+/// (GPU address 0).
 /// `STATUS_NOT_SUPPORTED` when the device cannot take the object (a DRM syncobj on the software
 /// adapter or vgem).
 @c @implementation
@@ -106,6 +107,7 @@ public func D3DKMTOpenSyncObjectFromNtHandle2(_ pData: UnsafeMutablePointer<D3DK
             try device.openSyncObject(handle)
         }
         data.pointee.hSyncObject = try register(.syncObject(object, device: data.pointee.hDevice))
+        data.pointee.Flags.Value = 0  // as on Windows: an open reports no creation flags
         data.pointee.MonitoredFence.FenceValueCPUVirtualAddress = UnsafeMutableRawPointer(mutating: object.fenceValueAddress)
         data.pointee.MonitoredFence.FenceValueGPUVirtualAddress = 0
     }
