@@ -133,8 +133,9 @@ public func D3DKMTCreateAllocation(_ pData: UnsafeMutablePointer<D3DKMT_CREATEAL
 
 /// The shared body of `D3DKMTDestroyAllocation` and `D3DKMTDestroyAllocation2`, as Windows does it:
 /// with `hResource` and no list, destroys the resource and all its allocations (also how an opened
-/// resource is closed); with a list, destroys just those allocations (of `hResource`, or standalone
-/// ones without it), the resource staying; with neither, destroys nothing and succeeds. Locked
+/// resource is closed); with a list, destroys just those allocations (of `hResource` when given;
+/// standalone ones or any resource's without it), their resources staying; with neither, destroys
+/// nothing and succeeds. Locked
 /// allocations are unmapped. `STATUS_INVALID_PARAMETER` for an unknown device, resource or
 /// allocation, or a count without a list; nothing is destroyed then.
 func destroyAllocations(device: D3DKMT_HANDLE, resource: D3DKMT_HANDLE, list: UnsafePointer<D3DKMT_HANDLE>?,
@@ -157,10 +158,17 @@ func destroyAllocations(device: D3DKMT_HANDLE, resource: D3DKMT_HANDLE, list: Un
                 table.replace(resource, with: .resource(object, device: owner, allocations: allocations.filter { !listed.contains($0) }))
             }
         } else {
+            // Listed alone, an allocation may be standalone or one of a resource's (which stays).
+            var parents: [D3DKMT_HANDLE: [D3DKMT_HANDLE]] = [:]
             for handle in listed {
-                guard case .allocation(_, let owner, let parent, _)? = table.lookup(handle), owner == device, parent == 0 else {
-                    return .failure(invalid("allocation handle 0x\(String(handle, radix: 16)) is not a standalone allocation of hDevice"))
+                guard case .allocation(_, let owner, let parent, _)? = table.lookup(handle), owner == device else {
+                    return .failure(invalid("allocation handle 0x\(String(handle, radix: 16)) is not an allocation of hDevice"))
                 }
+                if parent != 0 { parents[parent, default: []].append(handle) }
+            }
+            for (parent, gone) in parents {
+                guard case .resource(let object, let owner, let allocations)? = table.lookup(parent) else { continue }
+                table.replace(parent, with: .resource(object, device: owner, allocations: allocations.filter { !gone.contains($0) }))
             }
         }
         return .success(toRemove.compactMap { table.remove($0) })
