@@ -82,7 +82,7 @@ public final class Device: Sendable {
     public func resourceInfo(_ handle: borrowing SharedHandle) throws(NTError) -> SharedResourceInfo {
         let opened = try SharedPackageReader.open(handle.descriptor.rawValue)
         guard opened.package.contents.contains(.resource) else { throw NTError(.invalidParameter, "the handle holds no resource") }
-        return SharedResourceInfo(opened)
+        return try SharedResourceInfo(opened)
     }
 
     /// Opens the resource a shared handle holds, on this device (`D3DKMTOpenResourceFromNtHandle`).
@@ -103,7 +103,7 @@ public final class Device: Sendable {
         guard opened.package.contents.contains(.resource) else {
             throw NTError(.invalidParameter, "the handle holds no resource")
         }
-        let info = SharedResourceInfo(opened)
+        let info = try SharedResourceInfo(opened)
         try check(info)
         var allocations: [Allocation] = []
         let readOnly = opened.package.access & SharedAccess.write == 0
@@ -144,9 +144,9 @@ public struct SharedResourceInfo: Hashable, Sendable {
     /// The private data of the keyed mutex shared with the resource (0 when there is none).
     public var keyedMutexRuntimeDataSize: Int
 
-    init(_ opened: SharedPackageReader.Opened) {
+    init(_ opened: SharedPackageReader.Opened) throws(NTError) {
         let package = opened.package
-        runtimeData = opened.runtimeData
+        runtimeData = try opened.runtimeData()
         allocationCount = package.allocations.count
         runtimeDataSize = runtimeData.count
         resourceDriverDataSize = package.resourceDriverData.count

@@ -30,11 +30,11 @@ public final class Resource: Sendable {
     }
 
     /// `pPrivateRuntimeData`: what the creator passed, or the last ``updateRuntimeData(_:)`` by
-    /// any process holding the resource.
+    /// any process holding the resource (empty if a holder of its handle wrecked the shared page).
     public var runtimeData: [UInt8] {
         switch runtimeStore.withLock({ $0 }) {
         case .local(let data): return data
-        case .shared(let page): return page.load()
+        case .shared(let page): return (try? page.load()) ?? []
         }
     }
 
@@ -48,14 +48,15 @@ public final class Resource: Sendable {
     /// its shared handles, including handles shared before the update.
     ///
     /// - Throws: `STATUS_INVALID_PARAMETER` when `data` is larger than 131,008 bytes;
-    ///   `STATUS_ACCESS_DENIED` for a resource opened read-only.
+    ///   `STATUS_ACCESS_DENIED` for a resource opened read-only; the kernel's status when the
+    ///   shared page cannot be mapped.
     public func updateRuntimeData(_ data: [UInt8]) throws(NTError) {
         try RuntimeDataPage.checkSize(data.count)
         guard !isReadOnly else { throw NTError(.accessDenied, "the resource was opened read-only") }
-        runtimeStore.withLock { store in
+        try runtimeStore.withLock { (store) throws(NTError) in
             switch store {
             case .local: store = .local(data)
-            case .shared(let page): page.store(data)
+            case .shared(let page): try page.store(data)
             }
         }
     }

@@ -17,7 +17,7 @@ struct SharePackageBuilder: ~Copyable {
 
     /// - Throws: the kernel's status when the runtime data page cannot be made.
     mutating func add(_ resource: Resource) throws(NTError) {
-        package.runtimeDataPageIndex = attach(try resource.sharedRuntimeData().page.descriptor.rawValue)
+        package.runtimeDataPageIndex = attach(try resource.sharedRuntimeData().descriptor.rawValue)
         package.resourceDriverData = resource.driverData
         for allocation in resource.allocations {
             let index = attach(allocation.buffer.descriptor.rawValue)

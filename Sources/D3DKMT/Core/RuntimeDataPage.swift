@@ -1,9 +1,10 @@
+import CKMTShims
 import Synchronization
 
-/// A shared resource's runtime private data, in a ``SharedPage`` that every process holding the
-/// resource maps, so that `D3DKMTEscape(D3DKMT_ESCAPE_UPDATE_RESOURCE_WINE)` replaces it for the
-/// local resource, for every process that opened it, and for every later open of handles shared
-/// before the update (Wine keeps it in its server's resource object for the same reason).
+/// A shared resource's runtime private data, in a sealed memfd that travels in every handle of the
+/// resource, so that `D3DKMTEscape(D3DKMT_ESCAPE_UPDATE_RESOURCE_WINE)` replaces it for the local
+/// resource, for every process that opened it, and for every later open of handles shared before
+/// the update (Wine keeps it in its server's resource object for the same reason).
 ///
 /// Layout (little-endian, version 1):
 ///
@@ -15,14 +16,17 @@ import Synchronization
 ///    never written cost no memory)
 /// ```
 ///
-/// Readers copy the data and retry when the sequence moved; writers take the sequence from even to
-/// odd with a compare-and-swap, copy, and release it to the next even value. Any holder of the
-/// memfd can write to it; the library never trusts what it reads beyond its bounds (a size past
-/// the capacity is clamped), and a sequence that stays odd (a writer that died mid-copy, or a
-/// hostile holder) delays a reader or writer by at most ``patience`` before it goes ahead.
-struct RuntimeDataPage: @unchecked Sendable {
+/// Reads cost no mapping: `pread` of the header, the data, and the sequence again, retried when
+/// the sequence moved (share and open read it; updates are rare). A writer maps the page on its
+/// first update, takes the sequence from even to odd with a compare-and-swap, copies, and releases
+/// it to the next even value. Any holder of the memfd can write to it; the library never trusts
+/// what it reads beyond its bounds (a size past the capacity is clamped), and a sequence that
+/// stays odd (a writer that died mid-copy, or a hostile holder) delays a reader or writer by at
+/// most ``patience`` before it goes ahead.
+final class RuntimeDataPage: Sendable {
     static let magic: UInt32 = 0x544D_524B  // "KRMT"
     static let version: UInt32 = 1
+    static let headerSize = 16
     static let dataOffset = 64
     static let pageSize = 128 * 1024
     /// The most runtime private data a shared resource carries.
@@ -30,10 +34,14 @@ struct RuntimeDataPage: @unchecked Sendable {
     /// How long a reader or writer waits for another writer (nanoseconds).
     static let patience: Int64 = 100_000_000
 
-    let page: SharedPage
+    /// The memfd; it travels in the resource's share packages.
+    let descriptor: FileDescriptor
+    /// The writable mapping, made by the first ``store(_:)``.
+    private let mapping = Mutex<SharedPage?>(nil)
 
-    private var sequence: UnsafeMutablePointer<Atomic<UInt32>> { page.atomic32(8) }
-    private var size: UnsafeMutablePointer<Atomic<UInt32>> { page.atomic32(12) }
+    private init(_ descriptor: consuming FileDescriptor) {
+        self.descriptor = descriptor
+    }
 
     /// A new page holding `data`.
     ///
@@ -41,18 +49,37 @@ struct RuntimeDataPage: @unchecked Sendable {
     ///   kernel's status when the memfd cannot be made.
     static func create(_ data: [UInt8]) throws(NTError) -> RuntimeDataPage {
         try checkSize(data.count)
-        let made = RuntimeDataPage(page: try SharedPage(size: pageSize, magic: magic, version: version,
-                                                        name: "d3dkmt-runtime-data"))
-        made.store(data)
-        return made
+        var header = ByteWriter(capacity: dataOffset + data.count)
+        header.append(magic)
+        header.append(version)
+        header.append(UInt32(0))  // sequence: stable
+        header.append(UInt32(data.count))
+        header.appendZeros(dataOffset - headerSize)
+        header.append(data)
+        let bytes = header.bytes
+        do throws(Errno) {
+            let memory = try Kernel.memfd(name: "d3dkmt-runtime-data")
+            try Kernel.truncate(memory.rawValue, to: UInt64(pageSize))
+            let written: Result<Void, Errno> = bytes.withUnsafeBytes { raw in Result { () throws(Errno) in try Kernel.writeAt(memory.rawValue, raw, at: 0) } }
+            try written.get()
+            try Kernel.addSeals(memory.rawValue, kmt_F_SEAL_SHRINK | kmt_F_SEAL_GROW | kmt_F_SEAL_SEAL)
+            return RuntimeDataPage(memory)
+        } catch {
+            throw error.nt("creating a runtime data page")
+        }
     }
 
-    /// Maps a page another process shared.
+    /// Takes a page another process shared: a memfd sealed against shrinking, of this size.
     ///
-    /// - Throws: `STATUS_INVALID_PARAMETER` when it is not a runtime data page of this layout.
+    /// - Throws: `STATUS_INVALID_PARAMETER` for anything else.
     static func open(_ descriptor: consuming FileDescriptor) throws(NTError) -> RuntimeDataPage {
-        let page = try SharedPage(opening: descriptor, minimumSize: pageSize, magic: magic, version: version)
-        return RuntimeDataPage(page: page)
+        guard try BufferKind(classifying: descriptor.rawValue) == .memfd else {
+            throw NTError(.invalidParameter, "a runtime data page is not a memfd")
+        }
+        let size: UInt64
+        do { size = try Kernel.size(descriptor.rawValue) } catch { throw error.nt("sizing a runtime data page") }
+        guard size == UInt64(pageSize) else { throw NTError(.invalidParameter, "a runtime data page of \(size) bytes") }
+        return RuntimeDataPage(descriptor)
     }
 
     static func checkSize(_ count: Int) throws(NTError) {
@@ -62,17 +89,38 @@ struct RuntimeDataPage: @unchecked Sendable {
     }
 
     /// The current data: a consistent copy of the last complete write.
-    func load() -> [UInt8] {
+    ///
+    /// - Throws: `STATUS_INVALID_PARAMETER` when the page does not have this layout (a peer
+    ///   rewrote its header); the kernel's status when it cannot be read.
+    func load() throws(NTError) -> [UInt8] {
+        let fd = descriptor.rawValue
         let deadline = Deadline.after(nanoseconds: Self.patience)
         var attempts = 0
         while true {
-            let before = sequence.pointee.load(ordering: .acquiring)
-            let count = min(Int(size.pointee.load(ordering: .relaxed)), Self.maximumDataSize)
-            let copy = Array(UnsafeRawBufferPointer(start: page.base + Self.dataOffset, count: count))
-            atomicMemoryFence(ordering: .acquiring)
-            let after = sequence.pointee.load(ordering: .relaxed)
+            var header = (UInt32(0), UInt32(0), UInt32(0), UInt32(0))
+            var again: UInt32 = 0
+            var data: [UInt8] = []
+            do throws(Errno) {
+                let read = try withUnsafeMutableBytes(of: &header) { (raw) throws(Errno) in try Kernel.readAt(fd, into: raw, at: 0) }
+                if read == Self.headerSize {
+                    let count = min(Int(UInt32(littleEndian: header.3)), Self.maximumDataSize)
+                    let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: max(count, 1), alignment: 8)
+                    defer { buffer.deallocate() }
+                    let got = try Kernel.readAt(fd, into: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<count]), at: Self.dataOffset)
+                    data = Array(UnsafeRawBufferPointer(rebasing: buffer[0..<got]))
+                    _ = try withUnsafeMutableBytes(of: &again) { (raw) throws(Errno) in try Kernel.readAt(fd, into: raw, at: 8) }
+                }
+            } catch {
+                throw error.nt("reading a runtime data page")
+            }
+            guard UInt32(littleEndian: header.0) == Self.magic, UInt32(littleEndian: header.1) == Self.version else {
+                throw NTError(.invalidParameter, "a runtime data page has the wrong magic or version")
+            }
+            let sequence = UInt32(littleEndian: header.2)
             attempts += 1
-            if (before == after && before & 1 == 0) || (attempts % 64 == 0 && Deadline.now >= deadline) { return copy }
+            if (sequence == UInt32(littleEndian: again) && sequence & 1 == 0) || (attempts % 64 == 0 && Deadline.now >= deadline) {
+                return data
+            }
             Kernel.yield()
         }
     }
@@ -80,15 +128,27 @@ struct RuntimeDataPage: @unchecked Sendable {
     /// Replaces the data.
     ///
     /// - Precondition: `data.count <= maximumDataSize` (``checkSize(_:)``).
-    func store(_ data: [UInt8]) {
+    /// - Throws: the kernel's status when the page cannot be mapped.
+    func store(_ data: [UInt8]) throws(NTError) {
         precondition(data.count <= Self.maximumDataSize)
-        let deadline = Deadline.after(nanoseconds: Self.patience)
+        try mapping.withLock { (mapped) throws(NTError) in
+            if mapped == nil {
+                let copy: FileDescriptor
+                do throws(Errno) { copy = try descriptor.duplicate() } catch { throw error.nt("mapping a runtime data page") }
+                mapped = try SharedPage(opening: copy, minimumSize: Self.pageSize, magic: Self.magic, version: Self.version)
+            }
+            Self.store(data, into: mapped!)
+        }
+    }
+
+    private static func store(_ data: [UInt8], into page: SharedPage) {
+        let sequence = page.atomic32(8), size = page.atomic32(12)
+        let deadline = Deadline.after(nanoseconds: patience)
         var current = sequence.pointee.load(ordering: .relaxed)
         var attempts = 0
         while true {
             if current & 1 == 0 || (attempts % 64 == 63 && Deadline.now >= deadline) {
-                let (exchanged, original) = sequence.pointee.compareExchange(
-                    expected: current, desired: current | 1, ordering: .acquiring)
+                let (exchanged, original) = sequence.pointee.compareExchange(expected: current, desired: current | 1, ordering: .acquiring)
                 if exchanged { break }
                 current = original
             } else {
@@ -98,7 +158,7 @@ struct RuntimeDataPage: @unchecked Sendable {
             attempts += 1
         }
         data.withUnsafeBytes { bytes in
-            if let base = bytes.baseAddress { (page.base + Self.dataOffset).copyMemory(from: base, byteCount: bytes.count) }
+            if let base = bytes.baseAddress { (page.base + dataOffset).copyMemory(from: base, byteCount: bytes.count) }
         }
         size.pointee.store(UInt32(data.count), ordering: .relaxed)
         sequence.pointee.store((current | 1) &+ 1, ordering: .releasing)

@@ -46,12 +46,12 @@ enum SharedPackageReader {
         let descriptors: ReceivedDescriptors
         /// What each allocation's descriptor is and how many bytes it holds, in allocation order.
         var allocationBuffers: [(kind: BufferKind, size: UInt64)]
-        /// The resource's runtime data page, mapped from a duplicate of its descriptor (the
-        /// received one stays in ``descriptors``), when the package has one.
+        /// The resource's runtime data page, on a duplicate of its descriptor (the received one
+        /// stays in ``descriptors``), when the package has one.
         var runtimeDataPage: RuntimeDataPage?
 
         /// The resource's runtime private data as it is now.
-        var runtimeData: [UInt8] { runtimeDataPage?.load() ?? package.runtimeData }
+        func runtimeData() throws(NTError) -> [UInt8] { try runtimeDataPage?.load() ?? package.runtimeData }
     }
 
     /// The package alone; its descriptors are closed at once.

@@ -82,6 +82,20 @@ enum Kernel {
         UInt64(try retrying { lseek(fd, 0, SEEK_END) })
     }
 
+    /// `pread(2)` of up to `buffer.count` bytes at `offset`; returns how many were read.
+    static func readAt(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer, at offset: Int) throws(Errno) -> Int {
+        guard let base = buffer.baseAddress, buffer.count > 0 else { return 0 }
+        return try retrying { pread(fd, base, buffer.count, off_t(offset)) }
+    }
+
+    /// `pwrite(2)` of all of `bytes` at `offset`.
+    static func writeAt(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, at offset: Int) throws(Errno) {
+        var done = 0
+        while done < bytes.count {
+            done += try retrying { pwrite(fd, bytes.baseAddress! + done, bytes.count - done, off_t(offset + done)) }
+        }
+    }
+
     /// `fstatfs(2)`'s filesystem magic, which tells a dma-buf from a memfd from an anon inode.
     static func filesystemMagic(_ fd: Int32) throws(Errno) -> Int {
         var info = statfs()
