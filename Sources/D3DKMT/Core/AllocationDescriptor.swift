@@ -1,9 +1,10 @@
 /// What an allocation is: the Linux allocation descriptor.
 ///
 /// On Windows the size and format of an allocation hide in the driver's private data; here we are
-/// the driver, so every allocation's private driver data begins with this descriptor
-/// (`D3DKMT_LINUX_ALLOCATION_DESC` in `<d3dkmthk.h>`, 48 bytes, same layout). Bytes after it are
-/// the runtime's own and travel with the allocation unchanged.
+/// the driver, so every allocation's private driver data on creation begins with this descriptor
+/// (`D3DKMT_LINUX_ALLOCATION_DESC` in `<d3dkmthk.h>`, 48 bytes, same layout). It is the library's
+/// input, carried in the share package as the allocation's layout; bytes after it are the
+/// runtime's own driver data, and only they reach openers.
 public struct AllocationDescriptor: Hashable, Sendable {
     /// The C struct's version field (`D3DKMT_LINUX_ALLOCATION_DESC_VERSION`).
     public static let version: UInt32 = 1
@@ -48,43 +49,5 @@ public struct AllocationDescriptor: Hashable, Sendable {
         }
         guard bytes > 0, bytes <= AllocationDescriptor.maximumSize else { return nil }
         return bytes
-    }
-
-    /// The 48-byte C layout, with `DmaBufFd` = -1 (a descriptor number means nothing elsewhere).
-    func encoded(size resolved: UInt64) -> [UInt8] {
-        var writer = ByteWriter(capacity: Self.encodedSize)
-        writer.append(Self.version)
-        writer.append(UInt32(0))  // Flags
-        writer.append(resolved)
-        writer.append(width)
-        writer.append(height)
-        writer.append(stride)
-        writer.append(fourcc)
-        writer.append(modifier)
-        writer.append(Int32(-1))  // DmaBufFd
-        writer.append(UInt32(0))  // Reserved
-        return writer.bytes
-    }
-
-    /// Parses the C layout at the start of `bytes`.
-    ///
-    /// - Returns: the descriptor and the `DmaBufFd` field, or nil when `bytes` is too short, the
-    ///   version is unknown or the reserved fields are not zero.
-    static func decode(_ bytes: UnsafeRawBufferPointer) -> (AllocationDescriptor, dmaBufFd: Int32)? {
-        var reader = ByteReader(bytes)
-        guard let version = reader.read(UInt32.self), version == Self.version,
-              let flags = reader.read(UInt32.self), flags == 0,
-              let size = reader.read(UInt64.self),
-              let width = reader.read(UInt32.self),
-              let height = reader.read(UInt32.self),
-              let stride = reader.read(UInt32.self),
-              let fourcc = reader.read(UInt32.self),
-              let modifier = reader.read(UInt64.self),
-              let fd = reader.read(Int32.self),
-              let reserved = reader.read(UInt32.self), reserved == 0
-        else { return nil }
-        let descriptor = AllocationDescriptor(size: size, width: width, height: height, stride: stride,
-                                              fourcc: fourcc, modifier: modifier)
-        return (descriptor, fd)
     }
 }
