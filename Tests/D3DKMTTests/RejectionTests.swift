@@ -113,10 +113,14 @@ extension D3DKMTSuite {
                 #expect(openStatus(try SharedHandle(empty.first.duplicate())) == .invalidParameter)
                 #expect(openStatus(SharedHandle(try allocation.buffer.descriptor.duplicate())) == .invalidParameter)
             }
-            // A number that is no open descriptor.
-            let closed = try allocation.buffer.descriptor.duplicate().take()
+            // A number that is no open descriptor: taken high (a copy at >= 900, then closed) so that
+            // nothing another test opens meanwhile reuses it, and borrowed, never closed again.
+            let closed = fcntl(allocation.buffer.descriptor.rawValue, F_DUPFD_CLOEXEC, 900)
+            #expect(closed >= 900)
             close(closed)
-            #expect(status { _ = try device.openResource(SharedHandle(adopting: closed)) } == .invalidHandle)
+            #expect(status {
+                _ = try SharedHandle.withBorrowed(closed) { (handle) throws(NTError) in try device.openResource(handle) }
+            } == .invalidHandle)
         }
 
         @Test func forgedPackagesAreRefusedWithoutLeaks() throws {

@@ -1,7 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#endif
-
 /// A graphics adapter: a DRM device with a render node, or the software adapter.
 ///
 /// Corresponds to the `hAdapter` of `D3DKMTEnumAdapters2` / `D3DKMTOpenAdapterFromLuid`. An
@@ -36,16 +32,6 @@ public final class Adapter: Sendable {
     ///   `STATUS_DEVICE_REMOVED` when the device has gone.
     public func makeDevice() throws(NTError) -> Device {
         if info.isSoftware { return Device(adapter: self, backend: SoftwareDevice()) }
-        guard let renderNode = info.renderNode else { throw NTError(.deviceRemoved, "adapter has no render node") }
-        let render: FileDescriptor
-        do { render = try Kernel.open(renderNode, O_RDWR) } catch {
-            throw error == .noSuchFile || error == .noDevice
-                ? NTError(.deviceRemoved, "\(renderNode) is gone") : error.nt("opening \(renderNode)")
-        }
-        // The node must still be the device this adapter describes (minors are reused).
-        guard DRMDiscovery.describe(render.rawValue, renderPath: renderNode)?.luid == info.luid else {
-            throw NTError(.deviceRemoved, "\(renderNode) is another device now")
-        }
-        return Device(adapter: self, backend: DRMDevice(render: render, primaryPath: info.primaryNode, driverName: info.driverName))
+        return Device(adapter: self, backend: try DRMDevice.open(info))
     }
 }

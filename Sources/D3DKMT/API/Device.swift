@@ -1,6 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 /// A device: one process's connection to an adapter (`D3DKMTCreateDevice`). Allocations are made
 /// and shared resources opened on a device.
 public final class Device: Sendable {
@@ -61,14 +58,7 @@ public final class Device: Sendable {
             return Allocation(device: self, buffer: buffer, descriptor: descriptor, extraDriverData: extraDriverData)
         case .wrap(let fd, let descriptor):
             guard fd >= 0 else { throw NTError(.invalidParameter, "wrapped descriptor \(fd) is not a descriptor") }
-            let kind = try BufferKind(classifying: fd)
-            let copy: FileDescriptor
-            let size: UInt64
-            do {
-                size = try Kernel.size(fd)
-                copy = try Kernel.duplicate(fd)
-            } catch { throw error.nt("taking a wrapped buffer") }
-            let buffer = try backend.adopt(copy, kind: kind, size: size)
+            let buffer = try BufferObject.wrapping(fd, on: backend)
             if let asked = descriptor.resolvedSize, asked > buffer.size {
                 throw NTError(.invalidParameter, "descriptor asks for \(asked) bytes but the wrapped buffer holds \(buffer.size)")
             }
@@ -111,7 +101,7 @@ public final class Device: Sendable {
             var descriptor = opened.descriptors.take(Int(record.descriptorIndex))
             if readOnly && measured.kind == .memfd {
                 // A read-only open of the same memory: the kernel refuses writable mappings.
-                do { descriptor = try Kernel.reopen(descriptor.rawValue, O_RDONLY) } catch { throw error.nt("reopening a buffer read-only") }
+                descriptor = try BufferObject.readOnlyCopy(of: descriptor)
             }
             let buffer = try backend.adopt(descriptor, kind: measured.kind, size: measured.size)
             allocations.append(Allocation(device: self, buffer: buffer, openedDriverData: record.driverData,

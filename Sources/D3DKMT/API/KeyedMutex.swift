@@ -19,7 +19,15 @@ import Synchronization
 public final class KeyedMutex: Sendable {
     let state: KeyedMutexState
     /// The DRM timeline syncobj fence values refer to, when there is one.
-    let timeline: OwnedDescriptor?
+    let timeline: FileDescriptor?
+
+    /// The number of ``timeline``, valid while the mutex lives.
+    var timelineNumber: Int32? {
+        switch timeline {
+        case .some(let descriptor): return descriptor.rawValue
+        case .none: return nil
+        }
+    }
     /// The private runtime data the mutex was created with (`pPrivateRuntimeData`).
     public let runtimeData: [UInt8]
     /// Created with `NtSecuritySharing`, or opened from a shared handle: it can be shared with
@@ -27,7 +35,7 @@ public final class KeyedMutex: Sendable {
     public let isShareable: Bool
     private let owning = Mutex(false)
 
-    init(state: KeyedMutexState, timeline: OwnedDescriptor?, runtimeData: [UInt8], shareable: Bool = true) {
+    init(state: KeyedMutexState, timeline: consuming FileDescriptor?, runtimeData: [UInt8], shareable: Bool = true) {
         self.state = state
         self.timeline = timeline
         self.runtimeData = runtimeData
@@ -49,12 +57,9 @@ public final class KeyedMutex: Sendable {
     public static func create(initialKey: UInt64 = 0, runtimeData: [UInt8] = [], shareable: Bool = true,
                               timelineOn device: Device? = nil) throws(NTError) -> KeyedMutex {
         let state = try KeyedMutexState.create(initialKey: initialKey, data: runtimeData)
-        let timeline: OwnedDescriptor?
+        let timeline: FileDescriptor?
         if let device {
-            guard let drm = device.backend as? DRMDevice else {
-                throw NTError(.notSupported, "the software adapter has no timeline syncobjs; pass nil or a DRM device")
-            }
-            timeline = OwnedDescriptor(try drm.makeTimelineDescriptor())
+            timeline = try device.backend.makeTimelineDescriptor()
         } else {
             timeline = try defaultTimeline()
         }
@@ -73,8 +78,8 @@ public final class KeyedMutex: Sendable {
 
     static func open(_ record: SharePackage.KeyedMutexRecord, _ descriptors: ReceivedDescriptors) throws(NTError) -> KeyedMutex {
         let state = try KeyedMutexState.open(descriptors.take(Int(record.stateDescriptorIndex)))
-        let timeline = record.syncobjDescriptorIndex == SharePackage.noDescriptor
-            ? nil : OwnedDescriptor(descriptors.take(Int(record.syncobjDescriptorIndex)))
+        let timeline: FileDescriptor? = record.syncobjDescriptorIndex == SharePackage.noDescriptor
+            ? nil : descriptors.take(Int(record.syncobjDescriptorIndex))
         return KeyedMutex(state: state, timeline: timeline, runtimeData: record.runtimeData)
     }
 
@@ -159,8 +164,12 @@ public final class KeyedMutex: Sendable {
     /// - Throws: `STATUS_NOT_SUPPORTED` when the mutex has no timeline (no DRM device with
     ///   timelines where it was created).
     public func exportTimeline() throws(NTError) -> FileDescriptor {
-        guard let timeline else { throw NTError(.notSupported, "this keyed mutex has no DRM timeline syncobj") }
-        do { return try timeline.descriptor.duplicate() } catch { throw error.nt("duplicating a keyed mutex timeline") }
+        switch timeline {
+        case .some(let descriptor):
+            do { return try descriptor.duplicate() } catch { throw error.nt("duplicating a keyed mutex timeline") }
+        case .none:
+            throw NTError(.notSupported, "this keyed mutex has no DRM timeline syncobj")
+        }
     }
 
     deinit {
@@ -172,9 +181,8 @@ public final class KeyedMutex: Sendable {
     /// The adapter keyed mutexes take their timeline from when created without a device.
     private static let timelineAdapter: Adapter? = Adapter.enumerate().first { $0.info.capabilities.contains(.timelineSyncObject) }
 
-    private static func defaultTimeline() throws(NTError) -> OwnedDescriptor? {
+    private static func defaultTimeline() throws(NTError) -> FileDescriptor? {
         guard let adapter = timelineAdapter else { return nil }
-        let device = try adapter.makeDevice()
-        return OwnedDescriptor(try (device.backend as! DRMDevice).makeTimelineDescriptor())
+        return try adapter.makeDevice().backend.makeTimelineDescriptor()
     }
 }

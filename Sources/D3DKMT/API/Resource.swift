@@ -203,14 +203,7 @@ public struct AllocationMapping: ~Copyable, @unchecked Sendable {
     private let writable: Bool
 
     init(buffer: BufferObject, length: Int, writable: Bool) throws(NTError) {
-        do {
-            baseAddress = try Kernel.mapShared(buffer.descriptor.rawValue, length: length, writable: writable)
-        } catch {
-            throw error.nt("mapping an allocation")
-        }
-        if buffer.kind == .dmaBuf {
-            try? Kernel.dmaBufSync(buffer.descriptor.rawValue, start: true, write: writable)
-        }
+        baseAddress = try buffer.map(length: length, writable: writable)
         self.count = length
         self.buffer = buffer
         self.writable = writable
@@ -220,9 +213,6 @@ public struct AllocationMapping: ~Copyable, @unchecked Sendable {
     public var bytes: UnsafeMutableRawBufferPointer { UnsafeMutableRawBufferPointer(start: baseAddress, count: count) }
 
     deinit {
-        if buffer.kind == .dmaBuf {
-            try? Kernel.dmaBufSync(buffer.descriptor.rawValue, start: false, write: writable)
-        }
-        Kernel.unmap(baseAddress, length: count)
+        buffer.unmap(baseAddress, length: count, writable: writable)
     }
 }

@@ -1,8 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
 
 // Making, opening, exporting and importing sync objects, and async waits.
 
@@ -28,18 +23,12 @@ extension Device {
         guard sharing != SyncObject.Flags.shared else {
             throw NTError(.notSupported, "global (KMT) share handles are not implemented; share with NtSecuritySharing")
         }
-        guard kind.isFence, let drm = backend as? DRMDevice else {
-            return SyncObject(kind: kind, device: self, storage: .software, fenceState: try FenceState.create(initialValue: initialValue), flags: flags)
+        guard kind.isFence, let timeline = try backend.makeTimeline() else {
+            return SyncObject(kind: kind, device: self, timeline: nil, fenceState: try FenceState.create(initialValue: initialValue),
+                              flags: flags)
         }
-        try drm.requireTimelines()
-        let handle: UInt32
-        do {
-            handle = try Kernel.syncobjCreate(drm.render.rawValue)
-        } catch {
-            throw error.nt("creating a syncobj on \(drm.driverName)")
-        }
-        // From here the object owns the handle and destroys it on every path.
-        let object = SyncObject(kind: kind, device: self, storage: .drm(drm, handle: handle),
+        // From here the object owns the timeline and destroys it on every path.
+        let object = SyncObject(kind: kind, device: self, timeline: timeline,
                                 fenceState: kind == .monitoredFence ? try FenceState.create(initialValue: 0) : nil, flags: flags)
         try object.signal(initialValue)
         return object
@@ -52,12 +41,8 @@ extension Device {
     /// - Throws: `STATUS_NOT_SUPPORTED` on the software adapter or a device without timelines;
     ///   `STATUS_INVALID_PARAMETER` when `syncobj` is not a syncobj descriptor.
     public func importSyncObject(syncobj: Int32) throws(NTError) -> SyncObject {
-        let drm = try timelineDevice()
-        guard syncobj >= 0, Kernel.isSyncobj(syncobj) else { throw NTError(.invalidParameter, "descriptor \(syncobj) is not a DRM syncobj") }
-        let handle: UInt32
-        do { handle = try Kernel.syncobjImport(drm.render.rawValue, syncobj) } catch { throw error.nt("importing a syncobj") }
-        return SyncObject(kind: .fence, device: self, storage: .drm(drm, handle: handle), fenceState: nil,
-                          flags: SyncObject.Flags.ntShared)
+        SyncObject(kind: .fence, device: self, timeline: try backend.importTimeline(syncobj), fenceState: nil,
+                   flags: SyncObject.Flags.ntShared)
     }
 
     /// Makes a `D3DDDI_FENCE` that reaches value 1 when a sync_file's fence signals (a GPU job's
@@ -66,20 +51,8 @@ extension Device {
     /// - Throws: `STATUS_NOT_SUPPORTED` on the software adapter or a device without timelines;
     ///   `STATUS_INVALID_PARAMETER` when `syncFile` is not a sync_file.
     public func importSyncObject(syncFile: Int32) throws(NTError) -> SyncObject {
-        let drm = try timelineDevice()
-        let fd = drm.render.rawValue
-        let object = try createSyncObject(.fence)
-        guard case .drm(_, let handle) = object.storage else { throw NTError(.unsuccessful, "unreachable") }
-        do {
-            let binary = try Kernel.syncobjCreate(fd)
-            defer { Kernel.syncobjDestroy(fd, binary) }
-            try Kernel.syncobjImportSyncFile(fd, binary, syncFile: syncFile)
-            try Kernel.syncobjTransfer(fd, destination: handle, destinationPoint: 1, source: binary, sourcePoint: 0)
-        } catch {
-            throw error == .invalidArgument || error == .badFileDescriptor
-                ? NTError(.invalidParameter, "descriptor \(syncFile) is not a sync_file") : error.nt("importing a sync_file")
-        }
-        return object
+        SyncObject(kind: .fence, device: self, timeline: try backend.importSyncFile(syncFile), fenceState: nil,
+                   flags: SyncObject.Flags.ntShared)
     }
 
     /// Opens the sync object a shared handle holds on this device
@@ -100,21 +73,10 @@ extension Device {
             ? nil : try FenceState.open(descriptors.take(Int(record.stateDescriptorIndex)))
         guard record.syncobjDescriptorIndex != SharePackage.noDescriptor else {
             guard let fenceState else { throw NTError(.invalidParameter, "a software sync object without its state") }
-            return SyncObject(kind: kind, device: self, storage: .software, fenceState: fenceState, flags: record.flags, access: access)
+            return SyncObject(kind: kind, device: self, timeline: nil, fenceState: fenceState, flags: record.flags, access: access)
         }
-        let drm = try timelineDevice()
-        let syncobj = descriptors.take(Int(record.syncobjDescriptorIndex))
-        let handle: UInt32
-        do { handle = try Kernel.syncobjImport(drm.render.rawValue, syncobj.rawValue) } catch { throw error.nt("importing a shared syncobj") }
-        return SyncObject(kind: kind, device: self, storage: .drm(drm, handle: handle), fenceState: fenceState, flags: record.flags, access: access)
-    }
-
-    private func timelineDevice() throws(NTError) -> DRMDevice {
-        guard let drm = backend as? DRMDevice else {
-            throw NTError(.notSupported, "the software adapter cannot take DRM syncobjs; open it on a DRM device")
-        }
-        try drm.requireTimelines()
-        return drm
+        let timeline = try backend.importTimeline(descriptors.peek(Int(record.syncobjDescriptorIndex)))
+        return SyncObject(kind: kind, device: self, timeline: timeline, fenceState: fenceState, flags: record.flags, access: access)
     }
 }
 
@@ -153,8 +115,8 @@ extension SyncObject {
     /// - Throws: `STATUS_NOT_SUPPORTED` for a software sync object.
     public func exportSyncobj() throws(NTError) -> FileDescriptor {
         try require(SyncObjectAccess.wait | SyncObjectAccess.signal, "export the syncobj of")
-        guard case .drm(let drm, let handle) = storage else { throw NTError(.notSupported, "a software sync object has no DRM syncobj") }
-        do { return try Kernel.syncobjExport(drm.render.rawValue, handle) } catch { throw error.nt("exporting a syncobj") }
+        guard let timeline else { throw NTError(.notSupported, "a software sync object has no DRM syncobj") }
+        return try timeline.exportDescriptor()
     }
 
     /// A sync_file that signals when the fence reaches `value`, for APIs that take one (a
@@ -164,17 +126,8 @@ extension SyncObject {
     ///   when nothing has been submitted for `value` yet (the kernel has no fence for it).
     public func exportSyncFile(value: UInt64) throws(NTError) -> FileDescriptor {
         try require(SyncObjectAccess.wait, "wait for")
-        guard case .drm(let drm, let handle) = storage else { throw NTError(.notSupported, "a software sync object has no DRM fence") }
-        let fd = drm.render.rawValue
-        do {
-            let binary = try Kernel.syncobjCreate(fd)
-            defer { Kernel.syncobjDestroy(fd, binary) }
-            try Kernel.syncobjTransfer(fd, destination: binary, destinationPoint: 0, source: handle, sourcePoint: value)
-            return try Kernel.syncobjExportSyncFile(fd, binary)
-        } catch {
-            throw error == .invalidArgument || error == .noSuchFile
-                ? NTError(.invalidParameter, "no fence for value \(value) yet") : error.nt("exporting a sync_file")
-        }
+        guard let timeline else { throw NTError(.notSupported, "a software sync object has no DRM fence") }
+        return try timeline.exportSyncFile(point: value)
     }
 
     /// Makes `eventfd` readable once `objects` reach their values (all, or any one), and returns
@@ -187,50 +140,17 @@ extension SyncObject {
     ///
     /// - Throws: `STATUS_INVALID_PARAMETER` when `eventfd` is not an eventfd or the list is empty.
     public static func notify(eventfd: Int32, when objects: [(object: SyncObject, value: UInt64)], all: Bool = true) throws(NTError) {
-        guard eventfd >= 0, Kernel.readLink("/proc/self/fd/\(eventfd)") == "anon_inode:[eventfd]" else {
-            throw NTError(.invalidParameter, "descriptor \(eventfd) is not an eventfd")
-        }
+        try AsyncWait.checkEventfd(eventfd)
         guard let objects = try pending(objects, all: all) else {
-            do { try Kernel.eventfdSignal(eventfd) } catch { throw error.nt("signalling an eventfd") }
+            try AsyncWait.signal(eventfd)
             return
         }
-        let drm = drmEntries(objects)
-        if drm.count == objects.count, !all || objects.count == 1 {
-            for (device, handle, value) in drm {
-                do { try Kernel.syncobjEventfd(device.render.rawValue, handle, point: value, eventfd: eventfd) } catch {
-                    throw error.nt("registering a syncobj eventfd")
-                }
-            }
+        let kernel = timelineEntries(objects)
+        if kernel.count == objects.count, !all || objects.count == 1 {
+            for (timeline, point) in kernel { try timeline.notify(eventfd: eventfd, point: point) }
             return
         }
-        let event: FileDescriptor
-        do { event = try Kernel.duplicate(eventfd) } catch { throw error.nt("duplicating an eventfd") }
-        let waiter = AsyncWaiter(event: event, objects: objects, all: all)
-        do { try Kernel.detachedThread { waiter.run() } } catch { throw error.nt("starting an async wait") }
-    }
-}
-
-/// The helper thread's state for an async wait: it owns its eventfd duplicate and keeps the
-/// objects alive until the wait ends.
-private final class AsyncWaiter: Sendable {
-    let event: FileDescriptor
-    let objects: [(object: SyncObject, value: UInt64)]
-    let all: Bool
-
-    init(event: consuming FileDescriptor, objects: [(object: SyncObject, value: UInt64)], all: Bool) {
-        self.event = event
-        self.objects = objects
-        self.all = all
-    }
-
-    func run() {
-        do {
-            try SyncObject.wait(for: objects, all: all, until: .never)
-            try? Kernel.eventfdSignal(event.rawValue)
-        } catch {
-            // The wait itself failed (a device error): the event stays unsignalled, as a Windows
-            // event does when its wait is abandoned.
-        }
+        try AsyncWait.start(signalling: eventfd) { () throws(NTError) in try SyncObject.wait(for: objects, all: all, until: .never) }
     }
 }
 

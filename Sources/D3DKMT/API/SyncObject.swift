@@ -34,17 +34,12 @@ public final class SyncObject: Sendable {
         public static let ntShared: UInt32 = shared | ntSecuritySharing
     }
 
-    enum Storage: Sendable {
-        /// A syncobj handle on a DRM device's render node, destroyed with the object.
-        case drm(DRMDevice, handle: UInt32)
-        /// The value lives in ``SyncObject/fenceState``.
-        case software
-    }
-
     public let kind: Kind
     /// The device it was created or opened on.
     public let device: Device
-    let storage: Storage
+    /// The kernel timeline the backend keeps for the fence (a DRM timeline syncobj); nil when the
+    /// fence is its shared value page alone (the software adapter, mutexes, semaphores).
+    let timeline: (any KernelTimeline)?
     /// The shared value page: the fence itself in software, the CPU-visible mirror of a DRM
     /// monitored fence, nil for a DRM `D3DDDI_FENCE`.
     let fenceState: FenceState?
@@ -60,17 +55,14 @@ public final class SyncObject: Sendable {
     /// `dwDesiredAccess` of its share.
     public let access: UInt32
 
-    init(kind: Kind, device: Device, storage: Storage, fenceState: FenceState?, flags: UInt32, access: UInt32 = SyncObjectAccess.allAccess) {
+    init(kind: Kind, device: Device, timeline: (any KernelTimeline)?, fenceState: FenceState?, flags: UInt32,
+         access: UInt32 = SyncObjectAccess.allAccess) {
         self.access = access
         self.kind = kind
         self.device = device
-        self.storage = storage
+        self.timeline = timeline
         self.fenceState = fenceState
         self.flags = flags
-    }
-
-    deinit {
-        if case .drm(let drm, let handle) = storage { Kernel.syncobjDestroy(drm.render.rawValue, handle) }
     }
 
     /// `FenceValueCPUVirtualAddress` of a monitored fence: a `UInt64` in shared memory holding a
@@ -83,15 +75,10 @@ public final class SyncObject: Sendable {
 
     /// The value the fence has reached (`DRM_IOCTL_SYNCOBJ_QUERY` on DRM).
     public func currentValue() throws(NTError) -> UInt64 {
-        switch storage {
-        case .software:
-            return fenceState!.value
-        case .drm(let drm, let handle):
-            let value: UInt64
-            do { value = try Kernel.syncobjQuery(drm.render.rawValue, handle) } catch { throw error.nt("querying a syncobj") }
-            fenceState?.advance(to: value)
-            return value
-        }
+        guard let timeline else { return fenceState!.value }
+        let value = try timeline.currentPoint()
+        fenceState?.advance(to: value)
+        return value
     }
 
     /// Signals `value` from the CPU (`D3DKMTSignalSynchronizationObjectFromCpu`): the fence
@@ -106,9 +93,7 @@ public final class SyncObject: Sendable {
         let current = try currentValue()
         guard value >= current else { throw NTError(.invalidParameter, "fence value \(value) is below the current \(current)") }
         guard value > current else { return }
-        if case .drm(let drm, let handle) = storage {
-            do { try Kernel.syncobjTimelineSignal(drm.render.rawValue, handle, point: value) } catch { throw error.nt("signalling a syncobj") }
-        }
+        try timeline?.signal(value)
         fenceState?.advance(to: value)
     }
 
@@ -130,25 +115,19 @@ public final class SyncObject: Sendable {
     static func wait(for objects: [(object: SyncObject, value: UInt64)], all: Bool, until deadline: Deadline) throws(NTError) {
         guard let objects = try pending(objects, all: all) else { return }
         // The common case, one software fence, straight to its futex.
-        if objects.count == 1, case .software = objects[0].object.storage, let fence = objects[0].object.fenceState {
+        if objects.count == 1, objects[0].object.timeline == nil, let fence = objects[0].object.fenceState {
             guard fence.wait(for: objects[0].value, until: deadline) else { throw NTError(.timeout, "sync object not signalled in time") }
             return
         }
-        let drm = drmEntries(objects)
+        let kernel = timelineEntries(objects)
         var satisfied: Bool
-        if drm.count == objects.count {
-            do {
-                _ = try Kernel.syncobjWait(drm[0].0.render.rawValue, handles: drm.map(\.1), points: drm.map(\.2), all: all, until: deadline)
-                satisfied = true
-            } catch {
-                guard error == .timerExpired || error == .timedOut else { throw error.nt("waiting for syncobjs") }
-                satisfied = false
-            }
+        if kernel.count == objects.count {
+            satisfied = try kernel[0].timeline.wait(kernel, all: all, until: deadline)
             if satisfied {
                 for (object, value) in objects where all { object.fenceState?.advance(to: value) }
             }
-        } else if drm.isEmpty {
-            satisfied = try waitSoftware(objects.map { ($0.object.fenceState!, $0.value) }, all: all, until: deadline)
+        } else if kernel.isEmpty {
+            satisfied = try FenceState.wait(for: objects.map { ($0.object.fenceState!, $0.value) }, all: all, until: deadline)
         } else if all {
             // Fences only grow: waiting for each in turn is waiting for all.
             satisfied = true
@@ -182,12 +161,9 @@ public final class SyncObject: Sendable {
         return rest.isEmpty || (!all && rest.count < objects.count) ? nil : rest
     }
 
-    /// The DRM syncobj handle and point of each entry that is a DRM sync object.
-    static func drmEntries(_ objects: [(object: SyncObject, value: UInt64)]) -> [(device: DRMDevice, handle: UInt32, point: UInt64)] {
-        objects.compactMap { entry in
-            if case .drm(let device, let handle) = entry.object.storage { return (device, handle, entry.value) }
-            return nil
-        }
+    /// The kernel timeline and point of each entry that has one.
+    static func timelineEntries(_ objects: [(object: SyncObject, value: UInt64)]) -> [(timeline: any KernelTimeline, point: UInt64)] {
+        objects.compactMap { entry in entry.object.timeline.map { ($0, entry.value) } }
     }
 
     /// Refuses a CPU signal or wait of a mutex or semaphore: only GPU contexts use those.
@@ -202,25 +178,4 @@ public final class SyncObject: Sendable {
         guard access & rights == rights else { throw NTError(.accessDenied, "this sync object was shared without the right to \(what) it") }
     }
 
-    private static func waitSoftware(_ fences: [(FenceState, UInt64)], all: Bool, until deadline: Deadline) throws(NTError) -> Bool {
-        if all || fences.count == 1 {
-            for (fence, value) in fences where !fence.wait(for: value, until: deadline) { return false }
-            return true
-        }
-        while true {
-            let words = fences.map { $0.0.snapshot() }
-            if fences.contains(where: { $0.0.value >= $0.1 }) { return true }
-            if Deadline.now >= deadline { return false }
-            do {
-                _ = try sleepingAll(fences.map(\.0)) { () throws(Errno) in try Kernel.futexWaitAny(words, until: deadline) }
-            } catch {
-                throw error.nt("waiting for software fences")
-            }
-        }
-    }
-
-    private static func sleepingAll<T>(_ fences: [FenceState], _ body: () throws(Errno) -> T) throws(Errno) -> T {
-        guard let first = fences.first else { return try body() }
-        return try first.sleeping { () throws(Errno) in try sleepingAll(Array(fences.dropFirst()), body) }
-    }
 }

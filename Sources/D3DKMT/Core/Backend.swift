@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import CKMTShims
 
 /// A locally unique identifier (`LUID`): how an adapter is named across processes.
@@ -65,9 +68,75 @@ final class BufferObject: Sendable {
     }
 
     deinit { release?() }
+
+    /// Maps the first `length` bytes for CPU access (`mmap(MAP_SHARED)`), then opens the CPU
+    /// access window of a dma-buf (`DMA_BUF_IOCTL_SYNC` start).
+    ///
+    /// - Throws: the status of a failing `mmap(2)` (`STATUS_NOT_SUPPORTED` when the exporter
+    ///   cannot be mapped, `STATUS_ACCESS_DENIED` for a read-only memfd mapped writable).
+    func map(length: Int, writable: Bool) throws(NTError) -> UnsafeMutableRawPointer {
+        let address: UnsafeMutableRawPointer
+        do { address = try Kernel.mapShared(descriptor.rawValue, length: length, writable: writable) } catch {
+            throw error.nt("mapping an allocation")
+        }
+        if kind == .dmaBuf { try? Kernel.dmaBufSync(descriptor.rawValue, start: true, write: writable) }
+        return address
+    }
+
+    /// Ends a ``map(length:writable:)``: closes the dma-buf's CPU access window and unmaps.
+    func unmap(_ address: UnsafeMutableRawPointer, length: Int, writable: Bool) {
+        if kind == .dmaBuf { try? Kernel.dmaBufSync(descriptor.rawValue, start: false, write: writable) }
+        Kernel.unmap(address, length: length)
+    }
+
+    /// Wraps a buffer a runtime hands over (its own Vulkan/GL export) on `backend`: classifies and
+    /// measures it and adopts a duplicate (the caller keeps its descriptor).
+    ///
+    /// - Throws: `STATUS_INVALID_PARAMETER` when `fd` is neither a dma-buf nor a sealed memfd;
+    ///   what ``DeviceBackend/adopt(_:kind:size:)`` throws; the kernel's status when it cannot be
+    ///   measured or duplicated.
+    static func wrapping(_ fd: Int32, on backend: any DeviceBackend) throws(NTError) -> BufferObject {
+        let kind = try BufferKind(classifying: fd)
+        let size: UInt64
+        let copy: FileDescriptor
+        do {
+            size = try Kernel.size(fd)
+            copy = try Kernel.duplicate(fd)
+        } catch { throw error.nt("taking a wrapped buffer") }
+        return try backend.adopt(copy, kind: kind, size: size)
+    }
+
+    /// A read-only open of the same memfd (`/proc/self/fd/N` with `O_RDONLY`): the kernel refuses
+    /// writable mappings of it.
+    static func readOnlyCopy(of descriptor: borrowing FileDescriptor) throws(NTError) -> FileDescriptor {
+        do { return try Kernel.reopen(descriptor.rawValue, O_RDONLY) } catch { throw error.nt("reopening a buffer read-only") }
+    }
 }
 
-/// What a backend (DRM or software) does for a device.
+/// A fence's timeline in the kernel, kept by a backend: a DRM timeline syncobj on its device.
+/// Destroyed with the last reference. The fence value is the timeline's point.
+protocol KernelTimeline: AnyObject, Sendable {
+    /// The point the timeline has reached (`DRM_IOCTL_SYNCOBJ_QUERY`).
+    func currentPoint() throws(NTError) -> UInt64
+    /// Signals `point` from the CPU (`DRM_IOCTL_SYNCOBJ_TIMELINE_SIGNAL`).
+    func signal(_ point: UInt64) throws(NTError)
+    /// A new descriptor of the timeline, for another process, device or Vulkan.
+    func exportDescriptor() throws(NTError) -> FileDescriptor
+    /// A sync_file that signals with `point`.
+    ///
+    /// - Throws: `STATUS_INVALID_PARAMETER` when nothing was submitted for `point` yet.
+    func exportSyncFile(point: UInt64) throws(NTError) -> FileDescriptor
+    /// Makes `eventfd` readable when `point` signals (`DRM_IOCTL_SYNCOBJ_EVENTFD`).
+    func notify(eventfd: Int32, point: UInt64) throws(NTError)
+    /// Waits until every entry (or, with `all` false, one) reaches its point, or `deadline`.
+    /// Every entry is a timeline of the same device as this one.
+    ///
+    /// - Returns: false when the deadline passed.
+    func wait(_ entries: [(timeline: any KernelTimeline, point: UInt64)], all: Bool, until deadline: Deadline) throws(NTError) -> Bool
+}
+
+/// What a backend (DRM or software) does for a device: it makes and owns every kernel object the
+/// device's allocations, fences and keyed mutexes use, so the API layer never calls the kernel.
 protocol DeviceBackend: AnyObject, Sendable {
     /// Creates a new buffer of at least `size` bytes.
     func allocate(size: UInt64, descriptor: AllocationDescriptor) throws(NTError) -> BufferObject
@@ -79,4 +148,30 @@ protocol DeviceBackend: AnyObject, Sendable {
     /// - Throws: `STATUS_NOT_SUPPORTED` when this device cannot import that buffer (another
     ///   driver's dma-buf the kernel refuses with `ENODEV`, a memfd on a DRM device).
     func adopt(_ descriptor: consuming FileDescriptor, kind: BufferKind, size: UInt64) throws(NTError) -> BufferObject
+
+    /// A new kernel timeline for a fence, or nil when this backend keeps fences in shared memory
+    /// alone (the software adapter, whose fences are a ``FenceState``).
+    ///
+    /// - Throws: `STATUS_NOT_SUPPORTED` on a device that has neither (a DRM device without timeline
+    ///   syncobjs, such as vgem).
+    func makeTimeline() throws(NTError) -> (any KernelTimeline)?
+
+    /// Takes a timeline made elsewhere (a share package's syncobj, a Vulkan timeline semaphore's
+    /// opaque fd). The caller keeps `descriptor`.
+    ///
+    /// - Throws: `STATUS_NOT_SUPPORTED` where the device cannot take DRM syncobjs;
+    ///   `STATUS_INVALID_PARAMETER` when `descriptor` is not one.
+    func importTimeline(_ descriptor: Int32) throws(NTError) -> any KernelTimeline
+
+    /// A new timeline that reaches point 1 when a sync_file's fence signals. The caller keeps
+    /// `syncFile`.
+    ///
+    /// - Throws: as ``importTimeline(_:)``; `STATUS_INVALID_PARAMETER` for what is not a sync_file.
+    func importSyncFile(_ syncFile: Int32) throws(NTError) -> any KernelTimeline
+
+    /// A new timeline as a descriptor alone, for a keyed mutex's fence values (nothing of it stays
+    /// on this device).
+    ///
+    /// - Throws: `STATUS_NOT_SUPPORTED` where the device has no timelines.
+    func makeTimelineDescriptor() throws(NTError) -> FileDescriptor
 }

@@ -74,4 +74,30 @@ struct FenceState: @unchecked Sendable {
             sleepers.pointee.wrappingSubtract(1, ordering: .sequentiallyConsistent)
         }
     }
+
+    /// Waits until every fence (or, with `all` false, one) reaches its value, or `deadline`:
+    /// `futex_waitv(2)` on the fences' sequence words for a wait-any.
+    ///
+    /// - Returns: false when the deadline passed.
+    static func wait(for fences: [(FenceState, UInt64)], all: Bool, until deadline: Deadline) throws(NTError) -> Bool {
+        if all || fences.count == 1 {
+            for (fence, value) in fences where !fence.wait(for: value, until: deadline) { return false }
+            return true
+        }
+        while true {
+            let words = fences.map { $0.0.snapshot() }
+            if fences.contains(where: { $0.0.value >= $0.1 }) { return true }
+            if Deadline.now >= deadline { return false }
+            do {
+                _ = try sleepingAll(fences.map(\.0)) { () throws(Errno) in try Kernel.futexWaitAny(words, until: deadline) }
+            } catch {
+                throw error.nt("waiting for software fences")
+            }
+        }
+    }
+
+    private static func sleepingAll<T>(_ fences: [FenceState], _ body: () throws(Errno) -> T) throws(Errno) -> T {
+        guard let first = fences.first else { return try body() }
+        return try first.sleeping { () throws(Errno) in try sleepingAll(Array(fences.dropFirst()), body) }
+    }
 }

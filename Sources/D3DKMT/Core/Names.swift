@@ -152,23 +152,14 @@ enum Names {
         guard path.utf8.count <= Kernel.maximumSocketPathLength else {
             throw NTError(.objectNameInvalid, "the name directory's path is too long for a socket")
         }
-        // The handle the caller gets, whose last close retires the name (`keeper` hangs up then),
+        // The handle the caller gets, whose last close retires the name (its sender hangs up then),
         // and the name thread's own handle, which it hands to openers.
-        var keeper: OwnedDescriptor?
-        let handle = try SharedPackageWriter.write(package, descriptors: descriptors, keptSender: &keeper)
-        let served = OwnedDescriptor(FileDescriptor(adopting: try SharedPackageWriter.write(package, descriptors: descriptors).take()))
-        let listener: FileDescriptor
-        do {
-            listener = try bindName(path, name: name)
-        } catch let error as NTError {
-            throw error
-        } catch {
-            throw NTError(.unsuccessful, "\(error)")
-        }
-        try NameServer.shared.add(NameServer.Entry(
-            name: name, kind: kind, path: path, listener: OwnedDescriptor(listener),
-            keeper: keeper!, served: served))
-        return handle
+        let written = try SharedPackageWriter.writeKeepingSender(package, descriptors: descriptors)
+        let served = try SharedPackageWriter.write(package, descriptors: descriptors)
+        let listener = try bindName(path, name: name)
+        try NameServer.shared.add(NameServer.Entry(name: name, kind: kind, path: path, listener: listener,
+                                                   keeper: written.sender, served: served))
+        return written.handle
     }
 
     /// Binds the name's socket. A socket already there is live (its name thread answers a
@@ -242,80 +233,5 @@ enum Names {
             throw NTError(.objectTypeMismatch, "\"\(displayName)\" names a \(reply.kind == Kind.resource.rawValue ? "resource" : "sync object")")
         }
         return reply.handle
-    }
-}
-
-/// The process's name thread: answers lookups of the names this process published and retires
-/// each name when its handle's last copy closes. Started with the first published name.
-final class NameServer: Sendable {
-    static let shared = NameServer()
-
-    struct Entry: Sendable {
-        let name: String
-        let kind: Names.Kind
-        let path: String
-        let listener: OwnedDescriptor
-        /// The sending end of the sharer's handle: hangs up when every copy of the handle is closed.
-        let keeper: OwnedDescriptor
-        /// A handle to the same objects, duplicated for each opener.
-        let served: OwnedDescriptor
-    }
-
-    private let entries = Mutex<[Entry]>([])
-    private let wake = Mutex<OwnedDescriptor?>(nil)
-
-    func add(_ entry: Entry) throws(NTError) {
-        let wakeFD: Int32 = try wake.withLock { (wake) throws(NTError) -> Int32 in
-            if wake == nil {
-                do throws(Errno) {
-                    wake = OwnedDescriptor(try Kernel.eventfd())
-                    try Kernel.detachedThread { NameServer.shared.serve() }
-                } catch {
-                    wake = nil
-                    throw error.nt("starting the name thread")
-                }
-            }
-            return wake!.rawValue
-        }
-        entries.withLock { $0.append(entry) }
-        try? Kernel.eventfdSignal(wakeFD)
-    }
-
-    private func serve() {
-        guard let wakeFD = wake.withLock({ $0?.rawValue }) else { return }
-        while true {
-            let current = entries.withLock { $0 }
-            let descriptors = [wakeFD] + current.flatMap { [$0.listener.rawValue, $0.keeper.rawValue] }
-            guard let events = try? Kernel.poll(descriptors, until: .never) else { continue }
-            if events[0] != 0 {
-                var counter: UInt64 = 0
-                _ = read(wakeFD, &counter, 8)
-            }
-            for (index, entry) in current.enumerated() {
-                let listenerEvents = events[1 + 2 * index], keeperEvents = events[2 + 2 * index]
-                if keeperEvents & Int16(POLLHUP | POLLERR) != 0 {
-                    retire(entry)
-                    continue
-                }
-                guard listenerEvents & Int16(POLLIN) != 0, let connection = try? Kernel.accept(entry.listener.rawValue) else {
-                    continue
-                }
-                // The opener connected after whatever close came before it, and a close of the
-                // last copy hangs the keeper up at once: looking again here makes retirement
-                // synchronous with that close.
-                if let now = try? Kernel.poll([entry.keeper.rawValue], events: 0, until: .now), now[0] & Int16(POLLHUP | POLLERR) != 0 {
-                    retire(entry)
-                    continue  // the connection closes unanswered: not found
-                }
-                try? Kernel.send(connection.rawValue, bytes: Names.reply(name: entry.name, kind: entry.kind), descriptors: [entry.served.rawValue])
-            }
-        }
-    }
-
-    /// Every copy of the sharer's handle is closed: the name goes. The socket is removed before
-    /// any waiting connection is hung up, so a sharer that sees the hang-up can take the name.
-    private func retire(_ entry: Entry) {
-        Kernel.unlink(entry.path)
-        entries.withLock { list in list.removeAll { $0.listener === entry.listener } }
     }
 }

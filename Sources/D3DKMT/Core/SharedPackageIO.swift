@@ -7,10 +7,25 @@ import Musl
 /// Makes a shared NT handle: a socket pair, the package sent once into one end with the objects'
 /// descriptors, the sending end closed. What remains is the handle.
 enum SharedPackageWriter {
+    /// A new handle and the sending end of its socket pair, which reports a hang-up once every
+    /// copy of the handle is closed (what a name waits for).
+    struct Written: ~Copyable {
+        var handle: SharedHandle
+        var sender: FileDescriptor
+    }
+
+    /// A new handle holding `package` with `descriptors` attached.
     ///
-    /// - Parameter keptSender: when given, receives the sending end instead of closing it: it
-    ///   reports a hang-up once every copy of the handle is closed (what a name waits for).
-    static func write(_ package: SharePackage, descriptors: [Int32], keptSender: UnsafeMutablePointer<OwnedDescriptor?>? = nil) throws(NTError) -> SharedHandle {
+    /// - Throws: `STATUS_INVALID_PARAMETER` for a package too large; the kernel's status when the
+    ///   socket pair cannot be made or the descriptors sent (`STATUS_TOO_MANY_OPENED_FILES`).
+    static func write(_ package: SharePackage, descriptors: [Int32]) throws(NTError) -> SharedHandle {
+        // Nothing can be sent into the handle once the other end is closed.
+        let written = try writeKeepingSender(package, descriptors: descriptors)
+        return written.handle
+    }
+
+    /// As ``write(_:descriptors:)``, keeping the sending end.
+    static func writeKeepingSender(_ package: SharePackage, descriptors: [Int32]) throws(NTError) -> Written {
         let bytes = package.encoded()
         guard bytes.count <= SharePackage.maximumSize else {
             throw NTError(.invalidParameter, "private data too large to share (\(bytes.count) bytes; at most \(SharePackage.maximumSize))")
@@ -23,13 +38,7 @@ enum SharedPackageWriter {
                 try? Kernel.setSocketOption(sender.rawValue, level: SOL_SOCKET, SO_SNDBUF, Int32(2 * SharePackage.maximumSize))
             }
             try Kernel.send(sender.rawValue, bytes: bytes, descriptors: descriptors)
-            if let keptSender {
-                keptSender.pointee = OwnedDescriptor(sender)
-            } else {
-                // Nothing can be sent into the handle once the other end is closed.
-                _ = consume sender
-            }
-            return SharedHandle(handle)
+            return Written(handle: SharedHandle(handle), sender: sender)
         } catch {
             throw error.nt("creating a shared handle")
         }

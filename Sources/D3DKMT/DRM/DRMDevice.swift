@@ -19,8 +19,8 @@ final class DRMDevice: DeviceBackend {
     /// Whether this device has timeline syncobjs (`DRM_CAP_SYNCOBJ_TIMELINE`; vgem has none).
     let hasTimelines: Bool
     private let primaryPath: String?
-    /// The primary node, opened on first need (dumb buffers); -1 until then.
-    private let primary = Mutex<Int32>(-1)
+    /// The primary node, opened on first need (dumb buffers).
+    private let primary = Mutex<FileDescriptor?>(nil)
     /// GEM handle → how many BufferObjects use it. Imports and closes happen under this lock, so
     /// a handle number is never closed while another import is returning it.
     private let handles = Mutex<[UInt32: Int]>([:])
@@ -33,9 +33,21 @@ final class DRMDevice: DeviceBackend {
         self.hasTimelines = Kernel.drmCapability(self.render.rawValue, DRM_CAP_SYNCOBJ_TIMELINE) != 0
     }
 
-    deinit {
-        let fd = primary.withLock { $0 }
-        if fd >= 0 { Kernel.close(fd) }
+    /// Opens the render node of the adapter `info` describes (`D3DKMTCreateDevice`).
+    ///
+    /// - Throws: `STATUS_DEVICE_REMOVED` when the node is gone or is another device now (minors are
+    ///   reused); the status of the `open(2)` failure otherwise (`STATUS_ACCESS_DENIED`, ...).
+    static func open(_ info: AdapterInfo) throws(NTError) -> DRMDevice {
+        guard let renderNode = info.renderNode else { throw NTError(.deviceRemoved, "adapter has no render node") }
+        let render: FileDescriptor
+        do { render = try Kernel.open(renderNode, O_RDWR) } catch {
+            throw error == .noSuchFile || error == .noDevice
+                ? NTError(.deviceRemoved, "\(renderNode) is gone") : error.nt("opening \(renderNode)")
+        }
+        guard DRMDiscovery.describe(render.rawValue, renderPath: renderNode)?.luid == info.luid else {
+            throw NTError(.deviceRemoved, "\(renderNode) is another device now")
+        }
+        return DRMDevice(render: render, primaryPath: info.primaryNode, driverName: info.driverName)
     }
 
     func allocate(size: UInt64, descriptor: AllocationDescriptor) throws(NTError) -> BufferObject {
@@ -133,9 +145,12 @@ final class DRMDevice: DeviceBackend {
 
     private func primaryNode() throws(Errno) -> Int32 {
         guard let primaryPath else { throw .noDevice }
-        return try primary.withLock { (fd: inout Int32) throws(Errno) -> Int32 in
-            if fd < 0 { fd = try Kernel.open(primaryPath, O_RDWR).take() }
-            return fd
+        return try primary.withLock { (node: inout FileDescriptor?) throws(Errno) -> Int32 in
+            if let number = node?.rawValue { return number }
+            let opened = try Kernel.open(primaryPath, O_RDWR)
+            let number = opened.rawValue
+            node = consume opened
+            return number
         }
     }
 }

@@ -38,11 +38,58 @@ public struct FileDescriptor: ~Copyable, Sendable {
     }
 }
 
-/// A ``FileDescriptor`` held by reference, for a descriptor an object may or may not have
-/// (`Optional` of a `~Copyable` stored in a class cannot be borrowed through). Closes with the
-/// last reference.
-final class OwnedDescriptor: Sendable {
-    let descriptor: FileDescriptor
-    init(_ descriptor: consuming FileDescriptor) { self.descriptor = descriptor }
-    var rawValue: Int32 { descriptor.rawValue }
+/// Descriptors owned together: a growable collection of ``FileDescriptor``s (the standard
+/// library's arrays cannot hold `~Copyable` elements). Each one can be borrowed by index
+/// (``subscript(_:)`` gives its number while the list owns it) or moved out once (``take(_:)``);
+/// whatever is still held when the list goes is closed.
+final class FileDescriptorList: @unchecked Sendable {
+    private var storage: UnsafeMutablePointer<FileDescriptor>
+    private var present: [Bool] = []
+    private var capacity: Int
+
+    init(capacity: Int = 4) {
+        self.capacity = max(capacity, 1)
+        storage = .allocate(capacity: self.capacity)
+    }
+
+    /// The number of slots, taken ones included.
+    var count: Int { present.count }
+
+    /// Adds `descriptor` at the end; returns its index.
+    @discardableResult
+    func append(_ descriptor: consuming FileDescriptor) -> Int {
+        if present.count == capacity {
+            let grown = UnsafeMutablePointer<FileDescriptor>.allocate(capacity: capacity * 2)
+            for index in 0..<present.count where present[index] { (grown + index).moveInitialize(from: storage + index, count: 1) }
+            storage.deallocate()
+            storage = grown
+            capacity *= 2
+        }
+        (storage + present.count).initialize(to: descriptor)
+        present.append(true)
+        return present.count - 1
+    }
+
+    /// The number of descriptor `index`, still owned by the list.
+    ///
+    /// - Precondition: it was not taken.
+    subscript(_ index: Int) -> Int32 {
+        precondition(present[index], "descriptor \(index) was already taken")
+        return storage[index].rawValue
+    }
+
+    /// Every descriptor number still owned, in order (taken slots are skipped).
+    var rawValues: [Int32] { present.indices.filter { present[$0] }.map { storage[$0].rawValue } }
+
+    /// Moves descriptor `index` out of the list. Each index can be taken once.
+    func take(_ index: Int) -> FileDescriptor {
+        precondition(present[index], "descriptor \(index) was already taken")
+        present[index] = false
+        return (storage + index).move()
+    }
+
+    deinit {
+        for index in present.indices where present[index] { (storage + index).deinitialize(count: 1) }
+        storage.deallocate()
+    }
 }

@@ -23,4 +23,23 @@ final class SoftwareDevice: DeviceBackend {
     func adopt(_ descriptor: consuming FileDescriptor, kind: BufferKind, size: UInt64) throws(NTError) -> BufferObject {
         BufferObject(descriptor: descriptor, kind: kind, size: size)
     }
+
+    /// Software fences are their shared value page alone.
+    func makeTimeline() throws(NTError) -> (any KernelTimeline)? { nil }
+
+    func importTimeline(_ descriptor: Int32) throws(NTError) -> any KernelTimeline {
+        throw Self.noSyncobjs
+    }
+
+    func importSyncFile(_ syncFile: Int32) throws(NTError) -> any KernelTimeline {
+        throw Self.noSyncobjs
+    }
+
+    func makeTimelineDescriptor() throws(NTError) -> FileDescriptor {
+        throw NTError(.notSupported, "the software adapter has no timeline syncobjs; pass nil or a DRM device")
+    }
+
+    private static var noSyncobjs: NTError {
+        NTError(.notSupported, "the software adapter cannot take DRM syncobjs; open it on a DRM device")
+    }
 }

@@ -29,7 +29,7 @@ struct SharePackageBuilder: ~Copyable {
     mutating func add(_ keyedMutex: KeyedMutex) {
         let state = attach(keyedMutex.state.page.descriptor.rawValue)
         var timeline = SharePackage.noDescriptor
-        if let descriptor = keyedMutex.timeline?.rawValue { timeline = attach(descriptor) }
+        if let descriptor = keyedMutex.timelineNumber { timeline = attach(descriptor) }
         package.keyedMutex = SharePackage.KeyedMutexRecord(stateDescriptorIndex: state, syncobjDescriptorIndex: timeline,
                                                            runtimeData: keyedMutex.runtimeData)
     }
@@ -37,11 +37,9 @@ struct SharePackageBuilder: ~Copyable {
     /// - Throws: the kernel's status when a DRM syncobj cannot be exported.
     mutating func add(_ syncObject: SyncObject) throws(NTError) {
         var syncobj = SharePackage.noDescriptor
-        if case .drm(let drm, let handle) = syncObject.storage {
-            let exported: Int32
-            do { exported = try Kernel.syncobjExport(drm.render.rawValue, handle).take() } catch { throw error.nt("exporting a syncobj to share") }
-            owned.append(exported)
-            syncobj = attach(exported)
+        if let timeline = syncObject.timeline {
+            let index = owned.append(try timeline.exportDescriptor())
+            syncobj = attach(owned[index])
         }
         let state = syncObject.fenceState.map { attach($0.page.descriptor.rawValue) } ?? SharePackage.noDescriptor
         package.syncObject = SharePackage.SyncObjectRecord(type: syncObject.kind.rawValue, flags: syncObject.flags,
@@ -49,7 +47,7 @@ struct SharePackageBuilder: ~Copyable {
     }
 
     /// Descriptors made for the package alone (a syncobj export), closed with the builder.
-    private var owned: [Int32] = []
+    private let owned = FileDescriptorList(capacity: 1)
 
     /// Sends the package into a new shared handle; with a `name`, also publishes it in the
     /// caller's namespace (``Names``).
@@ -60,6 +58,4 @@ struct SharePackageBuilder: ~Copyable {
         let kind: Names.Kind = package.contents == .syncObject ? .syncObject : .resource
         return try Names.publish(name, kind: kind, package: package, descriptors: descriptors)
     }
-
-    deinit { owned.forEach(Kernel.close) }
 }

@@ -1,0 +1,97 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+import Synchronization
+
+/// The process's name thread: answers lookups of the names this process published and retires
+/// each name when its handle's last copy closes. Started with the first published name.
+final class NameServer: Sendable {
+    static let shared = NameServer()
+
+    /// One published name and the descriptors that serve it, closed when it is retired.
+    final class Entry: Sendable {
+        let name: String
+        let kind: Names.Kind
+        let path: String
+        let listener: FileDescriptor
+        /// The sending end of the sharer's handle: hangs up when every copy of the handle is closed.
+        let keeper: FileDescriptor
+        /// A handle to the same objects, duplicated for each opener.
+        let served: SharedHandle
+
+        init(name: String, kind: Names.Kind, path: String, listener: consuming FileDescriptor, keeper: consuming FileDescriptor,
+             served: consuming SharedHandle) {
+            self.name = name
+            self.kind = kind
+            self.path = path
+            self.listener = listener
+            self.keeper = keeper
+            self.served = served
+        }
+    }
+
+    private let entries = Mutex<[Entry]>([])
+    /// The eventfd that wakes the thread when a name is added; made with the thread.
+    private let wake = Mutex<FileDescriptor?>(nil)
+
+    func add(_ entry: Entry) throws(NTError) {
+        let wakeFD: Int32 = try wake.withLock { (wake) throws(NTError) -> Int32 in
+            if let running = wake?.rawValue { return running }
+            do throws(Errno) {
+                let made = try Kernel.eventfd()
+                let number = made.rawValue
+                wake = consume made
+                do throws(Errno) { try Kernel.detachedThread { NameServer.shared.serve() } } catch {
+                    wake = nil
+                    throw error
+                }
+                return number
+            } catch {
+                throw error.nt("starting the name thread")
+            }
+        }
+        entries.withLock { $0.append(entry) }
+        try? Kernel.eventfdSignal(wakeFD)
+    }
+
+    private func serve() {
+        guard let wakeFD = wake.withLock({ $0?.rawValue }) else { return }
+        while true {
+            let current = entries.withLock { $0 }
+            let descriptors = [wakeFD] + current.flatMap { [$0.listener.rawValue, $0.keeper.rawValue] }
+            guard let events = try? Kernel.poll(descriptors, until: .never) else { continue }
+            if events[0] != 0 {
+                var counter: UInt64 = 0
+                _ = read(wakeFD, &counter, 8)
+            }
+            for (index, entry) in current.enumerated() {
+                let listenerEvents = events[1 + 2 * index], keeperEvents = events[2 + 2 * index]
+                if keeperEvents & Int16(POLLHUP | POLLERR) != 0 {
+                    retire(entry)
+                    continue
+                }
+                guard listenerEvents & Int16(POLLIN) != 0, let connection = try? Kernel.accept(entry.listener.rawValue) else {
+                    continue
+                }
+                // The opener connected after whatever close came before it, and a close of the
+                // last copy hangs the keeper up at once: looking again here makes retirement
+                // synchronous with that close.
+                if let now = try? Kernel.poll([entry.keeper.rawValue], events: 0, until: .now), now[0] & Int16(POLLHUP | POLLERR) != 0 {
+                    retire(entry)
+                    continue  // the connection closes unanswered: not found
+                }
+                try? Kernel.send(connection.rawValue, bytes: Names.reply(name: entry.name, kind: entry.kind),
+                                 descriptors: [entry.served.rawValue])
+            }
+        }
+    }
+
+    /// Every copy of the sharer's handle is closed: the name goes. The socket is removed before
+    /// any waiting connection is hung up, so a sharer that sees the hang-up can take the name.
+    private func retire(_ entry: Entry) {
+        Kernel.unlink(entry.path)
+        entries.withLock { list in list.removeAll { $0 === entry } }
+    }
+}
