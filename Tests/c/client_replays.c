@@ -57,28 +57,19 @@
  * only if nothing failed.
  */
 #define _GNU_SOURCE
-#include <d3dkmthk.h>
+#include "support/kmt_test.h"
 
-#include <ctype.h>
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <inttypes.h>
 #include <linux/dma-buf.h>
-#include <poll.h>
 #include <signal.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
-#include <sys/types.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 /* ------------------------------------------------------------------------ */
@@ -195,54 +186,6 @@ typedef struct {
 /* House keeping                                                            */
 /* ------------------------------------------------------------------------ */
 
-static int passed;
-static int failed;
-static const char *who = "parent";
-static const char *volatile current_phase = "start";
-
-static void on_phase_timeout(int sig)
-{
-    (void)sig;
-    static const char a[] = ": FAIL: timed out (hung) in phase: ";
-    const char *p = current_phase;
-    ssize_t ignored = write(2, who, strlen(who));
-    ignored = write(2, a, sizeof a - 1);
-    ignored = write(2, p, strlen(p));
-    ignored = write(2, "\n", 1);
-    (void)ignored;
-    _exit(124);
-}
-
-static void phase(const char *name)
-{
-    current_phase = name;
-    alarm(PHASE_SECONDS);
-}
-
-static void check(int ok, const char *fmt, ...)
-{
-    if (ok) {
-        passed++;
-        return;
-    }
-    failed++;
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "%s: FAIL: [%s] ", who, current_phase);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-}
-
-#define EXPECT_STATUS(expected, call)                                                   \
-    do {                                                                                \
-        NTSTATUS st_ = (call);                                                          \
-        check(st_ == (expected), "%s:%d: %s returned 0x%08" PRIX32 ", expected 0x%08" \
-              PRIX32, __FILE__, __LINE__, #call, (uint32_t)st_, (uint32_t)(expected));   \
-    } while (0)
-
-#define EXPECT_OK(call) EXPECT_STATUS(STATUS_SUCCESS, call)
-
 /* Wine win32u d3dkmt.c / tests check_d3dkmt_local: a local handle has a high
  * bit and its low 6 bits are 0 (a global one ends in 2). */
 static void check_local(D3DKMT_HANDLE h, const char *what)
@@ -260,146 +203,9 @@ static void check_nt(HANDLE h, const char *what)
     check(h != NULL && (v & 0xc0000000u) == 0, "%s: %p is not an NT handle", what, h);
 }
 
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static int count_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    if (!d)
-        return -1;
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        if (e->d_name[0] != '.')
-            n++;
-    }
-    closedir(d);
-    return n - 1;
-}
-
-static int count_threads(void)
-{
-    FILE *f = fopen("/proc/self/status", "r");
-    if (!f)
-        return -1;
-    char line[256];
-    int n = -1;
-    while (fgets(line, sizeof line, f)) {
-        if (strncmp(line, "Threads:", 8) == 0) {
-            n = atoi(line + 8);
-            break;
-        }
-    }
-    fclose(f);
-    return n;
-}
-
-/* Descriptors and threads, given up to 3 s to come back to the baseline
- * (a library helper thread that ends an async wait closes its copy of the
- * eventfd just after signalling it). */
-static void settle(int want_fds, int want_threads, int *fds, int *threads)
-{
-    *fds = count_fds();
-    *threads = count_threads();
-    for (int i = 0; i < 300 && (*fds != want_fds || *threads != want_threads); i++) {
-        usleep(10000);
-        *fds = count_fds();
-        *threads = count_threads();
-    }
-}
-
-/* The baseline: descriptors and threads once they have held still for
- * 200 ms (up to 5 s): the name thread closes a retired name's sockets just
- * after the name stops resolving. */
-static void quiet_counts(int *fds, int *threads)
-{
-    *fds = count_fds();
-    *threads = count_threads();
-    for (int i = 0, still = 0; i < 250 && still < 10; i++) {
-        usleep(20000);
-        int f = count_fds(), t = count_threads();
-        still = f == *fds && t == *threads ? still + 1 : 0;
-        *fds = f;
-        *threads = t;
-    }
-}
-
-static int readable(int fd, int timeout_ms)
-{
-    struct pollfd p = { .fd = fd, .events = POLLIN };
-    uint64_t end = now_ns() + (uint64_t)timeout_ms * 1000000u;
-    for (;;) {
-        uint64_t now = now_ns();
-        int left = now >= end ? 0 : (int)((end - now) / 1000000u);
-        int n = poll(&p, 1, left);
-        if (n > 0)
-            return 1;
-        if (n == 0 || errno != EINTR)
-            return 0;
-    }
-}
-
-static int read_byte(int fd, int timeout_ms)
-{
-    if (!readable(fd, timeout_ms))
-        return -1;
-    unsigned char c;
-    ssize_t n;
-    do {
-        n = read(fd, &c, 1);
-    } while (n < 0 && errno == EINTR);
-    return n == 1 ? c : -1;
-}
-
-static void write_byte(int fd, unsigned char c)
-{
-    ssize_t n;
-    do {
-        n = write(fd, &c, 1);
-    } while (n < 0 && errno == EINTR);
-    check(n == 1, "writing to a pipe: %s", n < 0 ? strerror(errno) : "short write");
-}
-
 /* ------------------------------------------------------------------------ */
 /* Small wrappers                                                           */
 /* ------------------------------------------------------------------------ */
-
-static NTSTATUS open_adapter(LUID luid, D3DKMT_HANDLE *ph)
-{
-    D3DKMT_OPENADAPTERFROMLUID oa;
-    memset(&oa, 0, sizeof oa);
-    oa.AdapterLuid = luid;
-    NTSTATUS st = D3DKMTOpenAdapterFromLuid(&oa);
-    *ph = st == STATUS_SUCCESS ? oa.hAdapter : 0;
-    return st;
-}
-
-static NTSTATUS close_adapter(D3DKMT_HANDLE hAdapter)
-{
-    D3DKMT_CLOSEADAPTER ca = { hAdapter };
-    return D3DKMTCloseAdapter(&ca);
-}
-
-static NTSTATUS create_device(D3DKMT_HANDLE hAdapter, D3DKMT_HANDLE *ph)
-{
-    D3DKMT_CREATEDEVICE cd;
-    memset(&cd, 0, sizeof cd);
-    cd.hAdapter = hAdapter;
-    NTSTATUS st = D3DKMTCreateDevice(&cd);
-    *ph = st == STATUS_SUCCESS ? cd.hDevice : 0;
-    return st;
-}
-
-static NTSTATUS destroy_device(D3DKMT_HANDLE hDevice)
-{
-    D3DKMT_DESTROYDEVICE dd = { hDevice };
-    return D3DKMTDestroyDevice(&dd);
-}
 
 /* DestroyAllocation (v1) of a whole resource, as DXVK and vkd3d free it. */
 static NTSTATUS destroy_resource_v1(D3DKMT_HANDLE hDevice, D3DKMT_HANDLE hResource)
@@ -411,38 +217,6 @@ static NTSTATUS destroy_resource_v1(D3DKMT_HANDLE hDevice, D3DKMT_HANDLE hResour
     return D3DKMTDestroyAllocation(&d);
 }
 
-static NTSTATUS destroy_resource2(D3DKMT_HANDLE hDevice, D3DKMT_HANDLE hResource)
-{
-    D3DKMT_DESTROYALLOCATION2 d;
-    memset(&d, 0, sizeof d);
-    d.hDevice = hDevice;
-    d.hResource = hResource;
-    return D3DKMTDestroyAllocation2(&d);
-}
-
-static NTSTATUS lock(D3DKMT_HANDLE hDevice, D3DKMT_HANDLE hAllocation, uint8_t **pp)
-{
-    D3DKMT_LOCK2 lk;
-    memset(&lk, 0, sizeof lk);
-    lk.hDevice = hDevice;
-    lk.hAllocation = hAllocation;
-    NTSTATUS st = D3DKMTLock2(&lk);
-    *pp = st == STATUS_SUCCESS ? (uint8_t *)lk.pData : NULL;
-    return st;
-}
-
-static NTSTATUS unlock(D3DKMT_HANDLE hDevice, D3DKMT_HANDLE hAllocation)
-{
-    D3DKMT_UNLOCK2 ul = { hDevice, hAllocation };
-    return D3DKMTUnlock2(&ul);
-}
-
-static void close_handle(HANDLE h, const char *what)
-{
-    if (h)
-        check(close(D3DKMTLinuxHandleToFd(h)) == 0, "close(%s): %s", what, strerror(errno));
-}
-
 /* vkGetMemoryWin32HandleKHR / vkGetSemaphoreWin32HandleKHR return a duplicate
  * of the NT handle Wine's layer keeps (DuplicateHandle = F_DUPFD_CLOEXEC). */
 static HANDLE duplicate(HANDLE h)
@@ -450,16 +224,6 @@ static HANDLE duplicate(HANDLE h)
     int fd = fcntl(D3DKMTLinuxHandleToFd(h), F_DUPFD_CLOEXEC, 3);
     check(fd >= 0, "F_DUPFD_CLOEXEC: %s", strerror(errno));
     return fd >= 0 ? D3DKMTLinuxFdToHandle(fd) : NULL;
-}
-
-/* A copy of fd that a child inherits (no FD_CLOEXEC), as a decimal string. */
-static int inheritable(int fd, char *buf, size_t size)
-{
-    int copy = fd >= 0 ? fcntl(fd, F_DUPFD, 3) : -1;
-    if (fd >= 0)
-        check(copy >= 0, "F_DUPFD: %s", strerror(errno));
-    snprintf(buf, size, "%d", copy);
-    return copy;
 }
 
 static void fill_desc(D3DKMT_LINUX_ALLOCATION_DESC *d, UINT width, UINT height, UINT fourcc, UINT64 size,
@@ -517,96 +281,44 @@ static NTSTATUS create_memory(D3DKMT_HANDLE hDevice, const D3DKMT_LINUX_ALLOCATI
 
 /* A sync object from D3DKMTCreateSynchronizationObject2; shared sets
  * Shared | NtSecuritySharing. */
-static NTSTATUS sync_create(D3DKMT_HANDLE hDevice, D3DDDI_SYNCHRONIZATIONOBJECT_TYPE type, int shared,
-                            D3DKMT_HANDLE *ph)
+static NTSTATUS rp_sync_create(D3DKMT_HANDLE hDevice, D3DDDI_SYNCHRONIZATIONOBJECT_TYPE type, int shared,
+                               D3DKMT_HANDLE *ph)
 {
-    D3DKMT_CREATESYNCHRONIZATIONOBJECT2 c;
-    memset(&c, 0, sizeof c);
-    c.hDevice = hDevice;
-    c.Info.Type = type;
-    c.Info.Flags.Shared = shared ? 1 : 0;
-    c.Info.Flags.NtSecuritySharing = shared ? 1 : 0;
-    NTSTATUS st = D3DKMTCreateSynchronizationObject2(&c);
-    *ph = st == STATUS_SUCCESS ? c.hSyncObject : 0;
+    D3DKMT_HANDLE sharedHandle = 0;
+    NTSTATUS st = sync_create_ex(hDevice, type, shared ? SYNC_SHARED_NT : 0, 0, ph, NULL, &sharedHandle);
     if (st == STATUS_SUCCESS) {
-        check_local(c.hSyncObject, "CreateSynchronizationObject2 hSyncObject");
-        check(c.Info.SharedHandle == 0, "CreateSynchronizationObject2: SharedHandle 0x%08" PRIX32
-              ", expected 0", (uint32_t)c.Info.SharedHandle);
+        check_local(*ph, "CreateSynchronizationObject2 hSyncObject");
+        check(sharedHandle == 0, "CreateSynchronizationObject2: SharedHandle 0x%08" PRIX32 ", expected 0",
+              (uint32_t)sharedHandle);
     }
     return st;
 }
 
-static NTSTATUS sync_destroy(D3DKMT_HANDLE h)
+static NTSTATUS rp_sync_open1(HANDLE h, D3DKMT_HANDLE *ph)
 {
-    D3DKMT_DESTROYSYNCHRONIZATIONOBJECT d = { h };
-    return D3DKMTDestroySynchronizationObject(&d);
-}
-
-static NTSTATUS sync_open1(HANDLE h, D3DKMT_HANDLE *ph)
-{
-    D3DKMT_OPENSYNCOBJECTFROMNTHANDLE o;
-    memset(&o, 0, sizeof o);
-    o.hNtHandle = h;
-    o.hSyncObject = RP_INVALID_HANDLE;
-    NTSTATUS st = D3DKMTOpenSyncObjectFromNtHandle(&o);
-    *ph = st == STATUS_SUCCESS ? o.hSyncObject : 0;
+    NTSTATUS st = sync_open1(h, ph);
     if (st == STATUS_SUCCESS)
-        check_local(o.hSyncObject, "OpenSyncObjectFromNtHandle hSyncObject");
+        check_local(*ph, "OpenSyncObjectFromNtHandle hSyncObject");
     return st;
 }
 
-static NTSTATUS sync_open2(D3DKMT_HANDLE hDevice, HANDLE h, D3DKMT_HANDLE *ph)
+/* Flags preset to Shared | NtSecuritySharing: the call writes Flags 0. */
+static NTSTATUS rp_sync_open2(D3DKMT_HANDLE hDevice, HANDLE h, D3DKMT_HANDLE *ph)
 {
-    D3DKMT_OPENSYNCOBJECTFROMNTHANDLE2 o;
-    memset(&o, 0, sizeof o);
-    o.hNtHandle = h;
-    o.hDevice = hDevice;
-    o.Flags.Value = 3; /* Shared | NtSecuritySharing: the call writes Flags 0 */
-    NTSTATUS st = D3DKMTOpenSyncObjectFromNtHandle2(&o);
-    *ph = st == STATUS_SUCCESS ? o.hSyncObject : 0;
+    UINT flags = 0;
+    NTSTATUS st = sync_open2_ex(hDevice, h, SYNC_SHARED_NT, ph, NULL, &flags);
     if (st == STATUS_SUCCESS) {
-        check_local(o.hSyncObject, "OpenSyncObjectFromNtHandle2 hSyncObject");
-        check(o.Flags.Value == 0, "OpenSyncObjectFromNtHandle2: Flags 0x%x written, expected 0", o.Flags.Value);
+        check_local(*ph, "OpenSyncObjectFromNtHandle2 hSyncObject");
+        check(flags == 0, "OpenSyncObjectFromNtHandle2: Flags 0x%x written, expected 0", flags);
     }
     return st;
-}
-
-static NTSTATUS sync_signal(D3DKMT_HANDLE hDevice, D3DKMT_HANDLE h, UINT64 value)
-{
-    D3DKMT_SIGNALSYNCHRONIZATIONOBJECTFROMCPU s;
-    memset(&s, 0, sizeof s);
-    s.hDevice = hDevice;
-    s.ObjectCount = 1;
-    s.ObjectHandleArray = &h;
-    s.FenceValueArray = &value;
-    return D3DKMTSignalSynchronizationObjectFromCpu(&s);
 }
 
 /* D3DKMTWaitForSynchronizationObjectFromCpu, bounded: through an eventfd
  * that must become readable within WAIT_MS (else STATUS_TIMEOUT). */
-static NTSTATUS sync_wait(D3DKMT_HANDLE hDevice, D3DKMT_HANDLE h, UINT64 value)
+static NTSTATUS rp_sync_wait(D3DKMT_HANDLE hDevice, D3DKMT_HANDLE h, UINT64 value)
 {
-    int efd = eventfd(0, EFD_CLOEXEC);
-    if (efd < 0)
-        return STATUS_NO_MEMORY;
-    D3DKMT_WAITFORSYNCHRONIZATIONOBJECTFROMCPU w;
-    memset(&w, 0, sizeof w);
-    w.hDevice = hDevice;
-    w.ObjectCount = 1;
-    w.ObjectHandleArray = &h;
-    w.FenceValueArray = &value;
-    w.hAsyncEvent = D3DKMTLinuxFdToHandle(efd);
-    NTSTATUS st = D3DKMTWaitForSynchronizationObjectFromCpu(&w);
-    if (st == STATUS_SUCCESS && !readable(efd, WAIT_MS))
-        st = STATUS_TIMEOUT;
-    close(efd);
-    return st;
-}
-
-static NTSTATUS km_destroy(D3DKMT_HANDLE h)
-{
-    D3DKMT_DESTROYKEYEDMUTEX d = { h };
-    return D3DKMTDestroyKeyedMutex(&d);
+    return sync_wait_bounded(hDevice, h, value, WAIT_MS);
 }
 
 /* DXVK src/dxvk/dxvk_image.cpp DxvkKeyedMutex AcquireSync: the timeout is the
@@ -618,64 +330,20 @@ static LONGLONG dxvk_timeout(uint32_t ms)
     return (LONGLONG)(uint64_t)t;
 }
 
-static NTSTATUS km_acquire(D3DKMT_HANDLE h, UINT64 key, LONGLONG quad, UINT64 *pFence)
+/* D3DKMTAcquireKeyedMutex (v1): DXVK always passes a timeout. */
+static NTSTATUS rp_km_acquire(D3DKMT_HANDLE h, UINT64 key, LONGLONG quad, UINT64 *pFence)
 {
-    D3DKMT_ACQUIREKEYEDMUTEX a;
-    LARGE_INTEGER t;
-    memset(&a, 0, sizeof a);
-    t.QuadPart = quad;
-    a.hKeyedMutex = h;
-    a.Key = key;
-    a.pTimeout = &t; /* DXVK always passes a timeout */
-    a.FenceValue = UINT64_MAX;
-    NTSTATUS st = D3DKMTAcquireKeyedMutex(&a);
-    if (pFence)
-        *pFence = a.FenceValue;
-    return st;
+    return km_acquire_ex(1, h, key, quad, UINT64_MAX, pFence, NULL, 0);
 }
 
-static NTSTATUS km_release(D3DKMT_HANDLE h, UINT64 key, UINT64 fence)
+static NTSTATUS rp_km_release(D3DKMT_HANDLE h, UINT64 key, UINT64 fence)
 {
-    D3DKMT_RELEASEKEYEDMUTEX r;
-    memset(&r, 0, sizeof r);
-    r.hKeyedMutex = h;
-    r.Key = key;
-    r.FenceValue = fence;
-    return D3DKMTReleaseKeyedMutex(&r);
+    return km_release_ex(1, h, key, fence, NULL, 0);
 }
 
 /* ------------------------------------------------------------------------ */
 /* Names and attributes                                                     */
 /* ------------------------------------------------------------------------ */
-
-typedef struct {
-    WCHAR buffer[256];
-    UNICODE_STRING string;
-    OBJECT_ATTRIBUTES attributes;
-} nt_name_t;
-
-/* OBJECT_ATTRIBUTES as DXVK src/d3d11/d3d11_resource.cpp CreateSharedHandle,
- * vkd3d libs/vkd3d/device.c d3d12_device_CreateSharedHandle and Wine
- * dlls/win32u/vulkan.c create_shared_resource_handle build it: Length = bytes
- * without the terminator, MaximumLength = Length + 2; name NULL for none. */
-static OBJECT_ATTRIBUTES *make_attributes(nt_name_t *n, const char *name, ULONG attributes, void *sd)
-{
-    memset(n, 0, sizeof n->buffer);
-    PUNICODE_STRING us = NULL;
-    if (name) {
-        size_t len = strlen(name);
-        if (len >= sizeof n->buffer / sizeof n->buffer[0])
-            len = sizeof n->buffer / sizeof n->buffer[0] - 1;
-        for (size_t i = 0; i < len; i++)
-            n->buffer[i] = (WCHAR)(unsigned char)name[i];
-        n->string.Buffer = n->buffer;
-        n->string.Length = (USHORT)(len * 2);
-        n->string.MaximumLength = (USHORT)(len * 2 + 2);
-        us = &n->string;
-    }
-    InitializeObjectAttributes(&n->attributes, us, attributes, NULL, sd);
-    return &n->attributes;
-}
 
 static unsigned name_counter;
 
@@ -687,36 +355,16 @@ static void session_name(char *buf, size_t size, const char *tag, unsigned adapt
              ++name_counter);
 }
 
-static void lowercase(char *dst, const char *src, size_t size)
-{
-    size_t i = 0;
-    for (; src[i] && i + 1 < size; i++)
-        dst[i] = (char)tolower((unsigned char)src[i]);
-    dst[i] = '\0';
-}
-
 static NTSTATUS open_by_name(const char *name, ULONG attributes, DWORD access, HANDLE *ph)
 {
     nt_name_t n;
-    D3DKMT_OPENNTHANDLEFROMNAME o;
-    memset(&o, 0, sizeof o);
-    o.dwDesiredAccess = access;
-    o.pObjAttrib = make_attributes(&n, name, attributes, NULL);
-    NTSTATUS st = D3DKMTOpenNtHandleFromName(&o);
-    *ph = st == STATUS_SUCCESS ? o.hNtHandle : NULL;
-    return st;
+    return open_name(access, make_attributes(&n, name, attributes, NULL), ph);
 }
 
 static NTSTATUS open_sync_by_name(const char *name, ULONG attributes, DWORD access, HANDLE *ph)
 {
     nt_name_t n;
-    D3DKMT_OPENSYNCOBJECTNTHANDLEFROMNAME o;
-    memset(&o, 0, sizeof o);
-    o.dwDesiredAccess = access;
-    o.pObjAttrib = make_attributes(&n, name, attributes, NULL);
-    NTSTATUS st = D3DKMTOpenSyncObjectNtHandleFromName(&o);
-    *ph = st == STATUS_SUCCESS ? o.hNtHandle : NULL;
-    return st;
+    return open_sync_name(access, make_attributes(&n, name, attributes, NULL), ph);
 }
 
 /* Once the last copy of the shared handle is closed, the name is gone. */
@@ -885,50 +533,11 @@ static void dmabuf_sync(int fd, int end)
 /* Children                                                                 */
 /* ------------------------------------------------------------------------ */
 
-static pid_t spawn(char *const args[])
-{
-    fflush(stdout);
-    fflush(stderr);
-    pid_t pid = fork();
-    if (pid < 0) {
-        perror("fork");
-        return -1;
-    }
-    if (pid == 0) {
-        execv("/proc/self/exe", args);
-        perror("execv /proc/self/exe");
-        _exit(127);
-    }
-    return pid;
-}
-
-static int wait_child(pid_t pid)
-{
-    int status = 0;
-    if (pid < 0)
-        return -1;
-    while (waitpid(pid, &status, 0) < 0) {
-        if (errno != EINTR) {
-            perror("waitpid");
-            return -1;
-        }
-    }
-    return status;
-}
-
 /* A child's last words: its own counts (the parent counts its exit status). */
 static int child_done(void)
 {
     printf("    %s: %d passed, %d failed\n", who, passed, failed);
     return failed ? 1 : 0;
-}
-
-static void check_child_exit(const char *mode, int status)
-{
-    if (status != -1 && WIFSIGNALED(status))
-        fprintf(stderr, "%s: %s child killed by signal %d\n", who, mode, WTERMSIG(status));
-    check(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0,
-          "%s child did not exit with status 0 (wait status 0x%x)", mode, status);
 }
 
 typedef struct {
@@ -1003,7 +612,7 @@ static int dxvk_round(D3DKMT_HANDLE hDevice, D3DKMT_HANDLE km, D3DKMT_HANDLE sem
     UINT64 fence = 0;
     NTSTATUS st = STATUS_TIMEOUT;
     for (int i = 0; i < ACQUIRE_TRIES && st == STATUS_TIMEOUT; i++) {
-        st = km_acquire(km, key_in, ONE_SECOND_REL, &fence);
+        st = rp_km_acquire(km, key_in, ONE_SECOND_REL, &fence);
         if (st == STATUS_TIMEOUT)
             (*retries)++;
     }
@@ -1015,7 +624,7 @@ static int dxvk_round(D3DKMT_HANDLE hDevice, D3DKMT_HANDLE km, D3DKMT_HANDLE sem
     check(fence == expect, "AcquireKeyedMutex(key %" PRIu64 "): FenceValue %" PRIu64 ", expected the peer's "
           "release %" PRIu64, key_in, fence, expect);
     if (sem)
-        EXPECT_OK(sync_wait(hDevice, sem, fence));
+        EXPECT_OK(rp_sync_wait(hDevice, sem, fence));
     uint8_t *p = NULL;
     EXPECT_OK(lock(hDevice, alloc, &p));
     if (p) {
@@ -1030,7 +639,7 @@ static int dxvk_round(D3DKMT_HANDLE hDevice, D3DKMT_HANDLE km, D3DKMT_HANDLE sem
      * then release with that FenceValue. */
     if (sem)
         EXPECT_OK(sync_signal(hDevice, sem, fence + 1));
-    st = km_release(km, key_out, fence + 1);
+    st = rp_km_release(km, key_out, fence + 1);
     check(st == STATUS_SUCCESS, "ReleaseKeyedMutex(key %" PRIu64 ", fence %" PRIu64 ") returned 0x%08" PRIX32,
           key_out, fence + 1, (uint32_t)st);
     return st == STATUS_SUCCESS;
@@ -1146,7 +755,7 @@ static int dxvk_child(LUID luid, int caps, int fd, const char *name, int gofd, i
                   how, (uint32_t)st);
             if (sh) {
                 check_nt(sh, "the re-shared sync object");
-                EXPECT_OK(sync_open2(hDevice, sh, &sem[pass]));
+                EXPECT_OK(rp_sync_open2(hDevice, sh, &sem[pass]));
                 close_handle(sh, "re-shared sync object");
             }
             if (sem[pass] && (caps & CAP_TIMELINES)) {
@@ -1201,18 +810,18 @@ static int dxvk_child(LUID luid, int caps, int fd, const char *name, int gofd, i
              * STATUS_TIMEOUT (WAIT_TIMEOUT) promptly. */
             uint64_t t0 = now_ns();
             UINT64 fence = 0;
-            NTSTATUS st = km_acquire(km[0], keys[i], dxvk_timeout(ms[i]), &fence);
+            NTSTATUS st = rp_km_acquire(km[0], keys[i], dxvk_timeout(ms[i]), &fence);
             double sec = (double)(now_ns() - t0) / 1e9;
             check(st == STATUS_TIMEOUT, "contended AcquireKeyedMutex(key %" PRIu64 ", ms %" PRIu32 " -> QuadPart %lld)"
                   " returned 0x%08" PRIX32 ", expected STATUS_TIMEOUT", keys[i], ms[i], (long long)dxvk_timeout(ms[i]),
                   (uint32_t)st);
             check(sec < WAIT_MS / 1000.0, "contended acquire took %.1f s", sec);
             if (st == STATUS_SUCCESS)
-                km_release(km[0], keys[i], fence);
+                rp_km_release(km[0], keys[i], fence);
         }
         /* ReleaseSync by a process that does not own it fails (Wine:
          * STATUS_INVALID_PARAMETER; DXVK: DXGI_ERROR_INVALID_CALL). */
-        EXPECT_STATUS(STATUS_INVALID_PARAMETER, km_release(km[0], 0, 12345));
+        EXPECT_STATUS(STATUS_INVALID_PARAMETER, rp_km_release(km[0], 0, 12345));
     }
     write_byte(readyfd, 'r');
 
@@ -1223,7 +832,7 @@ static int dxvk_child(LUID luid, int caps, int fd, const char *name, int gofd, i
             EXPECT_OK(sync_destroy(sem[i]));
     }
     if (layer_res)
-        EXPECT_OK(destroy_resource2(hDevice, layer_res));
+        EXPECT_OK(destroy_resource(hDevice, layer_res));
     close(fd);
     close(gofd);
     close(readyfd);
@@ -1281,14 +890,14 @@ static void scenario_dxvk(const char *argv0, const adapter_t *a)
      * OpenSyncObjectFromNtHandle (v1) and the NT handle closed. */
     D3DKMT_HANDLE layer_sync = 0, dxvk_sync = 0, km = 0;
     if (fences) {
-        EXPECT_OK(sync_create(hDevice, D3DDDI_FENCE, 1, &layer_sync));
+        EXPECT_OK(rp_sync_create(hDevice, D3DDDI_FENCE, 1, &layer_sync));
     } else {
         /* vgem: no fences; a mutex sync object is bundled instead. */
-        EXPECT_STATUS(STATUS_NOT_SUPPORTED, sync_create(hDevice, D3DDDI_FENCE, 1, &layer_sync));
+        EXPECT_STATUS(STATUS_NOT_SUPPORTED, rp_sync_create(hDevice, D3DDDI_FENCE, 1, &layer_sync));
         if (layer_sync)
             sync_destroy(layer_sync);
         layer_sync = 0;
-        EXPECT_OK(sync_create(hDevice, D3DDDI_SYNCHRONIZATION_MUTEX, 1, &layer_sync));
+        EXPECT_OK(rp_sync_create(hDevice, D3DDDI_SYNCHRONIZATION_MUTEX, 1, &layer_sync));
     }
     if (layer_sync) {
         HANDLE sh = NULL;
@@ -1297,7 +906,7 @@ static void scenario_dxvk(const char *argv0, const adapter_t *a)
         if (sh) {
             check_nt(sh, "the layer's semaphore handle");
             HANDLE dup = duplicate(sh);
-            EXPECT_OK(sync_open1(dup, &dxvk_sync));
+            EXPECT_OK(rp_sync_open1(dup, &dxvk_sync));
             close_handle(dup, "vkGetSemaphoreWin32HandleKHR duplicate");
             close_handle(sh, "the layer's semaphore handle");
         }
@@ -1337,10 +946,10 @@ static void scenario_dxvk(const char *argv0, const adapter_t *a)
      * FenceValue 0; the semaphore signalled to 1 and released with 1. */
     if (km) {
         UINT64 fence = UINT64_MAX;
-        EXPECT_OK(km_acquire(km, 0, dxvk_timeout(0), &fence));
+        EXPECT_OK(rp_km_acquire(km, 0, dxvk_timeout(0), &fence));
         check(fence == 0, "initializer AcquireSync(0, 0): FenceValue %" PRIu64 ", expected 0", fence);
         if (fences && dxvk_sync)
-            EXPECT_OK(sync_wait(hDevice, dxvk_sync, 0));
+            EXPECT_OK(rp_sync_wait(hDevice, dxvk_sync, 0));
         uint8_t *p = NULL;
         if (dx.hAllocation)
             EXPECT_OK(lock(hDevice, dx.hAllocation, &p));
@@ -1350,15 +959,15 @@ static void scenario_dxvk(const char *argv0, const adapter_t *a)
         }
         if (fences && dxvk_sync)
             EXPECT_OK(sync_signal(hDevice, dxvk_sync, 1));
-        EXPECT_OK(km_release(km, 0, 1));
+        EXPECT_OK(rp_km_release(km, 0, 1));
     }
 
     /* src/d3d11/d3d11_resource.cpp D3D11DXGIResource::CreateSharedHandle:
      * [resource, keyed mutex, sync], a session name + OBJ_CASE_INSENSITIVE,
      * SecurityDescriptor = the SECURITY_ATTRIBUTES pointer, GENERIC_ALL. */
-    char name[160], lower[160];
+    char name[160], lowered[160];
     session_name(name, sizeof name, "Dxvk", a->index);
-    lowercase(lower, name, sizeof lower);
+    lower(lowered, sizeof lowered, name);
     rp_security_attributes sa = { sizeof sa, NULL, FALSE };
     nt_name_t named;
     HANDLE h = NULL;
@@ -1379,7 +988,7 @@ static void scenario_dxvk(const char *argv0, const adapter_t *a)
         int cfd = inheritable(D3DKMTLinuxHandleToFd(h), fdarg, sizeof fdarg);
         int cgo = inheritable(go[0], goarg, sizeof goarg);
         int cready = inheritable(ready[1], readyarg, sizeof readyarg);
-        char *args[] = { (char *)argv0, "dxvk", low, high, caps, fdarg, lower, goarg, readyarg, NULL };
+        char *args[] = { (char *)argv0, "dxvk", low, high, caps, fdarg, lowered, goarg, readyarg, NULL };
         pid = spawn(args);
         check(pid > 0, "could not start the dxvk child");
         close(cfd);
@@ -1403,7 +1012,7 @@ static void scenario_dxvk(const char *argv0, const adapter_t *a)
         if (ok) {
             if (fences && dxvk_sync)
                 EXPECT_OK(sync_signal(hDevice, dxvk_sync, 2 * (UINT64)KM_ROUNDS + 2));
-            EXPECT_OK(km_release(km, 0, 2 * (UINT64)KM_ROUNDS + 2));
+            EXPECT_OK(rp_km_release(km, 0, 2 * (UINT64)KM_ROUNDS + 2));
         }
         check_child_exit("dxvk", wait_child(pid));
     }
@@ -1430,7 +1039,7 @@ static void scenario_dxvk(const char *argv0, const adapter_t *a)
         EXPECT_OK(destroy_resource_v1(hDevice, dx.hResource)); /* ~DxvkResourceAllocation */
     close_handle(layer_mem, "the layer's memory handle");
     if (layer_res)
-        EXPECT_OK(destroy_resource2(hDevice, layer_res));
+        EXPECT_OK(destroy_resource(hDevice, layer_res));
     EXPECT_OK(destroy_device(hDevice));
     EXPECT_OK(close_adapter(hAdapter));
 }
@@ -1547,7 +1156,7 @@ static int vkd3d_child(LUID luid, int caps, int fd1, int fd2, int fdf)
             EXPECT_OK(unlock(hDevice, l.hAllocation));
         }
         if (l.hResource)
-            EXPECT_OK(destroy_resource2(hDevice, l.hResource));
+            EXPECT_OK(destroy_resource(hDevice, l.hResource));
         close(fds[i]);
     }
 
@@ -1558,15 +1167,15 @@ static int vkd3d_child(LUID luid, int caps, int fd1, int fd2, int fdf)
         HANDLE hf = D3DKMTLinuxFdToHandle(fdf);
         check_nt(hf, "the shared fence");
         D3DKMT_HANDLE s1 = 0, s2 = 0;
-        EXPECT_OK(sync_open1(hf, &s1));
-        EXPECT_OK(sync_open2(hDevice, hf, &s2));
+        EXPECT_OK(rp_sync_open1(hf, &s1));
+        EXPECT_OK(rp_sync_open2(hDevice, hf, &s2));
         for (unsigned r = 0; s1 && s2 && r < FENCE_ROUNDS; r++) {
-            NTSTATUS st = sync_wait(hDevice, s2, 2 * (UINT64)r + 1);
+            NTSTATUS st = rp_sync_wait(hDevice, s2, 2 * (UINT64)r + 1);
             check(st == STATUS_SUCCESS, "waiting for the parent's fence value %u returned 0x%08" PRIX32, 2 * r + 1,
                   (uint32_t)st);
             if (st != STATUS_SUCCESS)
                 break;
-            EXPECT_OK(sync_wait(hDevice, s1, 2 * (UINT64)r + 1));
+            EXPECT_OK(rp_sync_wait(hDevice, s1, 2 * (UINT64)r + 1));
             EXPECT_OK(sync_signal(hDevice, s2, 2 * (UINT64)r + 2));
         }
         if (s1)
@@ -1656,9 +1265,9 @@ static void scenario_vkd3d(const char *argv0, const adapter_t *a)
      * CreateSharedHandle shares kmt_local with GENERIC_ALL by name. */
     D3DKMT_HANDLE layer_sync = 0, fence_local = 0;
     if (fences) {
-        EXPECT_OK(sync_create(hDevice, D3DDDI_MONITORED_FENCE, 1, &layer_sync));
+        EXPECT_OK(rp_sync_create(hDevice, D3DDDI_MONITORED_FENCE, 1, &layer_sync));
     } else {
-        EXPECT_STATUS(STATUS_NOT_SUPPORTED, sync_create(hDevice, D3DDDI_MONITORED_FENCE, 1, &layer_sync));
+        EXPECT_STATUS(STATUS_NOT_SUPPORTED, rp_sync_create(hDevice, D3DDDI_MONITORED_FENCE, 1, &layer_sync));
         if (layer_sync)
             sync_destroy(layer_sync);
         layer_sync = 0;
@@ -1669,7 +1278,7 @@ static void scenario_vkd3d(const char *argv0, const adapter_t *a)
                                      GENERIC_ALL, &sh));
         if (sh) {
             HANDLE dup = duplicate(sh);
-            EXPECT_OK(sync_open1(dup, &fence_local));
+            EXPECT_OK(rp_sync_open1(dup, &fence_local));
             close_handle(dup, "vkGetSemaphoreWin32HandleKHR duplicate");
             close_handle(sh, "the layer's fence handle");
         }
@@ -1700,7 +1309,7 @@ static void scenario_vkd3d(const char *argv0, const adapter_t *a)
      * vkd3d's own local). */
     for (unsigned r = 0; pid > 0 && hf && r < FENCE_ROUNDS; r++) {
         EXPECT_OK(sync_signal(hDevice, layer_sync, 2 * (UINT64)r + 1));
-        NTSTATUS st = sync_wait(hDevice, fence_local, 2 * (UINT64)r + 2);
+        NTSTATUS st = rp_sync_wait(hDevice, fence_local, 2 * (UINT64)r + 2);
         check(st == STATUS_SUCCESS, "waiting for the child's fence value %u returned 0x%08" PRIX32, 2 * r + 2,
               (uint32_t)st);
         if (st != STATUS_SUCCESS)
@@ -1734,7 +1343,7 @@ static void scenario_vkd3d(const char *argv0, const adapter_t *a)
         EXPECT_OK(destroy_resource_v1(hDevice, vk.hResource));
     close_handle(layer_mem, "the layer's memory handle");
     if (layer_res)
-        EXPECT_OK(destroy_resource2(hDevice, layer_res));
+        EXPECT_OK(destroy_resource(hDevice, layer_res));
     EXPECT_OK(destroy_device(hDevice)); /* the status is ignored by vkd3d; 0 here */
 }
 
@@ -1797,7 +1406,7 @@ static int wine_child(LUID luid, int caps, const char *mem_name, const char *sem
                 }
                 close(dfd);
             }
-            EXPECT_OK(destroy_resource2(hDevice, o.hResource));
+            EXPECT_OK(destroy_resource(hDevice, o.hResource));
         }
         close_handle(h, how);
     }
@@ -1811,7 +1420,7 @@ static int wine_child(LUID luid, int caps, const char *mem_name, const char *sem
         EXPECT_OK(open_sync_by_name(sem_name, OBJ_OPENIF, GENERIC_ALL, &hs));
         if (hs) {
             check_nt(hs, "semaphore opened by name");
-            EXPECT_OK(sync_open2(hDevice, hs, &s));
+            EXPECT_OK(rp_sync_open2(hDevice, hs, &s));
             close_handle(hs, "semaphore handle");
         }
         if (s && (caps & CAP_TIMELINES)) {
@@ -1822,7 +1431,7 @@ static int wine_child(LUID luid, int caps, const char *mem_name, const char *sem
                 close(sfd);
         }
         if (s) {
-            NTSTATUS st = sync_wait(hDevice, s, 5);
+            NTSTATUS st = rp_sync_wait(hDevice, s, 5);
             check(st == STATUS_SUCCESS, "waiting for the exporter's value 5 returned 0x%08" PRIX32, (uint32_t)st);
             EXPECT_OK(sync_signal(hDevice, s, 6));
             EXPECT_OK(sync_destroy(s));
@@ -1903,7 +1512,7 @@ static void scenario_wine(const char *argv0, const adapter_t *a)
     D3DKMT_HANDLE host_fence = 0, sem = 0;
     HANDLE hsem = NULL;
     if (timelines) {
-        EXPECT_OK(sync_create(hDevice, D3DDDI_FENCE, 0, &host_fence));
+        EXPECT_OK(rp_sync_create(hDevice, D3DDDI_FENCE, 0, &host_fence));
         int sfd = -1;
         if (host_fence)
             EXPECT_OK(D3DKMTLinuxExportSyncObjectFd(host_fence, &sfd));
@@ -1926,14 +1535,14 @@ static void scenario_wine(const char *argv0, const adapter_t *a)
         }
         check(y == 0, "a refused import returned a handle");
         if (fences) {
-            EXPECT_OK(sync_create(hDevice, D3DDDI_FENCE, 1, &sem));
+            EXPECT_OK(rp_sync_create(hDevice, D3DDDI_FENCE, 1, &sem));
             int sfd = -1;
             if (sem)
                 EXPECT_STATUS(STATUS_NOT_SUPPORTED, D3DKMTLinuxExportSyncObjectFd(sem, &sfd));
             if (sfd >= 0)
                 close(sfd);
         } else {
-            EXPECT_STATUS(STATUS_NOT_SUPPORTED, sync_create(hDevice, D3DDDI_FENCE, 1, &sem));
+            EXPECT_STATUS(STATUS_NOT_SUPPORTED, rp_sync_create(hDevice, D3DDDI_FENCE, 1, &sem));
             if (sem)
                 sync_destroy(sem);
             sem = 0;
@@ -1959,10 +1568,10 @@ static void scenario_wine(const char *argv0, const adapter_t *a)
         /* The host signals 5 (the syncobj itself on DRM); the importer
          * answers 6. */
         EXPECT_OK(sync_signal(hDevice, host_fence ? host_fence : sem, 5));
-        NTSTATUS st = sync_wait(hDevice, sem, 6);
+        NTSTATUS st = rp_sync_wait(hDevice, sem, 6);
         check(st == STATUS_SUCCESS, "waiting for the importer's value 6 returned 0x%08" PRIX32, (uint32_t)st);
         if (host_fence)
-            EXPECT_OK(sync_wait(hDevice, host_fence, 6));
+            EXPECT_OK(rp_sync_wait(hDevice, host_fence, 6));
     }
     if (pid > 0)
         check_child_exit("wine", wait_child(pid));
@@ -1988,7 +1597,7 @@ static void scenario_wine(const char *argv0, const adapter_t *a)
     if (host_fence)
         EXPECT_OK(sync_destroy(host_fence));
     if (res)
-        EXPECT_OK(destroy_resource2(hDevice, res));
+        EXPECT_OK(destroy_resource(hDevice, res));
     if (host >= 0)
         close(host);
     if (throwaway_alloc) {
@@ -2040,7 +1649,7 @@ static void warm_up(D3DKMT_HANDLE hAdapter)
         check(st == STATUS_OBJECT_NAME_NOT_FOUND, "warm-up name not retired: 0x%08" PRIX32, (uint32_t)st);
     }
     if (res)
-        EXPECT_OK(destroy_resource2(hDevice, res));
+        EXPECT_OK(destroy_resource(hDevice, res));
     D3DKMT_CREATEKEYEDMUTEX2 c;
     memset(&c, 0, sizeof c);
     c.Flags.NtSecuritySharing = 1;
@@ -2054,20 +1663,12 @@ static void warm_up(D3DKMT_HANDLE hAdapter)
 static void query_caps(adapter_t *a)
 {
     D3DKMT_LINUX_ADAPTER_INFO li;
-    D3DKMT_QUERYADAPTERINFO qa;
-    memset(&li, 0, sizeof li);
-    memset(&qa, 0, sizeof qa);
-    qa.hAdapter = a->hAdapter;
-    qa.Type = KMTQAITYPE_LINUX_DRM_INFO;
-    qa.pPrivateDriverData = &li;
-    qa.PrivateDriverDataSize = sizeof li;
-    NTSTATUS st = D3DKMTQueryAdapterInfo(&qa);
+    NTSTATUS st = query_linux_info(a->hAdapter, &li);
     EXPECT_OK(st);
     a->caps = 0;
     snprintf(a->driver, sizeof a->driver, "?");
     if (st != STATUS_SUCCESS)
         return;
-    li.DriverName[sizeof li.DriverName - 1] = '\0';
     snprintf(a->driver, sizeof a->driver, "%s", li.DriverName);
     if (li.Flags & D3DKMT_LINUX_ADAPTER_SOFTWARE)
         a->caps |= CAP_SOFTWARE;
@@ -2092,29 +1693,9 @@ int main(int argc, char **argv)
         if (argc == 8 && strcmp(argv[1], "wine") == 0)
             return wine_child(luid, caps, argv[5], argv[6], atoi(argv[7]));
     }
-    if (argc != 1) {
-        fprintf(stderr, "usage: %s\n", argv[0]);
-        return 2;
-    }
-    setvbuf(stdout, NULL, _IOLBF, 0);
-    signal(SIGALRM, on_phase_timeout);
-    signal(SIGPIPE, SIG_IGN);
-    phase("enumerating adapters");
-
-    D3DKMT_ENUMADAPTERS2 ea;
-    memset(&ea, 0, sizeof ea);
-    EXPECT_OK(D3DKMTEnumAdapters2(&ea));
-    ULONG capacity = ea.NumAdapters;
-    D3DKMT_ADAPTERINFO *infos = calloc(capacity ? capacity : 1, sizeof *infos);
-    if (!infos) {
-        perror("calloc");
-        return 1;
-    }
-    ea.NumAdapters = capacity;
-    ea.pAdapters = infos;
-    EXPECT_OK(D3DKMTEnumAdapters2(&ea));
-    ULONG count = ea.NumAdapters <= capacity ? ea.NumAdapters : 0;
-    check(count > 0, "EnumAdapters2 returned no adapters (there is always a software one)");
+    test_start(argc, argv, PHASE_SECONDS);
+    ULONG count = 0;
+    D3DKMT_ADAPTERINFO *infos = enum_adapters(&count);
     adapter_t *adapters = calloc(count ? count : 1, sizeof *adapters);
     if (!adapters) {
         perror("calloc");
@@ -2167,10 +1748,7 @@ int main(int argc, char **argv)
           threads_before, threads_after);
     alarm(0);
 
-    for (ULONG i = 0; i < count; i++)
-        EXPECT_OK(close_adapter(adapters[i].hAdapter));
     free(adapters);
-    free(infos);
-    printf("%d passed, %d failed\n", passed, failed);
-    return failed ? 1 : 0;
+    close_adapters(infos, count);
+    return test_finish();
 }

@@ -47,104 +47,29 @@
  * failed.
  */
 #define _GNU_SOURCE
-#include <d3dkmthk.h>
+#include "support/kmt_test.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <inttypes.h>
-#include <signal.h>
 #include <stdarg.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
-#include <sys/types.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
-
-#define PRESET          0x1eadbeedu   /* the Windows test's "invalid" handle */
+#define PRESET          KMT_PRESET    /* the Windows test's "invalid" handle */
 #define ALLOC_SIZE      0x10000u
 #define EXTRA_BYTES     10u           /* the Windows test's allocation driver data: 10 bytes */
 #define KM_DATA_BYTES   20u           /* the Windows test's keyed mutex runtime data: 20 bytes */
 #define NAME_LOOPS      200
-#define MS_100NS        (-10000LL)    /* one millisecond as an NT relative timeout */
 #define MAX_ESCAPE_DATA 131008u /* RuntimeDataPage: 128 KiB less its 64-byte header */
 
 static const uint8_t runtime4[4] = { 9, 8, 7, 6 }; /* the Windows test's resource runtime data */
 
-static int passed;
-static int failed;
-static const char *who = "parent";
-
-/* Hang guard: each phase must end within PHASE_SECONDS, else SIGALRM names it
- * and ends the test. */
 #define PHASE_SECONDS 90
-static const char *volatile current_phase = "start";
-
-static void on_phase_timeout(int sig)
-{
-    (void)sig;
-    static const char a[] = ": FAIL: timed out (hung) in phase: ";
-    const char *p = current_phase;
-    ssize_t ignored = write(2, who, strlen(who));
-    ignored = write(2, a, sizeof a - 1);
-    ignored = write(2, p, strlen(p));
-    ignored = write(2, "\n", 1);
-    (void)ignored;
-    _exit(124);
-}
-
-static void phase(const char *name)
-{
-    current_phase = name;
-    alarm(PHASE_SECONDS);
-}
-
-static void check(int ok, const char *fmt, ...)
-{
-    if (ok) {
-        passed++;
-        return;
-    }
-    failed++;
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "%s: FAIL: [%s] ", who, current_phase);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-}
-
-#define EXPECT_STATUS(expected, call)                                                         \
-    do {                                                                                      \
-        NTSTATUS st_ = (call);                                                                \
-        check(st_ == (expected), "%s:%d: %s returned 0x%08" PRIX32 ", expected 0x%08" PRIX32, \
-              __FILE__, __LINE__, #call, (uint32_t)st_, (uint32_t)(expected));                \
-    } while (0)
-
-#define EXPECT_OK(call) EXPECT_STATUS(STATUS_SUCCESS, call)
-
-/* A check with its source line. */
-#define CHECK(cond, ...) check_at(__LINE__, (cond), __VA_ARGS__)
-
-static void check_at(int line, int ok, const char *fmt, ...)
-{
-    if (ok) {
-        passed++;
-        return;
-    }
-    failed++;
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "%s: FAIL: [%s] %s:%d: ", who, current_phase, __FILE__, line);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-}
 
 /* ------------------------------------------------------------------------ */
 /* Handles (facts 0)                                                        */
@@ -191,36 +116,6 @@ static void close_nt(HANDLE h)
 /* Process state                                                            */
 /* ------------------------------------------------------------------------ */
 
-static int count_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    if (!d)
-        return -1;
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        if (e->d_name[0] != '.')
-            n++;
-    }
-    closedir(d);
-    return n - 1; /* opendir's own descriptor */
-}
-
-static int count_threads(void)
-{
-    FILE *f = fopen("/proc/self/status", "re");
-    if (!f)
-        return -1;
-    char line[256];
-    int n = -1;
-    while (fgets(line, sizeof line, f)) {
-        if (sscanf(line, "Threads: %d", &n) == 1)
-            break;
-    }
-    fclose(f);
-    return n;
-}
-
 /* 1 if the mapping holding p is writable, 0 if it is not, -1 if p is not mapped. */
 static int mapping_writable(const void *p)
 {
@@ -253,39 +148,19 @@ static LONGLONG elapsed_ms(const struct timespec *since)
 /* Names                                                                    */
 /* ------------------------------------------------------------------------ */
 
-typedef struct {
-    WCHAR buf[300];
-    UNICODE_STRING us;
-    OBJECT_ATTRIBUTES oa;
-} ntname_t;
-
 /* OBJECT_ATTRIBUTES naming the printf-formatted name, Attributes 0 (as the
- * Windows test: no OBJ_CASE_INSENSITIVE). */
-static OBJECT_ATTRIBUTES *ntname(ntname_t *n, const char *fmt, ...)
+ * Windows test: no OBJ_CASE_INSENSITIVE) and MaximumLength = Length. */
+static OBJECT_ATTRIBUTES *ntname(nt_name_t *n, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static OBJECT_ATTRIBUTES *ntname(nt_name_t *n, const char *fmt, ...)
 {
     char s[300];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(s, sizeof s, fmt, ap);
     va_end(ap);
-    size_t len = strlen(s);
-    memset(n, 0, sizeof *n);
-    for (size_t i = 0; i < len; i++)
-        n->buf[i] = (WCHAR)(unsigned char)s[i];
-    n->us.Length = (USHORT)(len * sizeof(WCHAR));
-    n->us.MaximumLength = (USHORT)(len * sizeof(WCHAR));
-    n->us.Buffer = n->buf;
-    InitializeObjectAttributes(&n->oa, &n->us, 0, NULL, NULL);
-    return &n->oa;
-}
-
-static const char *lower(char *buf, size_t size, const char *s)
-{
-    size_t i = 0;
-    for (; s[i] && i + 1 < size; i++)
-        buf[i] = (char)(s[i] >= 'A' && s[i] <= 'Z' ? s[i] - 'A' + 'a' : s[i]);
-    buf[i] = '\0';
-    return buf;
+    OBJECT_ATTRIBUTES *oa = make_attributes(n, s, 0, NULL);
+    n->string.MaximumLength = n->string.Length;
+    return oa;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -302,29 +177,6 @@ typedef struct {
     D3DKMT_HANDLE hDevice;
     char base[96];          /* a name unique to this run and adapter */
 } adapter_t;
-
-static NTSTATUS create_device(D3DKMT_HANDLE hAdapter, D3DKMT_HANDLE *ph)
-{
-    D3DKMT_CREATEDEVICE cd;
-    memset(&cd, 0, sizeof cd);
-    cd.hAdapter = hAdapter;
-    cd.hDevice = PRESET;
-    NTSTATUS st = D3DKMTCreateDevice(&cd);
-    *ph = st == STATUS_SUCCESS ? cd.hDevice : 0;
-    return st;
-}
-
-static NTSTATUS destroy_device(D3DKMT_HANDLE h)
-{
-    D3DKMT_DESTROYDEVICE dd = { h };
-    return D3DKMTDestroyDevice(&dd);
-}
-
-static NTSTATUS close_adapter(D3DKMT_HANDLE h)
-{
-    D3DKMT_CLOSEADAPTER ca = { h };
-    return D3DKMTCloseAdapter(&ca);
-}
 
 static uint8_t extra_byte(unsigned i)
 {
@@ -382,7 +234,7 @@ static NTSTATUS create_resource_n(D3DKMT_HANDLE hDevice, unsigned count, const v
     return st;
 }
 
-static NTSTATUS create_resource(D3DKMT_HANDLE hDevice, const void *rt, UINT rtSize, unsigned extra, int nt,
+static NTSTATUS create_resource1(D3DKMT_HANDLE hDevice, const void *rt, UINT rtSize, unsigned extra, int nt,
                                 D3DKMT_HANDLE *phRes, D3DKMT_HANDLE *phAlloc)
 {
     return create_resource_n(hDevice, 1, rt, rtSize, extra, nt, phRes, phAlloc);
@@ -392,7 +244,7 @@ static NTSTATUS create_resource(D3DKMT_HANDLE hDevice, const void *rt, UINT rtSi
  * allocation with EXTRA_BYTES bytes of driver data. */
 static NTSTATUS create_test_resource(D3DKMT_HANDLE hDevice, D3DKMT_HANDLE *phRes, D3DKMT_HANDLE *phAlloc)
 {
-    return create_resource(hDevice, runtime4, sizeof runtime4, EXTRA_BYTES, 1, phRes, phAlloc);
+    return create_resource1(hDevice, runtime4, sizeof runtime4, EXTRA_BYTES, 1, phRes, phAlloc);
 }
 
 /* An allocation without a resource. */
@@ -414,33 +266,6 @@ static NTSTATUS create_standalone(D3DKMT_HANDLE hDevice, D3DKMT_HANDLE *phAlloc)
     return st;
 }
 
-/* D3DKMTDestroyAllocation (v1) or D3DKMTDestroyAllocation2. */
-static NTSTATUS destroy_alloc(int v1, D3DKMT_HANDLE hDevice, D3DKMT_HANDLE hResource,
-                              const D3DKMT_HANDLE *list, UINT count)
-{
-    if (v1) {
-        D3DKMT_DESTROYALLOCATION d;
-        memset(&d, 0, sizeof d);
-        d.hDevice = hDevice;
-        d.hResource = hResource;
-        d.phAllocationList = list;
-        d.AllocationCount = count;
-        return D3DKMTDestroyAllocation(&d);
-    }
-    D3DKMT_DESTROYALLOCATION2 d;
-    memset(&d, 0, sizeof d);
-    d.hDevice = hDevice;
-    d.hResource = hResource;
-    d.phAllocationList = list;
-    d.AllocationCount = count;
-    return D3DKMTDestroyAllocation2(&d);
-}
-
-static NTSTATUS destroy_resource(D3DKMT_HANDLE hDevice, D3DKMT_HANDLE hResource)
-{
-    return destroy_alloc(0, hDevice, hResource, NULL, 0);
-}
-
 static NTSTATUS share(UINT count, const D3DKMT_HANDLE *objs, OBJECT_ATTRIBUTES *oa, DWORD access, HANDLE *ph)
 {
     HANDLE h = (HANDLE)(uintptr_t)PRESET;
@@ -454,30 +279,6 @@ static NTSTATUS share(UINT count, const D3DKMT_HANDLE *objs, OBJECT_ATTRIBUTES *
 static NTSTATUS share1(D3DKMT_HANDLE obj, OBJECT_ATTRIBUTES *oa, DWORD access, HANDLE *ph)
 {
     return share(1, &obj, oa, access, ph);
-}
-
-static NTSTATUS open_name(DWORD access, OBJECT_ATTRIBUTES *oa, HANDLE *ph)
-{
-    D3DKMT_OPENNTHANDLEFROMNAME o;
-    memset(&o, 0, sizeof o);
-    o.dwDesiredAccess = access;
-    o.pObjAttrib = oa;
-    o.hNtHandle = (HANDLE)(uintptr_t)PRESET;
-    NTSTATUS st = D3DKMTOpenNtHandleFromName(&o);
-    *ph = st == STATUS_SUCCESS ? o.hNtHandle : NULL;
-    return st;
-}
-
-static NTSTATUS open_sync_name(DWORD access, OBJECT_ATTRIBUTES *oa, HANDLE *ph)
-{
-    D3DKMT_OPENSYNCOBJECTNTHANDLEFROMNAME o;
-    memset(&o, 0, sizeof o);
-    o.dwDesiredAccess = access;
-    o.pObjAttrib = oa;
-    o.hNtHandle = (HANDLE)(uintptr_t)PRESET;
-    NTSTATUS st = D3DKMTOpenSyncObjectNtHandleFromName(&o);
-    *ph = st == STATUS_SUCCESS ? o.hNtHandle : NULL;
-    return st;
 }
 
 /* Checks that a name opens (as a resource, or as a sync object) and closes
@@ -494,93 +295,6 @@ static void expect_name(NTSTATUS expected, int sync, DWORD access, OBJECT_ATTRIB
     }
 }
 
-/* Keyed mutexes: v1 (D3DKMTCreateKeyedMutex...) or v2. */
-static NTSTATUS km_create(int v1, UINT64 initial, int nt, const void *data, UINT size, D3DKMT_HANDLE *ph,
-                          D3DKMT_HANDLE *pShared)
-{
-    NTSTATUS st;
-    D3DKMT_HANDLE h, shared;
-    if (v1) {
-        D3DKMT_CREATEKEYEDMUTEX c;
-        memset(&c, 0, sizeof c);
-        c.InitialValue = initial;
-        c.hKeyedMutex = c.hSharedHandle = PRESET;
-        st = D3DKMTCreateKeyedMutex(&c);
-        h = c.hKeyedMutex;
-        shared = c.hSharedHandle;
-    } else {
-        D3DKMT_CREATEKEYEDMUTEX2 c;
-        memset(&c, 0, sizeof c);
-        c.InitialValue = initial;
-        c.hKeyedMutex = c.hSharedHandle = PRESET;
-        c.pPrivateRuntimeData = (void *)data;
-        c.PrivateRuntimeDataSize = size;
-        c.Flags.NtSecuritySharing = nt ? 1 : 0;
-        st = D3DKMTCreateKeyedMutex2(&c);
-        h = c.hKeyedMutex;
-        shared = c.hSharedHandle;
-    }
-    *ph = st == STATUS_SUCCESS ? h : 0;
-    if (pShared)
-        *pShared = shared;
-    return st;
-}
-
-static NTSTATUS km_destroy(D3DKMT_HANDLE h)
-{
-    D3DKMT_DESTROYKEYEDMUTEX d = { h };
-    return D3DKMTDestroyKeyedMutex(&d);
-}
-
-/* timeout NULL: pTimeout NULL (forever). *pFence receives FenceValue. */
-static NTSTATUS km_acquire(int v1, D3DKMT_HANDLE h, UINT64 key, const LONGLONG *timeout, UINT64 *pFence)
-{
-    LARGE_INTEGER t;
-    t.QuadPart = timeout ? *timeout : 0;
-    NTSTATUS st;
-    UINT64 fence;
-    if (v1) {
-        D3DKMT_ACQUIREKEYEDMUTEX a;
-        memset(&a, 0, sizeof a);
-        a.hKeyedMutex = h;
-        a.Key = key;
-        a.pTimeout = timeout ? &t : NULL;
-        a.FenceValue = 0xdeadbeefdeadbeefull;
-        st = D3DKMTAcquireKeyedMutex(&a);
-        fence = a.FenceValue;
-    } else {
-        D3DKMT_ACQUIREKEYEDMUTEX2 a;
-        memset(&a, 0, sizeof a);
-        a.hKeyedMutex = h;
-        a.Key = key;
-        a.pTimeout = timeout ? &t : NULL;
-        a.FenceValue = 0xdeadbeefdeadbeefull;
-        st = D3DKMTAcquireKeyedMutex2(&a);
-        fence = a.FenceValue;
-    }
-    if (pFence)
-        *pFence = fence;
-    return st;
-}
-
-static NTSTATUS km_release(int v1, D3DKMT_HANDLE h, UINT64 key, UINT64 fence)
-{
-    if (v1) {
-        D3DKMT_RELEASEKEYEDMUTEX r;
-        memset(&r, 0, sizeof r);
-        r.hKeyedMutex = h;
-        r.Key = key;
-        r.FenceValue = fence;
-        return D3DKMTReleaseKeyedMutex(&r);
-    }
-    D3DKMT_RELEASEKEYEDMUTEX2 r;
-    memset(&r, 0, sizeof r);
-    r.hKeyedMutex = h;
-    r.Key = key;
-    r.FenceValue = fence;
-    return D3DKMTReleaseKeyedMutex2(&r);
-}
-
 /* Sync objects. */
 static NTSTATUS sync1_create(D3DKMT_HANDLE hDevice, D3DDDI_SYNCHRONIZATIONOBJECT_TYPE type, D3DKMT_HANDLE *ph)
 {
@@ -594,79 +308,36 @@ static NTSTATUS sync1_create(D3DKMT_HANDLE hDevice, D3DDDI_SYNCHRONIZATIONOBJECT
     return st;
 }
 
-/* flags: the raw D3DDDI_SYNCHRONIZATIONOBJECT_FLAGS. */
-#define SYNC_SHARED_NT 0x3u /* Shared | NtSecuritySharing */
 
+/* Keyed mutexes v1 or v2; timeout NULL: pTimeout NULL (forever). FenceValue
+ * is preset to 0xdeadbeefdeadbeef. */
+static NTSTATUS km_acquire_v(int v1, D3DKMT_HANDLE h, UINT64 key, const LONGLONG *timeout, UINT64 *pFence)
+{
+    return km_acquire_ex(v1, h, key, timeout ? *timeout : NO_TIMEOUT, 0xdeadbeefdeadbeefull, pFence, NULL, 0);
+}
+
+static NTSTATUS km_release_v(int v1, D3DKMT_HANDLE h, UINT64 key, UINT64 fence)
+{
+    return km_release_ex(v1, h, key, fence, NULL, 0);
+}
+
+/* flags: the raw D3DDDI_SYNCHRONIZATIONOBJECT_FLAGS. */
 static NTSTATUS sync2_create(D3DKMT_HANDLE hDevice, D3DDDI_SYNCHRONIZATIONOBJECT_TYPE type, UINT flags,
                              D3DKMT_HANDLE *ph, D3DKMT_HANDLE *pShared)
 {
-    D3DKMT_CREATESYNCHRONIZATIONOBJECT2 c;
-    memset(&c, 0, sizeof c);
-    c.hDevice = hDevice;
-    c.Info.Type = type;
-    c.Info.Flags.Value = flags;
-    c.Info.SharedHandle = PRESET;
-    c.hSyncObject = PRESET;
-    NTSTATUS st = D3DKMTCreateSynchronizationObject2(&c);
-    *ph = st == STATUS_SUCCESS ? c.hSyncObject : 0;
-    if (pShared)
-        *pShared = c.Info.SharedHandle;
-    return st;
+    return sync_create_ex(hDevice, type, flags, 0, ph, NULL, pShared);
 }
 
-static NTSTATUS sync_destroy(D3DKMT_HANDLE h)
+/* Flags preset to Shared | NtSecuritySharing; *pFlags receives what the call wrote. */
+static NTSTATUS open_sync2(D3DKMT_HANDLE hDevice, HANDLE h, D3DKMT_HANDLE *ph, UINT *pFlags)
 {
-    D3DKMT_DESTROYSYNCHRONIZATIONOBJECT d = { h };
-    return D3DKMTDestroySynchronizationObject(&d);
-}
-
-static NTSTATUS sync_open1(HANDLE h, D3DKMT_HANDLE *ph)
-{
-    D3DKMT_OPENSYNCOBJECTFROMNTHANDLE o;
-    memset(&o, 0, sizeof o);
-    o.hNtHandle = h;
-    o.hSyncObject = PRESET;
-    NTSTATUS st = D3DKMTOpenSyncObjectFromNtHandle(&o);
-    *ph = st == STATUS_SUCCESS ? o.hSyncObject : 0;
-    return st;
-}
-
-static NTSTATUS sync_open2(D3DKMT_HANDLE hDevice, HANDLE h, D3DKMT_HANDLE *ph, UINT *pFlags)
-{
-    D3DKMT_OPENSYNCOBJECTFROMNTHANDLE2 o;
-    memset(&o, 0, sizeof o);
-    o.hNtHandle = h;
-    o.hDevice = hDevice;
-    o.Flags.Value = SYNC_SHARED_NT;
-    o.hSyncObject = PRESET;
-    NTSTATUS st = D3DKMTOpenSyncObjectFromNtHandle2(&o);
-    *ph = st == STATUS_SUCCESS ? o.hSyncObject : 0;
-    if (pFlags)
-        *pFlags = o.Flags.Value;
-    return st;
-}
-
-static NTSTATUS sync_signal(D3DKMT_HANDLE hDevice, D3DKMT_HANDLE h, UINT64 value)
-{
-    D3DKMT_SIGNALSYNCHRONIZATIONOBJECTFROMCPU s;
-    memset(&s, 0, sizeof s);
-    s.hDevice = hDevice;
-    s.ObjectCount = 1;
-    s.ObjectHandleArray = &h;
-    s.FenceValueArray = &value;
-    return D3DKMTSignalSynchronizationObjectFromCpu(&s);
+    return sync_open2_ex(hDevice, h, SYNC_SHARED_NT, ph, NULL, pFlags);
 }
 
 /* A blocking wait: only for values already reached (or refused). */
-static NTSTATUS sync_wait(D3DKMT_HANDLE hDevice, D3DKMT_HANDLE h, UINT64 value)
+static NTSTATUS sync_wait_now(D3DKMT_HANDLE hDevice, D3DKMT_HANDLE h, UINT64 value)
 {
-    D3DKMT_WAITFORSYNCHRONIZATIONOBJECTFROMCPU w;
-    memset(&w, 0, sizeof w);
-    w.hDevice = hDevice;
-    w.ObjectCount = 1;
-    w.ObjectHandleArray = &h;
-    w.FenceValueArray = &value;
-    return D3DKMTWaitForSynchronizationObjectFromCpu(&w);
+    return sync_wait(hDevice, h, value, -1);
 }
 
 /* Query and open. */
@@ -904,9 +575,9 @@ static void test_handles(adapter_t *a)
     chain(s3, "v2 mutex sync object");
     EXPECT_OK(sync2_create(hDevice, D3DDDI_SEMAPHORE, SYNC_SHARED_NT, &s4, NULL));
     chain(s4, "v2 NT-shareable semaphore");
-    EXPECT_OK(km_create(1, 0, 0, NULL, 0, &km1, &kmShared));
+    EXPECT_OK(km_create_ex(1, 0, 0, NULL, 0, &km1, &kmShared));
     chain(km1, "v1 keyed mutex");
-    EXPECT_OK(km_create(0, 0, 1, NULL, 0, &km2, NULL));
+    EXPECT_OK(km_create_ex(0, 0, 1, NULL, 0, &km2, NULL));
     chain(km2, "v2 keyed mutex");
     EXPECT_OK(create_test_resource(hDevice, &res, &alloc));
     chain(res, "resource");
@@ -942,7 +613,7 @@ static void test_handles(adapter_t *a)
     CHECK_LOCAL(p.allocs[0].hAllocation, "opened hAllocation");
     opener_close(&p);
     D3DKMT_HANDLE os = 0;
-    EXPECT_OK(sync_open2(hDevice, hs, &os, NULL));
+    EXPECT_OK(open_sync2(hDevice, hs, &os, NULL));
     CHECK_LOCAL(os, "sync object opened with OpenSyncObjectFromNtHandle2");
     if (os)
         EXPECT_OK(sync_destroy(os));
@@ -1054,7 +725,7 @@ static void test_sync_v2(adapter_t *a)
             if (!fence) {
                 /* No GPU contexts here: CPU signal and wait are for fences (library). */
                 EXPECT_STATUS(STATUS_INVALID_PARAMETER, sync_signal(d, h, 1));
-                EXPECT_STATUS(STATUS_INVALID_PARAMETER, sync_wait(d, h, 0));
+                EXPECT_STATUS(STATUS_INVALID_PARAMETER, sync_wait_now(d, h, 0));
             }
             EXPECT_OK(sync_destroy(h));
             EXPECT_STATUS(STATUS_INVALID_PARAMETER, sync_destroy(h));
@@ -1115,7 +786,7 @@ static void test_sync_sharing(adapter_t *a)
 {
     phase("sync object sharing");
     D3DKMT_HANDLE d = a->hDevice, s = 0, o1 = 0, o2 = 0, o3 = 0, x = 0;
-    ntname_t n, nl, n2, nbad;
+    nt_name_t n, nl, n2, nbad;
     char low[128];
     HANDLE h = NULL, h2 = NULL, hn = NULL, h3 = NULL, h4 = NULL;
     UINT flags = 0;
@@ -1163,7 +834,7 @@ static void test_sync_sharing(adapter_t *a)
         o.hNtHandle = h; /* without hDevice */
         EXPECT_STATUS(STATUS_INVALID_PARAMETER, D3DKMTOpenSyncObjectFromNtHandle2(&o));
     }
-    EXPECT_OK(sync_open2(d, h, &o2, &flags));
+    EXPECT_OK(open_sync2(d, h, &o2, &flags));
     CHECK_LOCAL(o2, "OpenSyncObjectFromNtHandle2 hSyncObject");
     CHECK(flags == 0, "OpenSyncObjectFromNtHandle2: Flags 0x%x on output (Shared|NtSecuritySharing in), expected 0",
           flags);
@@ -1196,10 +867,10 @@ static void test_sync_sharing(adapter_t *a)
 
     /* A closed handle is invalid; the handle opened by name works. */
     close_nt(h);
-    EXPECT_STATUS(STATUS_INVALID_HANDLE, sync_open2(d, h, &x, NULL));
+    EXPECT_STATUS(STATUS_INVALID_HANDLE, open_sync2(d, h, &x, NULL));
     h = NULL;
     if (hn) {
-        EXPECT_OK(sync_open2(d, hn, &o3, NULL));
+        EXPECT_OK(open_sync2(d, hn, &o3, NULL));
         CHECK_LOCAL(o3, "sync object opened from the handle opened by name");
         if (o3)
             EXPECT_OK(sync_destroy(o3));
@@ -1245,7 +916,7 @@ static void keyed_mutex_sequence(int v1, D3DKMT_HANDLE hDevice)
     opener_t p;
 
     EXPECT_OK(create_test_resource(hDevice, &res, &alloc));
-    EXPECT_OK(km_create(0, 0, 1, NULL, 0, &A, NULL));
+    EXPECT_OK(km_create_ex(0, 0, 1, NULL, 0, &A, NULL));
     EXPECT_OK(sync2_create(hDevice, D3DDDI_SYNCHRONIZATION_MUTEX, SYNC_SHARED_NT, &sync, NULL));
     D3DKMT_HANDLE triple[3] = { res, A, sync };
     if (res && A && sync)
@@ -1257,32 +928,32 @@ static void keyed_mutex_sequence(int v1, D3DKMT_HANDLE hDevice)
     }
     if (A && B) {
         /* A fresh mutex is released with its InitialValue: key 0, timeout 0. */
-        EXPECT_OK(km_acquire(v1, A, 0, &zero, &fence));
+        EXPECT_OK(km_acquire_v(v1, A, 0, &zero, &fence));
         CHECK(fence == 0, "%s: first acquire: FenceValue %" PRIu64 ", expected 0", v, fence);
         /* library: ownership is per local handle; this one already owns it (Wine's model, per thread,
          * would wait and time out). */
-        EXPECT_STATUS(STATUS_INVALID_PARAMETER, km_acquire(v1, A, 0, &zero, NULL));
+        EXPECT_STATUS(STATUS_INVALID_PARAMETER, km_acquire_v(v1, A, 0, &zero, NULL));
         /* Owned: the other local times out at once, also with DXVK's past absolute time. */
         clock_gettime(CLOCK_MONOTONIC, &t0);
-        EXPECT_STATUS(STATUS_TIMEOUT, km_acquire(v1, B, 0, &zero, NULL));
-        EXPECT_STATUS(STATUS_TIMEOUT, km_acquire(v1, B, 0, &dxvk, NULL));
+        EXPECT_STATUS(STATUS_TIMEOUT, km_acquire_v(v1, B, 0, &zero, NULL));
+        EXPECT_STATUS(STATUS_TIMEOUT, km_acquire_v(v1, B, 0, &dxvk, NULL));
         CHECK(elapsed_ms(&t0) < 2000, "%s: timeout 0 and a past absolute timeout took %lld ms", v,
               (long long)elapsed_ms(&t0));
-        EXPECT_STATUS(STATUS_TIMEOUT, km_acquire(v1, B, 0, &ten_ms, NULL));
+        EXPECT_STATUS(STATUS_TIMEOUT, km_acquire_v(v1, B, 0, &ten_ms, NULL));
         /* Only the owner releases. */
-        EXPECT_STATUS(STATUS_INVALID_PARAMETER, km_release(v1, B, 1, 7));
-        EXPECT_OK(km_release(v1, A, 1, 7));
-        EXPECT_STATUS(STATUS_INVALID_PARAMETER, km_release(v1, A, 1, 8));
+        EXPECT_STATUS(STATUS_INVALID_PARAMETER, km_release_v(v1, B, 1, 7));
+        EXPECT_OK(km_release_v(v1, A, 1, 7));
+        EXPECT_STATUS(STATUS_INVALID_PARAMETER, km_release_v(v1, A, 1, 8));
         /* Released to key 1: key 0 times out. */
-        EXPECT_STATUS(STATUS_TIMEOUT, km_acquire(v1, B, 0, &zero, NULL));
-        EXPECT_STATUS(STATUS_TIMEOUT, km_acquire(v1, A, 0, &dxvk, NULL));
+        EXPECT_STATUS(STATUS_TIMEOUT, km_acquire_v(v1, B, 0, &zero, NULL));
+        EXPECT_STATUS(STATUS_TIMEOUT, km_acquire_v(v1, A, 0, &dxvk, NULL));
         /* FenceValue of the last release is written back. */
-        EXPECT_OK(km_acquire(v1, B, 1, &zero, &fence));
+        EXPECT_OK(km_acquire_v(v1, B, 1, &zero, &fence));
         CHECK(fence == 7, "%s: acquire after release(1, 7): FenceValue %" PRIu64 ", expected 7", v, fence);
-        EXPECT_OK(km_release(v1, B, 0, 8));
-        EXPECT_OK(km_acquire(v1, A, 0, NULL, &fence)); /* no timeout: free with key 0 */
+        EXPECT_OK(km_release_v(v1, B, 0, 8));
+        EXPECT_OK(km_acquire_v(v1, A, 0, NULL, &fence)); /* no timeout: free with key 0 */
         CHECK(fence == 8, "%s: acquire after release(0, 8): FenceValue %" PRIu64 ", expected 8", v, fence);
-        EXPECT_OK(km_release(v1, A, 0, 9));
+        EXPECT_OK(km_release_v(v1, A, 0, 9));
     }
     if (h) {
         opener_close(&p);
@@ -1294,21 +965,21 @@ static void keyed_mutex_sequence(int v1, D3DKMT_HANDLE hDevice)
         EXPECT_OK(destroy_resource(hDevice, res));
     if (A) {
         EXPECT_OK(km_destroy(A));
-        EXPECT_STATUS(STATUS_INVALID_PARAMETER, km_acquire(v1, A, 0, &zero, NULL));
-        EXPECT_STATUS(STATUS_INVALID_PARAMETER, km_release(v1, A, 0, 10));
+        EXPECT_STATUS(STATUS_INVALID_PARAMETER, km_acquire_v(v1, A, 0, &zero, NULL));
+        EXPECT_STATUS(STATUS_INVALID_PARAMETER, km_release_v(v1, A, 0, 10));
     }
-    EXPECT_STATUS(STATUS_INVALID_PARAMETER, km_acquire(v1, PRESET, 0, &zero, NULL));
+    EXPECT_STATUS(STATUS_INVALID_PARAMETER, km_acquire_v(v1, PRESET, 0, &zero, NULL));
 
     /* A mutex made by this version's create: InitialValue is the key it starts released to. */
-    EXPECT_OK(km_create(v1, 5, 0, NULL, 0, &km, NULL));
+    EXPECT_OK(km_create_ex(v1, 5, 0, NULL, 0, &km, NULL));
     if (km) {
-        EXPECT_STATUS(STATUS_TIMEOUT, km_acquire(v1, km, 0, &zero, NULL));
-        EXPECT_OK(km_acquire(v1, km, 5, &zero, &fence));
+        EXPECT_STATUS(STATUS_TIMEOUT, km_acquire_v(v1, km, 0, &zero, NULL));
+        EXPECT_OK(km_acquire_v(v1, km, 5, &zero, &fence));
         CHECK(fence == 0, "%s: InitialValue 5: FenceValue %" PRIu64 ", expected 0", v, fence);
-        EXPECT_OK(km_release(v1, km, 5, 1));
-        EXPECT_OK(km_acquire(v1, km, 5, &zero, &fence));
+        EXPECT_OK(km_release_v(v1, km, 5, 1));
+        EXPECT_OK(km_acquire_v(v1, km, 5, &zero, &fence));
         CHECK(fence == 1, "%s: InitialValue 5, after release(5, 1): FenceValue %" PRIu64, v, fence);
-        EXPECT_OK(km_release(v1, km, 6, 2));
+        EXPECT_OK(km_release_v(v1, km, 6, 2));
         EXPECT_OK(km_destroy(km));
     }
 }
@@ -1321,7 +992,7 @@ static void test_keyed_mutex(adapter_t *a)
 
     /* v1 create: no device. */
     EXPECT_STATUS(STATUS_INVALID_PARAMETER, D3DKMTCreateKeyedMutex(NULL));
-    EXPECT_OK(km_create(1, 0, 0, NULL, 0, &km, &kmShared));
+    EXPECT_OK(km_create_ex(1, 0, 0, NULL, 0, &km, &kmShared));
     CHECK_LOCAL(km, "CreateKeyedMutex hKeyedMutex");
     /* differs from Windows: hSharedHandle is a global handle there; no global handles here. */
     CHECK(kmShared == 0, "CreateKeyedMutex: hSharedHandle 0x%08" PRIX32 ", expected 0 (no global handles)",
@@ -1351,12 +1022,12 @@ static void test_keyed_mutex(adapter_t *a)
 
     /* v2 create. */
     EXPECT_STATUS(STATUS_INVALID_PARAMETER, D3DKMTCreateKeyedMutex2(NULL));
-    EXPECT_OK(km_create(0, 0, 1, NULL, 0, &km2, &km2Shared));
+    EXPECT_OK(km_create_ex(0, 0, 1, NULL, 0, &km2, &km2Shared));
     CHECK_LOCAL(km2, "CreateKeyedMutex2 (NtSecuritySharing) hKeyedMutex");
     CHECK(km2Shared == 0, "CreateKeyedMutex2 NtSecuritySharing: hSharedHandle 0x%08" PRIX32
           " (preset 0x1eadbeed), expected 0", (uint32_t)km2Shared);
     /* differs from Windows: without NtSecuritySharing hSharedHandle is global there; a local mutex here. */
-    EXPECT_OK(km_create(0, 0, 0, NULL, 0, &kmLocal, &km2Shared));
+    EXPECT_OK(km_create_ex(0, 0, 0, NULL, 0, &kmLocal, &km2Shared));
     CHECK(km2Shared == 0, "CreateKeyedMutex2 without NtSecuritySharing: hSharedHandle 0x%08" PRIX32
           ", expected 0", (uint32_t)km2Shared);
     if (km2) {
@@ -1633,7 +1304,7 @@ static void test_share_objects(adapter_t *a)
     phase("ShareObjects");
     D3DKMT_HANDLE d = a->hDevice, res = 0, alloc = 0;
     HANDLE h = NULL;
-    ntname_t n;
+    nt_name_t n;
 
     EXPECT_OK(create_test_resource(d, &res, &alloc));
     if (!res)
@@ -1678,8 +1349,8 @@ static void test_share_objects(adapter_t *a)
     for (unsigned i = 0; i < sizeof kmdata; i++)
         kmdata[i] = (uint8_t)(0x30 + i);
     EXPECT_OK(sync2_create(d, D3DDDI_SYNCHRONIZATION_MUTEX, SYNC_SHARED_NT, &sync, NULL));
-    EXPECT_OK(km_create(0, 0, 1, kmdata, sizeof kmdata, &km, NULL));
-    EXPECT_OK(km_create(0, 0, 0, NULL, 0, &kmLocal, NULL));
+    EXPECT_OK(km_create_ex(0, 0, 1, kmdata, sizeof kmdata, &km, NULL));
+    EXPECT_OK(km_create_ex(0, 0, 0, NULL, 0, &kmLocal, NULL));
     EXPECT_OK(sync1_create(d, D3DDDI_SYNCHRONIZATION_MUTEX, &sync1));
     if (!sync || !km) {
         EXPECT_OK(destroy_resource(d, res));
@@ -1706,7 +1377,7 @@ static void test_share_objects(adapter_t *a)
               combos[i].what, (uint32_t)st);
         close_nt(h);
     }
-    ntname_t tn;
+    nt_name_t tn;
     OBJECT_ATTRIBUTES *tattr = ntname(&tn, "\\BaseNamedObjects\\%s_Triple", a->base);
     D3DKMT_HANDLE triple[3] = { res, km, sync };
     EXPECT_OK(share(3, triple, tattr, STANDARD_RIGHTS_ALL, &h));
@@ -1754,8 +1425,8 @@ static void test_share_objects(adapter_t *a)
     CHECK(memcmp(p.runtime, runtime4, sizeof runtime4) == 0, "triple open: runtime data not copied");
     if (p.o.hKeyedMutex && p.o.hKeyedMutex != PRESET) {
         const LONGLONG zero = 0;
-        EXPECT_OK(km_acquire(0, p.o.hKeyedMutex, 0, &zero, NULL));
-        EXPECT_OK(km_release(0, p.o.hKeyedMutex, 0, 1));
+        EXPECT_OK(km_acquire_v(0, p.o.hKeyedMutex, 0, &zero, NULL));
+        EXPECT_OK(km_release_v(0, p.o.hKeyedMutex, 0, 1));
     }
     /* Each opened local is destroyable. */
     opener_close(&p);
@@ -1804,7 +1475,7 @@ static void test_query(adapter_t *a)
     EXPECT_OK(destroy_resource(d, res));
 
     /* Exactly the descriptor: no driver data for openers. */
-    EXPECT_OK(create_resource(d, runtime4, sizeof runtime4, 0, 1, &res, &alloc));
+    EXPECT_OK(create_resource1(d, runtime4, sizeof runtime4, 0, 1, &res, &alloc));
     EXPECT_OK(share1(res, NULL, STANDARD_RIGHTS_READ, &h));
     if (h) {
         EXPECT_OK(query(d, h, NULL, 0, &q));
@@ -1931,7 +1602,7 @@ static void test_open(adapter_t *a)
 
     /* vkd3d's open of a resource without runtime or driver data: dummy
      * pointers, sizes 0 (facts 2, 5). */
-    EXPECT_OK(create_resource(d, NULL, 0, 0, 1, &res, &alloc));
+    EXPECT_OK(create_resource1(d, NULL, 0, 0, 1, &res, &alloc));
     EXPECT_OK(share1(res, NULL, GENERIC_ALL, &h));
     if (h) {
         opener_init(&p, d, h, 0, 0);
@@ -1958,7 +1629,7 @@ static void test_names(adapter_t *a)
     phase("OpenNtHandleFromName");
     D3DKMT_HANDLE d = a->hDevice, res = 0, alloc = 0;
     HANDLE h = NULL, hn = NULL;
-    ntname_t n, nl, x, y;
+    nt_name_t n, nl, x, y;
     char name[128], low[128];
     snprintf(name, sizeof name, "%s", a->base);
     lower(low, sizeof low, name);
@@ -2125,7 +1796,7 @@ static void test_access(adapter_t *a)
         }
     }
     /* Opened by name with GENERIC_READ from a GENERIC_ALL share: read-only. */
-    ntname_t n;
+    nt_name_t n;
     OBJECT_ATTRIBUTES *attr = ntname(&n, "\\BaseNamedObjects\\%s_Access", a->base);
     EXPECT_OK(share1(res, attr, GENERIC_ALL, &h));
     if (h) {
@@ -2160,9 +1831,9 @@ static void test_access(adapter_t *a)
             continue;
         EXPECT_OK(share1(f, NULL, smap[i].access, &h));
         if (h)
-            EXPECT_OK(sync_open2(d, h, &o, NULL));
+            EXPECT_OK(open_sync2(d, h, &o, NULL));
         if (o) {
-            NTSTATUS st = sync_wait(d, o, 0); /* 0 is reached: never blocks */
+            NTSTATUS st = sync_wait_now(d, o, 0); /* 0 is reached: never blocks */
             CHECK(st == (smap[i].wait ? STATUS_SUCCESS : STATUS_ACCESS_DENIED),
                   "a fence shared with %s: wait 0x%08" PRIX32 ", expected %s", smap[i].what, (uint32_t)st,
                   smap[i].wait ? "STATUS_SUCCESS" : "STATUS_ACCESS_DENIED");
@@ -2171,7 +1842,7 @@ static void test_access(adapter_t *a)
                   "a fence shared with %s: signal 0x%08" PRIX32 ", expected %s", smap[i].what, (uint32_t)st,
                   smap[i].signal ? "STATUS_SUCCESS" : "STATUS_ACCESS_DENIED");
             if (st == STATUS_SUCCESS)
-                EXPECT_OK(sync_wait(d, f, 1)); /* the creator sees the opener's signal */
+                EXPECT_OK(sync_wait_now(d, f, 1)); /* the creator sees the opener's signal */
             EXPECT_OK(sync_destroy(o));
         }
         close_nt(h);
@@ -2183,16 +1854,16 @@ static void test_access(adapter_t *a)
         D3DKMT_HANDLE f = 0, o = 0;
         HANDLE hn = NULL;
         EXPECT_OK(sync2_create(d, D3DDDI_FENCE, SYNC_SHARED_NT, &f, NULL));
-        ntname_t sn;
+        nt_name_t sn;
         OBJECT_ATTRIBUTES *sattr = ntname(&sn, "\\BaseNamedObjects\\%s_AccessSync", a->base);
         if (f)
             EXPECT_OK(share1(f, sattr, GENERIC_ALL, &h));
         if (h)
             EXPECT_OK(open_sync_name(GENERIC_READ, sattr, &hn));
         if (hn)
-            EXPECT_OK(sync_open2(d, hn, &o, NULL));
+            EXPECT_OK(open_sync2(d, hn, &o, NULL));
         if (o) {
-            EXPECT_OK(sync_wait(d, o, 0));
+            EXPECT_OK(sync_wait_now(d, o, 0));
             EXPECT_STATUS(STATUS_ACCESS_DENIED, sync_signal(d, o, 1));
             EXPECT_OK(sync_destroy(o));
         }
@@ -2384,22 +2055,6 @@ out:
 /* Per adapter                                                              */
 /* ------------------------------------------------------------------------ */
 
-static int query_linux_info(D3DKMT_HANDLE hAdapter, D3DKMT_LINUX_ADAPTER_INFO *li)
-{
-    D3DKMT_QUERYADAPTERINFO qa;
-    memset(li, 0, sizeof *li);
-    memset(&qa, 0, sizeof qa);
-    qa.hAdapter = hAdapter;
-    qa.Type = KMTQAITYPE_LINUX_DRM_INFO;
-    qa.pPrivateDriverData = li;
-    qa.PrivateDriverDataSize = sizeof *li;
-    if (D3DKMTQueryAdapterInfo(&qa) != STATUS_SUCCESS)
-        return 0;
-    li->DriverName[sizeof li->DriverName - 1] = '\0';
-    li->RenderNode[sizeof li->RenderNode - 1] = '\0';
-    return 1;
-}
-
 static void test_adapter(const char *argv0, unsigned index, const D3DKMT_ADAPTERINFO *ai)
 {
     int failed_before = failed;
@@ -2408,7 +2063,7 @@ static void test_adapter(const char *argv0, unsigned index, const D3DKMT_ADAPTER
     a.index = index;
     a.argv0 = argv0;
     a.info = *ai;
-    a.info_ok = query_linux_info(ai->hAdapter, &a.li);
+    a.info_ok = query_linux_info(ai->hAdapter, &a.li) == STATUS_SUCCESS;
     check(a.info_ok, "adapter %u: QueryAdapterInfo(KMTQAITYPE_LINUX_DRM_INFO) failed", index);
     a.fences = a.info_ok && (a.li.Flags & (D3DKMT_LINUX_ADAPTER_SOFTWARE | D3DKMT_LINUX_ADAPTER_SYNCOBJ_TIMELINE));
     snprintf(a.base, sizeof a.base, "__WineTest_D3DKMT_%d_%u", (int)getpid(), index);
@@ -2450,10 +2105,10 @@ static void warm_up(const D3DKMT_ADAPTERINFO *adapters, ULONG count)
     for (ULONG i = 0; i < count; i++) {
         D3DKMT_HANDLE d = 0, res = 0, alloc = 0, km = 0;
         HANDLE h = NULL, hn = NULL;
-        ntname_t n;
+        nt_name_t n;
         if (create_device(adapters[i].hAdapter, &d) != STATUS_SUCCESS)
             continue;
-        if (km_create(0, 0, 1, NULL, 0, &km, NULL) == STATUS_SUCCESS)
+        if (km_create_ex(0, 0, 1, NULL, 0, &km, NULL) == STATUS_SUCCESS)
             km_destroy(km);
         if (create_test_resource(d, &res, &alloc) == STATUS_SUCCESS) {
             OBJECT_ATTRIBUTES *attr = ntname(&n, "\\BaseNamedObjects\\__WineTest_D3DKMT_%d_warm", (int)getpid());
@@ -2476,55 +2131,28 @@ int main(int argc, char **argv)
         luid.HighPart = (LONG)strtol(argv[4], NULL, 10);
         return escape_child_main(atoi(argv[2]), luid, argv[5]);
     }
-    if (argc != 1) {
-        fprintf(stderr, "usage: %s\n", argv[0]);
-        return 2;
-    }
-    setvbuf(stdout, NULL, _IOLBF, 0);
-    signal(SIGALRM, on_phase_timeout);
-    signal(SIGPIPE, SIG_IGN);
-    phase("enumerating adapters");
-
-    D3DKMT_ENUMADAPTERS2 ea;
-    memset(&ea, 0, sizeof ea);
-    EXPECT_OK(D3DKMTEnumAdapters2(&ea));
-    ULONG capacity = ea.NumAdapters;
-    D3DKMT_ADAPTERINFO *adapters = calloc(capacity ? capacity : 1, sizeof *adapters);
-    if (!adapters) {
-        perror("calloc");
-        return 1;
-    }
-    ea.NumAdapters = capacity;
-    ea.pAdapters = adapters;
-    EXPECT_OK(D3DKMTEnumAdapters2(&ea));
-    ULONG count = ea.NumAdapters <= capacity ? ea.NumAdapters : 0;
-    check(count > 0, "EnumAdapters2 returned no adapters (there is always a software one)");
+    test_start(argc, argv, PHASE_SECONDS);
+    ULONG count = 0;
+    D3DKMT_ADAPTERINFO *adapters = enum_adapters(&count);
     for (ULONG i = 0; i < count; i++)
         CHECK_LOCAL(adapters[i].hAdapter, "EnumAdapters2 hAdapter");
 
     phase("warm-up");
     warm_up(adapters, count);
-    usleep(200000); /* the library's name thread closes a retired name's sockets on its own time */
-    int fds_before = count_fds(), threads_before = count_threads();
+    /* The library's name thread closes a retired name's sockets on its own time. */
+    int fds_before, threads_before;
+    quiet_counts(&fds_before, &threads_before);
 
     for (ULONG i = 0; i < count; i++)
         test_adapter(argv[0], (unsigned)i, &adapters[i]);
 
     phase("baseline");
-    int fds_after = count_fds(), threads_after = count_threads();
-    for (int i = 0; i < 200 && (fds_after != fds_before || threads_after != threads_before); i++) {
-        usleep(10000);
-        fds_after = count_fds();
-        threads_after = count_threads();
-    }
+    int fds_after, threads_after;
+    settle(fds_before, threads_before, &fds_after, &threads_after);
     CHECK(fds_after == fds_before, "open descriptors: %d before the tests, %d after", fds_before, fds_after);
     CHECK(threads_after == threads_before, "threads: %d before the tests, %d after", threads_before, threads_after);
     alarm(0);
 
-    for (ULONG i = 0; i < count; i++)
-        EXPECT_OK(close_adapter(adapters[i].hAdapter));
-    free(adapters);
-
-    printf("%d passed, %d failed\n", passed, failed);
-    return failed ? 1 : 0;
+    close_adapters(adapters, count);
+    return test_finish();
 }
