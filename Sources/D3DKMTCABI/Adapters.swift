@@ -84,8 +84,11 @@ public func D3DKMTQueryAdapterInfo(_ pData: UnsafePointer<D3DKMT_QUERYADAPTERINF
         switch data.Type {
         case KMTQAITYPE_ADAPTERADDRESS:
             let out = try output(D3DKMT_ADAPTERADDRESS.self)
-            guard let pci = info.pciLocation else { throw NTError(.notSupported, "\(info.busInfo) is not a PCI device") }
-            out.pointee = D3DKMT_ADAPTERADDRESS(BusNumber: pci.bus, DeviceNumber: pci.device, FunctionNumber: pci.function)
+            guard let pci = info.pciLocation else {
+                throw NTError(.notSupported, "\(info.busInfo) is not a PCI device")
+            }
+            out.pointee = D3DKMT_ADAPTERADDRESS(BusNumber: pci.bus, DeviceNumber: pci.device,
+                                                FunctionNumber: pci.function)
         case KMTQAITYPE_ADAPTERTYPE:
             let out = try output(D3DKMT_ADAPTERTYPE.self)
             var type = D3DKMT_ADAPTERTYPE()
@@ -104,7 +107,9 @@ public func D3DKMTQueryAdapterInfo(_ pData: UnsafePointer<D3DKMT_QUERYADAPTERINF
             }
         case KMTQAITYPE_PHYSICALADAPTERDEVICEIDS:
             let out = try output(D3DKMT_QUERY_DEVICE_IDS.self)
-            guard out.pointee.PhysicalAdapterIndex == 0 else { throw invalid("adapters have one physical adapter, index 0") }
+            guard out.pointee.PhysicalAdapterIndex == 0 else {
+                throw invalid("adapters have one physical adapter, index 0")
+            }
             out.pointee.DeviceIds = D3DKMT_DEVICE_IDS(VendorID: info.vendorID, DeviceID: info.deviceID, SubVendorID: 0,
                                                       SubSystemID: 0, RevisionID: 0, BusType: 0)
         case KMTQAITYPE_LINUX_DRM_INFO:
@@ -115,7 +120,9 @@ public func D3DKMTQueryAdapterInfo(_ pData: UnsafePointer<D3DKMT_QUERYADAPTERINF
             if info.capabilities.contains(.software) { flags |= UInt32(D3DKMT_LINUX_ADAPTER_SOFTWARE) }
             if info.capabilities.contains(.prime) { flags |= UInt32(D3DKMT_LINUX_ADAPTER_PRIME) }
             if info.capabilities.contains(.syncObject) { flags |= UInt32(D3DKMT_LINUX_ADAPTER_SYNCOBJ) }
-            if info.capabilities.contains(.timelineSyncObject) { flags |= UInt32(D3DKMT_LINUX_ADAPTER_SYNCOBJ_TIMELINE) }
+            if info.capabilities.contains(.timelineSyncObject) {
+                flags |= UInt32(D3DKMT_LINUX_ADAPTER_SYNCOBJ_TIMELINE)
+            }
             linux.Flags = flags
             copyString(info.driverName, into: &linux.DriverName)
             copyString(info.renderNode ?? "", into: &linux.RenderNode)

@@ -13,10 +13,12 @@ struct AllocationRequest {
 }
 
 /// Reads `pPrivateDriverData`: a `D3DKMT_LINUX_ALLOCATION_DESC`, then the runtime's own bytes.
-func allocationRequest(_ data: UnsafeMutableRawPointer?, _ size: UInt32, index: Int) throws(NTError) -> AllocationRequest {
+func allocationRequest(_ data: UnsafeMutableRawPointer?, _ size: UInt32,
+                       index: Int) throws(NTError) -> AllocationRequest {
     let descriptorSize = MemoryLayout<D3DKMT_LINUX_ALLOCATION_DESC>.size
     guard let data, Int(size) >= descriptorSize else {
-        throw invalid("allocation \(index): pPrivateDriverData must start with a D3DKMT_LINUX_ALLOCATION_DESC (\(descriptorSize) bytes)")
+        throw invalid("allocation \(index): pPrivateDriverData must start with a D3DKMT_LINUX_ALLOCATION_DESC "
+                      + "(\(descriptorSize) bytes)")
     }
     let desc = data.loadUnaligned(as: D3DKMT_LINUX_ALLOCATION_DESC.self)
     guard desc.Version == UInt32(D3DKMT_LINUX_ALLOCATION_DESC_VERSION), desc.Flags == 0, desc.Reserved == 0 else {
@@ -25,7 +27,8 @@ func allocationRequest(_ data: UnsafeMutableRawPointer?, _ size: UInt32, index: 
     let descriptor = AllocationDescriptor(size: desc.Size, width: desc.Width, height: desc.Height, stride: desc.Stride,
                                           fourcc: desc.Fourcc, modifier: desc.Modifier)
     let extra = Array(UnsafeRawBufferPointer(start: data + descriptorSize, count: Int(size) - descriptorSize))
-    let source: Device.AllocationSource = desc.DmaBufFd >= 0 ? .wrap(descriptor: desc.DmaBufFd, descriptor) : .new(descriptor)
+    let source: Device.AllocationSource = desc.DmaBufFd >= 0
+        ? .wrap(descriptor: desc.DmaBufFd, descriptor) : .new(descriptor)
     return AllocationRequest(source: source, extraDriverData: extra)
 }
 
@@ -35,29 +38,38 @@ func createAllocations(_ data: UnsafeMutablePointer<D3DKMT_CREATEALLOCATION>,
                        storeHandle: (Int, D3DKMT_HANDLE) -> Void) throws(NTError) {
     let flags = data.pointee.Flags
     let deviceHandle = data.pointee.hDevice
-    guard let device = handleTable.withLock({ $0.device(deviceHandle) }) else { throw invalid("hDevice is not an open device") }
+    guard let device = handleTable.withLock({ $0.device(deviceHandle) }) else {
+        throw invalid("hDevice is not an open device")
+    }
     guard !requests.isEmpty else { throw invalid("NumAllocations is 0") }
     guard flags.ExistingSysMem == 0, flags.ExistingSection == 0, flags.StandardAllocation == 0 else {
         throw NTError(.notSupported, "ExistingSysMem, ExistingSection and StandardAllocation are not supported")
     }
-    guard flags.CreateShared == 0 || flags.CreateResource != 0 else { throw invalid("CreateShared needs CreateResource") }
+    guard flags.CreateShared == 0 || flags.CreateResource != 0 else {
+        throw invalid("CreateShared needs CreateResource")
+    }
     if flags.NtSecuritySharing != 0 && flags.CreateShared == 0 {
         throw invalid("NtSecuritySharing needs CreateShared")
     }
     if flags.CreateShared != 0 && flags.NtSecuritySharing == 0 {
-        throw NTError(.notSupported, "only NT-handle sharing (NtSecuritySharing) is supported; global share handles are not")
+        throw NTError(.notSupported,
+                      "only NT-handle sharing (NtSecuritySharing) is supported; global share handles are not")
     }
     data.pointee.hGlobalShare = 0
 
     if flags.CreateResource != 0 {
-        let runtime = try bytes(data.pointee.pPrivateRuntimeData, data.pointee.PrivateRuntimeDataSize, "pPrivateRuntimeData")
-        let driver = try bytes(data.pointee.pPrivateDriverData, data.pointee.PrivateDriverDataSize, "pPrivateDriverData")
+        let runtime = try bytes(data.pointee.pPrivateRuntimeData, data.pointee.PrivateRuntimeDataSize,
+                                "pPrivateRuntimeData")
+        let driver = try bytes(data.pointee.pPrivateDriverData, data.pointee.PrivateDriverDataSize,
+                               "pPrivateDriverData")
         let resource = try device.createResource(
             allocations: requests.map { ($0.source, $0.extraDriverData) }, runtimeData: runtime, driverData: driver,
             shareable: flags.NtSecuritySharing != 0)
         // All handles are made under one lock, so a failure leaves none behind.
         let handles = handleTable.withLock { $0.insertResource(resource, device: deviceHandle) }
-        guard let (resourceHandle, allocationHandles) = handles else { throw NTError(.insufficientResources, "the local handle table is full") }
+        guard let (resourceHandle, allocationHandles) = handles else {
+            throw NTError(.insufficientResources, "the local handle table is full")
+        }
         data.pointee.hResource = resourceHandle
         for (index, handle) in allocationHandles.enumerated() { storeHandle(index, handle) }
     } else {
@@ -68,7 +80,8 @@ func createAllocations(_ data: UnsafeMutablePointer<D3DKMT_CREATEALLOCATION>,
         let handles: [D3DKMT_HANDLE]? = handleTable.withLock { table in
             var made: [D3DKMT_HANDLE] = []
             for allocation in allocations {
-                guard let handle = table.insert(.allocation(allocation, device: deviceHandle, resource: 0, lock: nil)) else {
+                guard let handle = table.insert(.allocation(allocation, device: deviceHandle, resource: 0,
+                                                            lock: nil)) else {
                     for handle in made { table.remove(handle) }
                     return nil
                 }
@@ -83,7 +96,8 @@ func createAllocations(_ data: UnsafeMutablePointer<D3DKMT_CREATEALLOCATION>,
 
 /// Reads `NumAllocations` requests through `entry` (one allocation info's driver data), creates
 /// them, and hands each new handle to `store`.
-func createAllocations(_ pData: UnsafeMutablePointer<D3DKMT_CREATEALLOCATION>?, hasInfo: (D3DKMT_CREATEALLOCATION) -> Bool,
+func createAllocations(_ pData: UnsafeMutablePointer<D3DKMT_CREATEALLOCATION>?,
+                       hasInfo: (D3DKMT_CREATEALLOCATION) -> Bool,
                        entry: (D3DKMT_CREATEALLOCATION, Int) -> (UnsafeMutableRawPointer?, UInt32),
                        store: @escaping (D3DKMT_CREATEALLOCATION, Int, D3DKMT_HANDLE) -> Void) -> NTSTATUS {
     ntCall { () throws(NTError) in
@@ -97,8 +111,11 @@ func createAllocations(_ pData: UnsafeMutablePointer<D3DKMT_CREATEALLOCATION>?, 
                 if case .resource = object { return true }
                 return false
             }
-            guard let isResource else { throw NTError(.invalidHandle, "hResource 0x\(String(existing, radix: 16)) names nothing") }
-            throw invalid(isResource ? "allocations cannot be added to an existing resource" : "hResource is not a resource")
+            guard let isResource else {
+                throw NTError(.invalidHandle, "hResource 0x\(String(existing, radix: 16)) names nothing")
+            }
+            throw invalid(isResource ? "allocations cannot be added to an existing resource"
+                                     : "hResource is not a resource")
         }
         let count = Int(data.pointee.NumAllocations)
         guard count <= 4096 else { throw invalid("NumAllocations \(count) is too large") }
@@ -119,7 +136,8 @@ func createAllocations(_ pData: UnsafeMutablePointer<D3DKMT_CREATEALLOCATION>?, 
 @c @implementation
 public func D3DKMTCreateAllocation2(_ pData: UnsafeMutablePointer<D3DKMT_CREATEALLOCATION>?) -> NTSTATUS {
     createAllocations(pData, hasInfo: { $0.pAllocationInfo2 != nil },
-                      entry: { ($0.pAllocationInfo2[$1].pPrivateDriverData, $0.pAllocationInfo2[$1].PrivateDriverDataSize) },
+                      entry: { ($0.pAllocationInfo2[$1].pPrivateDriverData,
+                                $0.pAllocationInfo2[$1].PrivateDriverDataSize) },
                       store: { $0.pAllocationInfo2[$1].hAllocation = $2 })
 }
 
@@ -127,7 +145,8 @@ public func D3DKMTCreateAllocation2(_ pData: UnsafeMutablePointer<D3DKMT_CREATEA
 @c @implementation
 public func D3DKMTCreateAllocation(_ pData: UnsafeMutablePointer<D3DKMT_CREATEALLOCATION>?) -> NTSTATUS {
     createAllocations(pData, hasInfo: { $0.pAllocationInfo != nil },
-                      entry: { ($0.pAllocationInfo[$1].pPrivateDriverData, $0.pAllocationInfo[$1].PrivateDriverDataSize) },
+                      entry: { ($0.pAllocationInfo[$1].pPrivateDriverData,
+                                $0.pAllocationInfo[$1].PrivateDriverDataSize) },
                       store: { $0.pAllocationInfo[$1].hAllocation = $2 })
 }
 
@@ -141,34 +160,42 @@ public func D3DKMTCreateAllocation(_ pData: UnsafeMutablePointer<D3DKMT_CREATEAL
 func destroyAllocations(device: D3DKMT_HANDLE, resource: D3DKMT_HANDLE, list: UnsafePointer<D3DKMT_HANDLE>?,
                         count: UInt32) throws(NTError) {
     guard count == 0 || list != nil else { throw invalid("phAllocationList is NULL") }
-    guard count <= UInt32(HandleTable.maximumSlots) else { throw invalid("AllocationCount \(count) is more than there can be") }
+    guard count <= UInt32(HandleTable.maximumSlots) else {
+        throw invalid("AllocationCount \(count) is more than there can be")
+    }
     let listed = (0..<Int(count)).map { list![$0] }
     guard Set(listed).count == listed.count else { throw invalid("an allocation is listed twice") }
     let released: Result<[LocalObject], NTError> = handleTable.withLock { table in
         guard table.device(device) != nil else { return .failure(invalid("hDevice is not an open device")) }
         var toRemove: [D3DKMT_HANDLE] = listed
         if resource != 0 {
-            guard case .resource(let object, let owner, let allocations)? = table.lookup(resource), owner == device else {
+            guard case .resource(let object, let owner, let allocations)? = table.lookup(resource),
+                  owner == device else {
                 return .failure(invalid("hResource is not a resource of hDevice"))
             }
-            guard listed.allSatisfy(allocations.contains) else { return .failure(invalid("an allocation is not in hResource")) }
+            guard listed.allSatisfy(allocations.contains) else {
+                return .failure(invalid("an allocation is not in hResource"))
+            }
             if listed.isEmpty {
                 toRemove = [resource] + allocations
             } else {
-                table.replace(resource, with: .resource(object, device: owner, allocations: allocations.filter { !listed.contains($0) }))
+                table.replace(resource, with: .resource(object, device: owner,
+                                                        allocations: allocations.filter { !listed.contains($0) }))
             }
         } else {
             // Listed alone, an allocation may be standalone or one of a resource's (which stays).
             var parents: [D3DKMT_HANDLE: [D3DKMT_HANDLE]] = [:]
             for handle in listed {
                 guard case .allocation(_, let owner, let parent, _)? = table.lookup(handle), owner == device else {
-                    return .failure(invalid("allocation handle 0x\(String(handle, radix: 16)) is not an allocation of hDevice"))
+                    return .failure(invalid("allocation handle 0x\(String(handle, radix: 16)) "
+                                            + "is not an allocation of hDevice"))
                 }
                 if parent != 0 { parents[parent, default: []].append(handle) }
             }
             for (parent, gone) in parents {
                 guard case .resource(let object, let owner, let allocations)? = table.lookup(parent) else { continue }
-                table.replace(parent, with: .resource(object, device: owner, allocations: allocations.filter { !gone.contains($0) }))
+                table.replace(parent, with: .resource(object, device: owner,
+                                                      allocations: allocations.filter { !gone.contains($0) }))
             }
         }
         return .success(toRemove.compactMap { table.remove($0) })
@@ -212,7 +239,8 @@ public func D3DKMTLock2(_ pData: UnsafeMutablePointer<D3DKMT_LOCK2>?) -> NTSTATU
             }
             do throws(NTError) {
                 let locked = LockedMapping(try allocation.map(writable: !allocation.isReadOnly))
-                table.replace(allocationHandle, with: .allocation(allocation, device: owner, resource: resource, lock: locked))
+                table.replace(allocationHandle, with: .allocation(allocation, device: owner, resource: resource,
+                                                                  lock: locked))
                 return .success(locked.mapping.baseAddress)
             } catch {
                 return .failure(error)
@@ -242,7 +270,8 @@ public func D3DKMTUnlock2(_ pData: UnsafePointer<D3DKMT_UNLOCK2>?) -> NTSTATUS {
 /// `D3DKMTLinuxExportAllocationDmaBuf`: a new close-on-exec descriptor for the allocation's
 /// dma-buf (a memfd on the software adapter), for Vulkan/GL import. The caller closes it.
 @c @implementation
-public func D3DKMTLinuxExportAllocationDmaBuf(_ hDevice: D3DKMT_HANDLE, _ hAllocation: D3DKMT_HANDLE, _ pFd: UnsafeMutablePointer<Int32>?) -> NTSTATUS {
+public func D3DKMTLinuxExportAllocationDmaBuf(_ hDevice: D3DKMT_HANDLE, _ hAllocation: D3DKMT_HANDLE,
+                                             _ pFd: UnsafeMutablePointer<Int32>?) -> NTSTATUS {
     ntCall { () throws(NTError) in
         let out = try required(pFd, "pFd")
         out.pointee = try HandleTable.allocation(hAllocation, onDevice: hDevice).exportDescriptor().take()
@@ -273,7 +302,8 @@ public func D3DKMTLinuxQueryAllocationDesc(_ hDevice: D3DKMT_HANDLE, _ hAllocati
 
 /// `D3DKMTLinuxQueryAllocationSize`: the allocation's size in bytes.
 @c @implementation
-public func D3DKMTLinuxQueryAllocationSize(_ hDevice: D3DKMT_HANDLE, _ hAllocation: D3DKMT_HANDLE, _ pSize: UnsafeMutablePointer<UINT64>?) -> NTSTATUS {
+public func D3DKMTLinuxQueryAllocationSize(_ hDevice: D3DKMT_HANDLE, _ hAllocation: D3DKMT_HANDLE,
+                                           _ pSize: UnsafeMutablePointer<UINT64>?) -> NTSTATUS {
     ntCall { () throws(NTError) in
         let out = try required(pSize, "pSize")
         out.pointee = try HandleTable.allocation(hAllocation, onDevice: hDevice).size

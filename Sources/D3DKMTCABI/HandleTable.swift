@@ -112,7 +112,8 @@ struct HandleTable: ~Copyable {
         guard let resourceHandle = insert(.resource(resource, device: device, allocations: [])) else { return nil }
         var allocationHandles: [UInt32] = []
         for allocation in resource.allocations {
-            guard let handle = insert(.allocation(allocation, device: device, resource: resourceHandle, lock: nil)) else {
+            guard let handle = insert(.allocation(allocation, device: device, resource: resourceHandle,
+                                                  lock: nil)) else {
                 for made in allocationHandles + [resourceHandle] { remove(made) }
                 return nil
             }
@@ -195,16 +196,24 @@ extension HandleTable {
     static func syncObject(_ handle: UInt32, onDevice device: UInt32? = nil) throws(NTError) -> SyncObject {
         let found: SyncObject? = handleTable.withLock { table in
             // Objects opened without a device (OpenSyncObjectFromNtHandle, owner 0) go with any.
-            if case .syncObject(let object, let owner)? = table.lookup(handle), device == nil || owner == device || owner == 0 { return object }
+            if case .syncObject(let object, let owner)? = table.lookup(handle),
+               device == nil || owner == device || owner == 0 {
+                return object
+            }
             return nil
         }
-        guard let found else { throw NTError(.invalidParameter, "handle 0x\(String(handle, radix: 16)) is not a sync object\(device == nil ? "" : " of hDevice")") }
+        guard let found else {
+            throw NTError(.invalidParameter, "handle 0x\(String(handle, radix: 16)) is not a sync object"
+                                             + "\(device == nil ? "" : " of hDevice")")
+        }
         return found
     }
 
     /// The device `handle` names, or `STATUS_INVALID_PARAMETER`.
     static func device(_ handle: UInt32) throws(NTError) -> Device {
-        guard let device = handleTable.withLock({ $0.device(handle) }) else { throw NTError(.invalidParameter, "hDevice is not an open device") }
+        guard let device = handleTable.withLock({ $0.device(handle) }) else {
+            throw NTError(.invalidParameter, "hDevice is not an open device")
+        }
         return device
     }
 }

@@ -15,8 +15,11 @@ import CD3DKMT
 public func D3DKMTCreateKeyedMutex2(_ pData: UnsafeMutablePointer<D3DKMT_CREATEKEYEDMUTEX2>?) -> NTSTATUS {
     ntCall { () throws(NTError) in
         let data = try required(pData)
-        guard data.pointee.Flags.Value & ~1 == 0 else { throw invalid("unknown Flags bits 0x\(String(data.pointee.Flags.Value, radix: 16))") }
-        let runtimeData = try bytes(data.pointee.pPrivateRuntimeData, data.pointee.PrivateRuntimeDataSize, "pPrivateRuntimeData")
+        guard data.pointee.Flags.Value & ~1 == 0 else {
+            throw invalid("unknown Flags bits 0x\(String(data.pointee.Flags.Value, radix: 16))")
+        }
+        let runtimeData = try bytes(data.pointee.pPrivateRuntimeData, data.pointee.PrivateRuntimeDataSize,
+                                    "pPrivateRuntimeData")
         let mutex = try KeyedMutex.create(initialKey: data.pointee.InitialValue, runtimeData: runtimeData,
                                           shareable: data.pointee.Flags.NtSecuritySharing != 0)
         data.pointee.hKeyedMutex = try register(.keyedMutex(mutex))
@@ -59,14 +62,17 @@ public func D3DKMTOpenKeyedMutex2(_ pData: UnsafeMutablePointer<D3DKMT_OPENKEYED
 /// `D3DKMTOpenKeyedMutexFromNtHandle`: opens the keyed mutex a shared NT handle holds. When
 /// `pPrivateRuntimeData` is not NULL it receives the creator's private data and must hold it all.
 @c @implementation
-public func D3DKMTOpenKeyedMutexFromNtHandle(_ pData: UnsafeMutablePointer<D3DKMT_OPENKEYEDMUTEXFROMNTHANDLE>?) -> NTSTATUS {
+public func D3DKMTOpenKeyedMutexFromNtHandle(
+    _ pData: UnsafeMutablePointer<D3DKMT_OPENKEYEDMUTEXFROMNTHANDLE>?
+) -> NTSTATUS {
     ntCall { () throws(NTError) in
         let data = try required(pData)
         let mutex = try SharedHandle.withBorrowed(descriptor(of: data.pointee.hNtHandle)) { (handle) throws(NTError) in
             try KeyedMutex.open(handle)
         }
         if data.pointee.pPrivateRuntimeData != nil {
-            try copyOut(mutex.runtimeData, to: data.pointee.pPrivateRuntimeData, capacity: data.pointee.PrivateRuntimeDataSize, "pPrivateRuntimeData")
+            try copyOut(mutex.runtimeData, to: data.pointee.pPrivateRuntimeData,
+                        capacity: data.pointee.PrivateRuntimeDataSize, "pPrivateRuntimeData")
         }
         data.pointee.hKeyedMutex = try register(.keyedMutex(mutex))
     }
@@ -100,12 +106,16 @@ public func D3DKMTAcquireKeyedMutex2(_ pData: UnsafeMutablePointer<D3DKMT_ACQUIR
         let buffer = data.pointee.pPrivateRuntimeData
         // Checked before acquiring: failing afterwards would leave the mutex owned.
         if buffer != nil, data.pointee.PrivateRuntimeDataSize < UInt32(mutex.runtimeData.count) {
-            throw invalid("pPrivateRuntimeData holds \(data.pointee.PrivateRuntimeDataSize) bytes; the keyed mutex's data takes \(mutex.runtimeData.count)")
+            throw invalid("pPrivateRuntimeData holds \(data.pointee.PrivateRuntimeDataSize) bytes; "
+                          + "the keyed mutex's data takes \(mutex.runtimeData.count)")
         }
         let acquired = try mutex.acquire(key: data.pointee.Key, ntTimeout: data.pointee.pTimeout?.pointee.QuadPart)
         data.pointee.FenceValue = acquired.fenceValue
         if let buffer, !acquired.runtimeData.isEmpty {
-            acquired.runtimeData.withUnsafeBytes { buffer.copyMemory(from: $0.baseAddress!, byteCount: min($0.count, Int(data.pointee.PrivateRuntimeDataSize))) }
+            acquired.runtimeData.withUnsafeBytes {
+                buffer.copyMemory(from: $0.baseAddress!,
+                                  byteCount: min($0.count, Int(data.pointee.PrivateRuntimeDataSize)))
+            }
         }
     }
 }
@@ -118,7 +128,8 @@ public func D3DKMTAcquireKeyedMutex(_ pData: UnsafeMutablePointer<D3DKMT_ACQUIRE
     ntCall { () throws(NTError) in
         let data = try required(pData)
         let mutex = try HandleTable.keyedMutex(data.pointee.hKeyedMutex)
-        data.pointee.FenceValue = try mutex.acquire(key: data.pointee.Key, ntTimeout: data.pointee.pTimeout?.pointee.QuadPart).fenceValue
+        data.pointee.FenceValue = try mutex.acquire(key: data.pointee.Key,
+                                                    ntTimeout: data.pointee.pTimeout?.pointee.QuadPart).fenceValue
     }
 }
 
@@ -127,7 +138,8 @@ public func D3DKMTAcquireKeyedMutex(_ pData: UnsafeMutablePointer<D3DKMT_ACQUIRE
 public func D3DKMTReleaseKeyedMutex(_ pData: UnsafeMutablePointer<D3DKMT_RELEASEKEYEDMUTEX>?) -> NTSTATUS {
     ntCall { () throws(NTError) in
         let data = try required(pData)
-        try HandleTable.keyedMutex(data.pointee.hKeyedMutex).release(key: data.pointee.Key, fenceValue: data.pointee.FenceValue)
+        try HandleTable.keyedMutex(data.pointee.hKeyedMutex).release(key: data.pointee.Key,
+                                                                     fenceValue: data.pointee.FenceValue)
     }
 }
 
@@ -139,14 +151,16 @@ public func D3DKMTReleaseKeyedMutex2(_ pData: UnsafeMutablePointer<D3DKMT_RELEAS
     ntCall { () throws(NTError) in
         let data = try required(pData)
         let mutex = try HandleTable.keyedMutex(data.pointee.hKeyedMutex)
-        let runtimeData = try bytes(data.pointee.pPrivateRuntimeData, data.pointee.PrivateRuntimeDataSize, "pPrivateRuntimeData")
+        let runtimeData = try bytes(data.pointee.pPrivateRuntimeData, data.pointee.PrivateRuntimeDataSize,
+                                    "pPrivateRuntimeData")
         try mutex.release(key: data.pointee.Key, fenceValue: data.pointee.FenceValue, runtimeData: runtimeData)
     }
 }
 
 /// `D3DKMTLinuxExportKeyedMutexTimelineFd`: a new descriptor for the mutex's DRM timeline syncobj.
 @c @implementation
-public func D3DKMTLinuxExportKeyedMutexTimelineFd(_ hKeyedMutex: D3DKMT_HANDLE, _ pFd: UnsafeMutablePointer<Int32>?) -> NTSTATUS {
+public func D3DKMTLinuxExportKeyedMutexTimelineFd(_ hKeyedMutex: D3DKMT_HANDLE,
+                                                  _ pFd: UnsafeMutablePointer<Int32>?) -> NTSTATUS {
     ntCall { () throws(NTError) in
         let out = try required(pFd, "pFd")
         out.pointee = try HandleTable.keyedMutex(hKeyedMutex).exportTimeline().take()

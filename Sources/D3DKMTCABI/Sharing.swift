@@ -22,7 +22,8 @@ import Glibc
 @c @implementation
 public func D3DKMTShareObjects(_ cObjects: UINT, _ hObjects: UnsafePointer<D3DKMT_HANDLE>?,
                                _ pObjectAttributes: UnsafeMutablePointer<OBJECT_ATTRIBUTES>?,
-                               _ dwDesiredAccess: DWORD, _ phSharedNtHandle: UnsafeMutablePointer<HANDLE?>?) -> NTSTATUS {
+                               _ dwDesiredAccess: DWORD,
+                               _ phSharedNtHandle: UnsafeMutablePointer<HANDLE?>?) -> NTSTATUS {
     ntCall { () throws(NTError) in
         let out = try required(phSharedNtHandle, "phSharedNtHandle")
         guard cObjects == 1 || cObjects == 3 else { throw invalid("cObjects must be 1 or 3, not \(cObjects)") }
@@ -39,10 +40,11 @@ public func D3DKMTShareObjects(_ cObjects: UINT, _ hObjects: UnsafePointer<D3DKM
         case (.resource(let resource, _, _)?, 3):
             guard case .keyedMutex(let mutex)? = found[1] else { throw invalid("hObjects[1] is not a keyed mutex") }
             guard case .syncObject(let object, _)? = found[2] else { throw invalid("hObjects[2] is not a sync object") }
-            handle = try resource.share(access: SharedAccess.mapped(dwDesiredAccess), keyedMutex: mutex, syncObject: object,
-                                        name: name)
+            handle = try resource.share(access: SharedAccess.mapped(dwDesiredAccess), keyedMutex: mutex,
+                                        syncObject: object, name: name)
         default:
-            throw invalid(cObjects == 1 ? "hObjects[0] is not a resource or a sync object" : "hObjects[0] is not a resource")
+            throw invalid(cObjects == 1 ? "hObjects[0] is not a resource or a sync object"
+                                        : "hObjects[0] is not a resource")
         }
         out.pointee = try ntHandle(handle)
     }
@@ -63,21 +65,26 @@ func ntHandle(_ handle: consuming SharedHandle) throws(NTError) -> HANDLE? {
 func objectName(_ attributes: UnsafeMutablePointer<OBJECT_ATTRIBUTES>?) throws(NTError) -> String? {
     guard let attributes else { return nil }
     guard Int(attributes.pointee.Length) == MemoryLayout<OBJECT_ATTRIBUTES>.size else {
-        throw invalid("OBJECT_ATTRIBUTES.Length is \(attributes.pointee.Length), not \(MemoryLayout<OBJECT_ATTRIBUTES>.size)")
+        throw invalid("OBJECT_ATTRIBUTES.Length is \(attributes.pointee.Length), "
+                      + "not \(MemoryLayout<OBJECT_ATTRIBUTES>.size)")
     }
     guard let name = attributes.pointee.ObjectName?.pointee else { return nil }
     guard name.Length % 2 == 0, name.Length > 0, let buffer = name.Buffer else {
         throw NTError(.objectNameInvalid, "ObjectName has \(name.Length) bytes or no buffer")
     }
     let units = UnsafeBufferPointer(start: buffer, count: Int(name.Length) / 2)
-    guard let text = String(validating: units, as: UTF16.self) else { throw NTError(.objectNameInvalid, "ObjectName is not valid UTF-16") }
+    guard let text = String(validating: units, as: UTF16.self) else {
+        throw NTError(.objectNameInvalid, "ObjectName is not valid UTF-16")
+    }
     return text
 }
 
 /// The name an open-by-name call must carry.
 func requiredName(_ attributes: UnsafeMutablePointer<OBJECT_ATTRIBUTES>?) throws(NTError) -> String {
     guard attributes != nil else { throw invalid("pObjAttrib is NULL") }
-    guard let name = try objectName(attributes) else { throw NTError(.objectNameInvalid, "pObjAttrib has no ObjectName") }
+    guard let name = try objectName(attributes) else {
+        throw NTError(.objectNameInvalid, "pObjAttrib has no ObjectName")
+    }
     return name
 }
 
@@ -102,7 +109,9 @@ public func D3DKMTOpenNtHandleFromName(_ pData: UnsafeMutablePointer<D3DKMT_OPEN
 /// `D3DKMTOpenSyncObjectNtHandleFromName`: as `D3DKMTOpenNtHandleFromName`, for a sync object
 /// shared alone.
 @c @implementation
-public func D3DKMTOpenSyncObjectNtHandleFromName(_ pData: UnsafeMutablePointer<D3DKMT_OPENSYNCOBJECTNTHANDLEFROMNAME>?) -> NTSTATUS {
+public func D3DKMTOpenSyncObjectNtHandleFromName(
+    _ pData: UnsafeMutablePointer<D3DKMT_OPENSYNCOBJECTNTHANDLEFROMNAME>?
+) -> NTSTATUS {
     ntCall { () throws(NTError) in
         let data = try required(pData)
         data.pointee.hNtHandle = nil
@@ -116,11 +125,15 @@ public func D3DKMTOpenSyncObjectNtHandleFromName(_ pData: UnsafeMutablePointer<D
 /// per-allocation driver data, not the library's allocation layout), `ResourcePrivateDriverDataSize`
 /// and `NumAllocations`. Nothing is written to `pPrivateRuntimeData`, whatever its size.
 @c @implementation
-public func D3DKMTQueryResourceInfoFromNtHandle(_ pData: UnsafeMutablePointer<D3DKMT_QUERYRESOURCEINFOFROMNTHANDLE>?) -> NTSTATUS {
+public func D3DKMTQueryResourceInfoFromNtHandle(
+    _ pData: UnsafeMutablePointer<D3DKMT_QUERYRESOURCEINFOFROMNTHANDLE>?
+) -> NTSTATUS {
     ntCall { () throws(NTError) in
         let data = try required(pData)
         let deviceHandle = data.pointee.hDevice
-        guard let device = handleTable.withLock({ $0.device(deviceHandle) }) else { throw invalid("hDevice is not an open device") }
+        guard let device = handleTable.withLock({ $0.device(deviceHandle) }) else {
+            throw invalid("hDevice is not an open device")
+        }
         let info = try SharedHandle.withBorrowed(descriptor(of: data.pointee.hNtHandle)) { (handle) throws(NTError) in
             try device.resourceInfo(handle)
         }
@@ -146,11 +159,15 @@ public func D3DKMTQueryResourceInfoFromNtHandle(_ pData: UnsafeMutablePointer<D3
 /// `hSyncObject` receive their handles, and `pKeyedMutexPrivateRuntimeData` (when not NULL) the
 /// keyed mutex's private data; else both handles are 0.
 @c @implementation
-public func D3DKMTOpenResourceFromNtHandle(_ pData: UnsafeMutablePointer<D3DKMT_OPENRESOURCEFROMNTHANDLE>?) -> NTSTATUS {
+public func D3DKMTOpenResourceFromNtHandle(
+    _ pData: UnsafeMutablePointer<D3DKMT_OPENRESOURCEFROMNTHANDLE>?
+) -> NTSTATUS {
     ntCall { () throws(NTError) in
         let data = try required(pData)
         let input = data.pointee
-        guard let device = handleTable.withLock({ $0.device(input.hDevice) }) else { throw invalid("hDevice is not an open device") }
+        guard let device = handleTable.withLock({ $0.device(input.hDevice) }) else {
+            throw invalid("hDevice is not an open device")
+        }
         guard input.NumAllocations > 0, let infos = input.pOpenAllocationInfo2 else {
             throw invalid("NumAllocations is 0 or pOpenAllocationInfo2 is NULL")
         }
@@ -166,40 +183,51 @@ public func D3DKMTOpenResourceFromNtHandle(_ pData: UnsafeMutablePointer<D3DKMT_
                 }
                 guard Int(input.PrivateRuntimeDataSize) == info.runtimeDataSize,
                       info.runtimeDataSize == 0 || input.pPrivateRuntimeData != nil else {
-                    throw invalid("PrivateRuntimeDataSize is \(input.PrivateRuntimeDataSize); the runtime data has \(info.runtimeDataSize) bytes")
+                    throw invalid("PrivateRuntimeDataSize is \(input.PrivateRuntimeDataSize); "
+                                  + "the runtime data has \(info.runtimeDataSize) bytes")
                 }
                 guard info.resourceDriverDataSize == 0 || (input.pResourcePrivateDriverData != nil
                       && Int(input.ResourcePrivateDriverDataSize) >= info.resourceDriverDataSize) else {
-                    throw invalid("pResourcePrivateDriverData holds \(input.ResourcePrivateDriverDataSize) bytes; \(info.resourceDriverDataSize) are needed")
+                    throw invalid("pResourcePrivateDriverData holds \(input.ResourcePrivateDriverDataSize) bytes; "
+                                  + "\(info.resourceDriverDataSize) are needed")
                 }
                 guard info.totalAllocationDriverDataSize == 0 || (input.pTotalPrivateDriverDataBuffer != nil
                       && Int(input.TotalPrivateDriverDataBufferSize) >= info.totalAllocationDriverDataSize) else {
-                    throw NTError(.noMemory, "pTotalPrivateDriverDataBuffer holds \(input.TotalPrivateDriverDataBufferSize) bytes; "
+                    throw NTError(.noMemory, "pTotalPrivateDriverDataBuffer holds "
+                                  + "\(input.TotalPrivateDriverDataBufferSize) bytes; "
                                   + "the allocations' driver data takes \(info.totalAllocationDriverDataSize)")
                 }
-                if input.pKeyedMutexPrivateRuntimeData != nil, Int(input.KeyedMutexPrivateRuntimeDataSize) < info.keyedMutexRuntimeDataSize {
-                    throw invalid("pKeyedMutexPrivateRuntimeData holds \(input.KeyedMutexPrivateRuntimeDataSize) bytes; "
+                if input.pKeyedMutexPrivateRuntimeData != nil,
+                   Int(input.KeyedMutexPrivateRuntimeDataSize) < info.keyedMutexRuntimeDataSize {
+                    throw invalid("pKeyedMutexPrivateRuntimeData holds "
+                                  + "\(input.KeyedMutexPrivateRuntimeDataSize) bytes; "
                                   + "\(info.keyedMutexRuntimeDataSize) are needed")
                 }
                 runtimeData = info.runtimeData
             }
         }
         // Sizes were checked above; nothing below can fail but the handle table.
-        try copyOut(runtimeData, to: input.pPrivateRuntimeData, capacity: input.PrivateRuntimeDataSize, "pPrivateRuntimeData")
-        try copyOut(resource.driverData, to: input.pResourcePrivateDriverData, capacity: input.ResourcePrivateDriverDataSize,
-                    "pResourcePrivateDriverData")
+        try copyOut(runtimeData, to: input.pPrivateRuntimeData, capacity: input.PrivateRuntimeDataSize,
+                    "pPrivateRuntimeData")
+        try copyOut(resource.driverData, to: input.pResourcePrivateDriverData,
+                    capacity: input.ResourcePrivateDriverDataSize, "pResourcePrivateDriverData")
         if let mutex = resource.keyedMutex, input.pKeyedMutexPrivateRuntimeData != nil {
-            try copyOut(mutex.runtimeData, to: input.pKeyedMutexPrivateRuntimeData, capacity: input.KeyedMutexPrivateRuntimeDataSize,
-                        "pKeyedMutexPrivateRuntimeData")
+            try copyOut(mutex.runtimeData, to: input.pKeyedMutexPrivateRuntimeData,
+                        capacity: input.KeyedMutexPrivateRuntimeDataSize, "pKeyedMutexPrivateRuntimeData")
         }
         let handles = handleTable.withLock { (table) -> (UInt32, [UInt32], UInt32, UInt32)? in
-            guard let (resourceHandle, allocationHandles) = table.insertResource(resource, device: input.hDevice) else { return nil }
+            guard let (resourceHandle, allocationHandles) = table.insertResource(resource, device: input.hDevice) else {
+                return nil
+            }
             var mutexHandle: UInt32 = 0, syncHandle: UInt32 = 0
             if let mutex = resource.keyedMutex, let object = resource.syncObject {
-                let made = table.insert(.keyedMutex(mutex)), madeSync = table.insert(.syncObject(object, device: input.hDevice))
+                let made = table.insert(.keyedMutex(mutex)),
+                    madeSync = table.insert(.syncObject(object, device: input.hDevice))
                 guard let made, let madeSync else {
                     // All or nothing.
-                    for handle in [made, madeSync].compactMap({ $0 }) + allocationHandles + [resourceHandle] { table.remove(handle) }
+                    for handle in [made, madeSync].compactMap({ $0 }) + allocationHandles + [resourceHandle] {
+                        table.remove(handle)
+                    }
                     return nil
                 }
                 (mutexHandle, syncHandle) = (made, madeSync)

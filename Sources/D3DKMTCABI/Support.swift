@@ -21,7 +21,8 @@ func required<T>(_ pointer: UnsafePointer<T>?, _ name: String = "pData") throws(
     return UnsafeMutablePointer(mutating: pointer)
 }
 
-func required<T>(_ pointer: UnsafeMutablePointer<T>?, _ name: String = "pData") throws(NTError) -> UnsafeMutablePointer<T> {
+func required<T>(_ pointer: UnsafeMutablePointer<T>?,
+                 _ name: String = "pData") throws(NTError) -> UnsafeMutablePointer<T> {
     guard let pointer else { throw invalid("\(name) is NULL") }
     return pointer
 }
@@ -34,10 +35,13 @@ func bytes(_ pointer: UnsafeRawPointer?, _ size: UInt32, _ name: String) throws(
 }
 
 /// Copies `source` into a caller's buffer of `capacity` bytes.
-func copyOut(_ source: [UInt8], to pointer: UnsafeMutableRawPointer?, capacity: UInt32, _ name: String) throws(NTError) {
+func copyOut(_ source: [UInt8], to pointer: UnsafeMutableRawPointer?, capacity: UInt32,
+             _ name: String) throws(NTError) {
     guard !source.isEmpty else { return }
     guard let pointer else { throw invalid("\(name) is NULL; \(source.count) bytes are needed") }
-    guard Int(capacity) >= source.count else { throw invalid("\(name) holds \(capacity) bytes; \(source.count) are needed") }
+    guard Int(capacity) >= source.count else {
+        throw invalid("\(name) holds \(capacity) bytes; \(source.count) are needed")
+    }
     source.withUnsafeBytes { pointer.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
 }
 

@@ -17,7 +17,9 @@ import CD3DKMT
 /// `STATUS_NOT_SUPPORTED` for the other types, for `Shared` alone (global handles are not
 /// implemented) and for fences on a DRM device without timeline syncobjs (vgem).
 @c @implementation
-public func D3DKMTCreateSynchronizationObject2(_ pData: UnsafeMutablePointer<D3DKMT_CREATESYNCHRONIZATIONOBJECT2>?) -> NTSTATUS {
+public func D3DKMTCreateSynchronizationObject2(
+    _ pData: UnsafeMutablePointer<D3DKMT_CREATESYNCHRONIZATIONOBJECT2>?
+) -> NTSTATUS {
     ntCall { () throws(NTError) in
         let data = try required(pData)
         let device = try HandleTable.device(data.pointee.hDevice)
@@ -38,8 +40,11 @@ public func D3DKMTCreateSynchronizationObject2(_ pData: UnsafeMutablePointer<D3D
             kind = .semaphore
             initialValue = UInt64(info.Semaphore.InitialCount)
         case D3DDDI_CPU_NOTIFICATION:
-            guard info.CPUNotification.Event != nil else { throw NTError(.invalidHandle, "CPUNotification.Event is NULL") }
-            throw NTError(.notSupported, "D3DDDI_CPU_NOTIFICATION objects are signalled by GPU work, which this library does not run")
+            guard info.CPUNotification.Event != nil else {
+                throw NTError(.invalidHandle, "CPUNotification.Event is NULL")
+            }
+            throw NTError(.notSupported, "D3DDDI_CPU_NOTIFICATION objects are signalled by GPU work, "
+                                         + "which this library does not run")
         case D3DDDI_PERIODIC_MONITORED_FENCE, D3DDDI_NATIVE_FENCE:
             throw NTError(.notSupported, "sync object type \(info.Type.rawValue) is not implemented")
         default:
@@ -49,7 +54,8 @@ public func D3DKMTCreateSynchronizationObject2(_ pData: UnsafeMutablePointer<D3D
         data.pointee.hSyncObject = try register(.syncObject(object, device: data.pointee.hDevice))
         data.pointee.Info.SharedHandle = 0
         if kind == .monitoredFence {
-            data.pointee.Info.MonitoredFence.FenceValueCPUVirtualAddress = UnsafeMutableRawPointer(mutating: object.fenceValueAddress)
+            data.pointee.Info.MonitoredFence.FenceValueCPUVirtualAddress =
+                UnsafeMutableRawPointer(mutating: object.fenceValueAddress)
             data.pointee.Info.MonitoredFence.FenceValueGPUVirtualAddress = 0
         }
     }
@@ -59,7 +65,9 @@ public func D3DKMTCreateSynchronizationObject2(_ pData: UnsafeMutablePointer<D3D
 /// `D3DDDI_SEMAPHORE` (any other type is `STATUS_INVALID_PARAMETER`), made as
 /// `D3DKMTCreateSynchronizationObject2` makes them, not shareable by NT handle.
 @c @implementation
-public func D3DKMTCreateSynchronizationObject(_ pData: UnsafeMutablePointer<D3DKMT_CREATESYNCHRONIZATIONOBJECT>?) -> NTSTATUS {
+public func D3DKMTCreateSynchronizationObject(
+    _ pData: UnsafeMutablePointer<D3DKMT_CREATESYNCHRONIZATIONOBJECT>?
+) -> NTSTATUS {
     ntCall { () throws(NTError) in
         let data = try required(pData)
         let device = try HandleTable.device(data.pointee.hDevice)
@@ -67,10 +75,11 @@ public func D3DKMTCreateSynchronizationObject(_ pData: UnsafeMutablePointer<D3DK
         let object: SyncObject
         switch info.Type {
         case D3DDDI_SYNCHRONIZATION_MUTEX:
-            object = try device.createSyncObject(.mutex, initialValue: UInt64(UInt32(bitPattern: info.SynchronizationMutex.InitialState)),
-                                                 flags: 0)
+            object = try device.createSyncObject(
+                .mutex, initialValue: UInt64(UInt32(bitPattern: info.SynchronizationMutex.InitialState)), flags: 0)
         case D3DDDI_SEMAPHORE:
-            object = try device.createSyncObject(.semaphore, initialValue: UInt64(info.Semaphore.InitialCount), flags: 0)
+            object = try device.createSyncObject(.semaphore, initialValue: UInt64(info.Semaphore.InitialCount),
+                                                 flags: 0)
         default:
             throw invalid("D3DKMTCreateSynchronizationObject takes D3DDDI_SYNCHRONIZATION_MUTEX or D3DDDI_SEMAPHORE, "
                           + "not type \(info.Type.rawValue)")
@@ -83,7 +92,9 @@ public func D3DKMTCreateSynchronizationObject(_ pData: UnsafeMutablePointer<D3DK
 /// the adapter that shared it (the call names no device). `STATUS_INVALID_PARAMETER` when that
 /// adapter is not on this machine.
 @c @implementation
-public func D3DKMTOpenSyncObjectFromNtHandle(_ pData: UnsafeMutablePointer<D3DKMT_OPENSYNCOBJECTFROMNTHANDLE>?) -> NTSTATUS {
+public func D3DKMTOpenSyncObjectFromNtHandle(
+    _ pData: UnsafeMutablePointer<D3DKMT_OPENSYNCOBJECTFROMNTHANDLE>?
+) -> NTSTATUS {
     ntCall { () throws(NTError) in
         let data = try required(pData)
         let object = try SharedHandle.withBorrowed(descriptor(of: data.pointee.hNtHandle)) { (handle) throws(NTError) in
@@ -99,7 +110,9 @@ public func D3DKMTOpenSyncObjectFromNtHandle(_ pData: UnsafeMutablePointer<D3DKM
 /// `STATUS_NOT_SUPPORTED` when the device cannot take the object (a DRM syncobj on the software
 /// adapter or vgem).
 @c @implementation
-public func D3DKMTOpenSyncObjectFromNtHandle2(_ pData: UnsafeMutablePointer<D3DKMT_OPENSYNCOBJECTFROMNTHANDLE2>?) -> NTSTATUS {
+public func D3DKMTOpenSyncObjectFromNtHandle2(
+    _ pData: UnsafeMutablePointer<D3DKMT_OPENSYNCOBJECTFROMNTHANDLE2>?
+) -> NTSTATUS {
     ntCall { () throws(NTError) in
         let data = try required(pData)
         let device = try HandleTable.device(data.pointee.hDevice)
@@ -108,14 +121,17 @@ public func D3DKMTOpenSyncObjectFromNtHandle2(_ pData: UnsafeMutablePointer<D3DK
         }
         data.pointee.hSyncObject = try register(.syncObject(object, device: data.pointee.hDevice))
         data.pointee.Flags.Value = 0  // as on Windows: an open reports no creation flags
-        data.pointee.MonitoredFence.FenceValueCPUVirtualAddress = UnsafeMutableRawPointer(mutating: object.fenceValueAddress)
+        data.pointee.MonitoredFence.FenceValueCPUVirtualAddress =
+            UnsafeMutableRawPointer(mutating: object.fenceValueAddress)
         data.pointee.MonitoredFence.FenceValueGPUVirtualAddress = 0
     }
 }
 
 /// `D3DKMTDestroySynchronizationObject`. Async waits already registered still complete.
 @c @implementation
-public func D3DKMTDestroySynchronizationObject(_ pData: UnsafePointer<D3DKMT_DESTROYSYNCHRONIZATIONOBJECT>?) -> NTSTATUS {
+public func D3DKMTDestroySynchronizationObject(
+    _ pData: UnsafePointer<D3DKMT_DESTROYSYNCHRONIZATIONOBJECT>?
+) -> NTSTATUS {
     ntCall { () throws(NTError) in
         let handle = try required(pData).pointee.hSyncObject
         let removed: LocalObject? = handleTable.withLock { table in
@@ -129,7 +145,9 @@ public func D3DKMTDestroySynchronizationObject(_ pData: UnsafePointer<D3DKMT_DES
 /// The sync objects and values of a signal or wait: 1 to 32 objects of `device`, in order.
 private func objects(_ count: UINT, _ handles: UnsafePointer<D3DKMT_HANDLE>?, _ values: UnsafePointer<UINT64>?,
                      device: D3DKMT_HANDLE) throws(NTError) -> [(object: SyncObject, value: UInt64)] {
-    guard (1...UInt32(D3DDDI_MAX_OBJECT_WAITED_ON)).contains(count) else { throw invalid("ObjectCount \(count) is not 1...32") }
+    guard (1...UInt32(D3DDDI_MAX_OBJECT_WAITED_ON)).contains(count) else {
+        throw invalid("ObjectCount \(count) is not 1...32")
+    }
     guard let handles, let values else { throw invalid("ObjectHandleArray or FenceValueArray is NULL") }
     _ = try HandleTable.device(device)
     var list: [(object: SyncObject, value: UInt64)] = []
@@ -143,11 +161,16 @@ private func objects(_ count: UINT, _ handles: UnsafePointer<D3DKMT_HANDLE>?, _ 
 /// `STATUS_INVALID_PARAMETER` for a value below an object's current one; `AllowFenceRewind` is
 /// `STATUS_NOT_SUPPORTED` (fences here never go back).
 @c @implementation
-public func D3DKMTSignalSynchronizationObjectFromCpu(_ pData: UnsafePointer<D3DKMT_SIGNALSYNCHRONIZATIONOBJECTFROMCPU>?) -> NTSTATUS {
+public func D3DKMTSignalSynchronizationObjectFromCpu(
+    _ pData: UnsafePointer<D3DKMT_SIGNALSYNCHRONIZATIONOBJECTFROMCPU>?
+) -> NTSTATUS {
     ntCall { () throws(NTError) in
         let data = try required(pData).pointee
-        guard data.Flags.AllowFenceRewind == 0 else { throw NTError(.notSupported, "AllowFenceRewind: fences never go back here") }
-        for (object, value) in try objects(data.ObjectCount, data.ObjectHandleArray, data.FenceValueArray, device: data.hDevice) {
+        guard data.Flags.AllowFenceRewind == 0 else {
+            throw NTError(.notSupported, "AllowFenceRewind: fences never go back here")
+        }
+        for (object, value) in try objects(data.ObjectCount, data.ObjectHandleArray, data.FenceValueArray,
+                                           device: data.hDevice) {
             try object.signal(value)
         }
     }
@@ -158,7 +181,9 @@ public func D3DKMTSignalSynchronizationObjectFromCpu(_ pData: UnsafePointer<D3DK
 /// (`(HANDLE)(intptr_t)efd`) it returns at once and the eventfd becomes readable when the wait is
 /// satisfied; the caller keeps and closes the eventfd.
 @c @implementation
-public func D3DKMTWaitForSynchronizationObjectFromCpu(_ pData: UnsafePointer<D3DKMT_WAITFORSYNCHRONIZATIONOBJECTFROMCPU>?) -> NTSTATUS {
+public func D3DKMTWaitForSynchronizationObjectFromCpu(
+    _ pData: UnsafePointer<D3DKMT_WAITFORSYNCHRONIZATIONOBJECTFROMCPU>?
+) -> NTSTATUS {
     ntCall { () throws(NTError) in
         let data = try required(pData).pointee
         guard data.Flags.Value & ~1 == 0 else { throw invalid("unknown Flags bits") }
@@ -176,7 +201,8 @@ public func D3DKMTWaitForSynchronizationObjectFromCpu(_ pData: UnsafePointer<D3D
 
 /// `D3DKMTLinuxExportSyncObjectFd`: a new DRM syncobj descriptor for the sync object.
 @c @implementation
-public func D3DKMTLinuxExportSyncObjectFd(_ hSyncObject: D3DKMT_HANDLE, _ pFd: UnsafeMutablePointer<Int32>?) -> NTSTATUS {
+public func D3DKMTLinuxExportSyncObjectFd(_ hSyncObject: D3DKMT_HANDLE,
+                                          _ pFd: UnsafeMutablePointer<Int32>?) -> NTSTATUS {
     ntCall { () throws(NTError) in
         let out = try required(pFd, "pFd")
         out.pointee = try HandleTable.syncObject(hSyncObject).exportSyncobj().take()
@@ -185,7 +211,8 @@ public func D3DKMTLinuxExportSyncObjectFd(_ hSyncObject: D3DKMT_HANDLE, _ pFd: U
 
 /// `D3DKMTLinuxExportSyncFile`: a sync_file for one fence value of the sync object.
 @c @implementation
-public func D3DKMTLinuxExportSyncFile(_ hSyncObject: D3DKMT_HANDLE, _ FenceValue: UINT64, _ pFd: UnsafeMutablePointer<Int32>?) -> NTSTATUS {
+public func D3DKMTLinuxExportSyncFile(_ hSyncObject: D3DKMT_HANDLE, _ FenceValue: UINT64,
+                                      _ pFd: UnsafeMutablePointer<Int32>?) -> NTSTATUS {
     ntCall { () throws(NTError) in
         let out = try required(pFd, "pFd")
         out.pointee = try HandleTable.syncObject(hSyncObject).exportSyncFile(value: FenceValue).take()

@@ -16,7 +16,8 @@ struct KMT: ParsableCommand {
 }
 
 struct Adapters: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "List adapters: driver, nodes, LUID, capabilities (D3DKMTEnumAdapters2).")
+    static let configuration = CommandConfiguration(
+        abstract: "List adapters: driver, nodes, LUID, capabilities (D3DKMTEnumAdapters2).")
 
     func run() throws {
         var rows = [["#", "driver", "render node", "primary node", "bus", "LUID", "capabilities"]]
@@ -37,12 +38,14 @@ struct Adapters: ParsableCommand {
 struct SelfTest: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "selftest",
-        abstract: "On every adapter: create a resource, share it with a keyed mutex and a fence, open it in a second process, write in one and read in the other, hand the mutex back and forth.")
+        abstract: "On every adapter: create a resource, share it with a keyed mutex and a fence, "
+            + "open it in a second process, write in one and read in the other, hand the mutex back and forth.")
 
     @Option(help: "Bytes per allocation.") var size: UInt64 = 256 * 1024
 
     func run() throws {
-        var rows = [["adapter", "create", "share", "open in child", "child reads", "parent reads", "keyed mutex", "result"]]
+        var rows = [["adapter", "create", "share", "open in child", "child reads", "parent reads", "keyed mutex",
+                     "result"]]
         var failures = 0
         for adapter in Adapter.enumerate() {
             let steps = runSteps(adapter)
@@ -67,7 +70,8 @@ struct SelfTest: ParsableCommand {
         do {
             let device = try adapter.makeDevice()
             resource = try device.createResource(
-                allocations: [(.new(AllocationDescriptor(size: size)), []), (.new(AllocationDescriptor(size: size)), [])],
+                allocations: [(.new(AllocationDescriptor(size: size)), []),
+                              (.new(AllocationDescriptor(size: size)), [])],
                 runtimeData: Array("kmt selftest".utf8), driverData: [0x4B, 0x4D])
             for (index, allocation) in resource.allocations.enumerated() {
                 let mapping = try allocation.map()
@@ -78,11 +82,15 @@ struct SelfTest: ParsableCommand {
 
         // Where the adapter has sync objects (not vgem), the resource travels with a keyed mutex and
         // a fence, and the two processes hand the mutex back and forth.
-        let guards: (KeyedMutex, SyncObject)? = try? (KeyedMutex.create(), resource.device.createSyncObject(.monitoredFence))
+        let guards: (KeyedMutex, SyncObject)? = try? (KeyedMutex.create(),
+                                                      resource.device.createSyncObject(.monitoredFence))
         let handle: SharedHandle
-        do { handle = try resource.share(keyedMutex: guards?.0, syncObject: guards?.1); steps.append("ok") } catch { return finish("\(error.status)") }
+        do {
+            handle = try resource.share(keyedMutex: guards?.0, syncObject: guards?.1); steps.append("ok")
+        } catch { return finish("\(error.status)") }
 
-        let child = spawnSelf(["selftest-peer", String(adapter.info.luid.lowPart), String(adapter.info.luid.highPart), String(seed)],
+        let child = spawnSelf(["selftest-peer", String(adapter.info.luid.lowPart), String(adapter.info.luid.highPart),
+                               String(seed)],
                               handle: handle.rawValue)
         var handoffs = "n/a (no syncobjs)"
         if let (mutex, fence) = guards, child.pid > 0 {
@@ -107,7 +115,8 @@ struct SelfTest: ParsableCommand {
         }
         for (index, allocation) in resource.allocations.enumerated() {
             guard let mapping = try? allocation.map(writable: false),
-                  TestPattern.firstMismatch(UnsafeRawBufferPointer(mapping.bytes), seed: seed + 1, allocation: index) == nil
+                  TestPattern.firstMismatch(UnsafeRawBufferPointer(mapping.bytes), seed: seed + 1,
+                                            allocation: index) == nil
             else { return finish("wrong contents") }
         }
         steps.append("ok")

@@ -12,7 +12,8 @@ extension D3DKMTSuite {
     @Suite struct CABI {
         func softwareDevice() throws -> (adapter: D3DKMT_HANDLE, device: D3DKMT_HANDLE) {
             var open = D3DKMT_OPENADAPTERFROMLUID()
-            open.AdapterLuid = CD3DKMT.LUID(LowPart: AdapterInfo.software.luid.lowPart, HighPart: AdapterInfo.software.luid.highPart)
+            open.AdapterLuid = CD3DKMT.LUID(LowPart: AdapterInfo.software.luid.lowPart,
+                                            HighPart: AdapterInfo.software.luid.highPart)
             try #require(D3DKMTOpenAdapterFromLuid(&open) == 0)
             var create = D3DKMT_CREATEDEVICE()
             create.hAdapter = open.hAdapter
@@ -69,7 +70,8 @@ extension D3DKMTSuite {
                         // A standalone allocation cannot be shared.
                         var shared: HANDLE? = nil
                         var allocation = infoPointer.pointee.hAllocation
-                        #expect(D3DKMTShareObjects(1, &allocation, nil, 0, &shared) == NTStatus.invalidParameter.rawValue)
+                        #expect(D3DKMTShareObjects(1, &allocation, nil, 0, &shared)
+                                == NTStatus.invalidParameter.rawValue)
 
                         var lock = D3DKMT_LOCK2()
                         lock.hDevice = handles.device
@@ -92,9 +94,12 @@ extension D3DKMTSuite {
                         #expect(fd >= 0)
                         Glibc.close(fd)
                         // Wrong device, wrong type, NULL out-pointer.
-                        #expect(D3DKMTLinuxQueryAllocationSize(handles.adapter, allocation, &size) == NTStatus.invalidParameter.rawValue)
-                        #expect(D3DKMTLinuxQueryAllocationSize(handles.device, handles.device, &size) == NTStatus.invalidParameter.rawValue)
-                        #expect(D3DKMTLinuxQueryAllocationSize(handles.device, allocation, nil) == NTStatus.invalidParameter.rawValue)
+                        #expect(D3DKMTLinuxQueryAllocationSize(handles.adapter, allocation, &size)
+                                == NTStatus.invalidParameter.rawValue)
+                        #expect(D3DKMTLinuxQueryAllocationSize(handles.device, handles.device, &size)
+                                == NTStatus.invalidParameter.rawValue)
+                        #expect(D3DKMTLinuxQueryAllocationSize(handles.device, allocation, nil)
+                                == NTStatus.invalidParameter.rawValue)
                     }
                 }
                 // Destroying the device destroys its allocation (its memfd closes: no leak).

@@ -30,7 +30,9 @@ extension D3DKMTSuite {
             #expect(resource.runtimeData == [1, 2, 3])
             try resource.updateRuntimeData([])
             #expect(try device.openResource(handle).runtimeData.isEmpty)
-            #expect(status { try resource.updateRuntimeData([UInt8](repeating: 0, count: 200_000)) } == .invalidParameter)
+            #expect(status {
+                try resource.updateRuntimeData([UInt8](repeating: 0, count: 200_000))
+            } == .invalidParameter)
         }
 
         @Test(arguments: adaptersUnderTest)
@@ -49,7 +51,8 @@ extension D3DKMTSuite {
         func openersGetOnlyTheRuntimesDriverDataAndTheLayoutSeparately(adapter: Adapter) throws {
             let device = try adapter.makeDevice()
             let layout = AllocationDescriptor(width: 64, height: 32, fourcc: 0x3432_5241)  // DRM_FORMAT_ARGB8888
-            let resource = try device.createResource(allocations: [(.new(layout), []), (.new(AllocationDescriptor(size: 8192)), [7, 7])])
+            let resource = try device.createResource(allocations: [(.new(layout), []),
+                                                                   (.new(AllocationDescriptor(size: 8192)), [7, 7])])
             let info = try device.resourceInfo(try resource.share())
             #expect(info.totalAllocationDriverDataSize == 2)
             let opened = try device.openResource(try resource.share())
@@ -64,7 +67,8 @@ extension D3DKMTSuite {
             let resource = try device.createResource(allocations: [(.new(AllocationDescriptor(size: 4096)), [])])
             let leaf = "D3DKMT-Case-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
             let session = try resource.share(name: "\\Sessions\\1\\BaseNamedObjects\\" + leaf)
-            for spelling in ["Local\\" + leaf.lowercased(), leaf.uppercased(), "\\sessions\\7\\basenamedobjects\\" + leaf] {
+            for spelling in ["Local\\" + leaf.lowercased(), leaf.uppercased(),
+                             "\\sessions\\7\\basenamedobjects\\" + leaf] {
                 #expect(status { _ = try SharedHandle.open(name: spelling) } == .success, "\(spelling)")
             }
             #expect(status { _ = try SharedHandle.open(name: "Global\\" + leaf) } == .objectNameNotFound)

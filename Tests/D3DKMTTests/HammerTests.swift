@@ -42,7 +42,8 @@ private func descriptorCountWithoutChildPipes() -> Int {
         let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
         guard name.first != ".", Int32(name) != own else { continue }
         // (Standard input, output and error are inherited by children too: always counted.)
-        if let number = Int32(name), number > 2, let target = Kernel.readLink("/proc/self/fd/\(name)"), children.contains(target) { continue }
+        if let number = Int32(name), number > 2, let target = Kernel.readLink("/proc/self/fd/\(name)"),
+           children.contains(target) { continue }
         count += 1
     }
     closedir(directory)
@@ -63,8 +64,12 @@ private func childPipes() -> Set<String> {
         let fields = stat[stat.index(after: close)...].split(separator: " ")
         guard fields.count > 1, Int32(fields[1]) == me, let descriptors = opendir("/proc/\(pid)/fd") else { continue }
         while let fd = readdir(descriptors) {
-            let number = withUnsafeBytes(of: fd.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-            if let target = Kernel.readLink("/proc/\(pid)/fd/\(number)"), target.hasPrefix("pipe:") { pipes.insert(target) }
+            let number = withUnsafeBytes(of: fd.pointee.d_name) {
+                String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self)
+            }
+            if let target = Kernel.readLink("/proc/\(pid)/fd/\(number)"), target.hasPrefix("pipe:") {
+                pipes.insert(target)
+            }
         }
         closedir(descriptors)
     }
@@ -155,7 +160,8 @@ private final class Arena {
     }
 
     func values<T>(_ values: [T]) -> UnsafeMutablePointer<T> {
-        let pointer = bytes(MemoryLayout<T>.stride * max(values.count, 1)).bindMemory(to: T.self, capacity: max(values.count, 1))
+        let pointer = bytes(MemoryLayout<T>.stride * max(values.count, 1))
+            .bindMemory(to: T.self, capacity: max(values.count, 1))
         for (index, value) in values.enumerated() { (pointer + index).initialize(to: value) }
         return pointer
     }
@@ -170,7 +176,8 @@ private let timeout = NTStatus.timeout.rawValue
 
 /// D3DKMT_HANDLE values that can never name an object (wrong tag bits, slot 0, all ones), so
 /// they are refused whatever the other threads hold.
-private let bogusHandles: [D3DKMT_HANDLE] = [0, 0xFFFF_FFFF, 0x0000_0001, 0x8000_0001, 0xC000_0001, 0x4000_0000, 0x7F00_0000]
+private let bogusHandles: [D3DKMT_HANDLE] = [0, 0xFFFF_FFFF, 0x0000_0001, 0x8000_0001, 0xC000_0001, 0x4000_0000,
+                                             0x7F00_0000]
 
 private func ntHandle(_ fd: Int32) -> HANDLE? { HANDLE(bitPattern: Int(fd)) }
 
@@ -198,10 +205,12 @@ private final class HammerRun: @unchecked Sendable {
 
     /// Records a failure unless `status` is one of `expected`; true when it is.
     @discardableResult
-    func expect(_ status: NTSTATUS, _ expected: [NTSTATUS], _ what: @autoclosure () -> String, thread: Int, iteration: Int) -> Bool {
+    func expect(_ status: NTSTATUS, _ expected: [NTSTATUS], _ what: @autoclosure () -> String,
+                thread: Int, iteration: Int) -> Bool {
         guard !expected.contains(status) else { return true }
         let names = expected.map { NTStatus(rawValue: $0).description }.joined(separator: " or ")
-        let message = "thread \(thread) iteration \(iteration): \(what()) returned \(NTStatus(rawValue: status)), expected \(names)"
+        let message = "thread \(thread) iteration \(iteration): \(what()) returned \(NTStatus(rawValue: status)), "
+            + "expected \(names)"
         failures.withLock { if $0.count < 200 { $0.append(message) } }
         return false
     }
@@ -279,7 +288,9 @@ private final class HammerRun: @unchecked Sendable {
                 var acquire = D3DKMT_ACQUIREKEYEDMUTEX2()
                 acquire.hKeyedMutex = handle
                 var zero = LARGE_INTEGER()
-                statuses.append((withUnsafeMutablePointer(to: &zero) { acquire.pTimeout = $0; return D3DKMTAcquireKeyedMutex2(&acquire) }, "AcquireKeyedMutex2"))
+                statuses.append((withUnsafeMutablePointer(to: &zero) {
+                    acquire.pTimeout = $0; return D3DKMTAcquireKeyedMutex2(&acquire)
+                }, "AcquireKeyedMutex2"))
                 var release = D3DKMT_RELEASEKEYEDMUTEX2()
                 release.hKeyedMutex = handle
                 statuses.append((D3DKMTReleaseKeyedMutex2(&release), "ReleaseKeyedMutex2"))
@@ -294,7 +305,9 @@ private final class HammerRun: @unchecked Sendable {
                 statuses.append((D3DKMTDestroyAllocation2(&destroy), "DestroyAllocation2"))
             }
             for (status, call) in statuses {
-                expect(status, [invalidParameter], "\(call) with the destroyed \(kind) handle 0x\(String(handle, radix: 16))", thread: -1, iteration: -1)
+                expect(status, [invalidParameter],
+                       "\(call) with the destroyed \(kind) handle 0x\(String(handle, radix: 16))",
+                       thread: -1, iteration: -1)
             }
         }
     }
@@ -324,7 +337,8 @@ private struct Iteration {
 
     func run() {
         var openAdapter = D3DKMT_OPENADAPTERFROMLUID()
-        openAdapter.AdapterLuid = CD3DKMT.LUID(LowPart: AdapterInfo.software.luid.lowPart, HighPart: AdapterInfo.software.luid.highPart)
+        openAdapter.AdapterLuid = CD3DKMT.LUID(LowPart: AdapterInfo.software.luid.lowPart,
+                                               HighPart: AdapterInfo.software.luid.highPart)
         guard expect(D3DKMTOpenAdapterFromLuid(&openAdapter), success, "OpenAdapterFromLuid(software)") else { return }
         let adapter = openAdapter.hAdapter
         var createDevice = D3DKMT_CREATEDEVICE()
@@ -389,8 +403,11 @@ private struct Iteration {
         create.Flags.CreateResource = 1
         create.Flags.CreateShared = 1
         create.Flags.NtSecuritySharing = 1
-        guard expect(D3DKMTCreateAllocation2(&create), success, "CreateAllocation2 (\(count) allocations)") else { return nil }
-        return Created(resource: create.hResource, allocations: (0..<count).map { infoArray[$0].hAllocation }, sizes: sizes)
+        guard expect(D3DKMTCreateAllocation2(&create), success, "CreateAllocation2 (\(count) allocations)") else {
+            return nil
+        }
+        return Created(resource: create.hResource, allocations: (0..<count).map { infoArray[$0].hAllocation },
+                       sizes: sizes)
     }
 
     func objects(device: D3DKMT_HANDLE) {
@@ -432,23 +449,28 @@ private struct Iteration {
         createFence.Info.MonitoredFence.InitialFenceValue = 0
         createFence.Info.Flags.Shared = 1
         createFence.Info.Flags.NtSecuritySharing = 1
-        guard expect(D3DKMTCreateSynchronizationObject2(&createFence), success, "CreateSynchronizationObject2") else { return }
+        guard expect(D3DKMTCreateSynchronizationObject2(&createFence), success, "CreateSynchronizationObject2") else {
+            return
+        }
         let fence = createFence.hSyncObject
         defer { destroySyncObject(fence) }
 
         // Share all three, and the fence alone.
         var sharedHandle: HANDLE? = nil
         let objects = arena.values([resource.resource, mutex, fence])
-        guard expect(D3DKMTShareObjects(3, objects, nil, SharedAccess.allAccess, &sharedHandle), success, "ShareObjects(resource, keyed mutex, fence)") else { return }
+        guard expect(D3DKMTShareObjects(3, objects, nil, SharedAccess.allAccess, &sharedHandle), success,
+                     "ShareObjects(resource, keyed mutex, fence)") else { return }
         let handle = Int32(Int(bitPattern: sharedHandle))
         defer { close(handle) }
         var sharedFence: HANDLE? = nil
-        guard expect(D3DKMTShareObjects(1, objects + 2, nil, SyncObjectAccess.allAccess, &sharedFence), success, "ShareObjects(fence)") else { return }
+        guard expect(D3DKMTShareObjects(1, objects + 2, nil, SyncObjectAccess.allAccess, &sharedFence), success,
+                     "ShareObjects(fence)") else { return }
         let fenceHandle = Int32(Int(bitPattern: sharedFence))
         defer { close(fenceHandle) }
         // A keyed mutex cannot be shared alone.
         var refused: HANDLE? = nil
-        expect(D3DKMTShareObjects(1, objects + 1, nil, SharedAccess.allAccess, &refused), invalidParameter, "ShareObjects(keyed mutex alone)")
+        expect(D3DKMTShareObjects(1, objects + 1, nil, SharedAccess.allAccess, &refused), invalidParameter,
+               "ShareObjects(keyed mutex alone)")
 
         // Open the resource on this device, as another process would.
         guard let opened = openResource(device: device, handle: handle, expectingAllocations: 2) else { return }
@@ -478,7 +500,8 @@ private struct Iteration {
         if expect(D3DKMTOpenKeyedMutexFromNtHandle(&openMutex), success, "OpenKeyedMutexFromNtHandle") {
             var release = D3DKMT_RELEASEKEYEDMUTEX2()
             release.hKeyedMutex = openMutex.hKeyedMutex
-            expect(D3DKMTReleaseKeyedMutex2(&release), invalidParameter, "ReleaseKeyedMutex2 by an open that did not acquire")
+            expect(D3DKMTReleaseKeyedMutex2(&release), invalidParameter,
+                   "ReleaseKeyedMutex2 by an open that did not acquire")
             destroyKeyedMutex(openMutex.hKeyedMutex)
         }
 
@@ -499,10 +522,13 @@ private struct Iteration {
         var query = D3DKMT_QUERYRESOURCEINFOFROMNTHANDLE()
         query.hDevice = device
         query.hNtHandle = ntHandle(handle)
-        guard expect(D3DKMTQueryResourceInfoFromNtHandle(&query), success, "QueryResourceInfoFromNtHandle") else { return nil }
+        guard expect(D3DKMTQueryResourceInfoFromNtHandle(&query), success, "QueryResourceInfoFromNtHandle") else {
+            return nil
+        }
         let count = Int(query.NumAllocations)
         if let expected = expectingAllocations, count != expected || query.PrivateRuntimeDataSize != 16 {
-            fail("QueryResourceInfoFromNtHandle: \(count) allocations, \(query.PrivateRuntimeDataSize) bytes of runtime data")
+            fail("QueryResourceInfoFromNtHandle: \(count) allocations, "
+                 + "\(query.PrivateRuntimeDataSize) bytes of runtime data")
         }
         let infos = arena.values([D3DDDI_OPENALLOCATIONINFO2](repeating: D3DDDI_OPENALLOCATIONINFO2(), count: count))
         var open = D3DKMT_OPENRESOURCEFROMNTHANDLE()
@@ -523,16 +549,21 @@ private struct Iteration {
         if count > 1 {
             var short = open
             short.NumAllocations = UInt32(count - 1)
-            expect(D3DKMTOpenResourceFromNtHandle(&short), invalidParameter, "OpenResourceFromNtHandle with NumAllocations one short")
+            expect(D3DKMTOpenResourceFromNtHandle(&short), invalidParameter,
+                   "OpenResourceFromNtHandle with NumAllocations one short")
         }
         guard expect(D3DKMTOpenResourceFromNtHandle(&open), success, "OpenResourceFromNtHandle") else { return nil }
-        if open.hKeyedMutex == 0 || open.hSyncObject == 0 { fail("OpenResourceFromNtHandle returned no keyed mutex or sync object") }
+        if open.hKeyedMutex == 0 || open.hSyncObject == 0 {
+            fail("OpenResourceFromNtHandle returned no keyed mutex or sync object")
+        }
         if expectingAllocations != nil {
             let runtime = open.pPrivateRuntimeData.load(as: UInt64.self)
             let mutexData = open.pKeyedMutexPrivateRuntimeData.load(as: UInt64.self)
             // Openers get the runtime's bytes after the Linux descriptor, not the descriptor.
             let extra = infos[0].pPrivateDriverData.load(as: UInt64.self)
-            if runtime != stamp || mutexData != stamp || extra != stamp { fail("opened private data is not what was shared") }
+            if runtime != stamp || mutexData != stamp || extra != stamp {
+                fail("opened private data is not what was shared")
+            }
         }
         return Opened(resource: open.hResource, allocations: (0..<count).map { infos[$0].hAllocation },
                       keyedMutex: open.hKeyedMutex, syncObject: open.hSyncObject)
@@ -540,7 +571,8 @@ private struct Iteration {
 
     // MARK: keyed mutexes
 
-    func acquire(_ mutex: D3DKMT_HANDLE, key: UInt64, tryOnly: Bool = true) -> (status: NTSTATUS, fence: UInt64, data: UInt64) {
+    func acquire(_ mutex: D3DKMT_HANDLE, key: UInt64,
+                 tryOnly: Bool = true) -> (status: NTSTATUS, fence: UInt64, data: UInt64) {
         var acquire = D3DKMT_ACQUIREKEYEDMUTEX2()
         acquire.hKeyedMutex = mutex
         acquire.Key = key
@@ -578,8 +610,11 @@ private struct Iteration {
         expect(acquire(opened, key: 0).status, timeout, "AcquireKeyedMutex2 (opened) with the old key")
         let second = acquire(opened, key: 1)
         if expect(second.status, success, "AcquireKeyedMutex2 (opened, key 1)") {
-            if second.fence != stamp || second.data != ~stamp { fail("AcquireKeyedMutex2 returned fence \(second.fence), data \(second.data)") }
-            expect(release(creator, key: 0, fence: 0, data: 0), invalidParameter, "ReleaseKeyedMutex2 by the creator, which no longer holds it")
+            if second.fence != stamp || second.data != ~stamp {
+                fail("AcquireKeyedMutex2 returned fence \(second.fence), data \(second.data)")
+            }
+            expect(release(creator, key: 0, fence: 0, data: 0), invalidParameter,
+                   "ReleaseKeyedMutex2 by the creator, which no longer holds it")
             expect(release(opened, key: 0, fence: 0, data: stamp), success, "ReleaseKeyedMutex2 (opened, to key 0)")
         }
     }
@@ -603,7 +638,8 @@ private struct Iteration {
     }
 
     /// A blocking wait for values already reached (so it returns), or with an eventfd.
-    func wait(_ device: D3DKMT_HANDLE, _ objects: [D3DKMT_HANDLE], _ values: [UInt64], event: Int32? = nil, any: Bool = false) -> NTSTATUS {
+    func wait(_ device: D3DKMT_HANDLE, _ objects: [D3DKMT_HANDLE], _ values: [UInt64], event: Int32? = nil,
+              any: Bool = false) -> NTSTATUS {
         var wait = D3DKMT_WAITFORSYNCHRONIZATIONOBJECTFROMCPU()
         wait.hDevice = device
         wait.ObjectCount = UInt32(objects.count)
@@ -618,9 +654,11 @@ private struct Iteration {
         guard opened != 0 else { return }
         let value = UInt64(iteration + 1)
         expect(signal(device, creator, value), success, "SignalSynchronizationObjectFromCpu (creator)")
-        expect(signal(device, creator, value - 1), invalidParameter, "SignalSynchronizationObjectFromCpu below the value")
+        expect(signal(device, creator, value - 1), invalidParameter,
+               "SignalSynchronizationObjectFromCpu below the value")
         expect(wait(device, [opened], [value]), success, "WaitForSynchronizationObjectFromCpu (opened, reached)")
-        expect(wait(device, [opened, creator], [value, value + 100], any: true), success, "WaitForSynchronizationObjectFromCpu (wait-any, one reached)")
+        expect(wait(device, [opened, creator], [value, value + 100], any: true), success,
+               "WaitForSynchronizationObjectFromCpu (wait-any, one reached)")
 
         // The fence shared alone, opened on this device: same value; an async wait signals its
         // eventfd (the value is reached, so the helper thread finishes).
@@ -632,20 +670,25 @@ private struct Iteration {
         if let address = open.MonitoredFence.FenceValueCPUVirtualAddress, address.load(as: UInt64.self) < value {
             fail("FenceValueCPUVirtualAddress shows \(address.load(as: UInt64.self)), below \(value)")
         }
-        expect(signal(device, open.hSyncObject, value + 1), success, "SignalSynchronizationObjectFromCpu (opened alone)")
+        expect(signal(device, open.hSyncObject, value + 1), success,
+               "SignalSynchronizationObjectFromCpu (opened alone)")
         guard let eventDescriptor = try? Kernel.eventfd() else { fail("eventfd failed"); return }
         let event = eventDescriptor.rawValue
-        if expect(wait(device, [open.hSyncObject, opened], [value + 1, value], event: event), success, "WaitForSynchronizationObjectFromCpu (async)") {
+        if expect(wait(device, [open.hSyncObject, opened], [value + 1, value], event: event), success,
+                  "WaitForSynchronizationObjectFromCpu (async)") {
             var poll = pollfd(fd: event, events: Int16(POLLIN), revents: 0)
             // Reached values: the helper signals at once; 30 s only bounds a broken build.
-            if Glibc.poll(&poll, 1, 30_000) != 1 { fail("an async wait for reached values never signalled its eventfd") }
+            if Glibc.poll(&poll, 1, 30_000) != 1 {
+                fail("an async wait for reached values never signalled its eventfd")
+            }
         }
         // The device-less open, on the adapter that shared it.
         var anyDevice = D3DKMT_OPENSYNCOBJECTFROMNTHANDLE()
         anyDevice.hNtHandle = ntHandle(fenceHandle)
         if expect(D3DKMTOpenSyncObjectFromNtHandle(&anyDevice), success, "OpenSyncObjectFromNtHandle") {
             // It belongs to no device: waits and signals naming any device take it.
-            expect(wait(device, [anyDevice.hSyncObject], [value]), success, "WaitForSynchronizationObjectFromCpu (device-less open, reached)")
+            expect(wait(device, [anyDevice.hSyncObject], [value]), success,
+                   "WaitForSynchronizationObjectFromCpu (device-less open, reached)")
             destroySyncObject(anyDevice.hSyncObject)
         }
     }
@@ -691,12 +734,15 @@ private struct Iteration {
             }
             unlock(device, allocation)
         }
-        expect(wait(device, [opened.syncObject], [0]), success, "WaitForSynchronizationObjectFromCpu (neighbour's fence, value 0)")
+        expect(wait(device, [opened.syncObject], [0]), success,
+               "WaitForSynchronizationObjectFromCpu (neighbour's fence, value 0)")
         // Trying the neighbour's mutex may win or lose against the neighbour: either is right;
         // a win is handed straight back with the key it had.
         let tried = acquire(opened.keyedMutex, key: 0)
-        if expect(tried.status, oneOf: [success, timeout], "AcquireKeyedMutex2 (neighbour's mutex)"), tried.status == success {
-            expect(release(opened.keyedMutex, key: 0, fence: tried.fence, data: tried.data), success, "ReleaseKeyedMutex2 (neighbour's mutex)")
+        if expect(tried.status, oneOf: [success, timeout], "AcquireKeyedMutex2 (neighbour's mutex)"),
+           tried.status == success {
+            expect(release(opened.keyedMutex, key: 0, fence: tried.fence, data: tried.data), success,
+                   "ReleaseKeyedMutex2 (neighbour's mutex)")
         }
         destroyKeyedMutex(opened.keyedMutex)
         destroySyncObject(opened.syncObject)
@@ -758,7 +804,8 @@ private struct Iteration {
             destroy.hDevice = device
             destroy.hResource = bogus
             // hResource 0 with nothing listed destroys nothing and succeeds, as on Windows.
-            expect(D3DKMTDestroyAllocation2(&destroy), bogus == 0 ? success : invalidParameter, "DestroyAllocation2(\(what))")
+            expect(D3DKMTDestroyAllocation2(&destroy), bogus == 0 ? success : invalidParameter,
+                   "DestroyAllocation2(\(what))")
             var lock = D3DKMT_LOCK2()
             lock.hDevice = device
             lock.hAllocation = bogus
@@ -766,20 +813,24 @@ private struct Iteration {
             var unlock = D3DKMT_UNLOCK2(hDevice: device, hAllocation: bogus)
             expect(D3DKMTUnlock2(&unlock), invalidParameter, "Unlock2(\(what))")
             var shared: HANDLE? = nil
-            expect(D3DKMTShareObjects(1, arena.values([bogus]), nil, 0, &shared), invalidParameter, "ShareObjects(\(what))")
+            expect(D3DKMTShareObjects(1, arena.values([bogus]), nil, 0, &shared), invalidParameter,
+                   "ShareObjects(\(what))")
             var destroyMutex = D3DKMT_DESTROYKEYEDMUTEX(hKeyedMutex: bogus)
             expect(D3DKMTDestroyKeyedMutex(&destroyMutex), invalidParameter, "DestroyKeyedMutex(\(what))")
             expect(acquire(bogus, key: 0).status, invalidParameter, "AcquireKeyedMutex2(\(what))")
             expect(release(bogus, key: 0, fence: 0, data: 0), invalidParameter, "ReleaseKeyedMutex2(\(what))")
             var destroySync = D3DKMT_DESTROYSYNCHRONIZATIONOBJECT(hSyncObject: bogus)
-            expect(D3DKMTDestroySynchronizationObject(&destroySync), invalidParameter, "DestroySynchronizationObject(\(what))")
+            expect(D3DKMTDestroySynchronizationObject(&destroySync), invalidParameter,
+                   "DestroySynchronizationObject(\(what))")
             expect(signal(device, bogus, 1), invalidParameter, "SignalSynchronizationObjectFromCpu(\(what))")
             expect(signal(bogus, bogus, 1), invalidParameter, "SignalSynchronizationObjectFromCpu(device \(what))")
             expect(wait(device, [bogus], [0]), invalidParameter, "WaitForSynchronizationObjectFromCpu(\(what))")
             var fd: Int32 = -1
-            expect(D3DKMTLinuxExportAllocationDmaBuf(device, bogus, &fd), invalidParameter, "LinuxExportAllocationDmaBuf(\(what))")
+            expect(D3DKMTLinuxExportAllocationDmaBuf(device, bogus, &fd), invalidParameter,
+                   "LinuxExportAllocationDmaBuf(\(what))")
             expect(D3DKMTLinuxExportSyncObjectFd(bogus, &fd), invalidParameter, "LinuxExportSyncObjectFd(\(what))")
-            expect(D3DKMTLinuxExportKeyedMutexTimelineFd(bogus, &fd), invalidParameter, "LinuxExportKeyedMutexTimelineFd(\(what))")
+            expect(D3DKMTLinuxExportKeyedMutexTimelineFd(bogus, &fd), invalidParameter,
+                   "LinuxExportKeyedMutexTimelineFd(\(what))")
         }
 
         // NT handles that are not shared handles. One that is no descriptor at all (NULL, -1,
@@ -787,7 +838,8 @@ private struct Iteration {
         // of this thread's that is something else (an eventfd) is STATUS_INVALID_PARAMETER.
         guard let otherDescriptor = try? Kernel.eventfd() else { fail("eventfd failed"); return }
         let other = otherDescriptor.rawValue
-        let notDescriptors: [HANDLE?] = [nil, HANDLE(bitPattern: -1), HANDLE(bitPattern: Int(Int32.max) + 1), HANDLE(bitPattern: Int.min)]
+        let notDescriptors: [HANDLE?] = [nil, HANDLE(bitPattern: -1), HANDLE(bitPattern: Int(Int32.max) + 1),
+                                         HANDLE(bitPattern: Int.min)]
         for (handle, expected) in notDescriptors.map({ ($0, invalidHandle) }) + [(ntHandle(other), invalidParameter)] {
             let what = "NT handle \(Int(bitPattern: handle))"
             var query = D3DKMT_QUERYRESOURCEINFOFROMNTHANDLE()

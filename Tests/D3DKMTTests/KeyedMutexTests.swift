@@ -31,7 +31,8 @@ extension D3DKMTSuite {
                 let (resource, mutex, sync) = try makeGuardedResource(on: device)
                 let handle = try resource.share(keyedMutex: mutex, syncObject: sync)
                 let rounds: UInt64 = 10_000
-                let peer = try PeerProcess(["pingpong", "3"] + luidArguments(adapter) + [String(rounds)], inherit: [handle.rawValue])
+                let peer = try PeerProcess(["pingpong", "3"] + luidArguments(adapter) + [String(rounds)],
+                                           inherit: [handle.rawValue])
                 let mapping = try resource.allocations[0].map()
                 let word = mapping.baseAddress.assumingMemoryBound(to: UInt64.self)
                 var mismatches = 0
@@ -90,7 +91,9 @@ extension D3DKMTSuite {
                 let outcomes = Mutex<[UInt64: NTStatus]>([:])
                 let waiters = [UInt64(1), 2].map { key in
                     Thread {
-                        let result = status { _ = try other.acquire(key: key, timeout: .milliseconds(key == 1 ? 30_000 : 300)) }
+                        let result = status {
+                            _ = try other.acquire(key: key, timeout: .milliseconds(key == 1 ? 30_000 : 300))
+                        }
                         outcomes.withLock { $0[key] = result }
                     }
                 }
@@ -167,15 +170,18 @@ extension D3DKMTSuite {
                 let consumerHandle = try Kernel.syncobjImport(drm.render.rawValue, consumerTimeline.rawValue)
                 defer { Kernel.syncobjDestroy(drm.render.rawValue, consumerHandle) }
                 #expect(throws: Errno.timerExpired) {
-                    _ = try Kernel.syncobjWait(drm.render.rawValue, handles: [consumerHandle], points: [5], all: true, until: .after(nanoseconds: 10_000_000))
+                    _ = try Kernel.syncobjWait(drm.render.rawValue, handles: [consumerHandle], points: [5], all: true,
+                                               until: .after(nanoseconds: 10_000_000))
                 }
                 try Kernel.syncobjTimelineSignal(drm.render.rawValue, producerHandle, point: 5)
-                _ = try Kernel.syncobjWait(drm.render.rawValue, handles: [consumerHandle], points: [5], all: true, until: .after(nanoseconds: 5_000_000_000))
+                _ = try Kernel.syncobjWait(drm.render.rawValue, handles: [consumerHandle], points: [5], all: true,
+                                           until: .after(nanoseconds: 5_000_000_000))
                 try other.release(key: 0)
             }
         }
 
-        @Test(.enabled(if: !adaptersUnderTest.contains { $0.info.capabilities.contains(.timelineSyncObject) }, "host without DRM timelines"))
+        @Test(.enabled(if: !adaptersUnderTest.contains { $0.info.capabilities.contains(.timelineSyncObject) },
+                       "host without DRM timelines"))
         func withoutADRMTimelineTheMutexHasNone() throws {
             let mutex = try KeyedMutex.create()
             #expect(status { _ = try mutex.exportTimeline() } == .notSupported)

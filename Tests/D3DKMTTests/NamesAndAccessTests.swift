@@ -5,7 +5,9 @@ import Glibc
 #endif
 
 /// A name no other test run uses.
-func uniqueName(_ tag: String) -> String { "Local\\d3dkmt-test-\(tag)-\(getpid())-\(UInt32.random(in: 0...UInt32.max))" }
+func uniqueName(_ tag: String) -> String {
+    "Local\\d3dkmt-test-\(tag)-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+}
 
 /// The status of resolving `name` once the name thread has caught up (it retires names
 /// asynchronously): polls until the status is `expected` or 5 seconds pass, and returns the last.
@@ -41,7 +43,8 @@ extension D3DKMTSuite {
             // The first name a process publishes starts its name thread, which keeps one
             // descriptor (its wake-up eventfd) for the life of the process.
             let warmUp = uniqueName("warm-up")
-            _ = try device.createResource(allocations: [(.new(AllocationDescriptor(size: 4096)), [])]).share(name: warmUp)
+            _ = try device.createResource(allocations: [(.new(AllocationDescriptor(size: 4096)), [])])
+                .share(name: warmUp)
             waitForRetirement([warmUp])
             let before = openDescriptorCount()
             do {

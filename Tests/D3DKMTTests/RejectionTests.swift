@@ -13,9 +13,11 @@ func forgedHandle(_ bytes: [UInt8], descriptors: [Int32] = []) throws -> SharedH
 
 /// A valid one-allocation package for `buffer`, to be broken by the tests.
 func validPackage(luid: LUID, size: UInt64 = 4096) -> SharePackage {
-    var package = SharePackage(contents: .resource, descriptorCount: 1, access: SharedAccess.allAccess, adapterLUID: luid)
+    var package = SharePackage(contents: .resource, descriptorCount: 1, access: SharedAccess.allAccess,
+                               adapterLUID: luid)
     package.runtimeData = [1, 2, 3]
-    package.allocations = [.init(size: size, driverData: [0xAB], descriptorIndex: 0, layout: AllocationDescriptor(size: size))]
+    package.allocations = [.init(size: size, driverData: [0xAB], descriptorIndex: 0,
+                                 layout: AllocationDescriptor(size: size))]
     return package
 }
 
@@ -38,7 +40,8 @@ extension D3DKMTSuite {
 
         @Test func aWellFormedForgedPackageOpens() throws {
             // The control for the cases below: the same construction, unbroken, works.
-            let handle = try forgedHandle(validPackage(luid: device.adapter.info.luid).encoded(), descriptors: [bufferFD])
+            let handle = try forgedHandle(validPackage(luid: device.adapter.info.luid).encoded(),
+                                          descriptors: [bufferFD])
             #expect(openStatus(handle) == .success)
         }
 
@@ -53,19 +56,35 @@ extension D3DKMTSuite {
                 let mutexState = mutex.state.page.descriptor.rawValue
 
                 func syncPackage(syncobj: UInt32, state: UInt32, count: UInt32) -> [UInt8] {
-                    var package = SharePackage(contents: .syncObject, descriptorCount: count, access: 0, adapterLUID: device.adapter.info.luid)
-                    package.syncObject = .init(type: SyncObject.Kind.monitoredFence.rawValue, flags: 0, syncobjDescriptorIndex: syncobj, stateDescriptorIndex: state)
+                    var package = SharePackage(contents: .syncObject, descriptorCount: count, access: 0,
+                                               adapterLUID: device.adapter.info.luid)
+                    package.syncObject = .init(type: SyncObject.Kind.monitoredFence.rawValue, flags: 0,
+                                               syncobjDescriptorIndex: syncobj, stateDescriptorIndex: state)
                     return package.encoded()
                 }
                 let none = SharePackage.noDescriptor
                 // The control: a software fence's page alone opens.
-                #expect(status { _ = try device.openSyncObject(forgedHandle(syncPackage(syncobj: none, state: 0, count: 1), descriptors: [goodState])) } == .success)
+                #expect(status {
+                    _ = try device.openSyncObject(forgedHandle(syncPackage(syncobj: none, state: 0, count: 1),
+                                                               descriptors: [goodState]))
+                } == .success)
                 // A pipe passed off as a syncobj, or as the state page; a keyed mutex page as a fence page;
                 // no descriptor at all.
-                #expect(status { _ = try device.openSyncObject(forgedHandle(syncPackage(syncobj: 0, state: none, count: 1), descriptors: [fds[0]])) } == .invalidParameter)
-                #expect(status { _ = try device.openSyncObject(forgedHandle(syncPackage(syncobj: none, state: 0, count: 1), descriptors: [fds[0]])) } == .invalidParameter)
-                #expect(status { _ = try device.openSyncObject(forgedHandle(syncPackage(syncobj: none, state: 0, count: 1), descriptors: [mutexState])) } == .invalidParameter)
-                #expect(status { _ = try device.openSyncObject(forgedHandle(syncPackage(syncobj: none, state: none, count: 0))) } == .invalidParameter)
+                #expect(status {
+                    _ = try device.openSyncObject(forgedHandle(syncPackage(syncobj: 0, state: none, count: 1),
+                                                               descriptors: [fds[0]]))
+                } == .invalidParameter)
+                #expect(status {
+                    _ = try device.openSyncObject(forgedHandle(syncPackage(syncobj: none, state: 0, count: 1),
+                                                               descriptors: [fds[0]]))
+                } == .invalidParameter)
+                #expect(status {
+                    _ = try device.openSyncObject(forgedHandle(syncPackage(syncobj: none, state: 0, count: 1),
+                                                               descriptors: [mutexState]))
+                } == .invalidParameter)
+                #expect(status {
+                    _ = try device.openSyncObject(forgedHandle(syncPackage(syncobj: none, state: none, count: 0)))
+                } == .invalidParameter)
 
                 // A keyed mutex whose state is a fence page, or a pipe.
                 func mutexPackage(_ state: Int32) -> [UInt8] {
@@ -73,31 +92,53 @@ extension D3DKMTSuite {
                     package.contents = [.resource, .keyedMutex, .syncObject]
                     package.descriptorCount = 3
                     package.keyedMutex = .init(stateDescriptorIndex: 1, syncobjDescriptorIndex: none, runtimeData: [])
-                    package.syncObject = .init(type: SyncObject.Kind.fence.rawValue, flags: 0, syncobjDescriptorIndex: none, stateDescriptorIndex: 2)
+                    package.syncObject = .init(type: SyncObject.Kind.fence.rawValue, flags: 0,
+                                               syncobjDescriptorIndex: none, stateDescriptorIndex: 2)
                     return package.encoded()
                 }
-                #expect(status { _ = try KeyedMutex.open(forgedHandle(mutexPackage(mutexState), descriptors: [bufferFD, mutexState, goodState])) } == .success)
-                #expect(status { _ = try KeyedMutex.open(forgedHandle(mutexPackage(goodState), descriptors: [bufferFD, goodState, goodState])) } == .invalidParameter)
-                #expect(status { _ = try KeyedMutex.open(forgedHandle(mutexPackage(fds[0]), descriptors: [bufferFD, fds[0], goodState])) } == .invalidParameter)
-                #expect(status { _ = try device.openResource(forgedHandle(mutexPackage(fds[0]), descriptors: [bufferFD, fds[0], goodState])) } == .invalidParameter)
+                #expect(status {
+                    _ = try KeyedMutex.open(forgedHandle(mutexPackage(mutexState),
+                                                         descriptors: [bufferFD, mutexState, goodState]))
+                } == .success)
+                #expect(status {
+                    _ = try KeyedMutex.open(forgedHandle(mutexPackage(goodState),
+                                                         descriptors: [bufferFD, goodState, goodState]))
+                } == .invalidParameter)
+                #expect(status {
+                    _ = try KeyedMutex.open(forgedHandle(mutexPackage(fds[0]),
+                                                         descriptors: [bufferFD, fds[0], goodState]))
+                } == .invalidParameter)
+                #expect(status {
+                    _ = try device.openResource(forgedHandle(mutexPackage(fds[0]),
+                                                             descriptors: [bufferFD, fds[0], goodState]))
+                } == .invalidParameter)
             }
         }
 
         @Test func resourcesCreatedWithoutSharingCannotBeShared() throws {
-            let resource = try device.createResource(allocations: [(.new(AllocationDescriptor(size: 4096)), [])], shareable: false)
+            let resource = try device.createResource(allocations: [(.new(AllocationDescriptor(size: 4096)), [])],
+                                                     shareable: false)
             #expect(status { _ = try resource.share() } == .invalidParameter)
         }
 
         @Test func badAllocationRequestsAreRefused() throws {
             try expectNoDescriptorLeak("bad allocations") {
                 #expect(status { _ = try device.createResource(allocations: []) } == .invalidParameter)
-                #expect(status { _ = try device.createAllocation(.new(AllocationDescriptor(size: 0))) } == .invalidParameter)
-                #expect(status { _ = try device.createAllocation(.new(AllocationDescriptor(size: 1 << 40))) } == .invalidParameter)
+                #expect(status {
+                    _ = try device.createAllocation(.new(AllocationDescriptor(size: 0)))
+                } == .invalidParameter)
+                #expect(status {
+                    _ = try device.createAllocation(.new(AllocationDescriptor(size: 1 << 40)))
+                } == .invalidParameter)
                 var fds: [Int32] = [-1, -1]
                 #expect(pipe(&fds) == 0)
-                #expect(status { _ = try device.createAllocation(.wrap(descriptor: fds[0], AllocationDescriptor(size: 4096))) } == .invalidParameter)
+                #expect(status {
+                    _ = try device.createAllocation(.wrap(descriptor: fds[0], AllocationDescriptor(size: 4096)))
+                } == .invalidParameter)
                 close(fds[0]); close(fds[1])
-                #expect(status { _ = try device.createAllocation(.wrap(descriptor: -1, AllocationDescriptor(size: 4096))) } == .invalidParameter)
+                #expect(status {
+                    _ = try device.createAllocation(.wrap(descriptor: -1, AllocationDescriptor(size: 4096)))
+                } == .invalidParameter)
             }
         }
 
@@ -119,7 +160,9 @@ extension D3DKMTSuite {
             #expect(closed >= 900)
             close(closed)
             #expect(status {
-                _ = try SharedHandle.withBorrowed(closed) { (handle) throws(NTError) in try device.openResource(handle) }
+                _ = try SharedHandle.withBorrowed(closed) { (handle) throws(NTError) in
+                    try device.openResource(handle)
+                }
             } == .invalidHandle)
         }
 
@@ -145,7 +188,8 @@ extension D3DKMTSuite {
             let cases: [(String, [UInt8], [Int32], NTStatus)] = [
                 ("garbage", Array(repeating: 0xAB, count: 100), [bufferFD], .invalidParameter),
                 ("truncated", Array(good.prefix(30)), [bufferFD], .invalidParameter),
-                ("truncated blobs", patched(8, UInt32(good.count - 2), in: Array(good.dropLast(2))), [bufferFD], .invalidParameter),
+                ("truncated blobs", patched(8, UInt32(good.count - 2), in: Array(good.dropLast(2))), [bufferFD],
+                 .invalidParameter),
                 ("newer version", { var b = good; b[4] = 9; return b }(), [bufferFD], .notSupported),
                 ("no descriptors", good, [], .invalidParameter),
                 ("one descriptor too many", good, [bufferFD, bufferFD], .invalidParameter),
@@ -166,7 +210,8 @@ extension D3DKMTSuite {
         }
 
         @Test func aSyncObjectOnlyHandleIsNotAResource() throws {
-            var package = SharePackage(contents: .syncObject, descriptorCount: 1, access: 0, adapterLUID: device.adapter.info.luid)
+            var package = SharePackage(contents: .syncObject, descriptorCount: 1, access: 0,
+                                       adapterLUID: device.adapter.info.luid)
             package.syncObject = .init(type: 0, flags: 0, syncobjDescriptorIndex: 0, stateDescriptorIndex: UInt32.max)
             let handle = try forgedHandle(package.encoded(), descriptors: [bufferFD])
             #expect(openStatus(handle) == .invalidParameter)
@@ -174,10 +219,12 @@ extension D3DKMTSuite {
 
         @Test func largePrivateDataTravelsAndOversizedIsRefused() throws {
             let big = (0..<100_000).map { UInt8(truncatingIfNeeded: $0) }
-            let resource = try device.createResource(allocations: [(.new(AllocationDescriptor(size: 4096)), [])], runtimeData: big)
+            let resource = try device.createResource(allocations: [(.new(AllocationDescriptor(size: 4096)), [])],
+                                                     runtimeData: big)
             let opened = try device.openResource(try resource.share())
             #expect(opened.runtimeData == big)
-            let huge = try device.createResource(allocations: [(.new(AllocationDescriptor(size: 4096)), [])], runtimeData: big + big)
+            let huge = try device.createResource(allocations: [(.new(AllocationDescriptor(size: 4096)), [])],
+                                                 runtimeData: big + big)
             #expect(status { _ = try huge.share() } == .invalidParameter)
         }
     }

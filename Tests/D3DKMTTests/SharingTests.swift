@@ -29,7 +29,9 @@ extension D3DKMTSuite {
             let peer = try runPeer(["adapters"])
             #expect(peer.exitStatus == 0)
             let theirs = peer.text.split(separator: "\n").map(String.init)
-            let ours = Adapter.enumerate().map { "luid=\($0.info.luid.lowPart):\($0.info.luid.highPart) driver=\($0.info.driverName)" }
+            let ours = Adapter.enumerate().map {
+                "luid=\($0.info.luid.lowPart):\($0.info.luid.highPart) driver=\($0.info.driverName)"
+            }
             #expect(theirs == ours)
         }
 
@@ -102,7 +104,8 @@ extension D3DKMTSuite {
         func theHandleStillOpensAfterTheSharerExits(adapter: Adapter) throws {
             try expectNoDescriptorLeak("sharer exits first") {
                 let pair = try Kernel.socketPair(type: Int32(SOCK_SEQPACKET.rawValue))
-                let peer = try runPeer(["share", "3"] + luidArguments(adapter) + ["77"], inherit: [pair.second.rawValue])
+                let peer = try runPeer(["share", "3"] + luidArguments(adapter) + ["77"],
+                                       inherit: [pair.second.rawValue])
                 #expect(peer.exitStatus == 0, "peer said: \(peer.text)")
                 let handle = SharedHandle(try receiveDescriptor(over: pair.first.rawValue))
                 let resource = try adapter.makeDevice().openResource(handle)
@@ -135,10 +138,14 @@ extension D3DKMTSuite {
                 let device = try adapter.makeDevice()
                 let resource = try makePatternResource(on: device, sizes: [16384], seed: 9)
                 let exported = try resource.allocations[0].exportDescriptor()
-                let wrapped = try device.createAllocation(.wrap(descriptor: exported.rawValue, AllocationDescriptor(size: 16384)))
+                let wrapped = try device.createAllocation(.wrap(descriptor: exported.rawValue,
+                                                                AllocationDescriptor(size: 16384)))
                 #expect(try patternMatches(wrapped, seed: 9, index: 0))
                 // Asking for more than the buffer holds is refused.
-                #expect(status { _ = try device.createAllocation(.wrap(descriptor: exported.rawValue, AllocationDescriptor(size: 1 << 20))) } == .invalidParameter)
+                #expect(status {
+                    _ = try device.createAllocation(.wrap(descriptor: exported.rawValue,
+                                                          AllocationDescriptor(size: 1 << 20)))
+                } == .invalidParameter)
             }
         }
     }
@@ -161,7 +168,8 @@ extension D3DKMTSuite {
             }
         }
 
-        @Test(.enabled(if: hasDriver("vgem") && hasDriver("virtio_gpu"), "needs vgem and virtio_gpu render nodes (VM guest)"))
+        @Test(.enabled(if: hasDriver("vgem") && hasDriver("virtio_gpu"),
+                       "needs vgem and virtio_gpu render nodes (VM guest)"))
         func vgemIntoVirtioGPUFailsAndVirtioGPUIntoVgemWorks() throws {
             try expectNoDescriptorLeak("cross-driver import") {
                 let vgem = try #require(adapter(driver: "vgem")).makeDevice()

@@ -66,7 +66,9 @@ struct Channel {
         var bytes = [UInt8](repeating: 0, count: 32)
         bytes[0] = message.op.rawValue
         for (index, value) in [message.arguments.0, message.arguments.1, message.arguments.2].enumerated() {
-            withUnsafeBytes(of: value.littleEndian) { bytes.replaceSubrange(8 + index * 8 ..< 16 + index * 8, with: $0) }
+            withUnsafeBytes(of: value.littleEndian) {
+                bytes.replaceSubrange(8 + index * 8 ..< 16 + index * 8, with: $0)
+            }
         }
         let result = bytes.withUnsafeBytes { raw in
             message.descriptors.withUnsafeBufferPointer { fds in
@@ -82,12 +84,18 @@ struct Channel {
         var fds = [Int32](repeating: -1, count: 16)
         var count: Int32 = 0
         let got = bytes.withUnsafeMutableBytes { raw in
-            fds.withUnsafeMutableBufferPointer { kb_recv(socket, raw.baseAddress, raw.count, $0.baseAddress, 16, &count) }
+            fds.withUnsafeMutableBufferPointer {
+                kb_recv(socket, raw.baseAddress, raw.count, $0.baseAddress, 16, &count)
+            }
         }
         try check(got, "receiving a message")
-        guard got > 0, let op = Op(rawValue: bytes[0]) else { throw BenchError("peer channel closed or garbled (\(got) bytes)") }
+        guard got > 0, let op = Op(rawValue: bytes[0]) else {
+            throw BenchError("peer channel closed or garbled (\(got) bytes)")
+        }
         func argument(_ index: Int) -> UInt64 {
-            bytes.withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(fromByteOffset: 8 + index * 8, as: UInt64.self)) }
+            bytes.withUnsafeBytes {
+                UInt64(littleEndian: $0.loadUnaligned(fromByteOffset: 8 + index * 8, as: UInt64.self))
+            }
         }
         var message = Message(op, argument(0), argument(1), argument(2))
         message.descriptors = Array(fds[0..<Int(count)])
@@ -122,7 +130,8 @@ final class Peer {
 
     init(role: String, arguments: [String] = []) throws(BenchError) {
         var pair: [Int32] = [-1, -1]
-        try check(socketpair(AF_UNIX, Int32(SOCK_SEQPACKET.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &pair), "socketpair")
+        try check(socketpair(AF_UNIX, Int32(SOCK_SEQPACKET.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &pair),
+                  "socketpair")
         // Keep the child's end away from 3, so that dup2 to 3 clears its close-on-exec flag.
         let childEnd = fcntl(pair[1], F_DUPFD_CLOEXEC, 64)
         close(pair[1])

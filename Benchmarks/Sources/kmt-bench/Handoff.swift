@@ -18,13 +18,16 @@ func keyedMutexRows(_ target: Target) -> [Row] {
     let wanted = [handoff, context].filter(target.config.wants(row:))
     guard !wanted.isEmpty else { return [] }
     guard target.hasTimelines else {
-        let why = "\(target.info.driverName) has no syncobjs, and a keyed mutex is shared with its resource's sync object"
+        let why = "\(target.info.driverName) has no syncobjs, "
+            + "and a keyed mutex is shared with its resource's sync object"
         return [target.notApplicable(handoff, unit: "ns/handoff", goal: 1.5, why: why),
-                target.notApplicable(context, unit: "ns/roundtrip", goal: nil, why: why)].filter { wanted.contains($0.name) }
+                target.notApplicable(context, unit: "ns/roundtrip", goal: nil, why: why)]
+            .filter { wanted.contains($0.name) }
     }
     do {
         // Ours: a resource shared with its keyed mutex and sync object, opened in the peer.
-        let resource = try target.device.createResource(allocations: [(source: .new(AllocationDescriptor(size: 4096)), extraDriverData: [])])
+        let resource = try target.device.createResource(
+            allocations: [(source: .new(AllocationDescriptor(size: 4096)), extraDriverData: [])])
         let mutex = try KeyedMutex.create(initialKey: 0, timelineOn: target.info.isSoftware ? nil : target.device)
         let syncObject = try target.device.createSyncObject(.fence)
         let handle = try resource.share(keyedMutex: mutex, syncObject: syncObject)
@@ -75,9 +78,12 @@ func keyedMutexRows(_ target: Target) -> [Row] {
         _ = consume handle
         let ours = result["ours"]
         return [
-            target.row(handoff, ours: ours.map { $0 / 2 }, raw: result["raw"].map { $0 / 2 }, unit: "ns/handoff", goal: 1.5),
+            target.row(handoff, ours: ours.map { $0 / 2 }, raw: result["raw"].map { $0 / 2 }, unit: "ns/handoff",
+                       goal: 1.5),
             target.row(context, ours: ours, raw: result["pipe"], unit: "ns/roundtrip", goal: nil,
-                       note: "ours = keyed-mutex round trip (2 handoffs), raw = pipe round trip (2 hops); a server-based keyed mutex pays at least one pipe round trip per acquire and per release"),
+                       note: "ours = keyed-mutex round trip (2 handoffs), raw = pipe round trip (2 hops); "
+                           + "a server-based keyed mutex pays at least one pipe round trip "
+                           + "per acquire and per release"),
         ].filter { wanted.contains($0.name) }
     } catch {
         return [target.failed(handoff, unit: "ns/handoff", goal: 1.5, error),

@@ -69,7 +69,9 @@ func scaleRows(_ target: Target) -> [Row] {
     let fdLimit = kb_fd_limit() - 256
     guard live < fdLimit else {
         let why = "RLIMIT_NOFILE \(fdLimit + 256) is too low for \(live) live objects"
-        return ([scaleName] + wantedPerObject.map(\.name)).map { target.failed($0, unit: "-", goal: nil, BenchError(why)) }
+        return ([scaleName] + wantedPerObject.map(\.name)).map {
+            target.failed($0, unit: "-", goal: nil, BenchError(why))
+        }
     }
     let withResources = min(live, fdLimit / 2)
     var notes: [String] = []
@@ -87,7 +89,9 @@ func scaleRows(_ target: Target) -> [Row] {
                 try rawPeer.channel.request(Message(.hold, descriptors: [fd]))
             }
         }
-        let rawSide = Side(name: "raw") { n in for _ in 0..<n { try shareOpenRaw(target, rawPeer.channel, size: 4096) } }
+        let rawSide = Side(name: "raw") { n in
+            for _ in 0..<n { try shareOpenRaw(target, rawPeer.channel, size: 4096) }
+        }
         let rawBefore = try Footprint.take(opener: rawPeer)
         try growRaw(to: few)
         let rawFewSamples = wantScale ? try sample(rawSide, rounds: target.config.rounds, target.config) : []
@@ -104,7 +108,8 @@ func scaleRows(_ target: Target) -> [Row] {
         var held: [(resource: Resource?, handle: Int32)] = []
         func grow(to count: Int, keepResources: Bool = true) throws {
             while held.count < count {
-                let resource = try target.device.createResource(allocations: [(source: .new(AllocationDescriptor(size: 4096)), extraDriverData: [])])
+                let resource = try target.device.createResource(
+                    allocations: [(source: .new(AllocationDescriptor(size: 4096)), extraDriverData: [])])
                 let handle = try resource.share()
                 try oursPeer.channel.request(Message(.hold, descriptors: [handle.rawValue]))
                 held.append((keepResources ? resource : nil, handle.take()))
@@ -114,7 +119,9 @@ func scaleRows(_ target: Target) -> [Row] {
             while held.count > count { close(held.removeLast().handle) }
             try oursPeer.channel.request(Message(.drop, UInt64(count)))
         }
-        let side = Side(name: "ours") { n in for _ in 0..<n { try shareOpenOurs(target, oursPeer.channel, size: 4096) } }
+        let side = Side(name: "ours") { n in
+            for _ in 0..<n { try shareOpenOurs(target, oursPeer.channel, size: 4096) }
+        }
         let halfRounds = max(1, (target.config.rounds + 1) / 2)
 
         try grow(to: few)
@@ -137,24 +144,32 @@ func scaleRows(_ target: Target) -> [Row] {
 
         var rows: [Row] = []
         if wantScale {
-            rows.append(target.row(scaleName, ours: median(manySamples) / 1000, raw: median(fewSamples) / 1000, unit: unit, goal: 1.1,
-                                   note: (["ours = \(live) live shared objects, raw = \(few) live"] + notes).joined(separator: "; ")))
-            rows.append(target.row(rawScaleName, ours: median(rawManySamples) / 1000, raw: median(rawFewSamples) / 1000, unit: unit, goal: nil,
-                                   note: "the raw share-open cycle with \(withResources) raw buffers live (ours column) and \(few) (raw column): the kernel's and the device's own scaling"))
+            rows.append(target.row(scaleName, ours: median(manySamples) / 1000, raw: median(fewSamples) / 1000,
+                                   unit: unit, goal: 1.1,
+                                   note: (["ours = \(live) live shared objects, raw = \(few) live"] + notes)
+                                       .joined(separator: "; ")))
+            rows.append(target.row(rawScaleName, ours: median(rawManySamples) / 1000,
+                                   raw: median(rawFewSamples) / 1000, unit: unit, goal: nil,
+                                   note: "the raw share-open cycle with \(withResources) raw buffers live "
+                                       + "(ours column) and \(few) (raw column): "
+                                       + "the kernel's and the device's own scaling"))
         }
         let ours = oursBefore.perObject(to: oursAfter, objects: withResources - few)
         let raw = rawBefore.perObject(to: rawAfter, objects: withResources)
-        for (index, entry) in perObjectRows.enumerated() where wantedPerObject.contains(where: { $0.name == entry.name }) {
+        for (index, entry) in perObjectRows.enumerated()
+            where wantedPerObject.contains(where: { $0.name == entry.name }) {
             var note: String?
             if index == 0 && withResources != live {
                 note = "per-object rows: growth over \(withResources - few) objects (ours) and \(withResources) (raw)"
             }
             if index == 4 { note = "system-wide /proc/meminfo Slab growth per object (kernel memory; not in VmRSS)" }
-            rows.append(target.row(entry.name, ours: ours[index], raw: raw[index], unit: entry.unit, goal: nil, note: note))
+            rows.append(target.row(entry.name, ours: ours[index], raw: raw[index], unit: entry.unit, goal: nil,
+                                   note: note))
         }
         return rows
     } catch {
-        let names = (wantScale ? [(scaleName, unit), (rawScaleName, unit)] : []) + wantedPerObject.map { ($0.name, $0.unit) }
+        let names = (wantScale ? [(scaleName, unit), (rawScaleName, unit)] : [])
+            + wantedPerObject.map { ($0.name, $0.unit) }
         return names.map { target.failed($0.0, unit: $0.1, goal: $0.0 == scaleName ? 1.1 : nil, error) }
     }
 }

@@ -16,7 +16,8 @@ import D3DKMT
 
 /// One "ours" share-open cycle: the parent's half, and the wait for the peer's open.
 func shareOpenOurs(_ target: Target, _ channel: Channel, size: UInt64) throws {
-    let resource = try target.device.createResource(allocations: [(source: .new(AllocationDescriptor(size: size)), extraDriverData: [])])
+    let resource = try target.device.createResource(
+        allocations: [(source: .new(AllocationDescriptor(size: size)), extraDriverData: [])])
     let handle = try resource.share()
     try sendDescriptor(handle.rawValue, over: channel.socket)
     _ = consume handle
@@ -63,7 +64,8 @@ func shareOpenRow(_ target: Target, size: UInt64, label: String) -> Row {
         try oursPeer.finish()
         try rawPeer.finish()
         try floorPeer.finish()
-        var row = target.row(name, ours: result["ours"].map { $0 / 1000 }, raw: result["raw"].map { $0 / 1000 }, unit: unit, goal: 1.25)
+        var row = target.row(name, ours: result["ours"].map { $0 / 1000 }, raw: result["raw"].map { $0 / 1000 },
+                             unit: unit, goal: 1.25)
         if let floor = result["floor"] {
             row.floor = floor / 1000
             row.note = "floor (C making ours' system calls, no library): \(format(floor / 1000)) µs/op" +
@@ -87,7 +89,9 @@ func runShareOursPeer(_ channel: Channel, _ arguments: [String]) throws {
         case .open:
             guard let fd = message.descriptors.first else { throw BenchError("open without a handle") }
             // Open and close everything (the handle too) before answering, as the raw peer does.
-            try { (handle: consuming SharedHandle) throws in _ = try device.openResource(handle) }(SharedHandle(adopting: fd))
+            try { (handle: consuming SharedHandle) throws in
+                _ = try device.openResource(handle)
+            }(SharedHandle(adopting: fd))
             try channel.send(Message(.done))
         case .hold:
             guard let fd = message.descriptors.first else { throw BenchError("hold without a handle") }

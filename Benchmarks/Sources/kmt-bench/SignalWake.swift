@@ -17,7 +17,8 @@ func signalWakeRow(_ target: Target, kind: SyncObject.Kind) -> Row? {
     let unit = "ns/wake"
     guard target.config.wants(row: name) else { return nil }
     guard target.hasTimelines else {
-        return target.notApplicable(name, unit: unit, goal: 1.2, why: "\(target.info.driverName) has no timeline syncobjs")
+        return target.notApplicable(name, unit: unit, goal: 1.2,
+                                    why: "\(target.info.driverName) has no timeline syncobjs")
     }
     do {
         let a = try target.device.createSyncObject(kind)
@@ -31,7 +32,8 @@ func signalWakeRow(_ target: Target, kind: SyncObject.Kind) -> Row? {
         var oursBase: UInt64 = 0
 
         // Raw.
-        let rawPeer = try Peer(role: target.raw.isSoftware ? "signal-raw-futex" : "signal-raw-drm", arguments: target.raw.arguments)
+        let rawPeer = try Peer(role: target.raw.isSoftware ? "signal-raw-futex" : "signal-raw-drm",
+                               arguments: target.raw.arguments)
         var rawSide: Side
         var cleanup: () -> Void = {}
         defer { cleanup() }
@@ -88,7 +90,8 @@ func signalWakeRow(_ target: Target, kind: SyncObject.Kind) -> Row? {
         let result = try measure(sides, target.config)
         try oursPeer.finish()
         try rawPeer.finish()
-        return target.row(name, ours: result["ours"].map { $0 / 2 }, raw: result["raw"].map { $0 / 2 }, unit: unit, goal: 1.2)
+        return target.row(name, ours: result["ours"].map { $0 / 2 }, raw: result["raw"].map { $0 / 2 }, unit: unit,
+                          goal: 1.2)
     } catch {
         return target.failed(name, unit: unit, goal: 1.2, error)
     }

@@ -43,7 +43,8 @@ struct RawDevice {
     /// A new buffer: a sealed memfd, or a dma-buf made as the library makes one.
     func makeBuffer(size: UInt64) throws -> Int32 {
         if isSoftware { return try check(kb_memfd_buffer(size), "memfd of \(size) bytes") }
-        return try check(kb_drm_buffer(render, card, isVirtio ? 1 : 0, size), "DRM buffer of \(size) bytes on \(renderPath)")
+        return try check(kb_drm_buffer(render, card, isVirtio ? 1 : 0, size),
+                         "DRM buffer of \(size) bytes on \(renderPath)")
     }
 }
 
@@ -70,11 +71,13 @@ struct Target {
         let info = adapter.info
         raw = info.isSoftware
             ? try RawDevice(arguments: ["software"])
-            : try RawDevice(arguments: [info.renderNode ?? "-", info.primaryNode ?? "-", info.driverName == "virtio_gpu" ? "1" : "0"])
+            : try RawDevice(arguments: [info.renderNode ?? "-", info.primaryNode ?? "-",
+                                        info.driverName == "virtio_gpu" ? "1" : "0"])
     }
 
     func row(_ name: String, ours: Double?, raw: Double?, unit: String, goal: Double?, note: String? = nil) -> Row {
-        Row(name: name, adapter: self.name, machine: config.machine, ours: ours, raw: raw, unit: unit, goal: goal, note: note)
+        Row(name: name, adapter: self.name, machine: config.machine, ours: ours, raw: raw, unit: unit, goal: goal,
+            note: note)
     }
 
     func notApplicable(_ name: String, unit: String, goal: Double?, why: String) -> Row {

@@ -91,8 +91,10 @@ func parseOptions(_ words: [String]) -> Options {
         case "--json": options.jsonPath = value()
         case "--json-lines": options.jsonLinesPath = value()
         case "--machine": let name = value(); overrides.append { $0.machine = name }
-        case "--rows": let rows = value().split(separator: ",").map(String.init); overrides.append { $0.rowFilter = rows }
-        case "--adapters": let list = value().split(separator: ",").map(String.init); overrides.append { $0.adapterFilter = list }
+        case "--rows":
+            let rows = value().split(separator: ",").map(String.init); overrides.append { $0.rowFilter = rows }
+        case "--adapters":
+            let list = value().split(separator: ",").map(String.init); overrides.append { $0.adapterFilter = list }
         case "--rounds": let n = number(value()); overrides.append { $0.rounds = n }
         case "--round-ms": let n = number(value()); overrides.append { $0.roundNanoseconds = UInt64(n) * 1_000_000 }
         case "--live": let n = number(value()); overrides.append { $0.liveObjects = max(n, 20) }
@@ -143,7 +145,8 @@ var adapters = Adapter.enumerate()
 if !config.adapterFilter.isEmpty {
     adapters = adapters.filter { config.adapterFilter.contains($0.info.driverName) }
 }
-print("adapters: " + adapters.map { "\($0.info.driverName)\($0.info.renderNode.map { " (\($0))" } ?? "")" }.joined(separator: ", "))
+print("adapters: " + adapters.map { "\($0.info.driverName)\($0.info.renderNode.map { " (\($0))" } ?? "")" }
+    .joined(separator: ", "))
 print("")
 
 var rows: [Row] = []
@@ -151,7 +154,8 @@ var expected: [(name: String, adapter: String)] = []
 // In the VM guest, scripts/vm-test names the drivers that must be there: one the library does
 // not enumerate is a missing adapter, not a shorter table.
 if let required = getenv("D3DKMT_REQUIRE_DRIVERS").map({ String(cString: $0) }), config.adapterFilter.isEmpty {
-    for driver in required.split(separator: ",").map(String.init) where !adapters.contains(where: { $0.info.driverName == driver }) {
+    for driver in required.split(separator: ",").map(String.init)
+        where !adapters.contains(where: { $0.info.driverName == driver }) {
         var row = Row(name: "adapter", adapter: driver, machine: config.machine, unit: "-")
         row.error = "D3DKMT_REQUIRE_DRIVERS names \(driver), but Adapter.enumerate() has no such adapter"
         rows.append(row)
@@ -172,7 +176,8 @@ for adapter in adapters {
         continue
     }
     var produced: [Row] = []
-    for (size, label) in [(UInt64(4096), "4KiB"), (UInt64(1 << 20), "1MiB")] where config.wants(row: "share-open \(label)") {
+    for (size, label) in [(UInt64(4096), "4KiB"), (UInt64(1 << 20), "1MiB")]
+        where config.wants(row: "share-open \(label)") {
         produced.append(shareOpenRow(target, size: size, label: label))
     }
     produced += keyedMutexRows(target)
@@ -191,7 +196,9 @@ for adapter in adapters {
 
 printTable(rows)
 
-let missing = expected.filter { want in !rows.contains { $0.name == want.name && $0.adapter == want.adapter && $0.isProduced } }
+let missing = expected.filter { want in
+    !rows.contains { $0.name == want.name && $0.adapter == want.adapter && $0.isProduced }
+}
 let failedRows = rows.filter { $0.error != nil }
 
 do {

@@ -69,12 +69,15 @@ func generateCorpus(into directory: String) {
     let page = AllocationDescriptor(size: 4096)
 
     make("resource-1") { () throws(NTError) in
-        let resource = try device.createResource(allocations: [(.new(page), [0xEE])], runtimeData: [1, 2, 3], driverData: [4, 5])
+        let resource = try device.createResource(allocations: [(.new(page), [0xEE])], runtimeData: [1, 2, 3],
+                                                 driverData: [4, 5])
         return seedInput(try resource.share())
     }
     make("resource-3") { () throws(NTError) in
         let resource = try device.createResource(
-            allocations: [(.new(page), []), (.new(AllocationDescriptor(size: 4096, width: 32, height: 32, stride: 128, fourcc: 0x3432_5258)), [1, 2]),
+            allocations: [(.new(page), []),
+                          (.new(AllocationDescriptor(size: 4096, width: 32, height: 32, stride: 128,
+                                                     fourcc: 0x3432_5258)), [1, 2]),
                           (.new(page), Array(repeating: 7, count: 40))],
             runtimeData: Array(repeating: 0x42, count: 100), driverData: [])
         return seedInput(try resource.share(access: SharedAccess.read))

@@ -135,19 +135,24 @@ func expectSame(_ swift: NTStatus, _ c: NTSTATUS, _ what: String) {
 let expectedOpenStatuses: Set<NTStatus> = [.success, .invalidParameter, .notSupported, .invalidHandle, .accessDenied]
 
 func expectOpenStatus(_ status: NTStatus, _ what: String) {
-    if !expectedOpenStatuses.contains(status) { fail("\(what) returned \(status), which no forged handle should produce") }
+    if !expectedOpenStatuses.contains(status) {
+        fail("\(what) returned \(status), which no forged handle should produce")
+    }
 }
 
 // MARK: - One-time setup
 
 let softwareDevice: Device = {
-    do { return try Adapter.open(luid: AdapterInfo.software.luid).makeDevice() } catch { fail("software device: \(error)") }
+    do {
+        return try Adapter.open(luid: AdapterInfo.software.luid).makeDevice()
+    } catch { fail("software device: \(error)") }
 }()
 
 /// The C ABI's software adapter and device handles.
 let cDevice: (adapter: D3DKMT_HANDLE, device: D3DKMT_HANDLE) = {
     var open = D3DKMT_OPENADAPTERFROMLUID()
-    open.AdapterLuid = CD3DKMT.LUID(LowPart: AdapterInfo.software.luid.lowPart, HighPart: AdapterInfo.software.luid.highPart)
+    open.AdapterLuid = CD3DKMT.LUID(LowPart: AdapterInfo.software.luid.lowPart,
+                                    HighPart: AdapterInfo.software.luid.highPart)
     guard D3DKMTOpenAdapterFromLuid(&open) == 0 else { fail("D3DKMTOpenAdapterFromLuid(software)") }
     var create = D3DKMT_CREATEDEVICE()
     create.hAdapter = open.hAdapter
@@ -237,7 +242,8 @@ func untamper(_ forged: Forged, _ input: FuzzInput) {
 /// wrote past the page's mapping: whatever the page says its capacity is, that must not happen.
 func checkRelease(stored count: Int, _ input: FuzzInput, _ what: String) {
     guard count > 0, UInt64(count) > input.memfdSize &- 64 || input.memfdSize < 64 else { return }
-    fail("\(what) stored \(count) bytes of private data into a keyed mutex page of \(input.memfdSize) bytes (its header takes 64): memory past the mapping was written")
+    fail("\(what) stored \(count) bytes of private data into a keyed mutex page of \(input.memfdSize) bytes "
+         + "(its header takes 64): memory past the mapping was written")
 }
 
 // MARK: - Using what opened
@@ -259,7 +265,9 @@ func exercise(_ mutex: KeyedMutex, _ input: FuzzInput, tamperWith forged: Forged
     let data = [UInt8](repeating: 0x5A, count: input.releaseDataSize)
     if (try? mutex.acquire(key: input.acquireKey, timeout: .zero)) != nil {
         // Too much data is refused and leaves the mutex owned; release it then without data.
-        if statusOf({ () throws(NTError) in try mutex.release(key: input.acquireKey &+ 1, fenceValue: 7, runtimeData: data) }) == .success {
+        if statusOf({ () throws(NTError) in
+            try mutex.release(key: input.acquireKey &+ 1, fenceValue: 7, runtimeData: data)
+        }) == .success {
             checkRelease(stored: data.count, input, "KeyedMutex.release")
         } else {
             _ = statusOf { () throws(NTError) in try mutex.release(key: 0) }
@@ -303,7 +311,9 @@ func runSwift(_ handle: borrowing SharedHandle, _ input: FuzzInput, _ forged: Fo
 
     let info = statusOf { () throws(NTError) in
         let info = try softwareDevice.resourceInfo(handle)
-        if info.allocationCount < 1 || info.allocationCount > SharePackage.maximumAllocations { fail("resourceInfo: \(info.allocationCount) allocations") }
+        if info.allocationCount < 1 || info.allocationCount > SharePackage.maximumAllocations {
+            fail("resourceInfo: \(info.allocationCount) allocations")
+        }
     }
     let resource = statusOf { () throws(NTError) in
         let resource = try softwareDevice.openResource(handle)
@@ -312,7 +322,9 @@ func runSwift(_ handle: borrowing SharedHandle, _ input: FuzzInput, _ forged: Fo
         if let object = resource.syncObject { exercise(object, input, tamperWith: forged) }
     }
     let keyedMutex = statusOf { () throws(NTError) in exercise(try KeyedMutex.open(handle), input, tamperWith: forged) }
-    let syncObject = statusOf { () throws(NTError) in exercise(try softwareDevice.openSyncObject(handle), input, tamperWith: forged) }
+    let syncObject = statusOf { () throws(NTError) in
+        exercise(try softwareDevice.openSyncObject(handle), input, tamperWith: forged)
+    }
     let anyDevice = statusOf { () throws(NTError) in exercise(try SyncObject.open(handle), input, tamperWith: forged) }
     for (status, what) in [(info, "resourceInfo"), (resource, "openResource"), (keyedMutex, "KeyedMutex.open"),
                            (syncObject, "openSyncObject"), (anyDevice, "SyncObject.open")] {
@@ -336,7 +348,9 @@ func destroyKeyedMutex(_ handle: D3DKMT_HANDLE) {
 func destroySyncObject(_ handle: D3DKMT_HANDLE) {
     guard handle != 0 else { return }
     var destroy = D3DKMT_DESTROYSYNCHRONIZATIONOBJECT(hSyncObject: handle)
-    if D3DKMTDestroySynchronizationObject(&destroy) != 0 { fail("D3DKMTDestroySynchronizationObject of a handle the open returned") }
+    if D3DKMTDestroySynchronizationObject(&destroy) != 0 {
+        fail("D3DKMTDestroySynchronizationObject of a handle the open returned")
+    }
 }
 
 func exerciseC(keyedMutex handle: D3DKMT_HANDLE, _ input: FuzzInput, tamperWith forged: Forged) {
@@ -372,7 +386,9 @@ func exerciseC(keyedMutex handle: D3DKMT_HANDLE, _ input: FuzzInput, tamperWith 
     } else {
         var release = D3DKMT_RELEASEKEYEDMUTEX2()
         release.hKeyedMutex = handle
-        if D3DKMTReleaseKeyedMutex2(&release) == 0 { fail("D3DKMTReleaseKeyedMutex2 released a mutex its handle had not acquired") }
+        if D3DKMTReleaseKeyedMutex2(&release) == 0 {
+            fail("D3DKMTReleaseKeyedMutex2 released a mutex its handle had not acquired")
+        }
     }
 }
 
@@ -406,7 +422,9 @@ func exerciseC(syncObject handle: D3DKMT_HANDLE, device: D3DKMT_HANDLE, _ input:
             wait.hAsyncEvent = cHandle(event)
             if D3DKMTWaitForSynchronizationObjectFromCpu(&wait) == 0 {
                 var poll = pollfd(fd: event, events: Int16(POLLIN), revents: 0)
-                if Glibc.poll(&poll, 1, 10_000) != 1 { fail("an async wait for a reached fence value did not signal its eventfd in 10 s") }
+                if Glibc.poll(&poll, 1, 10_000) != 1 {
+                    fail("an async wait for a reached fence value did not signal its eventfd in 10 s")
+                }
             }
         }
     }
@@ -453,23 +471,30 @@ func runC(_ fd: Int32, _ input: FuzzInput, _ forged: Forged, expect swift: Swift
             // A wrong allocation count is refused before anything is imported.
             var wrong = request(count + 1)
             let refused = D3DKMTOpenResourceFromNtHandle(&wrong)
-            if refused == 0 { fail("D3DKMTOpenResourceFromNtHandle accepted NumAllocations \(count + 1) for \(count) allocations") }
+            if refused == 0 {
+                fail("D3DKMTOpenResourceFromNtHandle accepted NumAllocations \(count + 1) for \(count) allocations")
+            }
 
             var open = request(count)
             let opened = D3DKMTOpenResourceFromNtHandle(&open)
             expectSame(swift.resource, opened, "open resource")
             guard opened == 0 else { return }
-            if open.TotalPrivateDriverDataBufferSize != query.TotalPrivateDriverDataSize { fail("TotalPrivateDriverDataBufferSize changed between query and open") }
+            if open.TotalPrivateDriverDataBufferSize != query.TotalPrivateDriverDataSize {
+                fail("TotalPrivateDriverDataBufferSize changed between query and open")
+            }
             for index in 0..<count {
                 let allocation = infoPointer[index].hAllocation
                 var size: UInt64 = 0
-                guard D3DKMTLinuxQueryAllocationSize(device, allocation, &size) == 0 else { fail("querying an opened allocation's size") }
+                guard D3DKMTLinuxQueryAllocationSize(device, allocation, &size) == 0 else {
+                    fail("querying an opened allocation's size")
+                }
                 var lock = D3DKMT_LOCK2()
                 lock.hDevice = device
                 lock.hAllocation = allocation
                 if D3DKMTLock2(&lock) == 0, let base = lock.pData {
                     if size > 0 {
-                        let first = base.load(as: UInt8.self), last = base.load(fromByteOffset: Int(size) - 1, as: UInt8.self)
+                        let first = base.load(as: UInt8.self),
+                            last = base.load(fromByteOffset: Int(size) - 1, as: UInt8.self)
                         var sum = first &+ last
                         withUnsafeMutablePointer(to: &sum) { _ = $0 }
                     }
@@ -528,7 +553,8 @@ func runDecoder(_ input: FuzzInput) {
         if let mutex = package.keyedMutex { indices += [mutex.stateDescriptorIndex, mutex.syncobjDescriptorIndex] }
         if let object = package.syncObject { indices += [object.syncobjDescriptorIndex, object.stateDescriptorIndex] }
         let real = indices.filter { $0 != SharePackage.noDescriptor }
-        if Set(real).count != real.count || real.contains(where: { Int($0) >= input.descriptorCount }) || real.count != input.descriptorCount {
+        if Set(real).count != real.count || real.contains(where: { Int($0) >= input.descriptorCount })
+            || real.count != input.descriptorCount {
             fail("decoder accepted descriptor indices \(indices) for \(input.descriptorCount) descriptors")
         }
     }
@@ -552,7 +578,8 @@ public func fuzz(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
         let swift = runSwift(forged.handle, input, forged)
         runC(forged.handle, input, forged, expect: swift)
         if verbose {
-            say("info \(swift.info) resource \(swift.resource) keyed mutex \(swift.keyedMutex) sync object \(swift.syncObject)")
+            say("info \(swift.info) resource \(swift.resource) keyed mutex \(swift.keyedMutex) "
+                + "sync object \(swift.syncObject)")
         }
         forged.close()
     }
@@ -567,11 +594,15 @@ public func fuzz(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
         var listing = ""
         if let directory = opendir("/proc/self/fd") {
             while let entry = readdir(directory) {
-                let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+                let name = withUnsafeBytes(of: entry.pointee.d_name) {
+                    String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self)
+                }
                 guard name.first != "." else { continue }
                 var target = [CChar](repeating: 0, count: 256)
                 let length = readlink("/proc/self/fd/\(name)", &target, 255)
-                listing += "  \(name) -> \(length > 0 ? String(decoding: target[0..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self) : "?")\n"
+                let resolved = length > 0
+                    ? String(decoding: target[0..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self) : "?"
+                listing += "  \(name) -> \(resolved)\n"
             }
             closedir(directory)
         }
