@@ -81,7 +81,7 @@ func createAllocations(_ data: UnsafeMutablePointer<D3DKMT_CREATEALLOCATION>,
             var made: [D3DKMT_HANDLE] = []
             for allocation in allocations {
                 guard let handle = table.insert(.allocation(allocation, device: deviceHandle, resource: 0,
-                                                            lock: nil)) else {
+                                                            access: CPUAccess())) else {
                     for handle in made { table.remove(handle) }
                     return nil
                 }
@@ -223,47 +223,39 @@ public func D3DKMTDestroyAllocation(_ pData: UnsafePointer<D3DKMT_DESTROYALLOCAT
     }
 }
 
-/// `D3DKMTLock2`: maps the whole allocation for CPU access; locking again returns the same
-/// address. `STATUS_INVALID_PARAMETER` for an unknown allocation; the `mmap` failure otherwise.
+/// `D3DKMTLock2`: maps the whole allocation for CPU access (writable unless it was opened
+/// read-only); locking again returns the same address. The mapping and the dma-buf's
+/// `DMA_BUF_IOCTL_SYNC` happen outside the handle table's lock: a busy buffer stalls only the
+/// threads locking it. `STATUS_INVALID_PARAMETER` for an unknown allocation or non-zero `Flags`
+/// (Microsoft reserves them); the `mmap` failure otherwise.
 @c @implementation
 public func D3DKMTLock2(_ pData: UnsafeMutablePointer<D3DKMT_LOCK2>?) -> NTSTATUS {
     ntCall { () throws(NTError) in
         let data = try required(pData)
+        guard data.pointee.Flags.Value == 0 else { throw invalid("D3DDDICB_LOCK2FLAGS are reserved; Flags must be 0") }
         let (deviceHandle, allocationHandle) = (data.pointee.hDevice, data.pointee.hAllocation)
-        let address: Result<UnsafeMutableRawPointer, NTError> = handleTable.withLock { table in
-            guard case .allocation(let allocation, let owner, let resource, let lock)? = table.lookup(allocationHandle),
-                  owner == deviceHandle else { return .failure(invalid("hAllocation is not an allocation of hDevice")) }
-            if let lock {
-                lock.count += 1
-                return .success(lock.mapping.baseAddress)
-            }
-            do throws(NTError) {
-                let locked = LockedMapping(try allocation.map(writable: !allocation.isReadOnly))
-                table.replace(allocationHandle, with: .allocation(allocation, device: owner, resource: resource,
-                                                                  lock: locked))
-                return .success(locked.mapping.baseAddress)
-            } catch {
-                return .failure(error)
-            }
+        let found: (Allocation, CPUAccess)? = handleTable.withLock { table in
+            guard case .allocation(let allocation, let owner, _, let access)? = table.lookup(allocationHandle),
+                  owner == deviceHandle else { return nil }
+            return (allocation, access)
         }
-        data.pointee.pData = try address.get()
+        guard let (allocation, access) = found else { throw invalid("hAllocation is not an allocation of hDevice") }
+        data.pointee.pData = try access.lock(allocation)
     }
 }
 
-/// `D3DKMTUnlock2`: ends a `D3DKMTLock2`; the mapping goes away with the last unlock.
+/// `D3DKMTUnlock2`: ends a `D3DKMTLock2`; the mapping goes away with the last unlock (outside the
+/// handle table's lock).
 @c @implementation
 public func D3DKMTUnlock2(_ pData: UnsafePointer<D3DKMT_UNLOCK2>?) -> NTSTATUS {
     ntCall { () throws(NTError) in
         let data = try required(pData).pointee
-        let unlocked: LockedMapping?? = handleTable.withLock { table in
-            guard case .allocation(let allocation, let owner, let resource, let lock)? = table.lookup(data.hAllocation),
-                  owner == data.hDevice, let lock else { return .none }
-            lock.count -= 1
-            guard lock.count == 0 else { return .some(nil) }
-            table.replace(data.hAllocation, with: .allocation(allocation, device: owner, resource: resource, lock: nil))
-            return .some(lock)
+        let access: CPUAccess? = handleTable.withLock { table in
+            guard case .allocation(_, let owner, _, let access)? = table.lookup(data.hAllocation),
+                  owner == data.hDevice else { return nil }
+            return access
         }
-        guard unlocked != nil else { throw invalid("hAllocation is not a locked allocation of hDevice") }
+        guard let access, access.unlock() else { throw invalid("hAllocation is not a locked allocation of hDevice") }
     }
 }
 

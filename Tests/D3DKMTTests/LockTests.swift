@@ -1,0 +1,116 @@
+import Testing
+import Synchronization
+import CD3DKMT
+import KMTTestSupport
+@testable import D3DKMTCABI
+@testable import D3DKMT
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `D3DKMTLock2` / `D3DKMTUnlock2` through the C ABI: reserved flags, and a lock waiting for a
+/// busy buffer that stalls no other call.
+extension D3DKMTSuite {
+    @Suite struct Lock {
+        /// An adapter, a device on it and one standalone 4 KiB allocation, through the C ABI.
+        struct Setup {
+            var adapter: D3DKMT_HANDLE = 0
+            var device: D3DKMT_HANDLE = 0
+            var allocation: D3DKMT_HANDLE = 0
+        }
+
+        func setUp(_ adapter: Adapter) throws -> Setup {
+            var setup = Setup()
+            var open = D3DKMT_OPENADAPTERFROMLUID()
+            open.AdapterLuid = CD3DKMT.LUID(LowPart: adapter.info.luid.lowPart, HighPart: adapter.info.luid.highPart)
+            try #require(D3DKMTOpenAdapterFromLuid(&open) == 0)
+            setup.adapter = open.hAdapter
+            var create = D3DKMT_CREATEDEVICE()
+            create.hAdapter = open.hAdapter
+            try #require(D3DKMTCreateDevice(&create) == 0)
+            setup.device = create.hDevice
+            var desc = D3DKMT_LINUX_ALLOCATION_DESC()
+            desc.Version = UInt32(D3DKMT_LINUX_ALLOCATION_DESC_VERSION)
+            desc.Size = 4096
+            desc.DmaBufFd = -1
+            var info = D3DDDI_ALLOCATIONINFO2()
+            let status = withUnsafeMutablePointer(to: &desc) { descPointer in
+                withUnsafeMutablePointer(to: &info) { infoPointer in
+                    infoPointer.pointee.pPrivateDriverData = UnsafeMutableRawPointer(descPointer)
+                    infoPointer.pointee.PrivateDriverDataSize = UInt32(MemoryLayout<D3DKMT_LINUX_ALLOCATION_DESC>.size)
+                    var allocate = D3DKMT_CREATEALLOCATION()
+                    allocate.hDevice = setup.device
+                    allocate.NumAllocations = 1
+                    allocate.pAllocationInfo2 = infoPointer
+                    return D3DKMTCreateAllocation2(&allocate)
+                }
+            }
+            try #require(status == 0)
+            setup.allocation = info.hAllocation
+            return setup
+        }
+
+        func tearDown(_ setup: Setup) {
+            var destroy = D3DKMT_DESTROYDEVICE(hDevice: setup.device)
+            #expect(D3DKMTDestroyDevice(&destroy) == 0)
+            var close = D3DKMT_CLOSEADAPTER(hAdapter: setup.adapter)
+            #expect(D3DKMTCloseAdapter(&close) == 0)
+        }
+
+        @Test(arguments: adaptersUnderTest)
+        func reservedFlagsAreRefused(adapter: Adapter) throws {
+            let setup = try setUp(adapter)
+            defer { tearDown(setup) }
+            var lock = D3DKMT_LOCK2()
+            lock.hDevice = setup.device
+            lock.hAllocation = setup.allocation
+            lock.Flags.Value = 1
+            #expect(D3DKMTLock2(&lock) == NTStatus.invalidParameter.rawValue)
+            lock.Flags.Value = 0
+            #expect(D3DKMTLock2(&lock) == 0)
+            var unlock = D3DKMT_UNLOCK2(hDevice: setup.device, hAllocation: setup.allocation)
+            #expect(D3DKMTUnlock2(&unlock) == 0)
+            #expect(D3DKMTUnlock2(&unlock) == NTStatus.invalidParameter.rawValue)
+        }
+
+        /// A vgem fence on the buffer keeps `DMA_BUF_IOCTL_SYNC` (and so the Lock2) waiting; other
+        /// threads' calls, on the same device and allocation too, go on meanwhile.
+        @Test(.enabled(if: hasDriver("vgem"), "needs vgem (VM guest)"))
+        func aLockWaitingForABusyBufferStallsNoOtherCall() throws {
+            let vgem = try #require(adapter(driver: "vgem"))
+            let card = try Kernel.open(try #require(vgem.info.primaryNode), O_RDWR)
+            let setup = try setUp(vgem)
+            defer { tearDown(setup) }
+            var exported: Int32 = -1
+            try #require(D3DKMTLinuxExportAllocationDmaBuf(setup.device, setup.allocation, &exported) == 0)
+            let dmaBuf = FileDescriptor(adopting: exported)
+            let handle = try Kernel.primeImport(card.rawValue, dmaBuf: dmaBuf.rawValue)
+            defer { Kernel.gemClose(card.rawValue, handle: handle) }
+            let fence = try VGEM.fenceAttach(card.rawValue, handle: handle)
+
+            let (device, allocation) = (setup.device, setup.allocation)
+            let locked = Atomic<Int>(0)  // 1: Lock2 returned success, 2: it failed
+            let locker = Thread {
+                var lock = D3DKMT_LOCK2()
+                lock.hDevice = device
+                lock.hAllocation = allocation
+                locked.store(D3DKMTLock2(&lock) == 0 ? 1 : 2, ordering: .sequentiallyConsistent)
+            }
+            // Give the locker time to reach the wait; whether or not it has, these must not block.
+            usleep(100_000)
+            var size: UInt64 = 0
+            #expect(D3DKMTLinuxQueryAllocationSize(device, allocation, &size) == 0 && size == 4096)
+            var other = D3DKMT_CREATEDEVICE()
+            other.hAdapter = setup.adapter
+            #expect(D3DKMTCreateDevice(&other) == 0)
+            var destroyOther = D3DKMT_DESTROYDEVICE(hDevice: other.hDevice)
+            #expect(D3DKMTDestroyDevice(&destroyOther) == 0)
+            #expect(locked.load(ordering: .sequentiallyConsistent) == 0, "the Lock2 did not wait for the fence")
+            try VGEM.fenceSignal(card.rawValue, fence: fence)
+            locker.join()
+            #expect(locked.load(ordering: .sequentiallyConsistent) == 1)
+            var unlock = D3DKMT_UNLOCK2(hDevice: device, hAllocation: allocation)
+            #expect(D3DKMTUnlock2(&unlock) == 0)
+        }
+    }
+}
