@@ -58,7 +58,14 @@ func hex(_ bytes: [UInt8]) -> String {
 
 /// The status `body` ends with, as text (`success` or the NTSTATUS's name).
 func statusText(_ body: () throws -> Void) -> String {
-    do { try body(); return "success" } catch let error as NTError { return "\(error.status)" } catch { return "\(error)" }
+    do {
+        try body()
+        return "success"
+    } catch let error as NTError {
+        return "\(error.status)"
+    } catch {
+        return "\(error)"
+    }
 }
 
 /// Connects a SOCK_SEQPACKET socket to `path`: "success" or the errno's name.
@@ -69,7 +76,9 @@ func connectStatus(_ path: String) -> String {
     address.sun_family = sa_family_t(AF_UNIX)
     withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: Array(path.utf8.prefix(107))) }
     let result = withUnsafePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+            connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+        }
     }
     return result == 0 ? "success" : (errno == EACCES ? "EACCES" : "errno \(errno)")
 }
@@ -93,7 +102,8 @@ func argument(_ index: Int) -> Int64 {
 
 func device(luidLow: Int64, luidHigh: Int64) -> Device {
     do {
-        let adapter = try Adapter.open(luid: LUID(lowPart: UInt32(truncatingIfNeeded: luidLow), highPart: Int32(truncatingIfNeeded: luidHigh)))
+        let adapter = try Adapter.open(luid: LUID(lowPart: UInt32(truncatingIfNeeded: luidLow),
+                                                  highPart: Int32(truncatingIfNeeded: luidHigh)))
         return try adapter.makeDevice()
     } catch {
         fail("\(error)")
@@ -113,13 +123,16 @@ case "open":
     do {
         let info = try device.resourceInfo(handle)
         let resource = try device.openResource(handle)
-        guard info.allocationCount == resource.allocations.count else { fail("info says \(info.allocationCount) allocations, open gave \(resource.allocations.count)") }
+        guard info.allocationCount == resource.allocations.count else {
+            fail("info says \(info.allocationCount) allocations, open gave \(resource.allocations.count)")
+        }
         print("runtime=\(hex(resource.runtimeData))")
         print("driver=\(hex(resource.driverData))")
         for (index, allocation) in resource.allocations.enumerated() {
             print("allocation.\(index)=\(allocation.size):\(hex(allocation.driverData))")
             let mapping = try allocation.map()
-            if let offset = TestPattern.firstMismatch(UnsafeRawBufferPointer(mapping.bytes), seed: seed, allocation: index) {
+            if let offset = TestPattern.firstMismatch(UnsafeRawBufferPointer(mapping.bytes), seed: seed,
+                                                      allocation: index) {
                 fail("allocation \(index) differs from the sharer's pattern at byte \(offset)")
             }
             TestPattern.fill(mapping.bytes, seed: seed + 1, allocation: index)
@@ -162,13 +175,19 @@ case "pingpong":
     let count = UInt64(argument(5))
     do {
         let resource = try device.openResource(handle)
-        guard let mutex = resource.keyedMutex, let sync = resource.syncObject else { fail("no keyed mutex or sync object in the handle") }
+        guard let mutex = resource.keyedMutex, let sync = resource.syncObject else {
+            fail("no keyed mutex or sync object in the handle")
+        }
         let mapping = try resource.allocations[0].map()
         let word = mapping.baseAddress.assumingMemoryBound(to: UInt64.self)
         for round in 0..<count {
             let acquired = try mutex.acquire(key: 1, timeout: .seconds(60))
-            guard word.pointee == 2 * round + 1 else { fail("round \(round): buffer holds \(word.pointee), expected \(2 * round + 1)") }
-            guard acquired.fenceValue == 2 * round + 1 else { fail("round \(round): fence value \(acquired.fenceValue)") }
+            guard word.pointee == 2 * round + 1 else {
+                fail("round \(round): buffer holds \(word.pointee), expected \(2 * round + 1)")
+            }
+            guard acquired.fenceValue == 2 * round + 1 else {
+                fail("round \(round): fence value \(acquired.fenceValue)")
+            }
             word.pointee = 2 * round + 2
             try mutex.release(key: 0, fenceValue: 2 * round + 2)
         }
@@ -221,7 +240,8 @@ case "open-named", "share-named":
         let resource = try device.openResource(handle)
         for (index, allocation) in resource.allocations.enumerated() {
             let mapping = try allocation.map()
-            if let offset = TestPattern.firstMismatch(UnsafeRawBufferPointer(mapping.bytes), seed: seed, allocation: index) {
+            if let offset = TestPattern.firstMismatch(UnsafeRawBufferPointer(mapping.bytes), seed: seed,
+                                                      allocation: index) {
                 fail("allocation \(index) differs from the sharer's pattern at byte \(offset)")
             }
             TestPattern.fill(mapping.bytes, seed: seed + 1, allocation: index)

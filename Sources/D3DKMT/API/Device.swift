@@ -38,21 +38,25 @@ public final class Device: Sendable {
     ) throws(NTError) -> Resource {
         guard !allocations.isEmpty else { throw NTError(.invalidParameter, "a resource needs at least one allocation") }
         guard allocations.count <= SharePackage.maximumAllocations else {
-            throw NTError(.invalidParameter, "\(allocations.count) allocations; a shared resource holds at most \(SharePackage.maximumAllocations)")
+            throw NTError(.invalidParameter, "\(allocations.count) allocations; a shared resource holds at most "
+                                             + "\(SharePackage.maximumAllocations)")
         }
         var made: [Allocation] = []
         for (source, extra) in allocations {
             made.append(try createAllocation(source, extraDriverData: extra))
         }
-        return Resource(device: self, allocations: made, runtimeData: runtimeData, driverData: driverData, shareable: shareable)
+        return Resource(device: self, allocations: made, runtimeData: runtimeData, driverData: driverData,
+                        shareable: shareable)
     }
 
     /// Creates one allocation (a standalone allocation, or one of a resource's).
-    public func createAllocation(_ source: AllocationSource, extraDriverData: [UInt8] = []) throws(NTError) -> Allocation {
+    public func createAllocation(_ source: AllocationSource,
+                                 extraDriverData: [UInt8] = []) throws(NTError) -> Allocation {
         switch source {
         case .new(let descriptor):
             guard let size = descriptor.resolvedSize else {
-                throw NTError(.invalidParameter, "allocation descriptor asks for no bytes or more than \(AllocationDescriptor.maximumSize)")
+                throw NTError(.invalidParameter, "allocation descriptor asks for no bytes or more than "
+                                                 + "\(AllocationDescriptor.maximumSize)")
             }
             let buffer = try backend.allocate(size: size, descriptor: descriptor)
             return Allocation(device: self, buffer: buffer, descriptor: descriptor, extraDriverData: extraDriverData)
@@ -60,7 +64,8 @@ public final class Device: Sendable {
             guard fd >= 0 else { throw NTError(.invalidParameter, "wrapped descriptor \(fd) is not a descriptor") }
             let buffer = try BufferObject.wrapping(fd, on: backend)
             if let asked = descriptor.resolvedSize, asked > buffer.size {
-                throw NTError(.invalidParameter, "descriptor asks for \(asked) bytes but the wrapped buffer holds \(buffer.size)")
+                throw NTError(.invalidParameter, "descriptor asks for \(asked) bytes "
+                                                 + "but the wrapped buffer holds \(buffer.size)")
             }
             return Allocation(device: self, buffer: buffer, descriptor: descriptor, extraDriverData: extraDriverData)
         }
@@ -71,7 +76,9 @@ public final class Device: Sendable {
     /// - Throws: `STATUS_INVALID_PARAMETER` when `handle` is not a shared resource handle.
     public func resourceInfo(_ handle: borrowing SharedHandle) throws(NTError) -> SharedResourceInfo {
         let opened = try SharedPackageReader.open(handle.descriptor.rawValue)
-        guard opened.package.contents.contains(.resource) else { throw NTError(.invalidParameter, "the handle holds no resource") }
+        guard opened.package.contents.contains(.resource) else {
+            throw NTError(.invalidParameter, "the handle holds no resource")
+        }
         return try SharedResourceInfo(opened)
     }
 
@@ -88,7 +95,8 @@ public final class Device: Sendable {
     /// Opens the resource a shared handle holds after `check` accepts what it holds: the C ABI
     /// checks the caller's counts and buffer sizes here, so the handle is read once and nothing
     /// is imported when they are wrong.
-    public func openResource(_ handle: borrowing SharedHandle, check: (SharedResourceInfo) throws(NTError) -> Void) throws(NTError) -> Resource {
+    public func openResource(_ handle: borrowing SharedHandle,
+                             check: (SharedResourceInfo) throws(NTError) -> Void) throws(NTError) -> Resource {
         let opened = try SharedPackageReader.open(handle.descriptor.rawValue)
         guard opened.package.contents.contains(.resource) else {
             throw NTError(.invalidParameter, "the handle holds no resource")
@@ -107,7 +115,9 @@ public final class Device: Sendable {
             allocations.append(Allocation(device: self, buffer: buffer, openedDriverData: record.driverData,
                                           layout: record.layout, readOnly: readOnly))
         }
-        let keyedMutex = try opened.package.keyedMutex.map { (record) throws(NTError) in try KeyedMutex.open(record, opened.descriptors) }
+        let keyedMutex = try opened.package.keyedMutex.map { (record) throws(NTError) in
+            try KeyedMutex.open(record, opened.descriptors)
+        }
         let syncObject = try opened.package.syncObject.map { (record) throws(NTError) in
             try openSyncObject(record, opened.descriptors, access: SyncObjectAccess.allAccess)
         }

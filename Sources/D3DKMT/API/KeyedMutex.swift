@@ -72,11 +72,14 @@ public final class KeyedMutex: Sendable {
     /// - Throws: `STATUS_INVALID_PARAMETER` when the handle holds no keyed mutex or is malformed.
     public static func open(_ handle: borrowing SharedHandle) throws(NTError) -> KeyedMutex {
         let opened = try SharedPackageReader.open(handle.descriptor.rawValue)
-        guard let record = opened.package.keyedMutex else { throw NTError(.invalidParameter, "the handle holds no keyed mutex") }
+        guard let record = opened.package.keyedMutex else {
+            throw NTError(.invalidParameter, "the handle holds no keyed mutex")
+        }
         return try open(record, opened.descriptors)
     }
 
-    static func open(_ record: SharePackage.KeyedMutexRecord, _ descriptors: ReceivedDescriptors) throws(NTError) -> KeyedMutex {
+    static func open(_ record: SharePackage.KeyedMutexRecord,
+                     _ descriptors: ReceivedDescriptors) throws(NTError) -> KeyedMutex {
         let state = try KeyedMutexState.open(descriptors.take(Int(record.stateDescriptorIndex)))
         let timeline: FileDescriptor? = record.syncobjDescriptorIndex == SharePackage.noDescriptor
             ? nil : descriptors.take(Int(record.syncobjDescriptorIndex))
@@ -134,7 +137,8 @@ public final class KeyedMutex: Sendable {
     ///   `STATUS_INVALID_PARAMETER` when this open does not own the mutex or the data is too large.
     public func release(key: UInt64, fenceValue: UInt64 = 0, runtimeData data: [UInt8] = []) throws(NTError) {
         guard data.count <= Int(state.capacity) else {
-            throw NTError(.invalidParameter, "\(data.count) bytes of private data; this keyed mutex holds \(state.capacity)")
+            throw NTError(.invalidParameter, "\(data.count) bytes of private data; "
+                                             + "this keyed mutex holds \(state.capacity)")
         }
         guard !state.isAbandoned else {
             owning.withLock { $0 = false }
@@ -179,7 +183,9 @@ public final class KeyedMutex: Sendable {
     }
 
     /// The adapter keyed mutexes take their timeline from when created without a device.
-    private static let timelineAdapter: Adapter? = Adapter.enumerate().first { $0.info.capabilities.contains(.timelineSyncObject) }
+    private static let timelineAdapter: Adapter? = Adapter.enumerate().first {
+        $0.info.capabilities.contains(.timelineSyncObject)
+    }
 
     private static func defaultTimeline() throws(NTError) -> FileDescriptor? {
         guard let adapter = timelineAdapter else { return nil }

@@ -91,21 +91,23 @@ public final class Resource: Sendable {
     ///   - name: a name in the caller's namespace (`OBJECT_ATTRIBUTES.ObjectName`), resolvable
     ///     with ``SharedHandle/open(name:access:)`` while the returned handle (or a copy) is open.
     /// - Throws: `STATUS_INVALID_PARAMETER` when the resource, the keyed mutex or the sync object
-    ///   was not created shareable, or only one of `keyedMutex` and `syncObject` is given; `STATUS_OBJECT_NAME_COLLISION`,
-    ///   `STATUS_OBJECT_NAME_INVALID` for names; the kernel's status when the handle cannot be
-    ///   made (`STATUS_TOO_MANY_OPENED_FILES`).
-    public func share(access: UInt32 = SharedAccess.allAccess, keyedMutex: KeyedMutex? = nil, syncObject: SyncObject? = nil,
-                      name: String? = nil) throws(NTError) -> SharedHandle {
+    ///   was not created shareable, or only one of `keyedMutex` and `syncObject` is given;
+    ///   `STATUS_OBJECT_NAME_COLLISION`, `STATUS_OBJECT_NAME_INVALID` for names; the kernel's
+    ///   status when the handle cannot be made (`STATUS_TOO_MANY_OPENED_FILES`).
+    public func share(access: UInt32 = SharedAccess.allAccess, keyedMutex: KeyedMutex? = nil,
+                      syncObject: SyncObject? = nil, name: String? = nil) throws(NTError) -> SharedHandle {
         guard isShareable else {
             throw NTError(.invalidParameter, "resource was not created with CreateShared and NtSecuritySharing")
         }
         guard (keyedMutex == nil) == (syncObject == nil) else {
-            throw NTError(.invalidParameter, "a resource is shared with both its keyed mutex and its sync object, or neither")
+            throw NTError(.invalidParameter, "a resource is shared with both its keyed mutex and its sync object, "
+                                             + "or neither")
         }
         guard keyedMutex?.isShareable ?? true, syncObject?.isShareable ?? true else {
             throw NTError(.invalidParameter, "the keyed mutex or sync object was not created for NT-handle sharing")
         }
-        var builder = SharePackageBuilder(contents: keyedMutex == nil ? .resource : [.resource, .keyedMutex, .syncObject],
+        var builder = SharePackageBuilder(contents: keyedMutex == nil
+                                              ? .resource : [.resource, .keyedMutex, .syncObject],
                                           access: isReadOnly ? access & ~SharedAccess.write : access,
                                           adapterLUID: device.adapter.info.luid)
         try builder.add(self)
@@ -160,7 +162,8 @@ public final class Allocation: Sendable {
         self.driverData = extraDriverData
     }
 
-    init(device: Device, buffer: BufferObject, openedDriverData: [UInt8], layout: AllocationDescriptor, readOnly: Bool) {
+    init(device: Device, buffer: BufferObject, openedDriverData: [UInt8], layout: AllocationDescriptor,
+         readOnly: Bool) {
         self.isReadOnly = readOnly
         self.device = device
         self.buffer = buffer
@@ -179,7 +182,11 @@ public final class Allocation: Sendable {
     /// A new close-on-exec descriptor for the allocation's dma-buf (or memfd), for Vulkan/GL
     /// import (`VK_EXT_external_memory_dma_buf`). The caller owns it.
     public func exportDescriptor() throws(NTError) -> FileDescriptor {
-        do { return try buffer.descriptor.duplicate() } catch { throw error.nt("duplicating an allocation's descriptor") }
+        do {
+            return try buffer.descriptor.duplicate()
+        } catch {
+            throw error.nt("duplicating an allocation's descriptor")
+        }
     }
 
     /// Maps the allocation for CPU access (`D3DKMTLock2`); the mapping ends when the returned

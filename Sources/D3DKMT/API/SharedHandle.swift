@@ -30,7 +30,8 @@ public struct SharedHandle: ~Copyable, Sendable {
     /// arguments); the descriptor is not closed.
     ///
     /// - Throws: `STATUS_INVALID_HANDLE` when `fd` is negative, or what `body` throws.
-    public static func withBorrowed<R>(_ fd: Int32, _ body: (borrowing SharedHandle) throws(NTError) -> R) throws(NTError) -> R {
+    public static func withBorrowed<R>(_ fd: Int32,
+                                       _ body: (borrowing SharedHandle) throws(NTError) -> R) throws(NTError) -> R {
         guard fd >= 0 else { throw NTError(.invalidHandle, "\(fd) is not a descriptor") }
         let handle = SharedHandle(adopting: fd)
         let result = Result { () throws(NTError) in try body(handle) }
@@ -60,7 +61,8 @@ public struct SharedHandle: ~Copyable, Sendable {
 
     /// Opens a named sync object handle (`D3DKMTOpenSyncObjectNtHandleFromName`); as
     /// ``open(name:access:)``, with ``SyncObjectAccess/mapped(_:)``.
-    public static func openSyncObject(name: String, access: UInt32 = SyncObjectAccess.allAccess) throws(NTError) -> SharedHandle {
+    public static func openSyncObject(name: String,
+                                      access: UInt32 = SyncObjectAccess.allAccess) throws(NTError) -> SharedHandle {
         guard access != 0 else { throw NTError(.accessDenied, "no access asked for") }
         return try Names.resolve(name, kind: .syncObject).granting(SyncObjectAccess.mapped(access))
     }
@@ -76,6 +78,7 @@ public struct SharedHandle: ~Copyable, Sendable {
         guard access != opened.package.access else { return self }
         var package = opened.package
         package.access = access
-        return try SharedPackageWriter.write(package, descriptors: (0..<Int(package.descriptorCount)).map(opened.descriptors.peek))
+        return try SharedPackageWriter.write(
+            package, descriptors: (0..<Int(package.descriptorCount)).map(opened.descriptors.peek))
     }
 }

@@ -24,12 +24,13 @@ extension Device {
             throw NTError(.notSupported, "global (KMT) share handles are not implemented; share with NtSecuritySharing")
         }
         guard kind.isFence, let timeline = try backend.makeTimeline() else {
-            return SyncObject(kind: kind, device: self, timeline: nil, fenceState: try FenceState.create(initialValue: initialValue),
-                              flags: flags)
+            return SyncObject(kind: kind, device: self, timeline: nil,
+                              fenceState: try FenceState.create(initialValue: initialValue), flags: flags)
         }
         // From here the object owns the timeline and destroys it on every path.
         let object = SyncObject(kind: kind, device: self, timeline: timeline,
-                                fenceState: kind == .monitoredFence ? try FenceState.create(initialValue: 0) : nil, flags: flags)
+                                fenceState: kind == .monitoredFence ? try FenceState.create(initialValue: 0) : nil,
+                                flags: flags)
         try object.signal(initialValue)
         return object
     }
@@ -62,21 +63,28 @@ extension Device {
     ///   `STATUS_NOT_SUPPORTED` when this device cannot take a DRM syncobj (software adapter, vgem).
     public func openSyncObject(_ handle: borrowing SharedHandle) throws(NTError) -> SyncObject {
         let opened = try SharedPackageReader.open(handle.descriptor.rawValue)
-        guard let record = opened.package.syncObject else { throw NTError(.invalidParameter, "the handle holds no sync object") }
+        guard let record = opened.package.syncObject else {
+            throw NTError(.invalidParameter, "the handle holds no sync object")
+        }
         return try openSyncObject(record, opened.descriptors, access: opened.package.syncObjectAccess)
     }
 
     /// - Parameter access: what the opener may do (`D3DDDI_SYNC_OBJECT_*`).
-    func openSyncObject(_ record: SharePackage.SyncObjectRecord, _ descriptors: ReceivedDescriptors, access: UInt32) throws(NTError) -> SyncObject {
-        guard let kind = SyncObject.Kind(rawValue: record.type) else { throw NTError(.notSupported, "sync object type \(record.type)") }
+    func openSyncObject(_ record: SharePackage.SyncObjectRecord, _ descriptors: ReceivedDescriptors,
+                        access: UInt32) throws(NTError) -> SyncObject {
+        guard let kind = SyncObject.Kind(rawValue: record.type) else {
+            throw NTError(.notSupported, "sync object type \(record.type)")
+        }
         let fenceState = record.stateDescriptorIndex == SharePackage.noDescriptor
             ? nil : try FenceState.open(descriptors.take(Int(record.stateDescriptorIndex)))
         guard record.syncobjDescriptorIndex != SharePackage.noDescriptor else {
             guard let fenceState else { throw NTError(.invalidParameter, "a software sync object without its state") }
-            return SyncObject(kind: kind, device: self, timeline: nil, fenceState: fenceState, flags: record.flags, access: access)
+            return SyncObject(kind: kind, device: self, timeline: nil, fenceState: fenceState, flags: record.flags,
+                              access: access)
         }
         let timeline = try backend.importTimeline(descriptors.peek(Int(record.syncobjDescriptorIndex)))
-        return SyncObject(kind: kind, device: self, timeline: timeline, fenceState: fenceState, flags: record.flags, access: access)
+        return SyncObject(kind: kind, device: self, timeline: timeline, fenceState: fenceState, flags: record.flags,
+                          access: access)
     }
 }
 
@@ -88,7 +96,9 @@ extension SyncObject {
     ///   adapter is not on this machine.
     public static func open(_ handle: borrowing SharedHandle) throws(NTError) -> SyncObject {
         let opened = try SharedPackageReader.open(handle.descriptor.rawValue)
-        guard let record = opened.package.syncObject else { throw NTError(.invalidParameter, "the handle holds no sync object") }
+        guard let record = opened.package.syncObject else {
+            throw NTError(.invalidParameter, "the handle holds no sync object")
+        }
         let device = try Adapter.open(luid: opened.package.adapterLUID).makeDevice()
         return try device.openSyncObject(record, opened.descriptors, access: opened.package.syncObjectAccess)
     }
@@ -100,7 +110,8 @@ extension SyncObject {
     ///     signal, without `WAIT` cannot wait.
     ///   - name: a name in the caller's namespace, resolvable with
     ///     ``SharedHandle/openSyncObject(name:access:)`` while the returned handle lives.
-    public func share(access: UInt32 = SyncObjectAccess.allAccess, name: String? = nil) throws(NTError) -> SharedHandle {
+    public func share(access: UInt32 = SyncObjectAccess.allAccess,
+                      name: String? = nil) throws(NTError) -> SharedHandle {
         guard isShareable else {
             throw NTError(.invalidParameter, "the sync object was not created with Shared and NtSecuritySharing")
         }
@@ -139,7 +150,8 @@ extension SyncObject {
     /// `eventfd` until the wait ends. The caller keeps and closes its own `eventfd`.
     ///
     /// - Throws: `STATUS_INVALID_PARAMETER` when `eventfd` is not an eventfd or the list is empty.
-    public static func notify(eventfd: Int32, when objects: [(object: SyncObject, value: UInt64)], all: Bool = true) throws(NTError) {
+    public static func notify(eventfd: Int32, when objects: [(object: SyncObject, value: UInt64)],
+                              all: Bool = true) throws(NTError) {
         try AsyncWait.checkEventfd(eventfd)
         guard let objects = try pending(objects, all: all) else {
             try AsyncWait.signal(eventfd)
@@ -150,7 +162,9 @@ extension SyncObject {
             for (timeline, point) in kernel { try timeline.notify(eventfd: eventfd, point: point) }
             return
         }
-        try AsyncWait.start(signalling: eventfd) { () throws(NTError) in try SyncObject.wait(for: objects, all: all, until: .never) }
+        try AsyncWait.start(signalling: eventfd) { () throws(NTError) in
+            try SyncObject.wait(for: objects, all: all, until: .never)
+        }
     }
 }
 

@@ -91,7 +91,9 @@ public final class SyncObject: Sendable {
         try requireFence()
         try require(SyncObjectAccess.signal, "signal")
         let current = try currentValue()
-        guard value >= current else { throw NTError(.invalidParameter, "fence value \(value) is below the current \(current)") }
+        guard value >= current else {
+            throw NTError(.invalidParameter, "fence value \(value) is below the current \(current)")
+        }
         guard value > current else { return }
         try timeline?.signal(value)
         fenceState?.advance(to: value)
@@ -108,15 +110,19 @@ public final class SyncObject: Sendable {
     ///   `D3DDDI_SYNC_OBJECT_WAIT`; `STATUS_INVALID_PARAMETER` for an empty list or objects of
     ///   different devices; `STATUS_NOT_SUPPORTED` for a wait-any that mixes DRM and software
     ///   sync objects.
-    public static func wait(for objects: [(object: SyncObject, value: UInt64)], all: Bool = true, timeout: Duration? = nil) throws(NTError) {
+    public static func wait(for objects: [(object: SyncObject, value: UInt64)], all: Bool = true,
+                            timeout: Duration? = nil) throws(NTError) {
         try wait(for: objects, all: all, until: .after(timeout))
     }
 
-    static func wait(for objects: [(object: SyncObject, value: UInt64)], all: Bool, until deadline: Deadline) throws(NTError) {
+    static func wait(for objects: [(object: SyncObject, value: UInt64)], all: Bool,
+                     until deadline: Deadline) throws(NTError) {
         guard let objects = try pending(objects, all: all) else { return }
         // The common case, one software fence, straight to its futex.
         if objects.count == 1, objects[0].object.timeline == nil, let fence = objects[0].object.fenceState {
-            guard fence.wait(for: objects[0].value, until: deadline) else { throw NTError(.timeout, "sync object not signalled in time") }
+            guard fence.wait(for: objects[0].value, until: deadline) else {
+                throw NTError(.timeout, "sync object not signalled in time")
+            }
             return
         }
         let kernel = timelineEntries(objects)
@@ -127,7 +133,8 @@ public final class SyncObject: Sendable {
                 for (object, value) in objects where all { object.fenceState?.advance(to: value) }
             }
         } else if kernel.isEmpty {
-            satisfied = try FenceState.wait(for: objects.map { ($0.object.fenceState!, $0.value) }, all: all, until: deadline)
+            satisfied = try FenceState.wait(for: objects.map { ($0.object.fenceState!, $0.value) }, all: all,
+                                            until: deadline)
         } else if all {
             // Fences only grow: waiting for each in turn is waiting for all.
             satisfied = true
@@ -148,7 +155,8 @@ public final class SyncObject: Sendable {
     /// kernel could wait for).
     ///
     /// - Returns: the entries still to wait for, or nil when the wait is satisfied now.
-    static func pending(_ objects: [(object: SyncObject, value: UInt64)], all: Bool) throws(NTError) -> [(object: SyncObject, value: UInt64)]? {
+    static func pending(_ objects: [(object: SyncObject, value: UInt64)],
+                        all: Bool) throws(NTError) -> [(object: SyncObject, value: UInt64)]? {
         guard let first = objects.first else { throw NTError(.invalidParameter, "no sync objects to wait for") }
         guard objects.allSatisfy({ $0.object.device === first.object.device }) else {
             throw NTError(.invalidParameter, "sync objects of different devices")
@@ -162,20 +170,24 @@ public final class SyncObject: Sendable {
     }
 
     /// The kernel timeline and point of each entry that has one.
-    static func timelineEntries(_ objects: [(object: SyncObject, value: UInt64)]) -> [(timeline: any KernelTimeline, point: UInt64)] {
+    static func timelineEntries(_ objects: [(object: SyncObject, value: UInt64)])
+        -> [(timeline: any KernelTimeline, point: UInt64)] {
         objects.compactMap { entry in entry.object.timeline.map { ($0, entry.value) } }
     }
 
     /// Refuses a CPU signal or wait of a mutex or semaphore: only GPU contexts use those.
     func requireFence() throws(NTError) {
         guard kind.isFence else {
-            throw NTError(.invalidParameter, "a \(kind) sync object is signalled and waited for by GPU contexts, not the CPU")
+            throw NTError(.invalidParameter, "a \(kind) sync object is signalled and waited for by GPU contexts, "
+                                             + "not the CPU")
         }
     }
 
     /// Refuses what this open's access does not allow.
     func require(_ rights: UInt32, _ what: String) throws(NTError) {
-        guard access & rights == rights else { throw NTError(.accessDenied, "this sync object was shared without the right to \(what) it") }
+        guard access & rights == rights else {
+            throw NTError(.accessDenied, "this sync object was shared without the right to \(what) it")
+        }
     }
 
 }

@@ -31,7 +31,8 @@ public struct AllocationDescriptor: Hashable, Sendable {
         self.init(size: size, width: 0, height: 0, stride: 0, fourcc: 0, modifier: 0)
     }
 
-    public init(size: UInt64 = 0, width: UInt32, height: UInt32, stride: UInt32 = 0, fourcc: UInt32, modifier: UInt64 = 0) {
+    public init(size: UInt64 = 0, width: UInt32, height: UInt32, stride: UInt32 = 0, fourcc: UInt32,
+                modifier: UInt64 = 0) {
         self.size = size
         self.width = width
         self.height = height

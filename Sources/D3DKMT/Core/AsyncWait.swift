@@ -18,7 +18,8 @@ enum AsyncWait {
     /// Runs `wait` on a helper thread that holds a duplicate of `eventfd` (the caller keeps its
     /// own) and signals it when `wait` returns; when `wait` fails (a device error) the event
     /// stays unsignalled, as a Windows event does when its wait is abandoned.
-    static func start(signalling eventfd: Int32, _ wait: @escaping @Sendable () throws(NTError) -> Void) throws(NTError) {
+    static func start(signalling eventfd: Int32,
+                      _ wait: @escaping @Sendable () throws(NTError) -> Void) throws(NTError) {
         let event: FileDescriptor
         do { event = try Kernel.duplicate(eventfd) } catch { throw error.nt("duplicating an eventfd") }
         let waiter = Waiter(event: event, wait: wait)

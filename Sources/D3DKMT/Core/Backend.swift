@@ -16,7 +16,8 @@ public struct LUID: Hashable, Sendable, CustomStringConvertible {
     public var description: String {
         let high = String(UInt32(bitPattern: highPart), radix: 16)
         let low = String(lowPart, radix: 16)
-        return "0x" + String(repeating: "0", count: 8 - high.count) + high + ":" + String(repeating: "0", count: 8 - low.count) + low
+        return "0x" + String(repeating: "0", count: 8 - high.count) + high
+            + ":" + String(repeating: "0", count: 8 - low.count) + low
     }
 }
 
@@ -38,13 +39,16 @@ enum BufferKind: Sendable {
         case Int(kmt_TMPFS_MAGIC), Int(kmt_HUGETLBFS_MAGIC):
             // tmpfs holds ordinary files too; only memfd/shmem objects answer F_GET_SEALS. A memfd
             // that can still shrink could SIGBUS whoever maps it: refused everywhere.
-            guard let seals = try? Kernel.seals(fd) else { throw NTError(.invalidParameter, "descriptor is a tmpfs file, not a memfd") }
+            guard let seals = try? Kernel.seals(fd) else {
+                throw NTError(.invalidParameter, "descriptor is a tmpfs file, not a memfd")
+            }
             guard seals & kmt_F_SEAL_SHRINK != 0 else {
                 throw NTError(.invalidParameter, "memfd without F_SEAL_SHRINK cannot be shared safely")
             }
             self = .memfd
         default:
-            throw NTError(.invalidParameter, "descriptor is neither a dma-buf nor a memfd (filesystem magic 0x\(String(magic, radix: 16)))")
+            throw NTError(.invalidParameter, "descriptor is neither a dma-buf nor a memfd "
+                                             + "(filesystem magic 0x\(String(magic, radix: 16)))")
         }
     }
 }
@@ -109,7 +113,11 @@ final class BufferObject: Sendable {
     /// A read-only open of the same memfd (`/proc/self/fd/N` with `O_RDONLY`): the kernel refuses
     /// writable mappings of it.
     static func readOnlyCopy(of descriptor: borrowing FileDescriptor) throws(NTError) -> FileDescriptor {
-        do { return try Kernel.reopen(descriptor.rawValue, O_RDONLY) } catch { throw error.nt("reopening a buffer read-only") }
+        do {
+            return try Kernel.reopen(descriptor.rawValue, O_RDONLY)
+        } catch {
+            throw error.nt("reopening a buffer read-only")
+        }
     }
 }
 
@@ -132,7 +140,8 @@ protocol KernelTimeline: AnyObject, Sendable {
     /// Every entry is a timeline of the same device as this one.
     ///
     /// - Returns: false when the deadline passed.
-    func wait(_ entries: [(timeline: any KernelTimeline, point: UInt64)], all: Bool, until deadline: Deadline) throws(NTError) -> Bool
+    func wait(_ entries: [(timeline: any KernelTimeline, point: UInt64)], all: Bool,
+              until deadline: Deadline) throws(NTError) -> Bool
 }
 
 /// What a backend (DRM or software) does for a device: it makes and owns every kernel object the

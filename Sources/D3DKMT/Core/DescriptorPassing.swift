@@ -3,7 +3,11 @@
 ///
 /// This is how a shared NT handle usually travels to another process.
 public func sendDescriptor(_ descriptor: Int32, over socket: Int32) throws(NTError) {
-    do { try Kernel.send(socket, bytes: [0x4B], descriptors: [descriptor]) } catch { throw error.nt("sending a descriptor") }
+    do {
+        try Kernel.send(socket, bytes: [0x4B], descriptors: [descriptor])
+    } catch {
+        throw error.nt("sending a descriptor")
+    }
 }
 
 /// Receives one descriptor sent with ``sendDescriptor(_:over:)``, blocking until it arrives.

@@ -43,7 +43,8 @@ struct FenceState: @unchecked Sendable {
     func advance(to target: UInt64) {
         var current = valueWord.pointee.load(ordering: .relaxed)
         while current < target {
-            let (exchanged, found) = valueWord.pointee.compareExchange(expected: current, desired: target, ordering: .sequentiallyConsistent)
+            let (exchanged, found) = valueWord.pointee.compareExchange(expected: current, desired: target,
+                                                                       ordering: .sequentiallyConsistent)
             if exchanged { break }
             current = found
         }
@@ -89,7 +90,9 @@ struct FenceState: @unchecked Sendable {
             if fences.contains(where: { $0.0.value >= $0.1 }) { return true }
             if Deadline.now >= deadline { return false }
             do {
-                _ = try sleepingAll(fences.map(\.0)) { () throws(Errno) in try Kernel.futexWaitAny(words, until: deadline) }
+                _ = try sleepingAll(fences.map(\.0)) { () throws(Errno) in
+                    try Kernel.futexWaitAny(words, until: deadline)
+                }
             } catch {
                 throw error.nt("waiting for software fences")
             }

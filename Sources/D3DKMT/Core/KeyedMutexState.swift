@@ -53,9 +53,11 @@ struct KeyedMutexState: @unchecked Sendable {
     /// `data.count` bytes.
     static func create(initialKey: UInt64, data: [UInt8]) throws(NTError) -> KeyedMutexState {
         guard data.count <= maximumDataSize else {
-            throw NTError(.invalidParameter, "keyed mutex private data of \(data.count) bytes; at most \(maximumDataSize)")
+            throw NTError(.invalidParameter, "keyed mutex private data of \(data.count) bytes; "
+                                             + "at most \(maximumDataSize)")
         }
-        let page = try SharedPage(size: dataOffset + data.count, magic: magic, version: version, name: "d3dkmt-keyed-mutex")
+        let page = try SharedPage(size: dataOffset + data.count, magic: magic, version: version,
+                                  name: "d3dkmt-keyed-mutex")
         let made = KeyedMutexState(page: page, capacity: UInt32(data.count))
         made.key.pointee.store(initialKey, ordering: .relaxed)
         made.capacityWord.pointee.store(UInt32(data.count), ordering: .relaxed)
@@ -91,7 +93,8 @@ struct KeyedMutexState: @unchecked Sendable {
             if current & Self.owned == 0 {
                 if key.pointee.load(ordering: .relaxed) == wanted {
                     let taken = me | (current & (Self.generationMask | Self.waiters)) | Self.owned
-                    if state.pointee.compareExchange(expected: current, desired: taken, ordering: .acquiringAndReleasing).exchanged {
+                    if state.pointee.compareExchange(expected: current, desired: taken,
+                                                     ordering: .acquiringAndReleasing).exchanged {
                         return .acquired(fenceValue: fence.pointee.load(ordering: .relaxed))
                     }
                     continue
@@ -109,10 +112,14 @@ struct KeyedMutexState: @unchecked Sendable {
             var expected = current
             if current & Self.waiters == 0 {
                 expected = current | Self.waiters
-                guard state.pointee.compareExchange(expected: current, desired: expected, ordering: .relaxed).exchanged else { continue }
+                guard state.pointee.compareExchange(expected: current, desired: expected,
+                                                    ordering: .relaxed).exchanged else {
+                    continue
+                }
             }
             let slice = Deadline(nanoseconds: now.nanoseconds + Self.livenessInterval)
-            let woken = Kernel.futexWait(page.futexWord(8), expected: UInt32(truncatingIfNeeded: expected), until: min(deadline, slice))
+            let woken = Kernel.futexWait(page.futexWord(8), expected: UInt32(truncatingIfNeeded: expected),
+                                         until: min(deadline, slice))
             // Look at the owner only when a whole slice passed without news.
             checkOwner = !woken && slice < deadline
         }
@@ -129,13 +136,16 @@ struct KeyedMutexState: @unchecked Sendable {
     func release(key newKey: UInt64, fenceValue: UInt64, data: [UInt8]) -> ReleaseOutcome {
         var current = state.pointee.load(ordering: .acquiring)
         if current & Self.abandonedBit != 0 { return .abandoned }
-        guard current & Self.owned != 0, current >> 32 == UInt64(UInt32(bitPattern: Kernel.processID)) else { return .notOwner }
+        guard current & Self.owned != 0, current >> 32 == UInt64(UInt32(bitPattern: Kernel.processID)) else {
+            return .notOwner
+        }
         storeData(data)
         fence.pointee.store(fenceValue, ordering: .relaxed)
         key.pointee.store(newKey, ordering: .relaxed)
         while true {
             let next = ((current & Self.generationMask) &+ 8) & Self.generationMask
-            let (exchanged, found) = state.pointee.compareExchange(expected: current, desired: next, ordering: .acquiringAndReleasing)
+            let (exchanged, found) = state.pointee.compareExchange(expected: current, desired: next,
+                                                                   ordering: .acquiringAndReleasing)
             if exchanged { break }
             if found & Self.abandonedBit != 0 { return .abandoned }
             current = found  // a waiter set the waiters bit meanwhile
@@ -146,7 +156,8 @@ struct KeyedMutexState: @unchecked Sendable {
 
     /// Marks the mutex abandoned if it is still in state `seen`, and wakes every waiter.
     func abandon(from seen: UInt64) {
-        if state.pointee.compareExchange(expected: seen, desired: seen | Self.abandonedBit, ordering: .acquiringAndReleasing).exchanged {
+        if state.pointee.compareExchange(expected: seen, desired: seen | Self.abandonedBit,
+                                         ordering: .acquiringAndReleasing).exchanged {
             Kernel.futexWakeAll(page.futexWord(8))
         }
     }
@@ -155,7 +166,9 @@ struct KeyedMutexState: @unchecked Sendable {
     /// knows it holds the mutex; the process check guards against a stale belief.
     func abandonHeld() {
         let current = state.pointee.load(ordering: .acquiring)
-        if current & Self.owned != 0, current >> 32 == UInt64(UInt32(bitPattern: Kernel.processID)) { abandon(from: current) }
+        if current & Self.owned != 0, current >> 32 == UInt64(UInt32(bitPattern: Kernel.processID)) {
+            abandon(from: current)
+        }
     }
 
     /// The private data of the last release (the creator's data until the first release).
@@ -166,7 +179,10 @@ struct KeyedMutexState: @unchecked Sendable {
 
     private func storeData(_ data: [UInt8]) {
         precondition(data.count <= Int(capacity), "keyed mutex private data beyond its capacity")
-        data.withUnsafeBytes { (page.base + Self.dataOffset).copyMemory(from: $0.baseAddress ?? UnsafeRawPointer(page.base), byteCount: $0.count) }
+        data.withUnsafeBytes {
+            (page.base + Self.dataOffset).copyMemory(from: $0.baseAddress ?? UnsafeRawPointer(page.base),
+                                                     byteCount: $0.count)
+        }
         dataSize.pointee.store(UInt32(data.count), ordering: .relaxed)
     }
 

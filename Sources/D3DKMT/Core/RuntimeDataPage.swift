@@ -60,7 +60,9 @@ final class RuntimeDataPage: Sendable {
         do throws(Errno) {
             let memory = try Kernel.memfd(name: "d3dkmt-runtime-data")
             try Kernel.truncate(memory.rawValue, to: UInt64(pageSize))
-            let written: Result<Void, Errno> = bytes.withUnsafeBytes { raw in Result { () throws(Errno) in try Kernel.writeAt(memory.rawValue, raw, at: 0) } }
+            let written: Result<Void, Errno> = bytes.withUnsafeBytes { raw in
+                Result { () throws(Errno) in try Kernel.writeAt(memory.rawValue, raw, at: 0) }
+            }
             try written.get()
             try Kernel.addSeals(memory.rawValue, kmt_F_SEAL_SHRINK | kmt_F_SEAL_GROW | kmt_F_SEAL_SEAL)
             return RuntimeDataPage(memory)
@@ -84,7 +86,8 @@ final class RuntimeDataPage: Sendable {
 
     static func checkSize(_ count: Int) throws(NTError) {
         guard count <= maximumDataSize else {
-            throw NTError(.invalidParameter, "runtime private data of \(count) bytes; a shared resource holds at most \(maximumDataSize)")
+            throw NTError(.invalidParameter, "runtime private data of \(count) bytes; "
+                                             + "a shared resource holds at most \(maximumDataSize)")
         }
     }
 
@@ -101,14 +104,19 @@ final class RuntimeDataPage: Sendable {
             var again: UInt32 = 0
             var data: [UInt8] = []
             do throws(Errno) {
-                let read = try withUnsafeMutableBytes(of: &header) { (raw) throws(Errno) in try Kernel.readAt(fd, into: raw, at: 0) }
+                let read = try withUnsafeMutableBytes(of: &header) { (raw) throws(Errno) in
+                    try Kernel.readAt(fd, into: raw, at: 0)
+                }
                 if read == Self.headerSize {
                     let count = min(Int(UInt32(littleEndian: header.3)), Self.maximumDataSize)
                     let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: max(count, 1), alignment: 8)
                     defer { buffer.deallocate() }
-                    let got = try Kernel.readAt(fd, into: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<count]), at: Self.dataOffset)
+                    let got = try Kernel.readAt(fd, into: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<count]),
+                                                at: Self.dataOffset)
                     data = Array(UnsafeRawBufferPointer(rebasing: buffer[0..<got]))
-                    _ = try withUnsafeMutableBytes(of: &again) { (raw) throws(Errno) in try Kernel.readAt(fd, into: raw, at: 8) }
+                    _ = try withUnsafeMutableBytes(of: &again) { (raw) throws(Errno) in
+                        try Kernel.readAt(fd, into: raw, at: 8)
+                    }
                 }
             } catch {
                 throw error.nt("reading a runtime data page")
@@ -118,7 +126,8 @@ final class RuntimeDataPage: Sendable {
             }
             let sequence = UInt32(littleEndian: header.2)
             attempts += 1
-            if (sequence == UInt32(littleEndian: again) && sequence & 1 == 0) || (attempts % 64 == 0 && Deadline.now >= deadline) {
+            if (sequence == UInt32(littleEndian: again) && sequence & 1 == 0)
+                || (attempts % 64 == 0 && Deadline.now >= deadline) {
                 return data
             }
             Kernel.yield()
@@ -134,8 +143,13 @@ final class RuntimeDataPage: Sendable {
         try mapping.withLock { (mapped) throws(NTError) in
             if mapped == nil {
                 let copy: FileDescriptor
-                do throws(Errno) { copy = try descriptor.duplicate() } catch { throw error.nt("mapping a runtime data page") }
-                mapped = try SharedPage(opening: copy, minimumSize: Self.pageSize, magic: Self.magic, version: Self.version)
+                do throws(Errno) {
+                    copy = try descriptor.duplicate()
+                } catch {
+                    throw error.nt("mapping a runtime data page")
+                }
+                mapped = try SharedPage(opening: copy, minimumSize: Self.pageSize, magic: Self.magic,
+                                        version: Self.version)
             }
             Self.store(data, into: mapped!)
         }
@@ -148,7 +162,8 @@ final class RuntimeDataPage: Sendable {
         var attempts = 0
         while true {
             if current & 1 == 0 || (attempts % 64 == 63 && Deadline.now >= deadline) {
-                let (exchanged, original) = sequence.pointee.compareExchange(expected: current, desired: current | 1, ordering: .acquiring)
+                let (exchanged, original) = sequence.pointee.compareExchange(expected: current, desired: current | 1,
+                                                                             ordering: .acquiring)
                 if exchanged { break }
                 current = original
             } else {

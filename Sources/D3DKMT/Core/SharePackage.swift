@@ -161,9 +161,12 @@ struct SharePackage {
     }
 
     /// Parses and validates a package of `bytes` that arrived with `descriptorCount` descriptors.
-    static func decode(_ bytes: UnsafeRawBufferPointer, descriptorCount received: Int) throws(DecodeError) -> SharePackage {
+    static func decode(_ bytes: UnsafeRawBufferPointer,
+                       descriptorCount received: Int) throws(DecodeError) -> SharePackage {
         var reader = ByteReader(bytes)
-        guard let magic = reader.read(UInt32.self), magic == Self.magic else { throw .malformed("not a shared handle package (bad magic)") }
+        guard let magic = reader.read(UInt32.self), magic == Self.magic else {
+            throw .malformed("not a shared handle package (bad magic)")
+        }
         guard let version = reader.read(UInt16.self), let headerSize = reader.read(UInt16.self),
               let totalSize = reader.read(UInt32.self), let rawContents = reader.read(UInt32.self),
               let descriptorCount = reader.read(UInt32.self), let access = reader.read(UInt32.self),
@@ -171,7 +174,9 @@ struct SharePackage {
               let allocationCount = reader.read(UInt32.self), let runtimeSize = reader.read(UInt32.self),
               let driverSize = reader.read(UInt32.self), let runtimePage = reader.read(UInt32.self)
         else { throw .malformed("truncated header") }
-        guard version == Self.version else { throw .unsupported("package version \(version); this build reads \(Self.version)") }
+        guard version == Self.version else {
+            throw .unsupported("package version \(version); this build reads \(Self.version)")
+        }
         guard Int(headerSize) == Self.headerSize else { throw .malformed("bad header size") }
         guard Int(totalSize) == bytes.count, bytes.count <= Self.maximumSize else {
             throw .malformed("size field \(totalSize) does not match the \(bytes.count) bytes received")
@@ -180,8 +185,12 @@ struct SharePackage {
             throw .malformed("package names \(descriptorCount) descriptors but \(received) arrived")
         }
         let contents = Contents(rawValue: rawContents)
-        guard Self.acceptedContents.contains(contents) else { throw .malformed("invalid object combination \(rawContents)") }
-        guard contents.contains(.resource) || allocationCount == 0 else { throw .malformed("allocations without a resource") }
+        guard Self.acceptedContents.contains(contents) else {
+            throw .malformed("invalid object combination \(rawContents)")
+        }
+        guard contents.contains(.resource) || allocationCount == 0 else {
+            throw .malformed("allocations without a resource")
+        }
         guard !contents.contains(.resource) || (1...UInt32(Self.maximumAllocations)).contains(allocationCount) else {
             throw .malformed("allocation count \(allocationCount) out of range")
         }
@@ -196,7 +205,9 @@ struct SharePackage {
             usedDescriptors[Int(index)] = true
         }
         if runtimePage != Self.noDescriptor {
-            guard contents.contains(.resource), runtimeSize == 0 else { throw .malformed("misplaced runtime data page") }
+            guard contents.contains(.resource), runtimeSize == 0 else {
+                throw .malformed("misplaced runtime data page")
+            }
             try claim(runtimePage)
             package.runtimeDataPageIndex = runtimePage
         }
@@ -210,11 +221,14 @@ struct SharePackage {
                   let fourcc = reader.read(UInt32.self), let modifier = reader.read(UInt64.self)
             else { throw .malformed("truncated allocation record") }
             guard flags == 0, reserved == 0 else { throw .malformed("unknown allocation flags") }
-            guard size > 0, size <= AllocationDescriptor.maximumSize else { throw .malformed("allocation size \(size) out of range") }
+            guard size > 0, size <= AllocationDescriptor.maximumSize else {
+                throw .malformed("allocation size \(size) out of range")
+            }
             try claim(index)
             let layout = AllocationDescriptor(size: size, width: width, height: height, stride: stride,
                                               fourcc: fourcc, modifier: modifier)
-            package.allocations.append(AllocationRecord(size: size, driverData: [], descriptorIndex: index, layout: layout))
+            package.allocations.append(AllocationRecord(size: size, driverData: [], descriptorIndex: index,
+                                                        layout: layout))
             driverDataSizes.append(Int(dataSize))
         }
         var keyedMutexRuntimeSize = 0
@@ -224,7 +238,8 @@ struct SharePackage {
             else { throw .malformed("truncated keyed mutex record") }
             try claim(state)
             if syncobj != Self.noDescriptor { try claim(syncobj) }
-            package.keyedMutex = KeyedMutexRecord(stateDescriptorIndex: state, syncobjDescriptorIndex: syncobj, runtimeData: [])
+            package.keyedMutex = KeyedMutexRecord(stateDescriptorIndex: state, syncobjDescriptorIndex: syncobj,
+                                                  runtimeData: [])
             keyedMutexRuntimeSize = Int(runtime)
         }
         if contents.contains(.syncObject) {
@@ -232,10 +247,13 @@ struct SharePackage {
                   let syncobj = reader.read(UInt32.self), let state = reader.read(UInt32.self),
                   let reserved = reader.read(UInt64.self), reserved == 0
             else { throw .malformed("truncated sync object record") }
-            guard syncobj != Self.noDescriptor || state != Self.noDescriptor else { throw .malformed("sync object without descriptors") }
+            guard syncobj != Self.noDescriptor || state != Self.noDescriptor else {
+                throw .malformed("sync object without descriptors")
+            }
             if syncobj != Self.noDescriptor { try claim(syncobj) }
             if state != Self.noDescriptor { try claim(state) }
-            package.syncObject = SyncObjectRecord(type: type, flags: flags, syncobjDescriptorIndex: syncobj, stateDescriptorIndex: state)
+            package.syncObject = SyncObjectRecord(type: type, flags: flags, syncobjDescriptorIndex: syncobj,
+                                                  stateDescriptorIndex: state)
         }
 
         // The blobs: each read is bounds-checked, so sizes that overflow or lie fail here.
@@ -245,11 +263,15 @@ struct SharePackage {
         package.runtimeData = runtime
         package.resourceDriverData = driver
         for index in package.allocations.indices {
-            guard let data = reader.readBlob(driverDataSizes[index]) else { throw .malformed("allocation private data exceeds the package") }
+            guard let data = reader.readBlob(driverDataSizes[index]) else {
+                throw .malformed("allocation private data exceeds the package")
+            }
             package.allocations[index].driverData = data
         }
         if package.keyedMutex != nil {
-            guard let data = reader.readBlob(keyedMutexRuntimeSize) else { throw .malformed("keyed mutex data exceeds the package") }
+            guard let data = reader.readBlob(keyedMutexRuntimeSize) else {
+                throw .malformed("keyed mutex data exceeds the package")
+            }
             package.keyedMutex!.runtimeData = data
         }
         guard reader.remaining == 0 else { throw .malformed("\(reader.remaining) stray bytes after the package") }

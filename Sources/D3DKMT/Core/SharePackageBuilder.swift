@@ -22,7 +22,8 @@ struct SharePackageBuilder: ~Copyable {
         for allocation in resource.allocations {
             let index = attach(allocation.buffer.descriptor.rawValue)
             package.allocations.append(SharePackage.AllocationRecord(
-                size: allocation.size, driverData: allocation.driverData, descriptorIndex: index, layout: allocation.layout))
+                size: allocation.size, driverData: allocation.driverData, descriptorIndex: index,
+                layout: allocation.layout))
         }
     }
 
@@ -30,7 +31,8 @@ struct SharePackageBuilder: ~Copyable {
         let state = attach(keyedMutex.state.page.descriptor.rawValue)
         var timeline = SharePackage.noDescriptor
         if let descriptor = keyedMutex.timelineNumber { timeline = attach(descriptor) }
-        package.keyedMutex = SharePackage.KeyedMutexRecord(stateDescriptorIndex: state, syncobjDescriptorIndex: timeline,
+        package.keyedMutex = SharePackage.KeyedMutexRecord(stateDescriptorIndex: state,
+                                                           syncobjDescriptorIndex: timeline,
                                                            runtimeData: keyedMutex.runtimeData)
     }
 

@@ -28,14 +28,16 @@ enum SharedPackageWriter {
     static func writeKeepingSender(_ package: SharePackage, descriptors: [Int32]) throws(NTError) -> Written {
         let bytes = package.encoded()
         guard bytes.count <= SharePackage.maximumSize else {
-            throw NTError(.invalidParameter, "private data too large to share (\(bytes.count) bytes; at most \(SharePackage.maximumSize))")
+            throw NTError(.invalidParameter, "private data too large to share (\(bytes.count) bytes; "
+                                             + "at most \(SharePackage.maximumSize))")
         }
         do throws(Errno) {
             let pair = try Kernel.socketPair(type: Int32(SOCK_SEQPACKET.rawValue))
             let handle = pair.first, sender = pair.second
             if bytes.count > 64 * 1024 {
                 // Large packages need a larger send buffer than the default; the kernel caps it.
-                try? Kernel.setSocketOption(sender.rawValue, level: SOL_SOCKET, SO_SNDBUF, Int32(2 * SharePackage.maximumSize))
+                try? Kernel.setSocketOption(sender.rawValue, level: SOL_SOCKET, SO_SNDBUF,
+                                            Int32(2 * SharePackage.maximumSize))
             }
             try Kernel.send(sender.rawValue, bytes: bytes, descriptors: descriptors)
             return Written(handle: SharedHandle(handle), sender: sender)
@@ -76,8 +78,11 @@ enum SharedPackageReader {
                   try Kernel.socketOption(handle, level: SOL_SOCKET, SO_TYPE) == Int32(SOCK_SEQPACKET.rawValue)
             else { throw NTError(.invalidParameter, "descriptor \(handle) is not a shared NT handle") }
         } catch let error as Errno {
-            if error.rawValue == ENOTSOCK { throw NTError(.invalidParameter, "descriptor \(handle) is not a shared NT handle") }
-            throw NTError(error == .badFileDescriptor ? .invalidHandle : NTStatus(error), "descriptor \(handle): \(error)")
+            if error.rawValue == ENOTSOCK {
+                throw NTError(.invalidParameter, "descriptor \(handle) is not a shared NT handle")
+            }
+            throw NTError(error == .badFileDescriptor ? .invalidHandle : NTStatus(error),
+                          "descriptor \(handle): \(error)")
         } catch let error as NTError {
             throw error
         } catch {
@@ -93,7 +98,9 @@ enum SharedPackageReader {
             do {
                 message = try Kernel.receive(handle, into: buffer, peek: true)
             } catch {
-                if error == .wouldBlock { throw NTError(.invalidParameter, "descriptor \(handle) holds no shared objects") }
+                if error == .wouldBlock {
+                    throw NTError(.invalidParameter, "descriptor \(handle) holds no shared objects")
+                }
                 throw error.nt("reading a shared handle")
             }
             if message.dataTruncated && capacity < SharePackage.maximumSize {
@@ -106,7 +113,8 @@ enum SharedPackageReader {
             // The control buffer holds SCM_MAX_FD descriptors, so a cut-short list means this
             // process could not take them all (RLIMIT_NOFILE); the ones it got are closed.
             guard !message.descriptorsTruncated else {
-                throw NTError(.tooManyOpenedFiles, "this process cannot open the shared handle's descriptors (RLIMIT_NOFILE)")
+                throw NTError(.tooManyOpenedFiles, "this process cannot open the shared handle's descriptors "
+                                                   + "(RLIMIT_NOFILE)")
             }
             do {
                 let package = try SharePackage.decode(UnsafeRawBufferPointer(rebasing: buffer[0..<message.byteCount]),
@@ -116,7 +124,9 @@ enum SharedPackageReader {
                 var runtimeDataPage: RuntimeDataPage?
                 if package.runtimeDataPageIndex != SharePackage.noDescriptor {
                     let copy: FileDescriptor
-                    do { copy = try Kernel.duplicate(message.descriptors.peek(Int(package.runtimeDataPageIndex))) } catch {
+                    do {
+                        copy = try Kernel.duplicate(message.descriptors.peek(Int(package.runtimeDataPageIndex)))
+                    } catch {
                         throw error.nt("taking a runtime data page")
                     }
                     runtimeDataPage = try RuntimeDataPage.open(copy)
@@ -141,7 +151,8 @@ extension SharedPackageReader {
     /// Each allocation's descriptor must be a dma-buf or a memfd holding at least the bytes the
     /// package claims: a peer cannot pass off a pipe as a buffer, or make a mapping run past the
     /// end of one.
-    static func checkAllocations(_ package: SharePackage, _ descriptors: ReceivedDescriptors) throws(NTError) -> [(kind: BufferKind, size: UInt64)] {
+    static func checkAllocations(_ package: SharePackage, _ descriptors: ReceivedDescriptors)
+        throws(NTError) -> [(kind: BufferKind, size: UInt64)] {
         var buffers: [(kind: BufferKind, size: UInt64)] = []
         for record in package.allocations {
             let fd = descriptors.peek(Int(record.descriptorIndex))

@@ -35,7 +35,8 @@ final class SharedPage: @unchecked Sendable {
     /// (``BufferKind/init(classifying:)``), at least `minimumSize` bytes, stamped `magic`/`version`.
     ///
     /// - Throws: `STATUS_INVALID_PARAMETER` for anything else.
-    init(opening descriptor: consuming FileDescriptor, minimumSize: Int, magic: UInt32, version: UInt32) throws(NTError) {
+    init(opening descriptor: consuming FileDescriptor, minimumSize: Int, magic: UInt32,
+         version: UInt32) throws(NTError) {
         guard try BufferKind(classifying: descriptor.rawValue) == .memfd else {
             throw NTError(.invalidParameter, "shared state is not a memfd")
         }

@@ -54,13 +54,16 @@ final class DRMDevice: DeviceBackend {
         // A linear 32-bpp surface 1024 pixels (4 KiB) wide, tall enough for `size` bytes.
         let rowBytes: UInt64 = 4096
         let rows = (size + rowBytes - 1) / rowBytes
-        guard rows <= UInt64(UInt32.max / 4096) else { throw NTError(.invalidParameter, "allocation of \(size) bytes is too large for \(driverName)") }
+        guard rows <= UInt64(UInt32.max / 4096) else {
+            throw NTError(.invalidParameter, "allocation of \(size) bytes is too large for \(driverName)")
+        }
         let dmaBuf: FileDescriptor
         do throws(Errno) {
             if driverName == "virtio_gpu" {
                 // The handle stays open: importing the dma-buf below returns this same handle,
                 // which the BufferObject then owns.
-                let handle = try Kernel.virtioGPUCreate2D(render.rawValue, width: 1024, height: UInt32(rows), size: UInt32(rows * rowBytes))
+                let handle = try Kernel.virtioGPUCreate2D(render.rawValue, width: 1024, height: UInt32(rows),
+                                                          size: UInt32(rows * rowBytes))
                 do { dmaBuf = try Kernel.primeExport(render.rawValue, handle: handle, writable: true) } catch {
                     Kernel.gemClose(render.rawValue, handle: handle)
                     throw error
@@ -81,9 +84,11 @@ final class DRMDevice: DeviceBackend {
         return try adopt(dmaBuf, kind: .dmaBuf, size: exportedSize)
     }
 
-    func adopt(_ descriptor: consuming FileDescriptor, kind: BufferKind, size: UInt64) throws(NTError) -> BufferObject {
+    func adopt(_ descriptor: consuming FileDescriptor, kind: BufferKind,
+               size: UInt64) throws(NTError) -> BufferObject {
         guard kind == .dmaBuf else {
-            throw NTError(.notSupported, "\(driverName) cannot import a system-memory (memfd) allocation; open it on the software adapter")
+            throw NTError(.notSupported, "\(driverName) cannot import a system-memory (memfd) allocation; "
+                                         + "open it on the software adapter")
         }
         let handle = try retainImport(descriptor.rawValue)
         let renderFD = render.rawValue
@@ -106,7 +111,8 @@ final class DRMDevice: DeviceBackend {
         case .success(let handle): return handle
         case .failure(let error):
             if error == .noDevice || error == .invalidArgument {
-                throw NTError(.notSupported, "\(driverName) cannot import this dma-buf (\(error)); it belongs to a device this one cannot share with")
+                throw NTError(.notSupported, "\(driverName) cannot import this dma-buf (\(error)); "
+                                             + "it belongs to a device this one cannot share with")
             }
             throw error.nt("importing a dma-buf into \(driverName)")
         }
@@ -127,7 +133,9 @@ final class DRMDevice: DeviceBackend {
 
     /// Refuses sync objects on a device without timeline syncobjs.
     func requireTimelines() throws(NTError) {
-        guard hasTimelines else { throw NTError(.notSupported, "\(driverName) has no timeline syncobjs (DRM_CAP_SYNCOBJ_TIMELINE)") }
+        guard hasTimelines else {
+            throw NTError(.notSupported, "\(driverName) has no timeline syncobjs (DRM_CAP_SYNCOBJ_TIMELINE)")
+        }
     }
 
     /// A new timeline syncobj, as a descriptor only: the handle on this device is destroyed once

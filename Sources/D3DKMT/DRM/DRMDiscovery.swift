@@ -39,7 +39,9 @@ enum DRMDiscovery {
 
         var capabilities: AdapterCapabilities = []
         let prime = Kernel.drmCapability(fd, DRM_CAP_PRIME)
-        if prime & UInt64(DRM_PRIME_CAP_IMPORT) != 0 && prime & UInt64(DRM_PRIME_CAP_EXPORT) != 0 { capabilities.insert(.prime) }
+        if prime & UInt64(DRM_PRIME_CAP_IMPORT) != 0 && prime & UInt64(DRM_PRIME_CAP_EXPORT) != 0 {
+            capabilities.insert(.prime)
+        }
         if Kernel.drmCapability(fd, DRM_CAP_SYNCOBJ) != 0 { capabilities.insert(.syncObject) }
         if Kernel.drmCapability(fd, DRM_CAP_SYNCOBJ_TIMELINE) != 0 { capabilities.insert(.timelineSyncObject) }
 
@@ -53,7 +55,8 @@ enum DRMDiscovery {
         }
         let vendor = Kernel.readSmallFile(sysfs + "/vendor").flatMap(parseHex) ?? 0
         let device = Kernel.readSmallFile(sysfs + "/device").flatMap(parseHex) ?? 0
-        let primary = Kernel.directoryEntries(sysfs + "/drm").first { $0.hasPrefix("card") }.map { "\(directory)/\($0)" }
+        let primary = Kernel.directoryEntries(sysfs + "/drm").first { $0.hasPrefix("card") }
+            .map { "\(directory)/\($0)" }
 
         let busInfo = "\(subsystem):\(deviceName)"
         return AdapterInfo(
@@ -86,6 +89,8 @@ enum DRMDiscovery {
         UInt32(text.hasPrefix("0x") ? String(text.dropFirst(2)) : text, radix: 16)
     }
 
-    private static func major(_ device: dev_t) -> UInt32 { UInt32((device >> 8) & 0xFFF) | UInt32((device >> 32) & ~0xFFF) }
+    private static func major(_ device: dev_t) -> UInt32 {
+        UInt32((device >> 8) & 0xFFF) | UInt32((device >> 32) & ~0xFFF)
+    }
     private static func minor(_ device: dev_t) -> UInt32 { UInt32(device & 0xFF) | UInt32((device >> 12) & ~0xFF) }
 }

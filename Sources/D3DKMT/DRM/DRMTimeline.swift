@@ -19,7 +19,11 @@ final class DRMTimeline: KernelTimeline {
     }
 
     func signal(_ point: UInt64) throws(NTError) {
-        do { try Kernel.syncobjTimelineSignal(fd, handle, point: point) } catch { throw error.nt("signalling a syncobj") }
+        do {
+            try Kernel.syncobjTimelineSignal(fd, handle, point: point)
+        } catch {
+            throw error.nt("signalling a syncobj")
+        }
     }
 
     func exportDescriptor() throws(NTError) -> FileDescriptor {
@@ -47,7 +51,8 @@ final class DRMTimeline: KernelTimeline {
     }
 
     /// One `DRM_IOCTL_SYNCOBJ_TIMELINE_WAIT` (with `WAIT_FOR_SUBMIT`) over every entry.
-    func wait(_ entries: [(timeline: any KernelTimeline, point: UInt64)], all: Bool, until deadline: Deadline) throws(NTError) -> Bool {
+    func wait(_ entries: [(timeline: any KernelTimeline, point: UInt64)], all: Bool,
+              until deadline: Deadline) throws(NTError) -> Bool {
         var handles: [UInt32] = []
         for (timeline, _) in entries {
             guard let drm = timeline as? DRMTimeline, drm.device === device else {
@@ -92,10 +97,12 @@ extension DRMDevice {
             let binary = try Kernel.syncobjCreate(fd)
             defer { Kernel.syncobjDestroy(fd, binary) }
             try Kernel.syncobjImportSyncFile(fd, binary, syncFile: syncFile)
-            try Kernel.syncobjTransfer(fd, destination: made.handle, destinationPoint: 1, source: binary, sourcePoint: 0)
+            try Kernel.syncobjTransfer(fd, destination: made.handle, destinationPoint: 1, source: binary,
+                                       sourcePoint: 0)
         } catch {
             throw error == .invalidArgument || error == .badFileDescriptor
-                ? NTError(.invalidParameter, "descriptor \(syncFile) is not a sync_file") : error.nt("importing a sync_file")
+                ? NTError(.invalidParameter, "descriptor \(syncFile) is not a sync_file")
+                : error.nt("importing a sync_file")
         }
         return made
     }
