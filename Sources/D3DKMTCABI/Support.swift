@@ -1,15 +1,80 @@
 import D3DKMT
 import CD3DKMT
+#if canImport(Glibc)
+import Glibc
+#endif
 
-/// Runs one C entry point's body and turns what it throws into the NTSTATUS it returns.
+/// Runs one C entry point's body and turns what it throws into the NTSTATUS it returns. A failure's
+/// reason is kept for the calling thread (`D3DKMTLinuxGetLastFailure`) and, with `D3DKMT_DEBUG`,
+/// reported on standard error; `D3DKMT_DEBUG=calls` reports every call.
+///
+/// - Parameter function: the entry point (filled in by the compiler).
 @inline(__always)
-func ntCall(_ body: () throws(NTError) -> Void) -> NTSTATUS {
+func ntCall(_ function: StaticString = #function, _ body: () throws(NTError) -> Void) -> NTSTATUS {
     do {
         try body()
+        if Diagnostics.trace == .calls { report(function, .success, nil) }
         return NTStatus.success.rawValue
     } catch {
+        failed(function, error)
         return error.status.rawValue
     }
+}
+
+/// Keeps `error` as the calling thread's last failure and reports it when asked to.
+@inline(never)
+func failed(_ function: StaticString, _ error: NTError) {
+    let message = "\(name(of: function)) failed: \(error.status): \(error.reason)"
+    LastFailure.set(message)
+    if Diagnostics.trace != .off { report(function, error.status, error.reason) }
+}
+
+@inline(never)
+func report(_ function: StaticString, _ status: NTStatus, _ reason: String?) {
+    Diagnostics.report("d3dkmt: \(name(of: function)) -> \(status)" + (reason.map { ": \($0)" } ?? ""))
+}
+
+/// `D3DKMTLock2(_:)` without its argument labels.
+private func name(of function: StaticString) -> Substring {
+    "\(function)".prefix { $0 != "(" }
+}
+
+/// The calling thread's last failure message (a `pthread` key: C callers have no Swift tasks).
+enum LastFailure {
+    private static let key: pthread_key_t = {
+        var key = pthread_key_t()
+        pthread_key_create(&key) { free($0) }
+        return key
+    }()
+
+    static func set(_ message: String) {
+        let copy = strdup(message)
+        free(pthread_getspecific(key))
+        pthread_setspecific(key, copy)
+    }
+
+    static var message: String? {
+        pthread_getspecific(key).map { String(cString: $0.assumingMemoryBound(to: CChar.self)) }
+    }
+}
+
+/// `D3DKMTLinuxGetLastFailure`: the message of the calling thread's last failing D3DKMT call
+/// (the call, its NTSTATUS and the library's reason), NUL-terminated and cut to `BufferSize`;
+/// returns its full length without the NUL (0 when no call has failed on this thread), so a
+/// caller can size a buffer. `pBuffer` may be NULL with `BufferSize` 0.
+@c @implementation
+public func D3DKMTLinuxGetLastFailure(_ pBuffer: UnsafeMutablePointer<CChar>?, _ BufferSize: UINT) -> UINT {
+    guard let message = LastFailure.message else {
+        if let pBuffer, BufferSize > 0 { pBuffer[0] = 0 }
+        return 0
+    }
+    let bytes = Array(message.utf8)
+    if let pBuffer, BufferSize > 0 {
+        let count = min(bytes.count, Int(BufferSize) - 1)
+        for index in 0..<count { pBuffer[index] = CChar(bitPattern: bytes[index]) }
+        pBuffer[count] = 0
+    }
+    return UINT(clamping: bytes.count)
 }
 
 func invalid(_ why: String) -> NTError { NTError(.invalidParameter, why) }

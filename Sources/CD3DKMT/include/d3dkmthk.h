@@ -1287,6 +1287,13 @@ NTSTATUS APIENTRY D3DKMTEscape(const D3DKMT_ESCAPE *pData);
 
 /* Linux extensions */
 
+/* Why the calling thread's last failing D3DKMT call failed: "D3DKMTName failed:
+ * STATUS_... (0x...): reason", NUL-terminated and cut to BufferSize bytes.
+ * Returns the message's full length without the NUL (0 when no call has failed
+ * on this thread). pBuffer may be NULL with BufferSize 0. Set D3DKMT_DEBUG=1 to
+ * have every failure reported on stderr, D3DKMT_DEBUG=calls for every call. */
+UINT APIENTRY D3DKMTLinuxGetLastFailure(char *pBuffer, UINT BufferSize);
+
 /* Returns in *pFd a new close-on-exec dma-buf fd for the allocation (for
  * Vulkan/GL import: VK_EXT_external_memory_dma_buf, EGL_EXT_image_dma_buf_import).
  * The caller owns and closes it. */
