@@ -116,11 +116,11 @@ extension D3DKMTSuite {
             create.NumAllocations = 1
             #expect(D3DKMTCreateAllocation2(&create) == NTStatus.invalidParameter.rawValue)  // pAllocationInfo2 NULL
             var short = [UInt8](repeating: 0, count: 8)
-            try short.withUnsafeMutableBytes { raw in
+            short.withUnsafeMutableBytes { raw in
                 var info = D3DDDI_ALLOCATIONINFO2()
                 info.pPrivateDriverData = raw.baseAddress
                 info.PrivateDriverDataSize = 8  // shorter than a D3DKMT_LINUX_ALLOCATION_DESC
-                try withUnsafeMutablePointer(to: &info) { pointer in
+                withUnsafeMutablePointer(to: &info) { pointer in
                     create.pAllocationInfo2 = pointer
                     #expect(D3DKMTCreateAllocation2(&create) == NTStatus.invalidParameter.rawValue)
                     // An unknown device, while `info` still exists (the pointer dies with this closure).

@@ -122,7 +122,7 @@ extension D3DKMTSuite {
         }
 
         @Test func badAllocationRequestsAreRefused() throws {
-            try expectNoDescriptorLeak("bad allocations") {
+            expectNoDescriptorLeak("bad allocations") {
                 #expect(status { _ = try device.createResource(allocations: []) } == .invalidParameter)
                 #expect(status {
                     _ = try device.createAllocation(.new(AllocationDescriptor(size: 0)))
