@@ -39,6 +39,10 @@
 //       Lowers RLIMIT_NOFILE to 2 above the descriptors open now, tries to open the resource
 //       shared as FD, and prints status=STATUS and leaked=N (descriptors left open by the
 //       failure).
+//   KMTTestPeer acquire FD TIMEOUTMS
+//       Opens the keyed mutex shared as FD, tries to acquire key 0 for TIMEOUTMS, prints status=.
+//   KMTTestPeer pidns MODE ARGS...
+//       Runs MODE in a new pid namespace (root only), dying with this process.
 //   KMTTestPeer wait FD LUIDLOW LUIDHIGH VALUE
 //       Opens the sync object shared as FD, prints "waiting", waits (30 s at most) until it
 //       reaches VALUE, prints waited=VALUE.
@@ -208,6 +212,25 @@ case "hold":
     } catch {
         fail("\(error)")
     }
+
+case "acquire":
+    // acquire FD TIMEOUTMS: opens the keyed mutex shared as FD, tries key 0 for TIMEOUTMS, prints
+    // status=STATUS.
+    let handle = SharedHandle(adopting: Int32(argument(2)))
+    let milliseconds = argument(3)
+    print("status=" + statusText {
+        let mutex = try KeyedMutex.open(handle)
+        _ = try mutex.acquire(key: 0, timeout: .milliseconds(milliseconds))
+    })
+
+case "pidns":
+    // pidns MODE ARGS...: runs this peer's MODE in a new pid namespace (needs root), where it is
+    // pid 1: util-linux's unshare(1) makes it, and kills it when it is killed itself.
+    guard arguments.count >= 3 else { fail("usage: pidns MODE ARGS...") }
+    let command = ["unshare", "--pid", "--fork", "--kill-child", arguments[0]] + Array(arguments[2...])
+    var argv = command.map { strdup($0) } + [nil]
+    execv("/usr/bin/unshare", &argv)
+    fail("execv /usr/bin/unshare: errno \(errno)")
 
 case "signal":
     let handle = SharedHandle(adopting: Int32(argument(2)))

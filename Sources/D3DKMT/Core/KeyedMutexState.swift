@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Synchronization
 
 /// The keyed mutex protocol, in a ``SharedPage`` every process that opened the mutex maps.
@@ -7,10 +10,11 @@ import Synchronization
 /// ```
 ///  0 u32 magic 'KMKM'   4 u32 version
 ///  8 u64 state: low 32 bits = generation << 3 | waiters 4 | abandoned 2 | owned 1 (the futex
-///        word); high 32 bits = the owning process id
+///        word); high 32 bits = the owning open's presence slot + 1
 /// 16 u64 key the mutex was last released with
 /// 24 u64 fence value of the last release
-/// 32 u32 private data capacity   36 u32 private data size   40..63 reserved
+/// 32 u32 private data capacity   36 u32 private data size   40 u32 presence slot hint
+/// 44..63 reserved
 /// 64 private runtime data of the last release
 /// ```
 ///
@@ -19,11 +23,14 @@ import Synchronization
 /// free with the next generation (so an acquirer that read an older state cannot succeed) and
 /// makes one `FUTEX_WAKE` only when someone is waiting. Waiters sleep on the state word.
 ///
-/// An owner that dies cannot release. Waiters notice: each waits at most ``livenessInterval``
-/// before checking that the owning process still runs (`kill(pid, 0)`, and not a zombie); when it
-/// is gone they
-/// mark the mutex abandoned, for good, and wake everyone. Process ids are those of the sharer's
-/// pid namespace; processes in different pid namespaces must not share a keyed mutex.
+/// An owner that dies cannot release. Each open of the mutex (every `KeyedMutex`, in any process)
+/// has a **presence slot**: an exclusive open-file-description lock on one byte of the state
+/// memfd, through a reopen of it of its own, held for the open's whole life; the kernel drops it
+/// when the open's descriptor closes, which its process dying does too. An acquire records its
+/// slot in the state; waiters look every ``livenessInterval`` whether that slot is still locked
+/// (`F_OFD_GETLK`), and when it is not, the owner is gone: they mark the mutex abandoned, for good,
+/// and wake everyone. Nothing here is a pid, so processes in different pid namespaces (a Flatpak
+/// app and the host, a container) share mutexes safely, and a reused pid hides nothing.
 struct KeyedMutexState: @unchecked Sendable {
     static let magic: UInt32 = 0x4D4B_4D4B  // "KMKM"
     static let version: UInt32 = 1
@@ -38,6 +45,8 @@ struct KeyedMutexState: @unchecked Sendable {
     private static let generationMask: UInt64 = 0xFFFF_FFF8
 
     let page: SharedPage
+    /// This open's presence slot; the lock goes with the last copy of this state.
+    let presence: Presence
     /// Bytes of private data a release may store, fixed when the page is made or opened (and then
     /// checked against the mapping). Never taken from the page again: any process holding the
     /// memfd can rewrite the shared word at any time.
@@ -58,7 +67,7 @@ struct KeyedMutexState: @unchecked Sendable {
         }
         let page = try SharedPage(size: dataOffset + data.count, magic: magic, version: version,
                                   name: "d3dkmt-keyed-mutex")
-        let made = KeyedMutexState(page: page, capacity: UInt32(data.count))
+        let made = KeyedMutexState(page: page, presence: try Presence(page), capacity: UInt32(data.count))
         made.key.pointee.store(initialKey, ordering: .relaxed)
         made.capacityWord.pointee.store(UInt32(data.count), ordering: .relaxed)
         made.storeData(data)
@@ -72,7 +81,7 @@ struct KeyedMutexState: @unchecked Sendable {
         guard Int(capacity) <= page.size - dataOffset else {
             throw NTError(.invalidParameter, "keyed mutex state claims more private data than it holds")
         }
-        return KeyedMutexState(page: page, capacity: capacity)
+        return KeyedMutexState(page: page, presence: try Presence(page), capacity: capacity)
     }
 
     var isAbandoned: Bool { state.pointee.load(ordering: .acquiring) & Self.abandonedBit != 0 }
@@ -85,7 +94,7 @@ struct KeyedMutexState: @unchecked Sendable {
 
     /// Takes the mutex once it is free and was last released with `wanted`, or until `deadline`.
     func acquire(key wanted: UInt64, until deadline: Deadline) -> AcquireOutcome {
-        let me = UInt64(UInt32(bitPattern: Kernel.processID)) << 32
+        let me = UInt64(presence.slot + 1) << 32
         var checkOwner = false
         while true {
             let current = state.pointee.load(ordering: .acquiring)
@@ -99,7 +108,7 @@ struct KeyedMutexState: @unchecked Sendable {
                     }
                     continue
                 }
-            } else if checkOwner, !Self.ownerAlive(current) {
+            } else if checkOwner, !presence.ownerAlive(current) {
                 abandon(from: current)
                 continue
             }
@@ -136,7 +145,7 @@ struct KeyedMutexState: @unchecked Sendable {
     func release(key newKey: UInt64, fenceValue: UInt64, data: [UInt8]) -> ReleaseOutcome {
         var current = state.pointee.load(ordering: .acquiring)
         if current & Self.abandonedBit != 0 { return .abandoned }
-        guard current & Self.owned != 0, current >> 32 == UInt64(UInt32(bitPattern: Kernel.processID)) else {
+        guard current & Self.owned != 0, current >> 32 == UInt64(presence.slot + 1) else {
             return .notOwner
         }
         storeData(data)
@@ -162,11 +171,11 @@ struct KeyedMutexState: @unchecked Sendable {
         }
     }
 
-    /// Abandons the mutex this process holds: its holder is destroyed while owning it. The caller
-    /// knows it holds the mutex; the process check guards against a stale belief.
+    /// Abandons the mutex this open holds: its holder is destroyed while owning it. The caller
+    /// knows it holds the mutex; the slot check guards against a stale belief.
     func abandonHeld() {
         let current = state.pointee.load(ordering: .acquiring)
-        if current & Self.owned != 0, current >> 32 == UInt64(UInt32(bitPattern: Kernel.processID)) {
+        if current & Self.owned != 0, current >> 32 == UInt64(presence.slot + 1) {
             abandon(from: current)
         }
     }
@@ -186,8 +195,56 @@ struct KeyedMutexState: @unchecked Sendable {
         dataSize.pointee.store(UInt32(data.count), ordering: .relaxed)
     }
 
-    private static func ownerAlive(_ state: UInt64) -> Bool {
-        let pid = Int32(bitPattern: UInt32(truncatingIfNeeded: state >> 32))
-        return pid == Kernel.processID || Kernel.processRunning(pid)
+}
+
+/// One open's presence slot (see ``KeyedMutexState``): its own open file description of the state
+/// memfd and the exclusive lock it holds on byte ``base`` + slot.
+final class Presence: Sendable {
+    /// Where the slot bytes start: past any page, so they lock no data.
+    static let base: Int64 = 1 << 30
+    /// The most opens of one mutex alive at once.
+    static let slots: UInt32 = 65_536
+
+    let slot: UInt32
+    private let descriptor: FileDescriptor
+
+    /// Claims a free slot of `page`'s mutex, starting from a hint kept in the page (so claims
+    /// seldom collide): a reopen of the memfd (`/proc/self/fd`) for a description of its own,
+    /// then the first byte it can lock.
+    ///
+    /// - Throws: `STATUS_NOT_SUPPORTED` without `/proc`; `STATUS_INSUFFICIENT_RESOURCES` when
+    ///   every slot is taken; the kernel's status otherwise.
+    init(_ page: SharedPage) throws(NTError) {
+        let reopened: FileDescriptor
+        do { reopened = try Kernel.reopen(page.descriptor.rawValue, O_RDWR) } catch {
+            throw error == .noSuchFile
+                ? NTError(.notSupported, "keyed mutexes need /proc to tell an owner's death (reopening their state)")
+                : error.nt("reopening keyed mutex state")
+        }
+        let hint = page.atomic32(40).pointee.wrappingAdd(1, ordering: .relaxed).oldValue
+        for step in 0..<Self.slots {
+            let candidate = (hint &+ step) % Self.slots
+            let locked: Bool
+            do { locked = try Kernel.tryLockByte(reopened.rawValue, at: Self.base + Int64(candidate)) } catch {
+                throw error.nt("locking a keyed mutex presence slot")
+            }
+            if locked {
+                slot = candidate
+                descriptor = reopened
+                return
+            }
+        }
+        throw NTError(.insufficientResources, "all \(Self.slots) presence slots of the keyed mutex are taken")
+    }
+
+    /// Whether the open that owns the mutex in `state` still exists: its slot is this open's, or
+    /// another open file description holds the slot's lock. A slot out of range (a peer
+    /// scribbled) has no owner.
+    func ownerAlive(_ state: UInt64) -> Bool {
+        let owner = UInt32(truncatingIfNeeded: state >> 32)
+        guard owner > 0, owner <= Self.slots else { return false }
+        if owner - 1 == slot { return true }
+        // An error (never expected) counts as alive: never abandon on a doubt.
+        return (try? Kernel.byteIsLocked(descriptor.rawValue, at: Self.base + Int64(owner - 1))) ?? true
     }
 }
