@@ -22,8 +22,14 @@ let package = Package(
             pkgConfig: "libdrm",
             providers: [.apt(["libdrm-dev"])]
         ),
-        // The little C that Swift cannot import: ioctl request numbers, CMSG_* helpers, futex.
-        .target(name: "CKMTShims", path: "CShims/KMTShims"),
+        // The little C that Swift cannot import: ioctl request numbers, CMSG_* helpers, futex, and
+        // what glibc declares only under _GNU_SOURCE (memfd_create, accept4, seals).
+        .target(
+            name: "CKMTShims",
+            dependencies: ["CLibDRM"],
+            path: "CShims/KMTShims",
+            cSettings: [.define("_GNU_SOURCE")]
+        ),
         // Core, kernel layer, DRM and software backends, Swift API.
         .target(
             name: "D3DKMT",
@@ -52,9 +58,21 @@ let package = Package(
             dependencies: ["D3DKMT"],
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
+        // Test-only kernel calls (vgem fences), kept out of the library.
+        .target(
+            name: "CKMTTestSupport",
+            dependencies: ["CLibDRM"],
+            path: "Tests/CKMTTestSupport"
+        ),
+        .target(
+            name: "KMTTestSupport",
+            dependencies: ["D3DKMT", "CKMTTestSupport"],
+            path: "Tests/KMTTestSupport",
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
         .testTarget(
             name: "D3DKMTTests",
-            dependencies: ["D3DKMT", "D3DKMTCABI", "CD3DKMT"],
+            dependencies: ["D3DKMT", "D3DKMTCABI", "CD3DKMT", "KMTTestSupport"],
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
     ]

@@ -1,1 +1,85 @@
-/* Empty: kmt_shims.h is header-only. SwiftPM needs one source file per C target. */
+/*
+ * The definitions behind kmt_shims.h. Compiled with _GNU_SOURCE (Package.swift's cSettings), so
+ * glibc's own memfd_create, accept4 and F_*_SEALS are used, and with libdrm's uapi headers
+ * (found through CLibDRM's pkg-config) for the DRM request numbers.
+ */
+#ifndef _GNU_SOURCE
+#error "shims.c needs _GNU_SOURCE (set in Package.swift)"
+#endif
+
+#include "kmt_shims.h"
+
+#include <fcntl.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#include <linux/magic.h>
+#include <drm.h>
+#include <drm_mode.h>
+#include <virtgpu_drm.h>
+
+/* ---- memfd and seals -------------------------------------------------------------------------- */
+
+const unsigned int kmt_MFD_CLOEXEC = MFD_CLOEXEC;
+const unsigned int kmt_MFD_ALLOW_SEALING = MFD_ALLOW_SEALING;
+const int kmt_F_ADD_SEALS = F_ADD_SEALS;
+const int kmt_F_GET_SEALS = F_GET_SEALS;
+const int kmt_F_SEAL_SEAL = F_SEAL_SEAL;
+const int kmt_F_SEAL_SHRINK = F_SEAL_SHRINK;
+const int kmt_F_SEAL_GROW = F_SEAL_GROW;
+const int kmt_F_OFD_GETLK = F_OFD_GETLK;
+const int kmt_F_OFD_SETLK = F_OFD_SETLK;
+
+int kmt_memfd_create(const char *name, unsigned int flags) { return memfd_create(name, flags); }
+
+const long kmt_DMA_BUF_MAGIC = DMA_BUF_MAGIC;
+const long kmt_TMPFS_MAGIC = TMPFS_MAGIC;
+const long kmt_HUGETLBFS_MAGIC = HUGETLBFS_MAGIC;
+
+/* ---- sockets ---------------------------------------------------------------------------------- */
+
+int kmt_accept_cloexec(int fd) { return accept4(fd, NULL, NULL, SOCK_CLOEXEC); }
+
+size_t kmt_cmsg_space(size_t data_length) { return CMSG_SPACE(data_length); }
+size_t kmt_cmsg_len(size_t data_length) { return CMSG_LEN(data_length); }
+struct cmsghdr *kmt_cmsg_firsthdr(struct msghdr *msg) { return CMSG_FIRSTHDR(msg); }
+struct cmsghdr *kmt_cmsg_nxthdr(struct msghdr *msg, struct cmsghdr *cmsg) { return CMSG_NXTHDR(msg, cmsg); }
+unsigned char *kmt_cmsg_data(struct cmsghdr *cmsg) { return CMSG_DATA(cmsg); }
+
+/* ---- ioctl ------------------------------------------------------------------------------------ */
+
+int kmt_ioctl(int fd, unsigned long request, void *arg) { return ioctl(fd, request, arg); }
+
+const unsigned long kmt_DMA_BUF_IOCTL_SYNC = DMA_BUF_IOCTL_SYNC;
+const unsigned long kmt_DMA_BUF_IOCTL_EXPORT_SYNC_FILE = DMA_BUF_IOCTL_EXPORT_SYNC_FILE;
+
+const unsigned long kmt_DRM_IOCTL_GEM_CLOSE = DRM_IOCTL_GEM_CLOSE;
+const unsigned long kmt_DRM_IOCTL_MODE_CREATE_DUMB = DRM_IOCTL_MODE_CREATE_DUMB;
+const unsigned long kmt_DRM_IOCTL_VIRTGPU_RESOURCE_CREATE = DRM_IOCTL_VIRTGPU_RESOURCE_CREATE;
+
+#ifdef DRM_IOCTL_SYNCOBJ_EVENTFD
+_Static_assert(sizeof(struct drm_syncobj_eventfd) == sizeof(struct kmt_drm_syncobj_eventfd),
+               "struct kmt_drm_syncobj_eventfd differs from drm.h's");
+const unsigned long kmt_DRM_IOCTL_SYNCOBJ_EVENTFD = DRM_IOCTL_SYNCOBJ_EVENTFD;
+#else
+const unsigned long kmt_DRM_IOCTL_SYNCOBJ_EVENTFD = DRM_IOWR(0xCF, struct kmt_drm_syncobj_eventfd);
+#endif
+
+/* ---- futex ------------------------------------------------------------------------------------ */
+
+long kmt_futex_wait(uint32_t *address, uint32_t expected, const struct timespec *deadline, int shared) {
+    int op = FUTEX_WAIT_BITSET | (shared ? 0 : FUTEX_PRIVATE_FLAG);
+    return syscall(SYS_futex, address, op, expected, deadline, NULL, FUTEX_BITSET_MATCH_ANY);
+}
+
+long kmt_futex_wake(uint32_t *address, int count, int shared) {
+    int op = FUTEX_WAKE | (shared ? 0 : FUTEX_PRIVATE_FLAG);
+    return syscall(SYS_futex, address, op, count, NULL, NULL, 0);
+}
+
+const uint32_t kmt_FUTEX_32 = FUTEX_32;
+
+long kmt_futex_waitv(kmt_futex_waitv_entry *waiters, unsigned int count, const struct timespec *deadline) {
+    return syscall(SYS_futex_waitv, waiters, count, 0, deadline, CLOCK_MONOTONIC);
+}

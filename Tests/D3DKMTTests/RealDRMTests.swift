@@ -1,5 +1,6 @@
 import Testing
 @testable import D3DKMT
+import KMTTestSupport
 #if canImport(Glibc)
 import Glibc
 import Synchronization
@@ -76,7 +77,7 @@ extension D3DKMTSuite {
                 let card = try Kernel.open(vgemCard, O_RDWR)
                 let buffer = try Kernel.createDumb(card.rawValue, width: 1024, height: 1)
                 defer { Kernel.gemClose(card.rawValue, handle: buffer.handle) }
-                let fence = try Kernel.vgemFenceAttach(card.rawValue, handle: buffer.handle)
+                let fence = try VGEM.fenceAttach(card.rawValue, handle: buffer.handle)
                 let dmaBuf = try Kernel.primeExport(card.rawValue, handle: buffer.handle, writable: true)
                 // The buffer's pending write, as a sync_file, in a syncobj of another driver.
                 let syncFile = try Kernel.dmaBufExportSyncFile(dmaBuf.rawValue, write: true)
@@ -97,7 +98,7 @@ extension D3DKMTSuite {
                 }
                 #expect(try Kernel.waitReadable(syncFile.rawValue, until: .after(nanoseconds: 20_000_000)) == false)
                 #expect(finished.load(ordering: .sequentiallyConsistent) == 0)
-                try Kernel.vgemFenceSignal(card.rawValue, fence: fence)
+                try VGEM.fenceSignal(card.rawValue, fence: fence)
                 waiter.join()
                 #expect(finished.load(ordering: .sequentiallyConsistent) == 1)
                 #expect(try Kernel.waitReadable(syncFile.rawValue, until: .now))

@@ -1,6 +1,7 @@
 import Testing
 import Synchronization
 @testable import D3DKMT
+import KMTTestSupport
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -182,7 +183,7 @@ extension D3DKMTSuite {
                 let card = try Kernel.open(vgemCard, O_RDWR)
                 let buffer = try Kernel.createDumb(card.rawValue, width: 1024, height: 1)
                 defer { Kernel.gemClose(card.rawValue, handle: buffer.handle) }
-                let vgemFence = try Kernel.vgemFenceAttach(card.rawValue, handle: buffer.handle)
+                let vgemFence = try VGEM.fenceAttach(card.rawValue, handle: buffer.handle)
                 let dmaBuf = try Kernel.primeExport(card.rawValue, handle: buffer.handle, writable: true)
                 let syncFile = try Kernel.dmaBufExportSyncFile(dmaBuf.rawValue, write: true)
                 let device = try virtio.makeDevice()
@@ -194,7 +195,7 @@ extension D3DKMTSuite {
                 }
                 #expect(status { try SyncObject.wait(for: [(object, 1)], timeout: .milliseconds(50)) } == .timeout)
                 #expect(finished.load(ordering: .sequentiallyConsistent) == 0)
-                try Kernel.vgemFenceSignal(card.rawValue, fence: vgemFence)
+                try VGEM.fenceSignal(card.rawValue, fence: vgemFence)
                 waiter.join()
                 #expect(finished.load(ordering: .sequentiallyConsistent) == 1)
                 #expect(try object.currentValue() == 1)

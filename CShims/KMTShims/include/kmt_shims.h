@@ -1,12 +1,17 @@
 /*
  * kmt_shims.h: the little C that Swift cannot import by itself.
  *
- * - ioctl request numbers (the _IOWR macros are not importable), as constants;
- * - the CMSG_* macros for SCM_RIGHTS, as inline functions;
- * - futex(2), which glibc does not wrap.
+ * Swift imports this header without _GNU_SOURCE, so it declares only `kmt_` names; shims.c,
+ * compiled with _GNU_SOURCE, defines them from glibc's and libdrm's own declarations:
+ *
+ * - constants behind _GNU_SOURCE (memfd flags, seals) or behind function-like macros (ioctl
+ *   request numbers built with _IOWR/DRM_IOWR), as `extern const`;
+ * - functions behind _GNU_SOURCE (memfd_create, accept4), variadic in C (ioctl), macros
+ *   (CMSG_*), or not wrapped by glibc (futex, futex_waitv);
+ * - `struct kmt_drm_syncobj_eventfd`, which Debian 12's libdrm headers do not have yet.
  *
  * Nothing here has logic: the Swift kernel layer (Sources/D3DKMT/Kernel) owns errno handling,
- * EINTR and deadlines. Every symbol is prefixed `kmt_`.
+ * EINTR and deadlines.
  */
 #ifndef KMT_SHIMS_H
 #define KMT_SHIMS_H
@@ -14,56 +19,61 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
-#include <sys/syscall.h>
-#include <sys/ioctl.h>
-#include <unistd.h>
+#include <sys/eventfd.h> /* eventfd(2), which Swift's Glibc module leaves out */
+#include <sys/statfs.h>  /* fstatfs(2), likewise */
 #include <time.h>
-#include <sys/statfs.h>
-#include <sys/eventfd.h>
 #include <linux/futex.h>
-#include <linux/memfd.h>
-#include <linux/dma-buf.h>
-#include <linux/sync_file.h>
+#include <linux/dma-buf.h> /* struct dma_buf_sync, dma_buf_export_sync_file, DMA_BUF_SYNC_* */
 
-/* ---- DRM uapi (drm.h, drm_mode.h, virtgpu_drm.h), the parts we use -------------------------- */
+/* ---- memfd and seals -------------------------------------------------------------------------- */
 
-struct kmt_drm_mode_create_dumb {
-    uint32_t height;
-    uint32_t width;
-    uint32_t bpp;
-    uint32_t flags;
-    uint32_t handle;
-    uint32_t pitch;
-    uint64_t size;
-};
+extern const unsigned int kmt_MFD_CLOEXEC;
+extern const unsigned int kmt_MFD_ALLOW_SEALING;
+extern const int kmt_F_ADD_SEALS;
+extern const int kmt_F_GET_SEALS;
+extern const int kmt_F_SEAL_SEAL;
+extern const int kmt_F_SEAL_SHRINK;
+extern const int kmt_F_SEAL_GROW;
 
-struct kmt_drm_mode_destroy_dumb {
-    uint32_t handle;
-};
+/* Open file description locks (F_OFD_GETLK, F_OFD_SETLK; Linux 3.15). */
+extern const int kmt_F_OFD_GETLK;
+extern const int kmt_F_OFD_SETLK;
 
-struct kmt_drm_gem_close {
-    uint32_t handle;
-    uint32_t pad;
-};
+/* memfd_create(2). */
+int kmt_memfd_create(const char *name, unsigned int flags);
 
-struct kmt_drm_virtgpu_resource_create {
-    uint32_t target;
-    uint32_t format;
-    uint32_t bind;
-    uint32_t width;
-    uint32_t height;
-    uint32_t depth;
-    uint32_t array_size;
-    uint32_t last_level;
-    uint32_t nr_samples;
-    uint32_t flags;
-    uint32_t bo_handle;
-    uint32_t res_handle;
-    uint32_t size;
-    uint32_t stride;
-};
+/* Filesystem magics (statfs f_type, <linux/magic.h>) that tell what kind of object an fd is. */
+extern const long kmt_DMA_BUF_MAGIC;   /* dma-buf fs */
+extern const long kmt_TMPFS_MAGIC;     /* memfd */
+extern const long kmt_HUGETLBFS_MAGIC; /* memfd with MFD_HUGETLB */
 
-/* drm.h (6.6+): DRM_IOCTL_SYNCOBJ_EVENTFD. */
+/* ---- sockets ---------------------------------------------------------------------------------- */
+
+/* accept4(2) with SOCK_CLOEXEC. */
+int kmt_accept_cloexec(int fd);
+
+/* The CMSG_* macros for SCM_RIGHTS. */
+size_t kmt_cmsg_space(size_t data_length);
+size_t kmt_cmsg_len(size_t data_length);
+struct cmsghdr *kmt_cmsg_firsthdr(struct msghdr *msg);
+struct cmsghdr *kmt_cmsg_nxthdr(struct msghdr *msg, struct cmsghdr *cmsg);
+unsigned char *kmt_cmsg_data(struct cmsghdr *cmsg);
+
+/* ---- ioctl ------------------------------------------------------------------------------------ */
+
+/* ioctl(2), which is variadic in C. */
+int kmt_ioctl(int fd, unsigned long request, void *arg);
+
+/* dma-buf (<linux/dma-buf.h>). */
+extern const unsigned long kmt_DMA_BUF_IOCTL_SYNC;
+extern const unsigned long kmt_DMA_BUF_IOCTL_EXPORT_SYNC_FILE;
+
+/* DRM (libdrm's drm.h, drm_mode.h, virtgpu_drm.h; the structs come from CLibDRM). */
+extern const unsigned long kmt_DRM_IOCTL_GEM_CLOSE;
+extern const unsigned long kmt_DRM_IOCTL_MODE_CREATE_DUMB;
+extern const unsigned long kmt_DRM_IOCTL_VIRTGPU_RESOURCE_CREATE;
+
+/* drm.h of Linux 6.6 / libdrm 2.4.117: DRM_IOCTL_SYNCOBJ_EVENTFD (Debian 12 has neither). */
 struct kmt_drm_syncobj_eventfd {
     uint32_t handle;
     uint32_t flags;
@@ -71,122 +81,21 @@ struct kmt_drm_syncobj_eventfd {
     int32_t fd;
     uint32_t pad;
 };
+extern const unsigned long kmt_DRM_IOCTL_SYNCOBJ_EVENTFD;
 
-/* vgem_drm.h: fences a test can attach to a buffer and signal by hand. */
-struct kmt_drm_vgem_fence_attach {
-    uint32_t handle;
-    uint32_t flags;     /* 1: VGEM_FENCE_WRITE */
-    uint32_t out_fence;
-    uint32_t pad;
-};
+/* ---- futex ------------------------------------------------------------------------------------ */
 
-struct kmt_drm_vgem_fence_signal {
-    uint32_t fence;
-    uint32_t flags;
-};
+/* FUTEX_WAIT_BITSET with an absolute CLOCK_MONOTONIC deadline (NULL: wait forever); `shared`
+ * 0 adds FUTEX_PRIVATE_FLAG. */
+long kmt_futex_wait(uint32_t *address, uint32_t expected, const struct timespec *deadline, int shared);
 
-#define KMT_DRM_IOCTL_BASE 'd'
-#define KMT_DRM_COMMAND_BASE 0x40
+/* FUTEX_WAKE of up to `count` waiters. */
+long kmt_futex_wake(uint32_t *address, int count, int shared);
 
-static const unsigned long kmt_DRM_IOCTL_GEM_CLOSE =
-    _IOW(KMT_DRM_IOCTL_BASE, 0x09, struct kmt_drm_gem_close);
-static const unsigned long kmt_DRM_IOCTL_MODE_CREATE_DUMB =
-    _IOWR(KMT_DRM_IOCTL_BASE, 0xB2, struct kmt_drm_mode_create_dumb);
-static const unsigned long kmt_DRM_IOCTL_MODE_DESTROY_DUMB =
-    _IOWR(KMT_DRM_IOCTL_BASE, 0xB4, struct kmt_drm_mode_destroy_dumb);
-static const unsigned long kmt_DRM_IOCTL_VIRTGPU_RESOURCE_CREATE =
-    _IOWR(KMT_DRM_IOCTL_BASE, KMT_DRM_COMMAND_BASE + 0x04, struct kmt_drm_virtgpu_resource_create);
-
-static const unsigned long kmt_DRM_IOCTL_SYNCOBJ_EVENTFD =
-    _IOWR(KMT_DRM_IOCTL_BASE, 0xCF, struct kmt_drm_syncobj_eventfd);
-static const unsigned long kmt_DRM_IOCTL_VGEM_FENCE_ATTACH =
-    _IOWR(KMT_DRM_IOCTL_BASE, KMT_DRM_COMMAND_BASE + 0x01, struct kmt_drm_vgem_fence_attach);
-static const unsigned long kmt_DRM_IOCTL_VGEM_FENCE_SIGNAL =
-    _IOW(KMT_DRM_IOCTL_BASE, KMT_DRM_COMMAND_BASE + 0x02, struct kmt_drm_vgem_fence_signal);
-
-/* ---- dma-buf ---------------------------------------------------------------------------------- */
-
-static const unsigned long kmt_DMA_BUF_IOCTL_SYNC = DMA_BUF_IOCTL_SYNC;
-static const unsigned long kmt_DMA_BUF_IOCTL_EXPORT_SYNC_FILE = DMA_BUF_IOCTL_EXPORT_SYNC_FILE;
-static const uint64_t kmt_DMA_BUF_SYNC_READ = DMA_BUF_SYNC_READ;
-static const uint64_t kmt_DMA_BUF_SYNC_WRITE = DMA_BUF_SYNC_WRITE;
-static const uint64_t kmt_DMA_BUF_SYNC_START = DMA_BUF_SYNC_START;
-static const uint64_t kmt_DMA_BUF_SYNC_END = DMA_BUF_SYNC_END;
-
-/* Filesystem magics (statfs f_type) used to tell what kind of object an fd is. */
-static const long kmt_DMA_BUF_MAGIC = 0x444d4142;      /* dma-buf fs */
-static const long kmt_ANON_INODE_FS_MAGIC = 0x09041934; /* DRM syncobj fds, eventfds */
-static const long kmt_TMPFS_MAGIC = 0x01021994;        /* memfd */
-static const long kmt_HUGETLBFS_MAGIC = 0x958458f6;     /* memfd with MFD_HUGETLB */
-
-/* ---- memfd and seals (glibc hides them behind _GNU_SOURCE) ----------------------------------- */
-
-static const unsigned int kmt_MFD_CLOEXEC = MFD_CLOEXEC;
-static const unsigned int kmt_MFD_ALLOW_SEALING = MFD_ALLOW_SEALING;
-/* <linux/fcntl.h> values; that header cannot be included next to glibc's <fcntl.h>. */
-static const int kmt_F_ADD_SEALS = 1024 + 9;
-static const int kmt_F_GET_SEALS = 1024 + 10;
-static const int kmt_F_SEAL_SEAL = 0x0001;
-static const int kmt_F_SEAL_SHRINK = 0x0002;
-static const int kmt_F_SEAL_GROW = 0x0004;
-static const int kmt_F_SEAL_WRITE = 0x0008;
-
-static inline int kmt_memfd_create(const char *name, unsigned int flags) {
-    return (int)syscall(SYS_memfd_create, name, flags);
-}
-
-/* ---- eventfd (the Windows event of an async wait) ------------------------------------------ */
-
-static inline int kmt_eventfd(void) { return eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK); }
-static inline int kmt_eventfd_signal(int fd) { return eventfd_write(fd, 1); }
-
-/* ---- ioctl, which is variadic in C ------------------------------------------------------------- */
-
-static inline int kmt_ioctl(int fd, unsigned long request, void *arg) {
-    return ioctl(fd, request, arg);
-}
-
-/* accept4(2) with SOCK_CLOEXEC (glibc declares accept4 only under _GNU_SOURCE). */
-static inline int kmt_accept_cloexec(int fd) {
-    return (int)syscall(SYS_accept4, fd, NULL, NULL, SOCK_CLOEXEC);
-}
-
-/* ---- SCM_RIGHTS ---------------------------------------------------------------------------------- */
-
-static inline size_t kmt_cmsg_space(size_t data_length) { return CMSG_SPACE(data_length); }
-static inline size_t kmt_cmsg_len(size_t data_length) { return CMSG_LEN(data_length); }
-static inline struct cmsghdr *kmt_cmsg_firsthdr(struct msghdr *msg) { return CMSG_FIRSTHDR(msg); }
-static inline struct cmsghdr *kmt_cmsg_nxthdr(struct msghdr *msg, struct cmsghdr *cmsg) {
-    return CMSG_NXTHDR(msg, cmsg);
-}
-static inline unsigned char *kmt_cmsg_data(struct cmsghdr *cmsg) { return CMSG_DATA(cmsg); }
-
-/* ---- futex --------------------------------------------------------------------------------------- */
-
-/* FUTEX_WAIT_BITSET with an absolute CLOCK_MONOTONIC deadline (NULL: wait forever). */
-static inline long kmt_futex_wait(uint32_t *address, uint32_t expected, const struct timespec *deadline,
-                                  int shared) {
-    int op = FUTEX_WAIT_BITSET | (shared ? 0 : FUTEX_PRIVATE_FLAG);
-    return syscall(SYS_futex, address, op, expected, deadline, NULL, FUTEX_BITSET_MATCH_ANY);
-}
-
-static inline long kmt_futex_wake(uint32_t *address, int count, int shared) {
-    int op = FUTEX_WAKE | (shared ? 0 : FUTEX_PRIVATE_FLAG);
-    return syscall(SYS_futex, address, op, count, NULL, NULL, 0);
-}
-
-/* futex_waitv(2) (Linux 5.16): wait until any of `count` shared 32-bit futex words is woken,
- * with an absolute CLOCK_MONOTONIC deadline (NULL: forever). */
+/* futex_waitv(2) (Linux 5.16): wait until any of `count` futex words is woken, with an absolute
+ * CLOCK_MONOTONIC deadline (NULL: forever). */
 typedef struct futex_waitv kmt_futex_waitv_entry;
-static const uint32_t kmt_FUTEX_32 = FUTEX_32; /* shared (no FUTEX_PRIVATE_FLAG): across processes */
-#ifndef SYS_futex_waitv
-#define SYS_futex_waitv 449
-#endif
-static inline long kmt_futex_waitv(kmt_futex_waitv_entry *waiters, unsigned int count,
-                                   const struct timespec *deadline) {
-    return syscall(SYS_futex_waitv, waiters, count, 0, deadline, CLOCK_MONOTONIC);
-}
-
-static inline long kmt_gettid(void) { return syscall(SYS_gettid); }
+extern const uint32_t kmt_FUTEX_32; /* shared (no FUTEX_PRIVATE_FLAG): across processes */
+long kmt_futex_waitv(kmt_futex_waitv_entry *waiters, unsigned int count, const struct timespec *deadline);
 
 #endif /* KMT_SHIMS_H */

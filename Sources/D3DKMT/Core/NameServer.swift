@@ -21,8 +21,8 @@ final class NameServer: Sendable {
         /// A handle to the same objects, duplicated for each opener.
         let served: SharedHandle
 
-        init(name: String, kind: Names.Kind, path: String, listener: consuming FileDescriptor, keeper: consuming FileDescriptor,
-             served: consuming SharedHandle) {
+        init(name: String, kind: Names.Kind, path: String, listener: consuming FileDescriptor,
+             keeper: consuming FileDescriptor, served: consuming SharedHandle) {
             self.name = name
             self.kind = kind
             self.path = path
@@ -62,23 +62,22 @@ final class NameServer: Sendable {
             let current = entries.withLock { $0 }
             let descriptors = [wakeFD] + current.flatMap { [$0.listener.rawValue, $0.keeper.rawValue] }
             guard let events = try? Kernel.poll(descriptors, until: .never) else { continue }
-            if events[0] != 0 {
-                var counter: UInt64 = 0
-                _ = read(wakeFD, &counter, 8)
-            }
+            if events[0] != 0 { Kernel.eventfdDrain(wakeFD) }
             for (index, entry) in current.enumerated() {
                 let listenerEvents = events[1 + 2 * index], keeperEvents = events[2 + 2 * index]
                 if keeperEvents & Int16(POLLHUP | POLLERR) != 0 {
                     retire(entry)
                     continue
                 }
-                guard listenerEvents & Int16(POLLIN) != 0, let connection = try? Kernel.accept(entry.listener.rawValue) else {
+                guard listenerEvents & Int16(POLLIN) != 0,
+                      let connection = try? Kernel.accept(entry.listener.rawValue) else {
                     continue
                 }
                 // The opener connected after whatever close came before it, and a close of the
                 // last copy hangs the keeper up at once: looking again here makes retirement
                 // synchronous with that close.
-                if let now = try? Kernel.poll([entry.keeper.rawValue], events: 0, until: .now), now[0] & Int16(POLLHUP | POLLERR) != 0 {
+                if let now = try? Kernel.poll([entry.keeper.rawValue], events: 0, until: .now),
+                   now[0] & Int16(POLLHUP | POLLERR) != 0 {
                     retire(entry)
                     continue  // the connection closes unanswered: not found
                 }

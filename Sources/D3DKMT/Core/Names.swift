@@ -102,24 +102,24 @@ enum Names {
         let uid = Kernel.userID
         var base = "/tmp"
         var leaf = "d3dkmt-\(uid)"
-        if let runtime = getenv("XDG_RUNTIME_DIR").map({ String(cString: $0) }), runtime.hasPrefix("/"),
-           let status = try? Kernel.pathStatus(runtime), status.owner == uid, status.mode & S_IFMT == S_IFDIR, status.mode & 0o077 == 0 {
+        if let runtime = Kernel.environment("XDG_RUNTIME_DIR"), runtime.hasPrefix("/"),
+           let status = try? Kernel.pathStatus(runtime), status.owner == uid, status.mode & S_IFMT == S_IFDIR,
+           status.mode & 0o077 == 0 {
             base = runtime
             leaf = "d3dkmt"
         }
         let path = base + "/" + leaf
-        do {
+        let status: (owner: UInt32, mode: UInt32)
+        do throws(Errno) {
             try Kernel.makeDirectory(path, mode: 0o700)
-            let status = try Kernel.pathStatus(path)
-            guard status.mode & S_IFMT == S_IFDIR, status.owner == uid, status.mode & 0o077 == 0 else {
-                throw NTError(.accessDenied, "\(path) is not a private directory of user \(uid)")
-            }
-        } catch let error as Errno {
-            throw NTError(.accessDenied, "name directory \(path): \(error)")
-        } catch let error as NTError {
-            throw error
+            let found = try Kernel.pathStatus(path)
+            status = (UInt32(found.owner), UInt32(found.mode))
         } catch {
-            throw NTError(.unsuccessful, "\(error)")
+            throw NTError(.accessDenied, "name directory \(path): \(error)")
+        }
+        guard status.mode & UInt32(S_IFMT) == UInt32(S_IFDIR), status.owner == UInt32(uid),
+              status.mode & 0o077 == 0 else {
+            throw NTError(.accessDenied, "\(path) is not a private directory of user \(uid)")
         }
         return path
     }
@@ -146,7 +146,8 @@ enum Names {
     ///
     /// - Throws: `STATUS_OBJECT_NAME_COLLISION` when a live name of this user has it;
     ///   `STATUS_OBJECT_NAME_INVALID`; `STATUS_ACCESS_DENIED` for an unsafe directory.
-    static func publish(_ displayName: String, kind: Kind, package: SharePackage, descriptors: [Int32]) throws(NTError) -> SharedHandle {
+    static func publish(_ displayName: String, kind: Kind, package: SharePackage,
+                        descriptors: [Int32]) throws(NTError) -> SharedHandle {
         let name = try canonical(displayName)
         let path = socketPath(name, in: try directory())
         guard path.utf8.count <= Kernel.maximumSocketPathLength else {
@@ -195,7 +196,8 @@ enum Names {
 
     private static func answer(_ connection: Int32) throws(NTError) -> Reply? {
         // The sharer's name thread answers at once; a sharer that hangs is as good as gone.
-        guard let ready = try? Kernel.poll([connection], until: .after(nanoseconds: 10_000_000_000)), ready[0] != 0 else {
+        guard let ready = try? Kernel.poll([connection], until: .after(nanoseconds: 10_000_000_000)),
+              ready[0] != 0 else {
             return nil
         }
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 8)
@@ -221,7 +223,8 @@ enum Names {
         let connection: FileDescriptor
         do { connection = try Kernel.connect(to: path) } catch {
             switch error.rawValue {
-            case ENOENT, ECONNREFUSED, ENAMETOOLONG: throw NTError(.objectNameNotFound, "no object is named \"\(displayName)\"")
+            case ENOENT, ECONNREFUSED, ENAMETOOLONG:
+                throw NTError(.objectNameNotFound, "no object is named \"\(displayName)\"")
             case EACCES, EPERM: throw NTError(.accessDenied, "the name's socket: \(error)")
             default: throw error.nt("looking up a name")
             }
@@ -230,7 +233,8 @@ enum Names {
             throw NTError(.objectNameNotFound, "no object is named \"\(displayName)\"")
         }
         guard reply.kind == kind.rawValue else {
-            throw NTError(.objectTypeMismatch, "\"\(displayName)\" names a \(reply.kind == Kind.resource.rawValue ? "resource" : "sync object")")
+            throw NTError(.objectTypeMismatch, "\"\(displayName)\" names a "
+                                               + "\(reply.kind == Kind.resource.rawValue ? "resource" : "sync object")")
         }
         return reply.handle
     }

@@ -63,7 +63,9 @@ extension Kernel {
                     let data = UnsafeMutableRawPointer(kmt_cmsg_data(header)!)
                     descriptors.withUnsafeBytes { data.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
                 }
-                return Result { () throws(Errno) in try retrying { sendmsg(socket, &message, Int32(MSG_NOSIGNAL)) } }
+                return Result { () throws(Errno) in
+                    try retrying(.sendmsg) { sendmsg(socket, &message, Int32(MSG_NOSIGNAL)) }
+                }
             }
         }
         guard try result.get() == bytes.count else { throw .invalidArgument }
@@ -86,7 +88,9 @@ extension Kernel {
     /// `SCM_RIGHTS` descriptors on every peek, so the same message can be read again and again.
     ///
     /// - Throws: `EAGAIN` when peeking and nothing is queued; other `recvmsg` errors as they come.
-    static func receive(_ socket: Int32, into buffer: UnsafeMutableRawBufferPointer, peek: Bool) throws(Errno) -> ReceivedMessage {
+    static func receive(
+        _ socket: Int32, into buffer: UnsafeMutableRawBufferPointer, peek: Bool
+    ) throws(Errno) -> ReceivedMessage {
         let flags = Int32(MSG_CMSG_CLOEXEC) | (peek ? Int32(MSG_PEEK) | Int32(MSG_DONTWAIT) : 0)
         let controlLength = kmt_cmsg_space(maximumDescriptorsPerMessage * MemoryLayout<Int32>.size)
         let control = UnsafeMutableRawBufferPointer.allocate(byteCount: controlLength, alignment: 8)
@@ -99,9 +103,7 @@ extension Kernel {
             message.msg_iovlen = 1
             message.msg_control = control.baseAddress
             message.msg_controllen = controlLength
-            return try retrying {
-                recvmsg(socket, &message, flags)
-            }
+            return try retrying(.recvmsg) { recvmsg(socket, &message, flags) }
         }
 
         // Collect every descriptor first, so that none leaks whatever the checks below decide.
@@ -133,7 +135,9 @@ extension Kernel {
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64, alignment: 8)
         defer { buffer.deallocate() }
         let message = try receive(socket, into: buffer, peek: false)
-        guard message.byteCount > 0 || message.descriptors.count > 0 else { throw Errno(rawValue: ECONNRESET) }
+        guard message.byteCount > 0 || message.descriptors.count > 0 else {
+            throw Errno(rawValue: ECONNRESET)
+        }
         return message.descriptors
     }
 }

@@ -5,13 +5,42 @@ import Musl
 #endif
 import CKMTShims
 
-/// Unix-domain sockets bound to paths, directories and polling: what the per-user name
-/// namespace is built from.
+/// Unix-domain sockets: socket pairs (a shared handle is one end of one) and sockets bound to
+/// paths (what the per-user name namespace is built from).
 extension Kernel {
     /// The longest socket path `sockaddr_un` holds (107 bytes and a NUL).
     static let maximumSocketPathLength = 107
 
-    private static func withAddress<R>(_ path: String, _ body: (UnsafePointer<sockaddr>, socklen_t) -> R) throws(Errno) -> R {
+    /// The two ends of a socket pair, each with one owner.
+    struct SocketPair: ~Copyable {
+        var first: FileDescriptor
+        var second: FileDescriptor
+    }
+
+    /// `socketpair(AF_UNIX, type | SOCK_CLOEXEC)`.
+    static func socketPair(type: Int32) throws(Errno) -> SocketPair {
+        var fds: [Int32] = [-1, -1]
+        _ = try retrying(.socketpair) { socketpair(AF_UNIX, type | Int32(SOCK_CLOEXEC.rawValue), 0, &fds) }
+        return SocketPair(first: FileDescriptor(adopting: fds[0]), second: FileDescriptor(adopting: fds[1]))
+    }
+
+    /// `getsockopt(2)` for an `Int32` option.
+    static func socketOption(_ fd: Int32, level: Int32, _ option: Int32) throws(Errno) -> Int32 {
+        var value: Int32 = 0
+        var length = socklen_t(MemoryLayout<Int32>.size)
+        _ = try retrying(.sockopt) { getsockopt(fd, level, option, &value, &length) }
+        return value
+    }
+
+    /// `setsockopt(2)` for an `Int32` option.
+    static func setSocketOption(_ fd: Int32, level: Int32, _ option: Int32, _ value: Int32) throws(Errno) {
+        var value = value
+        _ = try retrying(.sockopt) { setsockopt(fd, level, option, &value, socklen_t(MemoryLayout<Int32>.size)) }
+    }
+
+    private static func withAddress<R>(
+        _ path: String, _ body: (UnsafePointer<sockaddr>, socklen_t) -> R
+    ) throws(Errno) -> R {
         let bytes = Array(path.utf8)
         guard bytes.count <= maximumSocketPathLength else { throw Errno(rawValue: ENAMETOOLONG) }
         var address = sockaddr_un()
@@ -22,19 +51,31 @@ extension Kernel {
         }
     }
 
+    /// A close-on-exec `SOCK_SEQPACKET` socket.
+    private static func seqpacketSocket() throws(Errno) -> FileDescriptor {
+        let type = Int32(SOCK_SEQPACKET.rawValue) | Int32(SOCK_CLOEXEC.rawValue)
+        return FileDescriptor(adopting: try retrying(.socket) { socket(AF_UNIX, type, 0) })
+    }
+
     /// A close-on-exec `SOCK_SEQPACKET` socket bound to `path` and listening.
     static func listen(at path: String) throws(Errno) -> FileDescriptor {
-        let socket = FileDescriptor(adopting: try retrying { Glibc.socket(AF_UNIX, Int32(SOCK_SEQPACKET.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0) })
+        let socket = try seqpacketSocket()
+        try checkFault(.bind)
         let bound = try withAddress(path) { bind(socket.rawValue, $0, $1) }
         if bound != 0 { throw Errno.current }
+        try checkFault(.listen)
         if Glibc.listen(socket.rawValue, 64) != 0 { throw Errno.current }
         return socket
     }
 
     /// A close-on-exec `SOCK_SEQPACKET` socket connected to the listener at `path`.
     static func connect(to path: String) throws(Errno) -> FileDescriptor {
-        let socket = FileDescriptor(adopting: try retrying { Glibc.socket(AF_UNIX, Int32(SOCK_SEQPACKET.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0) })
+        let socket = try seqpacketSocket()
         while true {
+            if let fault = injectedFault(.connect) {
+                if fault == .interrupted { continue }
+                throw fault
+            }
             let result = try withAddress(path) { Glibc.connect(socket.rawValue, $0, $1) }
             if result == 0 { return socket }
             if Errno.current != .interrupted { throw Errno.current }
@@ -43,37 +84,6 @@ extension Kernel {
 
     /// `accept4(2)` with `SOCK_CLOEXEC`.
     static func accept(_ listener: Int32) throws(Errno) -> FileDescriptor {
-        FileDescriptor(adopting: try retrying { kmt_accept_cloexec(listener) })
-    }
-
-    /// `mkdir(2)`; an existing entry is not an error (the caller checks what it is).
-    static func makeDirectory(_ path: String, mode: mode_t) throws(Errno) {
-        if mkdir(path, mode) != 0, Errno.current != Errno(rawValue: EEXIST) { throw Errno.current }
-    }
-
-    /// `lstat(2)`: owner, mode and type of a path (symbolic links are not followed).
-    static func pathStatus(_ path: String) throws(Errno) -> (owner: uid_t, mode: mode_t) {
-        var status = stat()
-        guard lstat(path, &status) == 0 else { throw Errno.current }
-        return (status.st_uid, status.st_mode)
-    }
-
-    /// `unlink(2)`, ignoring errors.
-    static func unlink(_ path: String) {
-        _ = Glibc.unlink(path)
-    }
-
-    /// The effective user id.
-    static var userID: uid_t { geteuid() }
-
-    /// `poll(2)` until one of `descriptors` has an event or `deadline`; the `revents` of each.
-    static func poll(_ descriptors: [Int32], events: Int16 = Int16(POLLIN), until deadline: Deadline) throws(Errno) -> [Int16] {
-        var entries = descriptors.map { pollfd(fd: $0, events: events, revents: 0) }
-        while true {
-            let remaining = deadline == .never ? -1 : max(0, (deadline.nanoseconds - Deadline.now.nanoseconds + 999_999) / 1_000_000)
-            let result = Glibc.poll(&entries, nfds_t(entries.count), Int32(clamping: remaining))
-            if result >= 0 { return entries.map(\.revents) }
-            if Errno.current != .interrupted { throw .current }
-        }
+        FileDescriptor(adopting: try retrying(.accept) { kmt_accept_cloexec(listener) })
     }
 }

@@ -6,40 +6,17 @@ import Musl
 import CKMTShims
 import CLibDRM
 
-/// An absolute `CLOCK_MONOTONIC` time in nanoseconds: what DRM syncobj waits and futex waits take.
-/// Relative timeouts become deadlines once, at the API boundary, so retries after `EINTR` never
-/// stretch a wait.
-struct Deadline: Comparable, Sendable {
-    var nanoseconds: Int64
-
-    static let never = Deadline(nanoseconds: Int64.max)
-
-    static var now: Deadline {
-        var time = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &time)
-        return Deadline(nanoseconds: Int64(time.tv_sec) * 1_000_000_000 + Int64(time.tv_nsec))
-    }
-
-    /// `now + nanoseconds`, saturating at ``never``.
-    static func after(nanoseconds: Int64) -> Deadline {
-        let (sum, overflow) = now.nanoseconds.addingReportingOverflow(max(0, nanoseconds))
-        return overflow ? .never : Deadline(nanoseconds: sum)
-    }
-
-    static func < (a: Deadline, b: Deadline) -> Bool { a.nanoseconds < b.nanoseconds }
-}
-
-/// DRM syncobjs, sync_files and vgem fences. Syncobj descriptors and sync_files come from the
-/// kernel close-on-exec.
+/// DRM syncobjs and the sync_files they exchange fences with. Syncobj descriptors and sync_files
+/// come from the kernel close-on-exec. Every call is an ioctl (``Call/ioctl``) for the fault seam.
 extension Kernel {
     /// `DRM_IOCTL_SYNCOBJ_CREATE`.
     static func syncobjCreate(_ fd: Int32, signaled: Bool = false) throws(Errno) -> UInt32 {
         var handle: UInt32 = 0
-        try libdrm(drmSyncobjCreate(fd, signaled ? UInt32(DRM_SYNCOBJ_CREATE_SIGNALED) : 0, &handle))
+        try libdrm { drmSyncobjCreate(fd, signaled ? UInt32(DRM_SYNCOBJ_CREATE_SIGNALED) : 0, &handle) }
         return handle
     }
 
-    /// `DRM_IOCTL_SYNCOBJ_DESTROY`.
+    /// `DRM_IOCTL_SYNCOBJ_DESTROY`; errors are ignored (not subject to the fault seam).
     static func syncobjDestroy(_ fd: Int32, _ handle: UInt32) {
         _ = drmSyncobjDestroy(fd, handle)
     }
@@ -47,35 +24,35 @@ extension Kernel {
     /// `DRM_IOCTL_SYNCOBJ_HANDLE_TO_FD`: a syncobj descriptor another process or device can import.
     static func syncobjExport(_ fd: Int32, _ handle: UInt32) throws(Errno) -> FileDescriptor {
         var out: Int32 = -1
-        try libdrm(drmSyncobjHandleToFD(fd, handle, &out))
+        try libdrm { drmSyncobjHandleToFD(fd, handle, &out) }
         return FileDescriptor(adopting: out)
     }
 
     /// `DRM_IOCTL_SYNCOBJ_FD_TO_HANDLE`.
     static func syncobjImport(_ fd: Int32, _ syncobj: Int32) throws(Errno) -> UInt32 {
         var handle: UInt32 = 0
-        try libdrm(drmSyncobjFDToHandle(fd, syncobj, &handle))
+        try libdrm { drmSyncobjFDToHandle(fd, syncobj, &handle) }
         return handle
     }
 
     /// `DRM_IOCTL_SYNCOBJ_SIGNAL` (binary syncobjs).
     static func syncobjSignal(_ fd: Int32, _ handle: UInt32) throws(Errno) {
         var handle = handle
-        try libdrm(drmSyncobjSignal(fd, &handle, 1))
+        try libdrm { drmSyncobjSignal(fd, &handle, 1) }
     }
 
     /// `DRM_IOCTL_SYNCOBJ_TIMELINE_SIGNAL`: signals `point` on a timeline syncobj.
     static func syncobjTimelineSignal(_ fd: Int32, _ handle: UInt32, point: UInt64) throws(Errno) {
         var handle = handle
         var point = point
-        try libdrm(drmSyncobjTimelineSignal(fd, &handle, &point, 1))
+        try libdrm { drmSyncobjTimelineSignal(fd, &handle, &point, 1) }
     }
 
     /// `DRM_IOCTL_SYNCOBJ_QUERY`: the timeline's last signalled point.
     static func syncobjQuery(_ fd: Int32, _ handle: UInt32) throws(Errno) -> UInt64 {
         var handle = handle
         var point: UInt64 = 0
-        try libdrm(drmSyncobjQuery(fd, &handle, &point, 1))
+        try libdrm { drmSyncobjQuery(fd, &handle, &point, 1) }
         return point
     }
 
@@ -85,14 +62,19 @@ extension Kernel {
     ///
     /// - Returns: the index of the first signalled handle (meaningful for wait-any).
     /// - Throws: `ETIME` when the deadline passes.
-    static func syncobjWait(_ fd: Int32, handles: [UInt32], points: [UInt64], all: Bool, until deadline: Deadline) throws(Errno) -> Int {
+    static func syncobjWait(
+        _ fd: Int32, handles: [UInt32], points: [UInt64], all: Bool, until deadline: Deadline
+    ) throws(Errno) -> Int {
         var handles = handles
         var points = points
         var first: UInt32 = 0
         var flags = UInt32(DRM_SYNCOBJ_WAIT_FLAGS_WAIT_FOR_SUBMIT)
         if all { flags |= UInt32(DRM_SYNCOBJ_WAIT_FLAGS_WAIT_ALL) }
         // drmIoctl restarts on EINTR with the same absolute deadline.
-        try libdrm(drmSyncobjTimelineWait(fd, &handles, &points, UInt32(handles.count), deadline.nanoseconds, flags, &first))
+        try libdrm {
+            drmSyncobjTimelineWait(
+                fd, &handles, &points, UInt32(handles.count), deadline.nanoseconds, flags, &first)
+        }
         return Int(first)
     }
 
@@ -103,57 +85,30 @@ extension Kernel {
         try ioctl(fd, kmt_DRM_IOCTL_SYNCOBJ_EVENTFD, &request)
     }
 
-    /// `DRM_IOCTL_SYNCOBJ_FD_TO_HANDLE` with `IMPORT_SYNC_FILE`: puts a sync_file's fence in a syncobj.
+    /// `DRM_IOCTL_SYNCOBJ_FD_TO_HANDLE` with `IMPORT_SYNC_FILE`: puts a sync_file's fence in a
+    /// syncobj.
     static func syncobjImportSyncFile(_ fd: Int32, _ handle: UInt32, syncFile: Int32) throws(Errno) {
-        try libdrm(drmSyncobjImportSyncFile(fd, handle, syncFile))
+        try libdrm { drmSyncobjImportSyncFile(fd, handle, syncFile) }
     }
 
     /// `DRM_IOCTL_SYNCOBJ_TRANSFER`: puts the fence of `source` at `sourcePoint` into
     /// `destination` at `destinationPoint` (point 0: a binary syncobj).
-    static func syncobjTransfer(_ fd: Int32, destination: UInt32, destinationPoint: UInt64, source: UInt32, sourcePoint: UInt64) throws(Errno) {
-        try libdrm(drmSyncobjTransfer(fd, destination, destinationPoint, source, sourcePoint, 0))
+    static func syncobjTransfer(
+        _ fd: Int32, destination: UInt32, destinationPoint: UInt64, source: UInt32, sourcePoint: UInt64
+    ) throws(Errno) {
+        try libdrm { drmSyncobjTransfer(fd, destination, destinationPoint, source, sourcePoint, 0) }
     }
 
     /// `DRM_IOCTL_SYNCOBJ_HANDLE_TO_FD` with `EXPORT_SYNC_FILE`: a binary syncobj's fence as a
     /// sync_file.
     static func syncobjExportSyncFile(_ fd: Int32, _ handle: UInt32) throws(Errno) -> FileDescriptor {
         var out: Int32 = -1
-        try libdrm(drmSyncobjExportSyncFile(fd, handle, &out))
+        try libdrm { drmSyncobjExportSyncFile(fd, handle, &out) }
         return FileDescriptor(adopting: out)
     }
 
     /// Whether `fd` is a DRM syncobj file (the kernel names its anonymous inode `syncobj_file`).
     static func isSyncobj(_ fd: Int32) -> Bool {
         readLink("/proc/self/fd/\(fd)") == "anon_inode:syncobj_file"
-    }
-
-    /// `DMA_BUF_IOCTL_EXPORT_SYNC_FILE`: the fences on a dma-buf, as a sync_file.
-    static func dmaBufExportSyncFile(_ dmaBuf: Int32, write: Bool) throws(Errno) -> FileDescriptor {
-        var request = dma_buf_export_sync_file(flags: UInt32(write ? kmt_DMA_BUF_SYNC_WRITE : kmt_DMA_BUF_SYNC_READ), fd: -1)
-        try ioctl(dmaBuf, kmt_DMA_BUF_IOCTL_EXPORT_SYNC_FILE, &request)
-        return FileDescriptor(adopting: request.fd)
-    }
-
-    /// `DRM_IOCTL_VGEM_FENCE_ATTACH`: attaches a new unsignalled write fence to a vgem buffer.
-    static func vgemFenceAttach(_ fd: Int32, handle: UInt32) throws(Errno) -> UInt32 {
-        var request = kmt_drm_vgem_fence_attach(handle: handle, flags: 1, out_fence: 0, pad: 0)
-        try ioctl(fd, kmt_DRM_IOCTL_VGEM_FENCE_ATTACH, &request)
-        return request.out_fence
-    }
-
-    /// `DRM_IOCTL_VGEM_FENCE_SIGNAL`.
-    static func vgemFenceSignal(_ fd: Int32, fence: UInt32) throws(Errno) {
-        var request = kmt_drm_vgem_fence_signal(fence: fence, flags: 0)
-        try ioctl(fd, kmt_DRM_IOCTL_VGEM_FENCE_SIGNAL, &request)
-    }
-
-    /// `eventfd(2)`, close-on-exec and non-blocking.
-    static func eventfd() throws(Errno) -> FileDescriptor {
-        FileDescriptor(adopting: try retrying { kmt_eventfd() })
-    }
-
-    /// `poll(2)` for readability until `deadline`; true when readable.
-    static func waitReadable(_ fd: Int32, until deadline: Deadline) throws(Errno) -> Bool {
-        try poll([fd], until: deadline)[0] & Int16(POLLIN) != 0
     }
 }

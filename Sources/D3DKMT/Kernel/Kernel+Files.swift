@@ -1,0 +1,189 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+import CKMTShims
+
+/// Files, memfds and their seals, mappings, paths and directories.
+extension Kernel {
+    /// `fcntl(F_DUPFD_CLOEXEC)` (``Call/dup``).
+    static func duplicate(_ fd: Int32) throws(Errno) -> FileDescriptor {
+        FileDescriptor(adopting: try retrying(.dup) { fcntl(fd, F_DUPFD_CLOEXEC, 0) })
+    }
+
+    /// `open(2)` with `O_CLOEXEC` added.
+    static func open(_ path: String, _ flags: Int32) throws(Errno) -> FileDescriptor {
+        FileDescriptor(adopting: try retrying(.open) { Glibc.open(path, flags | O_CLOEXEC) })
+    }
+
+    /// A new open of the file behind `fd` with `flags` (`open("/proc/self/fd/N")`): a read-only
+    /// reopen of a memfd cannot be mapped writable. (dma-bufs cannot be reopened: `ENXIO`.)
+    static func reopen(_ fd: Int32, _ flags: Int32) throws(Errno) -> FileDescriptor {
+        try open("/proc/self/fd/\(fd)", flags)
+    }
+
+    /// `memfd_create(2)` with `MFD_CLOEXEC | MFD_ALLOW_SEALING`.
+    static func memfd(name: String) throws(Errno) -> FileDescriptor {
+        FileDescriptor(adopting: try retrying(.memfd) {
+            kmt_memfd_create(name, kmt_MFD_CLOEXEC | kmt_MFD_ALLOW_SEALING)
+        })
+    }
+
+    /// The memfd seals (`F_SEAL_*`) the library sets and checks.
+    static let sealSeal = kmt_F_SEAL_SEAL
+    static let sealShrink = kmt_F_SEAL_SHRINK
+    static let sealGrow = kmt_F_SEAL_GROW
+
+    /// `ftruncate(2)`.
+    static func truncate(_ fd: Int32, to size: UInt64) throws(Errno) {
+        guard let length = off_t(exactly: size) else { throw .invalidArgument }
+        _ = try retrying(.ftruncate) { ftruncate(fd, length) }
+    }
+
+    /// `fcntl(F_ADD_SEALS)`.
+    static func addSeals(_ fd: Int32, _ seals: Int32) throws(Errno) {
+        _ = try retrying(.fcntl) { fcntl(fd, kmt_F_ADD_SEALS, seals) }
+    }
+
+    /// `fcntl(F_GET_SEALS)`: fails with `EINVAL` on anything but a memfd/shmem file.
+    static func seals(_ fd: Int32) throws(Errno) -> Int32 {
+        try retrying(.fcntl) { fcntl(fd, kmt_F_GET_SEALS) }
+    }
+
+    /// `fcntl(F_GETFL)`: the file status flags, of which `O_ACCMODE` tells read/write access.
+    static func statusFlags(_ fd: Int32) throws(Errno) -> Int32 {
+        try retrying(.fcntl) { fcntl(fd, F_GETFL) }
+    }
+
+    /// The size of a seekable object (a dma-buf or a memfd): `lseek(fd, 0, SEEK_END)`.
+    static func size(_ fd: Int32) throws(Errno) -> UInt64 {
+        UInt64(try retrying(.lseek) { lseek(fd, 0, SEEK_END) })
+    }
+
+    /// `pread(2)` of up to `buffer.count` bytes at `offset`; returns how many were read.
+    static func readAt(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer, at offset: Int) throws(Errno) -> Int {
+        guard let base = buffer.baseAddress, buffer.count > 0 else { return 0 }
+        return try retrying(.pread) { pread(fd, base, buffer.count, off_t(offset)) }
+    }
+
+    /// `pwrite(2)` of all of `bytes` at `offset`.
+    static func writeAt(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, at offset: Int) throws(Errno) {
+        var done = 0
+        while done < bytes.count {
+            done += try retrying(.pwrite) {
+                pwrite(fd, bytes.baseAddress! + done, bytes.count - done, off_t(offset + done))
+            }
+        }
+    }
+
+    /// The `statfs` filesystem magics (``filesystemMagic(_:)``) of the objects the library tells
+    /// apart.
+    static let dmaBufMagic = Int(kmt_DMA_BUF_MAGIC)
+    static let tmpfsMagic = Int(kmt_TMPFS_MAGIC)
+    static let hugetlbfsMagic = Int(kmt_HUGETLBFS_MAGIC)
+
+    /// `fstatfs(2)`'s filesystem magic, which tells a dma-buf from a memfd from an anon inode.
+    static func filesystemMagic(_ fd: Int32) throws(Errno) -> Int {
+        var info = statfs()
+        _ = try retrying(.fstatfs) { fstatfs(fd, &info) }
+        return Int(info.f_type)
+    }
+
+    /// `fstat(2)`'s file type bits (`S_IFSOCK`, `S_IFCHR`, ...).
+    static func fileType(_ fd: Int32) throws(Errno) -> mode_t {
+        var info = stat()
+        _ = try retrying(.fstat) { fstat(fd, &info) }
+        return info.st_mode & S_IFMT
+    }
+
+    /// `fstat(2)`'s `st_rdev` for a character device.
+    static func deviceNumber(_ fd: Int32) throws(Errno) -> dev_t {
+        var info = stat()
+        _ = try retrying(.fstat) { fstat(fd, &info) }
+        return info.st_rdev
+    }
+
+    /// `mmap(2)` of a whole shared object.
+    static func mapShared(_ fd: Int32, length: Int, writable: Bool) throws(Errno) -> UnsafeMutableRawPointer {
+        try checkFault(.mmap)
+        let protection = writable ? (PROT_READ | PROT_WRITE) : PROT_READ
+        guard let address = mmap(nil, length, protection, MAP_SHARED, fd, 0), address != MAP_FAILED else {
+            throw Errno.current
+        }
+        return address
+    }
+
+    /// `munmap(2)`. Not subject to the fault seam (its result is ignored).
+    static func unmap(_ address: UnsafeMutableRawPointer, length: Int) {
+        _ = munmap(address, length)
+    }
+
+    /// Reads a small text file (sysfs, procfs), trimmed; nil if it cannot be read.
+    static func readSmallFile(_ path: String) -> String? {
+        guard let file = try? open(path, O_RDONLY) else { return nil }
+        var buffer = [UInt8](repeating: 0, count: 256)
+        let count = buffer.withUnsafeMutableBytes { raw in
+            (try? retrying(.read) { read(file.rawValue, raw.baseAddress, raw.count) }) ?? -1
+        }
+        guard count > 0 else { return nil }
+        let text = String(decoding: buffer[0..<count], as: UTF8.self)
+        let trimmed = text.drop { $0.isWhitespace }
+        return String(trimmed.reversed().drop { $0.isWhitespace }.reversed())
+    }
+
+    /// `readlink(2)`, nil if it fails.
+    static func readLink(_ path: String) -> String? {
+        if injectedFault(.readlink) != nil { return nil }
+        var buffer = [CChar](repeating: 0, count: 4096)
+        let count = readlink(path, &buffer, buffer.count - 1)
+        guard count > 0 else { return nil }
+        return String(decoding: buffer[0..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    /// The names in a directory, without `.` and `..`; empty if it cannot be read.
+    static func directoryEntries(_ path: String) -> [String] {
+        if injectedFault(.open) != nil { return [] }
+        guard let directory = opendir(path) else { return [] }
+        defer { closedir(directory) }
+        var names: [String] = []
+        while let entry = readdir(directory) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names
+    }
+
+    /// The number of open descriptors of this process (`/proc/self/fd`), for leak checks. Not
+    /// subject to the fault seam: it is what tests of the seam count with.
+    static func openDescriptorCount() -> Int {
+        guard let directory = opendir("/proc/self/fd") else { return -1 }
+        defer { closedir(directory) }
+        var count = 0
+        while let entry = readdir(directory) {
+            let first = entry.pointee.d_name.0
+            if first != UInt8(ascii: ".") { count += 1 }
+        }
+        return count - 1  // the directory stream's own descriptor
+    }
+
+    /// `mkdir(2)`; an existing entry is not an error (the caller checks what it is).
+    static func makeDirectory(_ path: String, mode: mode_t) throws(Errno) {
+        try checkFault(.mkdir)
+        if mkdir(path, mode) != 0, Errno.current != Errno(rawValue: EEXIST) { throw Errno.current }
+    }
+
+    /// `lstat(2)`: owner, mode and type of a path (symbolic links are not followed).
+    static func pathStatus(_ path: String) throws(Errno) -> (owner: uid_t, mode: mode_t) {
+        var status = stat()
+        _ = try retrying(.lstat) { lstat(path, &status) }
+        return (status.st_uid, status.st_mode)
+    }
+
+    /// `unlink(2)`, ignoring errors (not subject to the fault seam).
+    static func unlink(_ path: String) {
+        _ = Glibc.unlink(path)
+    }
+}
