@@ -296,9 +296,10 @@ case "map-write":
 
 case "fd-limit":
     let handle = SharedHandle(adopting: Int32(argument(2)))
-    let device = device(luidLow: argument(3), luidHigh: argument(4))
-    // Descriptors the test runner let slip into this process would leave gaps below the limit.
+    // Descriptors the test runner let slip into this process would leave gaps below the limit;
+    // closed before the device opens its own.
     for fd in 4..<1024 { close(Int32(fd)) }
+    let device = device(luidLow: argument(3), luidHigh: argument(4))
     let before = openDescriptors()
     var limit = rlimit(rlim_cur: rlim_t(before + 2), rlim_max: rlim_t(before + 2))
     guard setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { fail("setrlimit") }

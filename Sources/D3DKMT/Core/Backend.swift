@@ -1,7 +1,6 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import CKMTShims
 
 /// A locally unique identifier (`LUID`): how an adapter is named across processes.
 public struct LUID: Hashable, Sendable, CustomStringConvertible {
@@ -34,15 +33,15 @@ enum BufferKind: Sendable {
         let magic: Int
         do { magic = try Kernel.filesystemMagic(fd) } catch { throw error.nt("fstatfs on a buffer descriptor") }
         switch magic {
-        case Int(kmt_DMA_BUF_MAGIC):
+        case Kernel.dmaBufMagic:
             self = .dmaBuf
-        case Int(kmt_TMPFS_MAGIC), Int(kmt_HUGETLBFS_MAGIC):
+        case Kernel.tmpfsMagic, Kernel.hugetlbfsMagic:
             // tmpfs holds ordinary files too; only memfd/shmem objects answer F_GET_SEALS. A memfd
             // that can still shrink could SIGBUS whoever maps it: refused everywhere.
             guard let seals = try? Kernel.seals(fd) else {
                 throw NTError(.invalidParameter, "descriptor is a tmpfs file, not a memfd")
             }
-            guard seals & kmt_F_SEAL_SHRINK != 0 else {
+            guard seals & Kernel.sealShrink != 0 else {
                 throw NTError(.invalidParameter, "memfd without F_SEAL_SHRINK cannot be shared safely")
             }
             self = .memfd

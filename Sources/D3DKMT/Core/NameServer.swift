@@ -69,8 +69,12 @@ final class NameServer: Sendable {
                     retire(entry)
                     continue
                 }
-                guard listenerEvents & Int16(POLLIN) != 0,
-                      let connection = try? Kernel.accept(entry.listener.rawValue) else {
+                guard listenerEvents & Int16(POLLIN) != 0 else { continue }
+                let connection: FileDescriptor
+                do { connection = try Kernel.accept(entry.listener.rawValue) } catch {
+                    // Out of descriptors (EMFILE) or memory: the listener stays readable, so wait a
+                    // little instead of spinning; the opener waits for its answer meanwhile.
+                    _ = try? Kernel.poll([], until: .after(nanoseconds: 10_000_000))
                     continue
                 }
                 // The opener connected after whatever close came before it, and a close of the

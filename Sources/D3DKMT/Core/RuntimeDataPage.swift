@@ -1,4 +1,3 @@
-import CKMTShims
 import Synchronization
 
 /// A shared resource's runtime private data, in a sealed memfd that travels in every handle of the
@@ -64,7 +63,7 @@ final class RuntimeDataPage: Sendable {
                 Result { () throws(Errno) in try Kernel.writeAt(memory.rawValue, raw, at: 0) }
             }
             try written.get()
-            try Kernel.addSeals(memory.rawValue, kmt_F_SEAL_SHRINK | kmt_F_SEAL_GROW | kmt_F_SEAL_SEAL)
+            try Kernel.addSeals(memory.rawValue, Kernel.sealShrink | Kernel.sealGrow | Kernel.sealSeal)
             return RuntimeDataPage(memory)
         } catch {
             throw error.nt("creating a runtime data page")

@@ -1,4 +1,3 @@
-import CKMTShims
 import Synchronization
 
 /// A small block of memory shared between processes: a sealed memfd, mapped `MAP_SHARED`.
@@ -20,7 +19,7 @@ final class SharedPage: @unchecked Sendable {
         do {
             let memory = try Kernel.memfd(name: name)
             try Kernel.truncate(memory.rawValue, to: UInt64(rounded))
-            try Kernel.addSeals(memory.rawValue, kmt_F_SEAL_SHRINK | kmt_F_SEAL_GROW | kmt_F_SEAL_SEAL)
+            try Kernel.addSeals(memory.rawValue, Kernel.sealShrink | Kernel.sealGrow | Kernel.sealSeal)
             base = try Kernel.mapShared(memory.rawValue, length: rounded, writable: true)
             descriptor = memory
         } catch {

@@ -3,26 +3,22 @@ import Glibc
 #elseif canImport(Musl)
 import Musl
 #endif
+import CKMTShims
 
 /// Open file description locks (`F_OFD_*`, Linux 3.15): byte-range locks that belong to an open
 /// file description, not to a process, and that the kernel drops when the last descriptor of that
 /// description closes, which includes its process dying. They tie a keyed mutex's owner to the
 /// owner's lifetime whatever pid namespaces the processes are in.
 extension Kernel {
-    /// `F_OFD_GETLK`, `F_OFD_SETLK` (glibc declares them only with `_GNU_SOURCE`).
-    private static let getLock: Int32 = 36
-    private static let setLock: Int32 = 37
-
     /// Takes an exclusive lock on byte `offset` of `fd`'s file without waiting.
     ///
     /// - Returns: false when another open file description holds it.
     static func tryLockByte(_ fd: Int32, at offset: Int64) throws(Errno) -> Bool {
         var lock = byteLock(F_WRLCK, at: offset)
-        while fcntl(fd, setLock, &lock) != 0 {
-            let error = Errno.current
-            if error == .interrupted { continue }
-            if error.rawValue == EAGAIN || error.rawValue == EACCES { return false }
-            throw error
+        do {
+            _ = try retrying(.fcntl) { fcntl(fd, kmt_F_OFD_SETLK, &lock) }
+        } catch where error.rawValue == EAGAIN || error.rawValue == EACCES {
+            return false
         }
         return true
     }
@@ -30,10 +26,7 @@ extension Kernel {
     /// Whether an open file description other than `fd`'s holds a lock on byte `offset`.
     static func byteIsLocked(_ fd: Int32, at offset: Int64) throws(Errno) -> Bool {
         var lock = byteLock(F_WRLCK, at: offset)
-        while fcntl(fd, getLock, &lock) != 0 {
-            let error = Errno.current
-            if error != .interrupted { throw error }
-        }
+        _ = try retrying(.fcntl) { fcntl(fd, kmt_F_OFD_GETLK, &lock) }
         return lock.l_type != Int16(F_UNLCK)
     }
 

@@ -3,7 +3,6 @@ import Glibc
 #elseif canImport(Musl)
 import Musl
 #endif
-import CKMTShims
 
 /// The software adapter's device: allocations are sealed memfds (system memory), like the
 /// Windows Basic Render Driver's. It opens buffers of any kind it can map: memfds and dma-bufs.
@@ -13,7 +12,7 @@ final class SoftwareDevice: DeviceBackend {
             let memory = try Kernel.memfd(name: "d3dkmt-allocation")
             try Kernel.truncate(memory.rawValue, to: size)
             // The size is fixed for life: a peer mapping it can never be cut short (SIGBUS).
-            try Kernel.addSeals(memory.rawValue, kmt_F_SEAL_SHRINK | kmt_F_SEAL_GROW | kmt_F_SEAL_SEAL)
+            try Kernel.addSeals(memory.rawValue, Kernel.sealShrink | Kernel.sealGrow | Kernel.sealSeal)
             return BufferObject(descriptor: memory, kind: .memfd, size: size)
         } catch {
             throw error.nt("creating a \(size)-byte memfd allocation")
