@@ -52,6 +52,12 @@ final class FileDescriptorList: @unchecked Sendable {
         storage = .allocate(capacity: self.capacity)
     }
 
+    /// Takes ownership of every one of `numbers`, open descriptors nobody else closes.
+    convenience init(adopting numbers: [Int32]) {
+        self.init(capacity: numbers.count)
+        for number in numbers { append(FileDescriptor(adopting: number)) }
+    }
+
     /// The number of slots, taken ones included.
     var count: Int { present.count }
 
@@ -77,6 +83,9 @@ final class FileDescriptorList: @unchecked Sendable {
         precondition(present[index], "descriptor \(index) was already taken")
         return storage[index].rawValue
     }
+
+    /// The number of descriptor `index`, still owned by the list (``subscript(_:)``).
+    func peek(_ index: Int) -> Int32 { self[index] }
 
     /// Every descriptor number still owned, in order (taken slots are skipped).
     var rawValues: [Int32] { present.indices.filter { present[$0] }.map { storage[$0].rawValue } }

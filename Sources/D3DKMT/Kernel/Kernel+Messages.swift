@@ -5,33 +5,10 @@ import Musl
 #endif
 import CKMTShims
 
-/// Descriptors received together (one `SCM_RIGHTS` message), owned as a group.
-///
-/// Each one is either taken out with ``take(_:)``, which moves its ownership to a
-/// ``FileDescriptor``, or closed when the group is dropped: a receive that fails half-way through
-/// validation leaks nothing.
-final class ReceivedDescriptors {
-    private var descriptors: [Int32]
-
-    init(_ descriptors: [Int32]) { self.descriptors = descriptors }
-
-    var count: Int { descriptors.count }
-
-    /// The raw number of descriptor `index`, still owned by the group (for inspection).
-    func peek(_ index: Int) -> Int32 { descriptors[index] }
-
-    /// Moves descriptor `index` out of the group. Each index can be taken once.
-    func take(_ index: Int) -> FileDescriptor {
-        let fd = descriptors[index]
-        precondition(fd >= 0, "descriptor \(index) was already taken")
-        descriptors[index] = -1
-        return FileDescriptor(adopting: fd)
-    }
-
-    deinit {
-        for fd in descriptors where fd >= 0 { Kernel.close(fd) }
-    }
-}
+/// Descriptors received together (one `SCM_RIGHTS` message), owned as a group: each one is taken
+/// out with ``FileDescriptorList/take(_:)`` or closed when the group is dropped, so a receive that
+/// fails half-way through validation leaks nothing.
+typealias ReceivedDescriptors = FileDescriptorList
 
 extension Kernel {
     /// The most descriptors one `SCM_RIGHTS` message can carry (`SCM_MAX_FD` in the kernel).
@@ -123,7 +100,7 @@ extension Kernel {
             byteCount: received,
             dataTruncated: message.msg_flags & Int32(MSG_TRUNC) != 0,
             descriptorsTruncated: message.msg_flags & Int32(MSG_CTRUNC) != 0,
-            descriptors: ReceivedDescriptors(descriptors)
+            descriptors: ReceivedDescriptors(adopting: descriptors)
         )
     }
 }
