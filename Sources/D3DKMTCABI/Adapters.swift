@@ -9,7 +9,7 @@ import CD3DKMT
 /// `D3DKMTCloseAdapter`). `STATUS_BUFFER_TOO_SMALL` (and the count needed) when the array is short.
 @c @implementation
 public func D3DKMTEnumAdapters2(_ pData: UnsafePointer<D3DKMT_ENUMADAPTERS2>?) -> NTSTATUS {
-    ntCall { () throws(NTError) in
+    ntCall(arguments: pData?.pointee) { () throws(NTError) in
         let data = try required(pData)
         let adapters = Adapter.enumerate()
         guard let entries = data.pointee.pAdapters else {
@@ -42,7 +42,7 @@ public func D3DKMTEnumAdapters2(_ pData: UnsafePointer<D3DKMT_ENUMADAPTERS2>?) -
 /// `D3DKMTOpenAdapterFromLuid`: `STATUS_INVALID_PARAMETER` when no adapter has the LUID.
 @c @implementation
 public func D3DKMTOpenAdapterFromLuid(_ pData: UnsafePointer<D3DKMT_OPENADAPTERFROMLUID>?) -> NTSTATUS {
-    ntCall { () throws(NTError) in
+    ntCall(arguments: pData?.pointee) { () throws(NTError) in
         let data = try required(pData)
         let luid = data.pointee.AdapterLuid
         let adapter = try Adapter.open(luid: D3DKMT.LUID(lowPart: luid.LowPart, highPart: luid.HighPart))
@@ -53,7 +53,7 @@ public func D3DKMTOpenAdapterFromLuid(_ pData: UnsafePointer<D3DKMT_OPENADAPTERF
 /// `D3DKMTCloseAdapter`.
 @c @implementation
 public func D3DKMTCloseAdapter(_ pData: UnsafePointer<D3DKMT_CLOSEADAPTER>?) -> NTSTATUS {
-    ntCall { () throws(NTError) in
+    ntCall(arguments: pData?.pointee) { () throws(NTError) in
         let handle = try required(pData).pointee.hAdapter
         let closed = handleTable.withLock { table -> Bool in
             guard table.adapter(handle) != nil else { return false }
@@ -70,7 +70,7 @@ public func D3DKMTCloseAdapter(_ pData: UnsafePointer<D3DKMT_CLOSEADAPTER>?) -> 
 /// return `STATUS_NOT_SUPPORTED`; a buffer of the wrong size `STATUS_INVALID_PARAMETER`.
 @c @implementation
 public func D3DKMTQueryAdapterInfo(_ pData: UnsafePointer<D3DKMT_QUERYADAPTERINFO>?) -> NTSTATUS {
-    ntCall { () throws(NTError) in
+    ntCall(arguments: pData?.pointee) { () throws(NTError) in
         let data = try required(pData).pointee
         guard let info = handleTable.withLock({ $0.adapter(data.hAdapter) })?.info else {
             throw invalid("hAdapter is not an open adapter")
@@ -140,7 +140,7 @@ public func D3DKMTQueryAdapterInfo(_ pData: UnsafePointer<D3DKMT_QUERYADAPTERINF
 /// `D3DKMTCreateDevice`: opens a device (on a DRM adapter, its own render-node descriptor).
 @c @implementation
 public func D3DKMTCreateDevice(_ pData: UnsafeMutablePointer<D3DKMT_CREATEDEVICE>?) -> NTSTATUS {
-    ntCall { () throws(NTError) in
+    ntCall(arguments: pData?.pointee) { () throws(NTError) in
         let data = try required(pData)
         let adapterHandle = data.pointee.hAdapter
         guard let adapter = handleTable.withLock({ $0.adapter(adapterHandle) }) else {
@@ -160,7 +160,7 @@ public func D3DKMTCreateDevice(_ pData: UnsafeMutablePointer<D3DKMT_CREATEDEVICE
 /// `D3DKMTDestroyDevice`: also destroys every allocation and resource made or opened on it.
 @c @implementation
 public func D3DKMTDestroyDevice(_ pData: UnsafePointer<D3DKMT_DESTROYDEVICE>?) -> NTSTATUS {
-    ntCall { () throws(NTError) in
+    ntCall(arguments: pData?.pointee) { () throws(NTError) in
         let handle = try required(pData).pointee.hDevice
         // Objects are released after the lock is dropped: closing descriptors takes syscalls.
         let released: [LocalObject]? = handleTable.withLock { table in

@@ -206,7 +206,7 @@ func destroyAllocations(device: D3DKMT_HANDLE, resource: D3DKMT_HANDLE, list: Un
 /// `D3DKMTDestroyAllocation2`: see ``destroyAllocations(device:resource:list:count:)``.
 @c @implementation
 public func D3DKMTDestroyAllocation2(_ pData: UnsafePointer<D3DKMT_DESTROYALLOCATION2>?) -> NTSTATUS {
-    ntCall { () throws(NTError) in
+    ntCall(arguments: pData?.pointee) { () throws(NTError) in
         let data = try required(pData).pointee
         try destroyAllocations(device: data.hDevice, resource: data.hResource, list: data.phAllocationList,
                                count: data.AllocationCount)
@@ -216,7 +216,7 @@ public func D3DKMTDestroyAllocation2(_ pData: UnsafePointer<D3DKMT_DESTROYALLOCA
 /// `D3DKMTDestroyAllocation`: as `D3DKMTDestroyAllocation2`.
 @c @implementation
 public func D3DKMTDestroyAllocation(_ pData: UnsafePointer<D3DKMT_DESTROYALLOCATION>?) -> NTSTATUS {
-    ntCall { () throws(NTError) in
+    ntCall(arguments: pData?.pointee) { () throws(NTError) in
         let data = try required(pData).pointee
         try destroyAllocations(device: data.hDevice, resource: data.hResource, list: data.phAllocationList,
                                count: data.AllocationCount)
@@ -230,7 +230,7 @@ public func D3DKMTDestroyAllocation(_ pData: UnsafePointer<D3DKMT_DESTROYALLOCAT
 /// (Microsoft reserves them); the `mmap` failure otherwise.
 @c @implementation
 public func D3DKMTLock2(_ pData: UnsafeMutablePointer<D3DKMT_LOCK2>?) -> NTSTATUS {
-    ntCall { () throws(NTError) in
+    ntCall(arguments: pData?.pointee) { () throws(NTError) in
         let data = try required(pData)
         guard data.pointee.Flags.Value == 0 else { throw invalid("D3DDDICB_LOCK2FLAGS are reserved; Flags must be 0") }
         let (deviceHandle, allocationHandle) = (data.pointee.hDevice, data.pointee.hAllocation)
@@ -248,7 +248,7 @@ public func D3DKMTLock2(_ pData: UnsafeMutablePointer<D3DKMT_LOCK2>?) -> NTSTATU
 /// handle table's lock).
 @c @implementation
 public func D3DKMTUnlock2(_ pData: UnsafePointer<D3DKMT_UNLOCK2>?) -> NTSTATUS {
-    ntCall { () throws(NTError) in
+    ntCall(arguments: pData?.pointee) { () throws(NTError) in
         let data = try required(pData).pointee
         let access: CPUAccess? = handleTable.withLock { table in
             guard case .allocation(_, let owner, _, let access)? = table.lookup(data.hAllocation),
@@ -264,7 +264,7 @@ public func D3DKMTUnlock2(_ pData: UnsafePointer<D3DKMT_UNLOCK2>?) -> NTSTATUS {
 @c @implementation
 public func D3DKMTLinuxExportAllocationDmaBuf(_ hDevice: D3DKMT_HANDLE, _ hAllocation: D3DKMT_HANDLE,
                                              _ pFd: UnsafeMutablePointer<Int32>?) -> NTSTATUS {
-    ntCall { () throws(NTError) in
+    ntCall(arguments: (hDevice, hAllocation, pFd)) { () throws(NTError) in
         let out = try required(pFd, "pFd")
         out.pointee = try HandleTable.allocation(hAllocation, onDevice: hDevice).exportDescriptor().take()
     }
@@ -276,7 +276,7 @@ public func D3DKMTLinuxExportAllocationDmaBuf(_ hDevice: D3DKMT_HANDLE, _ hAlloc
 @c @implementation
 public func D3DKMTLinuxQueryAllocationDesc(_ hDevice: D3DKMT_HANDLE, _ hAllocation: D3DKMT_HANDLE,
                                           _ pDesc: UnsafeMutablePointer<D3DKMT_LINUX_ALLOCATION_DESC>?) -> NTSTATUS {
-    ntCall { () throws(NTError) in
+    ntCall(arguments: (hDevice, hAllocation, pDesc)) { () throws(NTError) in
         let out = try required(pDesc, "pDesc")
         let layout = try HandleTable.allocation(hAllocation, onDevice: hDevice).layout
         var desc = D3DKMT_LINUX_ALLOCATION_DESC()
@@ -296,7 +296,7 @@ public func D3DKMTLinuxQueryAllocationDesc(_ hDevice: D3DKMT_HANDLE, _ hAllocati
 @c @implementation
 public func D3DKMTLinuxQueryAllocationSize(_ hDevice: D3DKMT_HANDLE, _ hAllocation: D3DKMT_HANDLE,
                                            _ pSize: UnsafeMutablePointer<UINT64>?) -> NTSTATUS {
-    ntCall { () throws(NTError) in
+    ntCall(arguments: (hDevice, hAllocation, pSize)) { () throws(NTError) in
         let out = try required(pSize, "pSize")
         out.pointee = try HandleTable.allocation(hAllocation, onDevice: hDevice).size
     }

@@ -14,7 +14,7 @@ import CD3DKMT
 /// read-only. Every other escape type is `STATUS_NOT_SUPPORTED`: there is no driver behind it.
 @c @implementation
 public func D3DKMTEscape(_ pData: UnsafePointer<D3DKMT_ESCAPE>?) -> NTSTATUS {
-    ntCall { () throws(NTError) in
+    ntCall(arguments: pData?.pointee) { () throws(NTError) in
         let data = try required(pData).pointee
         guard data.Type == D3DKMT_ESCAPE_UPDATE_RESOURCE_WINE else {
             throw NTError(.notSupported, "escape type 0x\(String(UInt32(bitPattern: data.Type.rawValue), radix: 16)) "

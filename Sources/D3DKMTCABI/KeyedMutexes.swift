@@ -13,7 +13,7 @@ import CD3DKMT
 /// serves this process only.
 @c @implementation
 public func D3DKMTCreateKeyedMutex2(_ pData: UnsafeMutablePointer<D3DKMT_CREATEKEYEDMUTEX2>?) -> NTSTATUS {
-    ntCall { () throws(NTError) in
+    ntCall(arguments: pData?.pointee) { () throws(NTError) in
         let data = try required(pData)
         guard data.pointee.Flags.Value & ~1 == 0 else {
             throw invalid("unknown Flags bits 0x\(String(data.pointee.Flags.Value, radix: 16))")
@@ -31,7 +31,7 @@ public func D3DKMTCreateKeyedMutex2(_ pData: UnsafeMutablePointer<D3DKMT_CREATEK
 /// Windows, a mutex for global sharing: here one this process uses alone, `hSharedHandle` 0).
 @c @implementation
 public func D3DKMTCreateKeyedMutex(_ pData: UnsafeMutablePointer<D3DKMT_CREATEKEYEDMUTEX>?) -> NTSTATUS {
-    ntCall { () throws(NTError) in
+    ntCall(arguments: pData?.pointee) { () throws(NTError) in
         let data = try required(pData)
         let mutex = try KeyedMutex.create(initialKey: data.pointee.InitialValue, shareable: false)
         data.pointee.hKeyedMutex = try register(.keyedMutex(mutex))
@@ -43,7 +43,7 @@ public func D3DKMTCreateKeyedMutex(_ pData: UnsafeMutablePointer<D3DKMT_CREATEKE
 /// `STATUS_NOT_SUPPORTED` (share with an NT handle and use `D3DKMTOpenKeyedMutexFromNtHandle`).
 @c @implementation
 public func D3DKMTOpenKeyedMutex(_ pData: UnsafeMutablePointer<D3DKMT_OPENKEYEDMUTEX>?) -> NTSTATUS {
-    ntCall { () throws(NTError) in
+    ntCall(arguments: pData?.pointee) { () throws(NTError) in
         _ = try required(pData)
         throw NTError(.notSupported, "global D3DKMT handles are not implemented; open from an NT handle")
     }
@@ -53,7 +53,7 @@ public func D3DKMTOpenKeyedMutex(_ pData: UnsafeMutablePointer<D3DKMT_OPENKEYEDM
 /// `STATUS_NOT_SUPPORTED` (share with an NT handle and use `D3DKMTOpenKeyedMutexFromNtHandle`).
 @c @implementation
 public func D3DKMTOpenKeyedMutex2(_ pData: UnsafeMutablePointer<D3DKMT_OPENKEYEDMUTEX2>?) -> NTSTATUS {
-    ntCall { () throws(NTError) in
+    ntCall(arguments: pData?.pointee) { () throws(NTError) in
         _ = try required(pData)
         throw NTError(.notSupported, "global D3DKMT handles are not implemented; open from an NT handle")
     }
@@ -65,7 +65,7 @@ public func D3DKMTOpenKeyedMutex2(_ pData: UnsafeMutablePointer<D3DKMT_OPENKEYED
 public func D3DKMTOpenKeyedMutexFromNtHandle(
     _ pData: UnsafeMutablePointer<D3DKMT_OPENKEYEDMUTEXFROMNTHANDLE>?
 ) -> NTSTATUS {
-    ntCall { () throws(NTError) in
+    ntCall(arguments: pData?.pointee) { () throws(NTError) in
         let data = try required(pData)
         let mutex = try SharedHandle.withBorrowed(descriptor(of: data.pointee.hNtHandle)) { (handle) throws(NTError) in
             try KeyedMutex.open(handle)
@@ -82,7 +82,7 @@ public func D3DKMTOpenKeyedMutexFromNtHandle(
 /// abandons it for every other open.
 @c @implementation
 public func D3DKMTDestroyKeyedMutex(_ pData: UnsafePointer<D3DKMT_DESTROYKEYEDMUTEX>?) -> NTSTATUS {
-    ntCall { () throws(NTError) in
+    ntCall(arguments: pData?.pointee) { () throws(NTError) in
         let handle = try required(pData).pointee.hKeyedMutex
         let removed: LocalObject? = handleTable.withLock { table in
             guard case .keyedMutex? = table.lookup(handle) else { return nil }
@@ -100,7 +100,7 @@ public func D3DKMTDestroyKeyedMutex(_ pData: UnsafePointer<D3DKMT_DESTROYKEYEDMU
 /// receives its private data (the buffer must hold the mutex's private data size).
 @c @implementation
 public func D3DKMTAcquireKeyedMutex2(_ pData: UnsafeMutablePointer<D3DKMT_ACQUIREKEYEDMUTEX2>?) -> NTSTATUS {
-    ntCall { () throws(NTError) in
+    ntCall(arguments: pData?.pointee) { () throws(NTError) in
         let data = try required(pData)
         let mutex = try HandleTable.keyedMutex(data.pointee.hKeyedMutex)
         let buffer = data.pointee.pPrivateRuntimeData
@@ -125,7 +125,7 @@ public func D3DKMTAcquireKeyedMutex2(_ pData: UnsafeMutablePointer<D3DKMT_ACQUIR
 /// values: absolute times long past, so a mutex that is not free times out at once).
 @c @implementation
 public func D3DKMTAcquireKeyedMutex(_ pData: UnsafeMutablePointer<D3DKMT_ACQUIREKEYEDMUTEX>?) -> NTSTATUS {
-    ntCall { () throws(NTError) in
+    ntCall(arguments: pData?.pointee) { () throws(NTError) in
         let data = try required(pData)
         let mutex = try HandleTable.keyedMutex(data.pointee.hKeyedMutex)
         data.pointee.FenceValue = try mutex.acquire(key: data.pointee.Key,
@@ -136,7 +136,7 @@ public func D3DKMTAcquireKeyedMutex(_ pData: UnsafeMutablePointer<D3DKMT_ACQUIRE
 /// `D3DKMTReleaseKeyedMutex`: `D3DKMTReleaseKeyedMutex2` without private data.
 @c @implementation
 public func D3DKMTReleaseKeyedMutex(_ pData: UnsafeMutablePointer<D3DKMT_RELEASEKEYEDMUTEX>?) -> NTSTATUS {
-    ntCall { () throws(NTError) in
+    ntCall(arguments: pData?.pointee) { () throws(NTError) in
         let data = try required(pData)
         try HandleTable.keyedMutex(data.pointee.hKeyedMutex).release(key: data.pointee.Key,
                                                                      fenceValue: data.pointee.FenceValue)
@@ -148,7 +148,7 @@ public func D3DKMTReleaseKeyedMutex(_ pData: UnsafeMutablePointer<D3DKMT_RELEASE
 /// mutex or the data is larger than the mutex's; `STATUS_ABANDONED` once it was abandoned.
 @c @implementation
 public func D3DKMTReleaseKeyedMutex2(_ pData: UnsafeMutablePointer<D3DKMT_RELEASEKEYEDMUTEX2>?) -> NTSTATUS {
-    ntCall { () throws(NTError) in
+    ntCall(arguments: pData?.pointee) { () throws(NTError) in
         let data = try required(pData)
         let mutex = try HandleTable.keyedMutex(data.pointee.hKeyedMutex)
         let runtimeData = try bytes(data.pointee.pPrivateRuntimeData, data.pointee.PrivateRuntimeDataSize,
@@ -161,7 +161,7 @@ public func D3DKMTReleaseKeyedMutex2(_ pData: UnsafeMutablePointer<D3DKMT_RELEAS
 @c @implementation
 public func D3DKMTLinuxExportKeyedMutexTimelineFd(_ hKeyedMutex: D3DKMT_HANDLE,
                                                   _ pFd: UnsafeMutablePointer<Int32>?) -> NTSTATUS {
-    ntCall { () throws(NTError) in
+    ntCall(arguments: (hKeyedMutex, pFd)) { () throws(NTError) in
         let out = try required(pFd, "pFd")
         out.pointee = try HandleTable.keyedMutex(hKeyedMutex).exportTimeline().take()
     }

@@ -24,7 +24,8 @@ public func D3DKMTShareObjects(_ cObjects: UINT, _ hObjects: UnsafePointer<D3DKM
                                _ pObjectAttributes: UnsafeMutablePointer<OBJECT_ATTRIBUTES>?,
                                _ dwDesiredAccess: DWORD,
                                _ phSharedNtHandle: UnsafeMutablePointer<HANDLE?>?) -> NTSTATUS {
-    ntCall { () throws(NTError) in
+    ntCall(arguments: (cObjects, hObjects, pObjectAttributes, dwDesiredAccess, phSharedNtHandle)) {
+        () throws(NTError) in
         let out = try required(phSharedNtHandle, "phSharedNtHandle")
         guard cObjects == 1 || cObjects == 3 else { throw invalid("cObjects must be 1 or 3, not \(cObjects)") }
         guard let hObjects else { throw invalid("hObjects is NULL") }
@@ -98,7 +99,7 @@ func requiredName(_ attributes: UnsafeMutablePointer<OBJECT_ATTRIBUTES>?) throws
 /// object; `STATUS_OBJECT_PATH_NOT_FOUND` for an object directory that does not exist here.
 @c @implementation
 public func D3DKMTOpenNtHandleFromName(_ pData: UnsafeMutablePointer<D3DKMT_OPENNTHANDLEFROMNAME>?) -> NTSTATUS {
-    ntCall { () throws(NTError) in
+    ntCall(arguments: pData?.pointee) { () throws(NTError) in
         let data = try required(pData)
         data.pointee.hNtHandle = nil
         data.pointee.hNtHandle = try ntHandle(SharedHandle.open(name: requiredName(data.pointee.pObjAttrib),
@@ -112,7 +113,7 @@ public func D3DKMTOpenNtHandleFromName(_ pData: UnsafeMutablePointer<D3DKMT_OPEN
 public func D3DKMTOpenSyncObjectNtHandleFromName(
     _ pData: UnsafeMutablePointer<D3DKMT_OPENSYNCOBJECTNTHANDLEFROMNAME>?
 ) -> NTSTATUS {
-    ntCall { () throws(NTError) in
+    ntCall(arguments: pData?.pointee) { () throws(NTError) in
         let data = try required(pData)
         data.pointee.hNtHandle = nil
         data.pointee.hNtHandle = try ntHandle(SharedHandle.openSyncObject(name: requiredName(data.pointee.pObjAttrib),
@@ -128,7 +129,7 @@ public func D3DKMTOpenSyncObjectNtHandleFromName(
 public func D3DKMTQueryResourceInfoFromNtHandle(
     _ pData: UnsafeMutablePointer<D3DKMT_QUERYRESOURCEINFOFROMNTHANDLE>?
 ) -> NTSTATUS {
-    ntCall { () throws(NTError) in
+    ntCall(arguments: pData?.pointee) { () throws(NTError) in
         let data = try required(pData)
         let deviceHandle = data.pointee.hDevice
         guard let device = handleTable.withLock({ $0.device(deviceHandle) }) else {
@@ -162,7 +163,7 @@ public func D3DKMTQueryResourceInfoFromNtHandle(
 public func D3DKMTOpenResourceFromNtHandle(
     _ pData: UnsafeMutablePointer<D3DKMT_OPENRESOURCEFROMNTHANDLE>?
 ) -> NTSTATUS {
-    ntCall { () throws(NTError) in
+    ntCall(arguments: pData?.pointee) { () throws(NTError) in
         let data = try required(pData)
         let input = data.pointee
         guard let device = handleTable.withLock({ $0.device(input.hDevice) }) else {

@@ -8,30 +8,37 @@ import Glibc
 /// reason is kept for the calling thread (`D3DKMTLinuxGetLastFailure`) and, with `D3DKMT_DEBUG`,
 /// reported on standard error; `D3DKMT_DEBUG=calls` reports every call.
 ///
-/// - Parameter function: the entry point (filled in by the compiler).
+/// - Parameters:
+///   - function: the entry point (filled in by the compiler).
+///   - arguments: what a `D3DKMT_DEBUG=calls` report shows of the call (its struct's fields, or
+///     its scalar arguments); evaluated only for that report, before the call.
 @inline(__always)
-func ntCall(_ function: StaticString = #function, _ body: () throws(NTError) -> Void) -> NTSTATUS {
+func ntCall(_ function: StaticString = #function, arguments: @autoclosure () -> Any? = nil,
+            _ body: () throws(NTError) -> Void) -> NTSTATUS {
+    let shown = Diagnostics.trace == .calls ? arguments().map { String(describing: $0) } : nil
     do {
         try body()
-        if Diagnostics.trace == .calls { report(function, .success, nil) }
+        if let shown { report(function, .success, nil, arguments: shown) }
         return NTStatus.success.rawValue
     } catch {
-        failed(function, error)
+        failed(function, error, arguments: shown)
         return error.status.rawValue
     }
 }
 
 /// Keeps `error` as the calling thread's last failure and reports it when asked to.
 @inline(never)
-func failed(_ function: StaticString, _ error: NTError) {
+func failed(_ function: StaticString, _ error: NTError, arguments: String?) {
     let message = "\(name(of: function)) failed: \(error.status): \(error.reason)"
     LastFailure.set(message)
-    if Diagnostics.trace != .off { report(function, error.status, error.reason) }
+    if Diagnostics.trace != .off { report(function, error.status, error.reason, arguments: arguments) }
 }
 
+/// `d3dkmt: D3DKMTName -> STATUS: reason [arguments]` on standard error.
 @inline(never)
-func report(_ function: StaticString, _ status: NTStatus, _ reason: String?) {
-    Diagnostics.report("d3dkmt: \(name(of: function)) -> \(status)" + (reason.map { ": \($0)" } ?? ""))
+func report(_ function: StaticString, _ status: NTStatus, _ reason: String?, arguments: String?) {
+    Diagnostics.report("d3dkmt: \(name(of: function)) -> \(status)" + (reason.map { ": \($0)" } ?? "")
+                       + (arguments.map { " [\($0)]" } ?? ""))
 }
 
 /// `D3DKMTLock2(_:)` without its argument labels.

@@ -20,7 +20,7 @@ import CD3DKMT
 public func D3DKMTCreateSynchronizationObject2(
     _ pData: UnsafeMutablePointer<D3DKMT_CREATESYNCHRONIZATIONOBJECT2>?
 ) -> NTSTATUS {
-    ntCall { () throws(NTError) in
+    ntCall(arguments: pData?.pointee) { () throws(NTError) in
         let data = try required(pData)
         let device = try HandleTable.device(data.pointee.hDevice)
         let info = data.pointee.Info
@@ -68,7 +68,7 @@ public func D3DKMTCreateSynchronizationObject2(
 public func D3DKMTCreateSynchronizationObject(
     _ pData: UnsafeMutablePointer<D3DKMT_CREATESYNCHRONIZATIONOBJECT>?
 ) -> NTSTATUS {
-    ntCall { () throws(NTError) in
+    ntCall(arguments: pData?.pointee) { () throws(NTError) in
         let data = try required(pData)
         let device = try HandleTable.device(data.pointee.hDevice)
         let info = data.pointee.Info
@@ -95,7 +95,7 @@ public func D3DKMTCreateSynchronizationObject(
 public func D3DKMTOpenSyncObjectFromNtHandle(
     _ pData: UnsafeMutablePointer<D3DKMT_OPENSYNCOBJECTFROMNTHANDLE>?
 ) -> NTSTATUS {
-    ntCall { () throws(NTError) in
+    ntCall(arguments: pData?.pointee) { () throws(NTError) in
         let data = try required(pData)
         let object = try SharedHandle.withBorrowed(descriptor(of: data.pointee.hNtHandle)) { (handle) throws(NTError) in
             try SyncObject.open(handle)
@@ -113,7 +113,7 @@ public func D3DKMTOpenSyncObjectFromNtHandle(
 public func D3DKMTOpenSyncObjectFromNtHandle2(
     _ pData: UnsafeMutablePointer<D3DKMT_OPENSYNCOBJECTFROMNTHANDLE2>?
 ) -> NTSTATUS {
-    ntCall { () throws(NTError) in
+    ntCall(arguments: pData?.pointee) { () throws(NTError) in
         let data = try required(pData)
         let device = try HandleTable.device(data.pointee.hDevice)
         let object = try SharedHandle.withBorrowed(descriptor(of: data.pointee.hNtHandle)) { (handle) throws(NTError) in
@@ -132,7 +132,7 @@ public func D3DKMTOpenSyncObjectFromNtHandle2(
 public func D3DKMTDestroySynchronizationObject(
     _ pData: UnsafePointer<D3DKMT_DESTROYSYNCHRONIZATIONOBJECT>?
 ) -> NTSTATUS {
-    ntCall { () throws(NTError) in
+    ntCall(arguments: pData?.pointee) { () throws(NTError) in
         let handle = try required(pData).pointee.hSyncObject
         let removed: LocalObject? = handleTable.withLock { table in
             guard case .syncObject? = table.lookup(handle) else { return nil }
@@ -164,7 +164,7 @@ private func objects(_ count: UINT, _ handles: UnsafePointer<D3DKMT_HANDLE>?, _ 
 public func D3DKMTSignalSynchronizationObjectFromCpu(
     _ pData: UnsafePointer<D3DKMT_SIGNALSYNCHRONIZATIONOBJECTFROMCPU>?
 ) -> NTSTATUS {
-    ntCall { () throws(NTError) in
+    ntCall(arguments: pData?.pointee) { () throws(NTError) in
         let data = try required(pData).pointee
         guard data.Flags.AllowFenceRewind == 0 else {
             throw NTError(.notSupported, "AllowFenceRewind: fences never go back here")
@@ -184,7 +184,7 @@ public func D3DKMTSignalSynchronizationObjectFromCpu(
 public func D3DKMTWaitForSynchronizationObjectFromCpu(
     _ pData: UnsafePointer<D3DKMT_WAITFORSYNCHRONIZATIONOBJECTFROMCPU>?
 ) -> NTSTATUS {
-    ntCall { () throws(NTError) in
+    ntCall(arguments: pData?.pointee) { () throws(NTError) in
         let data = try required(pData).pointee
         guard data.Flags.Value & ~1 == 0 else { throw invalid("unknown Flags bits") }
         let list = try objects(data.ObjectCount, data.ObjectHandleArray, data.FenceValueArray, device: data.hDevice)
@@ -203,7 +203,7 @@ public func D3DKMTWaitForSynchronizationObjectFromCpu(
 @c @implementation
 public func D3DKMTLinuxExportSyncObjectFd(_ hSyncObject: D3DKMT_HANDLE,
                                           _ pFd: UnsafeMutablePointer<Int32>?) -> NTSTATUS {
-    ntCall { () throws(NTError) in
+    ntCall(arguments: (hSyncObject, pFd)) { () throws(NTError) in
         let out = try required(pFd, "pFd")
         out.pointee = try HandleTable.syncObject(hSyncObject).exportSyncobj().take()
     }
@@ -213,7 +213,7 @@ public func D3DKMTLinuxExportSyncObjectFd(_ hSyncObject: D3DKMT_HANDLE,
 @c @implementation
 public func D3DKMTLinuxExportSyncFile(_ hSyncObject: D3DKMT_HANDLE, _ FenceValue: UINT64,
                                       _ pFd: UnsafeMutablePointer<Int32>?) -> NTSTATUS {
-    ntCall { () throws(NTError) in
+    ntCall(arguments: (hSyncObject, FenceValue, pFd)) { () throws(NTError) in
         let out = try required(pFd, "pFd")
         out.pointee = try HandleTable.syncObject(hSyncObject).exportSyncFile(value: FenceValue).take()
     }
@@ -224,7 +224,7 @@ public func D3DKMTLinuxExportSyncFile(_ hSyncObject: D3DKMT_HANDLE, _ FenceValue
 @c @implementation
 public func D3DKMTLinuxImportSyncObjectFd(_ hDevice: D3DKMT_HANDLE, _ Fd: Int32, _ Kind: UINT,
                                           _ phSyncObject: UnsafeMutablePointer<D3DKMT_HANDLE>?) -> NTSTATUS {
-    ntCall { () throws(NTError) in
+    ntCall(arguments: (hDevice, Fd, Kind, phSyncObject)) { () throws(NTError) in
         let out = try required(phSyncObject, "phSyncObject")
         let device = try HandleTable.device(hDevice)
         guard Fd >= 0 else { throw NTError(.invalidHandle, "Fd \(Fd) is not a descriptor") }
