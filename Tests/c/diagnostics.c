@@ -125,6 +125,8 @@ static void test_debug_reports(const char *argv0)
     CHECK(strstr(calls, "d3dkmt: D3DKMTCloseAdapter -> STATUS_INVALID_PARAMETER") != NULL &&
               strstr(calls, "d3dkmt: D3DKMTEnumAdapters2 -> STATUS_SUCCESS (0x0)") != NULL,
           "D3DKMT_DEBUG=calls: \"%s\"", calls);
+    /* With each call's arguments: the struct's fields (the bogus adapter handle, in decimal). */
+    CHECK(strstr(calls, "hAdapter: 3221225536") != NULL, "D3DKMT_DEBUG=calls shows no arguments: \"%s\"", calls);
     free(none);
     free(failures);
     free(calls);
