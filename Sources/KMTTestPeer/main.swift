@@ -46,6 +46,14 @@
 //   KMTTestPeer wait FD LUIDLOW LUIDHIGH VALUE
 //       Opens the sync object shared as FD, prints "waiting", waits (30 s at most) until it
 //       reaches VALUE, prints waited=VALUE.
+//   KMTTestPeer guarded NAME LUIDLOW LUIDHIGH
+//       Shares under NAME a resource (allocation 0: 64x16 XR24 stride 256, modifier 0; allocation 1:
+//       4096 bytes; runtime data 5 bytes, resource driver data 3, allocation driver data 2 + 1),
+//       with a keyed mutex (initial key 0, 4 bytes of runtime data) and a monitored fence, prints
+//       shared=FD (the handle's descriptor here), then obeys one command per line on stdin, each
+//       answered by one line: "acquire KEY" (10 s at most) -> acquired=FENCEVALUE; "release KEY
+//       FENCEVALUE" -> released=KEY; "signal VALUE" -> signalled=VALUE; anything else or end of
+//       input exits. A failure prints error=... and exits 1.
 import D3DKMT
 #if canImport(Glibc)
 import Glibc
@@ -316,6 +324,40 @@ case "wait":
         fflush(nil)
         try SyncObject.wait(for: [(object, UInt64(argument(5)))], timeout: .seconds(30))
         print("waited=\(argument(5))")
+    } catch {
+        fail("\(error)")
+    }
+
+case "guarded":
+    let name = arguments[2]
+    let device = device(luidLow: argument(3), luidHigh: argument(4))
+    do {
+        let image = AllocationDescriptor(width: 64, height: 16, stride: 256, fourcc: 0x3432_5258)  // XR24
+        let resource = try device.createResource(
+            allocations: [(.new(image), [0xA0, 0xA1]), (.new(AllocationDescriptor(size: 4096)), [0xB0])],
+            runtimeData: [1, 2, 3, 4, 5], driverData: [6, 7, 8])
+        let mutex = try KeyedMutex.create(initialKey: 0, runtimeData: [0, 0, 0, 0])
+        let fence = try device.createSyncObject(.monitoredFence)
+        let handle = try resource.share(keyedMutex: mutex, syncObject: fence, name: name)
+        print("shared=\(handle.rawValue)")
+        fflush(nil)
+        while let line = readLine() {
+            let words = line.split(separator: " ").map(String.init)
+            switch (words.first, words.count) {
+            case ("acquire", 2):
+                print("acquired=\(try mutex.acquire(key: UInt64(words[1]) ?? 0, timeout: .seconds(10)).fenceValue)")
+            case ("release", 3):
+                try mutex.release(key: UInt64(words[1]) ?? 0, fenceValue: UInt64(words[2]) ?? 0)
+                print("released=\(words[1])")
+            case ("signal", 2):
+                try fence.signal(UInt64(words[1]) ?? 0)
+                print("signalled=\(words[1])")
+            default:
+                exit(0)
+            }
+            fflush(nil)
+        }
+        _ = consume handle
     } catch {
         fail("\(error)")
     }

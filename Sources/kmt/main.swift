@@ -1,16 +1,17 @@
-// kmt: shows the adapters and shares real objects between two processes.
+// kmt: shows the adapters, shares real objects between two processes, and shows what shared handles
+// and names hold.
 import ArgumentParser
 import D3DKMT
 #if canImport(Glibc)
 import Glibc
 #endif
 
-@main
 struct KMT: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "kmt",
-        abstract: "D3DKMT object sharing on Linux DRM: adapters and a cross-process self-test.",
-        subcommands: [Adapters.self, SelfTest.self, SelfTestPeer.self],
+        abstract: "D3DKMT object sharing on Linux DRM: adapters, a cross-process self-test, "
+            + "and what shared handles and names hold.",
+        subcommands: [Adapters.self, SelfTest.self, Inspect.self, NamesCommand.self, SelfTestPeer.self],
         defaultSubcommand: Adapters.self
     )
 }
@@ -19,8 +20,11 @@ struct Adapters: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "List adapters: driver, nodes, LUID, capabilities (D3DKMTEnumAdapters2).")
 
+    @Flag(help: "Print JSON instead of a table.") var json = false
+
     func run() throws {
         var rows = [["#", "driver", "render node", "primary node", "bus", "LUID", "capabilities"]]
+        var objects: [JSON] = []
         for (index, adapter) in Adapter.enumerate().enumerated() {
             let info = adapter.info
             var capabilities: [String] = []
@@ -30,8 +34,15 @@ struct Adapters: ParsableCommand {
             if info.capabilities.contains(.timelineSyncObject) { capabilities.append("timeline") }
             rows.append([String(index), info.driverName, info.renderNode ?? "-", info.primaryNode ?? "-", info.busInfo,
                          info.luid.description, capabilities.joined(separator: ",")])
+            objects.append(.object([
+                ("index", .int(Int64(index))), ("driver", .string(info.driverName)),
+                ("renderNode", info.renderNode.map(JSON.string) ?? .null),
+                ("primaryNode", info.primaryNode.map(JSON.string) ?? .null), ("bus", .string(info.busInfo)),
+                ("luid", luidJSON(info.luid)), ("vendorID", .int(Int64(info.vendorID))),
+                ("deviceID", .int(Int64(info.deviceID))), ("capabilities", .array(capabilities.map(JSON.string))),
+            ]))
         }
-        printTable(rows)
+        if json { print(JSON.array(objects).rendered()) } else { printTable(rows) }
     }
 }
 
@@ -42,19 +53,58 @@ struct SelfTest: ParsableCommand {
             + "open it in a second process, write in one and read in the other, hand the mutex back and forth.")
 
     @Option(help: "Bytes per allocation.") var size: UInt64 = 256 * 1024
+    @Flag(help: "Print JSON instead of a table.") var json = false
+    @Flag(help: ArgumentHelp("Run the self-test in the project's QEMU guest with real DRM drivers (virtio-gpu, vgem).",
+                             discussion: "Runs scripts/vm-test of the source tree this kmt was built in; "
+                                 + "elsewhere it prints the command to run there."))
+    var vm = false
+
+    static let columns = ["create", "share", "open in child", "child reads", "parent reads", "keyed mutex"]
 
     func run() throws {
-        var rows = [["adapter", "create", "share", "open in child", "child reads", "parent reads", "keyed mutex",
-                     "result"]]
+        if vm && getenv("D3DKMT_IN_VM") == nil { try runInVM() }
+        var rows = [["adapter"] + SelfTest.columns + ["result"]]
+        var objects: [JSON] = []
         var failures = 0
         for adapter in Adapter.enumerate() {
             let steps = runSteps(adapter)
             if steps.last != "PASS" { failures += 1 }
             rows.append(["\(adapter.info.driverName) \(adapter.info.renderNode ?? "")"] + steps)
+            objects.append(.object([
+                ("driver", .string(adapter.info.driverName)),
+                ("renderNode", adapter.info.renderNode.map(JSON.string) ?? .null),
+                ("luid", luidJSON(adapter.info.luid)),
+                ("steps", .object(zip(SelfTest.columns, steps).map { ($0, JSON.string($1)) })),
+                ("result", .string(steps.last ?? "FAIL")),
+            ]))
         }
-        printTable(rows)
-        print(failures == 0 ? "selftest: all adapters pass" : "selftest: \(failures) adapter(s) FAIL")
+        if json {
+            print(JSON.object([("adapters", .array(objects)), ("pass", .bool(failures == 0))]).rendered())
+        } else {
+            printTable(rows)
+            print(failures == 0 ? "selftest: all adapters pass" : "selftest: \(failures) adapter(s) FAIL")
+        }
         if failures > 0 { throw ExitCode.failure }
+    }
+
+    /// Replaces this process with `scripts/vm-test -- THIS-KMT selftest ...` when this kmt lives in
+    /// a source tree (its `.build`); otherwise explains what to run.
+    private func runInVM() throws {
+        let executable = readLink("/proc/self/exe") ?? CommandLine.arguments[0]
+        guard let script = findVMTestScript(from: executable) else {
+            printError("selftest --vm runs the self-test in the project's QEMU guest, which needs the source "
+                       + "tree's scripts/vm-test; this kmt (\(executable)) is not in one. In a checkout run:\n"
+                       + "    scripts/vm-test -- \"$(swift build --show-bin-path)/kmt\" selftest")
+            throw ExitCode(2)
+        }
+        var arguments = [script, "--", executable, "selftest", "--size", String(size)]
+        if json { arguments.append("--json") }
+        if !json { print("kmt: running in the QEMU guest: \(arguments.joined(separator: " "))") }
+        fflush(nil)
+        let argv = arguments.map { strdup($0) } + [nil]
+        execv(script, argv)
+        printError("cannot run \(script): \(String(cString: strerror(errno)))")
+        throw ExitCode.failure
     }
 
     /// The step columns: "ok" for each step done, the failure in the step that failed, "-" after.
@@ -166,6 +216,33 @@ struct SelfTestPeer: ParsableCommand {
     }
 }
 
+/// `scripts/vm-test` of the source tree holding `executable` (an ancestor directory of it), or of
+/// the current directory's tree.
+func findVMTestScript(from executable: String) -> String? {
+    var candidates: [String] = []
+    var directory = executable
+    while let slash = directory.lastIndex(of: "/"), slash != directory.startIndex {
+        directory = String(directory[..<slash])
+        candidates.append(directory)
+    }
+    var buffer = [CChar](repeating: 0, count: 4096)
+    if getcwd(&buffer, buffer.count) != nil {
+        candidates.append(String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
+    }
+    for candidate in candidates {
+        let script = candidate + "/scripts/vm-test"
+        if access(script, X_OK) == 0, access(candidate + "/Package.swift", R_OK) == 0 { return script }
+    }
+    return nil
+}
+
+func readLink(_ path: String) -> String? {
+    var buffer = [CChar](repeating: 0, count: 4096)
+    let count = readlink(path, &buffer, buffer.count - 1)
+    guard count > 0 else { return nil }
+    return String(decoding: buffer[0..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+}
+
 func printError(_ text: String) {
     let line = "kmt: \(text)\n"
     _ = line.withCString { write(2, $0, strlen($0)) }
@@ -210,3 +287,5 @@ func printTable(_ rows: [[String]]) {
         if index == 0 { print(widths.map { String(repeating: "-", count: $0) }.joined(separator: "  ")) }
     }
 }
+
+KMT.main()

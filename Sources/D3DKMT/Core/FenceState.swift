@@ -39,6 +39,9 @@ struct FenceState: @unchecked Sendable {
 
     var value: UInt64 { valueWord.pointee.load(ordering: .acquiring) }
 
+    /// Threads (in every process) sleeping in a wait for the fence now; read only, for inspection.
+    var sleepingWaiters: UInt32 { sleepers.pointee.load(ordering: .relaxed) }
+
     /// Raises the value to `target` (never lowers it) and wakes sleepers.
     func advance(to target: UInt64) {
         var current = valueWord.pointee.load(ordering: .relaxed)
