@@ -310,11 +310,11 @@ extension D3DKMTSuite {
                 let first = try Kernel.connect(to: path)
                 let second = try Kernel.connect(to: path)
                 try Kernel.withFaults([.interrupt(.accept), .fail(.accept, .tooManyOpenFiles, skip: 1)]) { plan in
-                    _ = try Kernel.accept(listener.rawValue)
-                    #expect(throws: Errno.tooManyOpenFiles) { _ = try Kernel.accept(listener.rawValue) }
+                    _ = try Kernel.accept(listener.borrowed)
+                    #expect(throws: Errno.tooManyOpenFiles) { _ = try Kernel.accept(listener.borrowed) }
                     #expect(plan.injected(.accept) == 2)
                 }
-                _ = try Kernel.accept(listener.rawValue)
+                _ = try Kernel.accept(listener.borrowed)
                 _ = first.rawValue + second.rawValue
             }
             #expect(Kernel.openDescriptorCount() == before)

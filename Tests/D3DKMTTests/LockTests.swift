@@ -84,8 +84,8 @@ extension D3DKMTSuite {
             var exported: Int32 = -1
             try #require(D3DKMTLinuxExportAllocationDmaBuf(setup.device, setup.allocation, &exported) == 0)
             let dmaBuf = FileDescriptor(adopting: exported)
-            let handle = try Kernel.primeImport(card.rawValue, dmaBuf: dmaBuf.rawValue)
-            defer { Kernel.gemClose(card.rawValue, handle: handle) }
+            let handle = try Kernel.primeImport(card.borrowed, dmaBuf: dmaBuf.borrowed)
+            defer { Kernel.gemClose(card.borrowed, handle: handle) }
             let fence = try VGEM.fenceAttach(card.rawValue, handle: handle)
 
             let (device, allocation) = (setup.device, setup.allocation)

@@ -26,30 +26,30 @@ extension D3DKMTSuite {
                 let first = try Kernel.open(node, O_RDWR)
                 let second = try Kernel.open(node, O_RDWR)  // another "process's" device
                 // Binary: unsignalled times out, signalled returns.
-                let binary = try Kernel.syncobjCreate(first.rawValue)
-                defer { Kernel.syncobjDestroy(first.rawValue, binary) }
+                let binary = try Kernel.syncobjCreate(first.borrowed)
+                defer { Kernel.syncobjDestroy(first.borrowed, binary) }
                 #expect(throws: Errno(rawValue: ETIME)) {
-                    _ = try Kernel.syncobjWait(first.rawValue, handles: [binary], points: [0], all: true, until: .now)
+                    _ = try Kernel.syncobjWait(first.borrowed, handles: [binary], points: [0], all: true, until: .now)
                 }
-                try Kernel.syncobjSignal(first.rawValue, binary)
-                _ = try Kernel.syncobjWait(first.rawValue, handles: [binary], points: [0], all: true, until: .now)
+                try Kernel.syncobjSignal(first.borrowed, binary)
+                _ = try Kernel.syncobjWait(first.borrowed, handles: [binary], points: [0], all: true, until: .now)
 
                 // Timeline, shared through its descriptor: signalled on one fd, seen on the other.
-                let timeline = try Kernel.syncobjCreate(first.rawValue)
-                defer { Kernel.syncobjDestroy(first.rawValue, timeline) }
-                let exported = try Kernel.syncobjExport(first.rawValue, timeline)
-                #expect(try Kernel.statusFlags(exported.rawValue) >= 0)
+                let timeline = try Kernel.syncobjCreate(first.borrowed)
+                defer { Kernel.syncobjDestroy(first.borrowed, timeline) }
+                let exported = try Kernel.syncobjExport(first.borrowed, timeline)
+                #expect(try Kernel.statusFlags(exported.borrowed) >= 0)
                 #expect(fcntl(exported.rawValue, F_GETFD) & FD_CLOEXEC != 0)
-                let imported = try Kernel.syncobjImport(second.rawValue, exported.rawValue)
-                defer { Kernel.syncobjDestroy(second.rawValue, imported) }
-                try Kernel.syncobjTimelineSignal(second.rawValue, imported, point: 5)
-                #expect(try Kernel.syncobjQuery(first.rawValue, timeline) == 5)
-                _ = try Kernel.syncobjWait(first.rawValue, handles: [timeline], points: [3], all: true, until: .now)
+                let imported = try Kernel.syncobjImport(second.borrowed, exported.borrowed)
+                defer { Kernel.syncobjDestroy(second.borrowed, imported) }
+                try Kernel.syncobjTimelineSignal(second.borrowed, imported, point: 5)
+                #expect(try Kernel.syncobjQuery(first.borrowed, timeline) == 5)
+                _ = try Kernel.syncobjWait(first.borrowed, handles: [timeline], points: [3], all: true, until: .now)
                 #expect(throws: Errno(rawValue: ETIME)) {
-                    _ = try Kernel.syncobjWait(first.rawValue, handles: [timeline], points: [7], all: true, until: .after(nanoseconds: 1_000_000))
+                    _ = try Kernel.syncobjWait(first.borrowed, handles: [timeline], points: [7], all: true, until: .after(nanoseconds: 1_000_000))
                 }
                 // Wait-any: the signalled one is reported.
-                #expect(try Kernel.syncobjWait(first.rawValue, handles: [timeline, timeline], points: [9, 4], all: false, until: .now) == 1)
+                #expect(try Kernel.syncobjWait(first.borrowed, handles: [timeline, timeline], points: [9, 4], all: false, until: .now) == 1)
             }
         }
 
@@ -58,14 +58,14 @@ extension D3DKMTSuite {
             let node = try #require(Self.virtio?.renderNode)
             try expectNoDescriptorLeak("syncobj eventfd") {
                 let device = try Kernel.open(node, O_RDWR)
-                let timeline = try Kernel.syncobjCreate(device.rawValue)
-                defer { Kernel.syncobjDestroy(device.rawValue, timeline) }
+                let timeline = try Kernel.syncobjCreate(device.borrowed)
+                defer { Kernel.syncobjDestroy(device.borrowed, timeline) }
                 let event = try Kernel.eventfd()
-                try Kernel.syncobjEventfd(device.rawValue, timeline, point: 10, eventfd: event.rawValue)
-                try Kernel.syncobjTimelineSignal(device.rawValue, timeline, point: 9)
-                #expect(try Kernel.waitReadable(event.rawValue, until: .now) == false)
-                try Kernel.syncobjTimelineSignal(device.rawValue, timeline, point: 10)
-                #expect(try Kernel.waitReadable(event.rawValue, until: .after(nanoseconds: 5_000_000_000)))
+                try Kernel.syncobjEventfd(device.borrowed, timeline, point: 10, eventfd: event.borrowed)
+                try Kernel.syncobjTimelineSignal(device.borrowed, timeline, point: 9)
+                #expect(try Kernel.waitReadable(event.borrowed, until: .now) == false)
+                try Kernel.syncobjTimelineSignal(device.borrowed, timeline, point: 10)
+                #expect(try Kernel.waitReadable(event.borrowed, until: .after(nanoseconds: 5_000_000_000)))
             }
         }
 
@@ -75,33 +75,33 @@ extension D3DKMTSuite {
             let virtioNode = try #require(Self.virtio?.renderNode)
             try expectNoDescriptorLeak("vgem fence") {
                 let card = try Kernel.open(vgemCard, O_RDWR)
-                let buffer = try Kernel.createDumb(card.rawValue, width: 1024, height: 1)
-                defer { Kernel.gemClose(card.rawValue, handle: buffer.handle) }
+                let buffer = try Kernel.createDumb(card.borrowed, width: 1024, height: 1)
+                defer { Kernel.gemClose(card.borrowed, handle: buffer.handle) }
                 let fence = try VGEM.fenceAttach(card.rawValue, handle: buffer.handle)
-                let dmaBuf = try Kernel.primeExport(card.rawValue, handle: buffer.handle, writable: true)
+                let dmaBuf = try Kernel.primeExport(card.borrowed, handle: buffer.handle, writable: true)
                 // The buffer's pending write, as a sync_file, in a syncobj of another driver.
-                let syncFile = try Kernel.dmaBufExportSyncFile(dmaBuf.rawValue, write: true)
+                let syncFile = try Kernel.dmaBufExportSyncFile(dmaBuf.borrowed, write: true)
                 let device = try Kernel.open(virtioNode, O_RDWR)
-                let syncobj = try Kernel.syncobjCreate(device.rawValue)
-                defer { Kernel.syncobjDestroy(device.rawValue, syncobj) }
-                try Kernel.syncobjImportSyncFile(device.rawValue, syncobj, syncFile: syncFile.rawValue)
+                let syncobj = try Kernel.syncobjCreate(device.borrowed)
+                defer { Kernel.syncobjDestroy(device.borrowed, syncobj) }
+                try Kernel.syncobjImportSyncFile(device.borrowed, syncobj, syncFile: syncFile.borrowed)
 
                 #expect(throws: Errno(rawValue: ETIME)) {
-                    _ = try Kernel.syncobjWait(device.rawValue, handles: [syncobj], points: [0], all: true, until: .after(nanoseconds: 10_000_000))
+                    _ = try Kernel.syncobjWait(device.borrowed, handles: [syncobj], points: [0], all: true, until: .after(nanoseconds: 10_000_000))
                 }
                 // A blocking waiter on another thread; it cannot return before the signal below.
                 let finished = Atomic<Int>(0)  // 1: returned success, 2: failed
                 let deviceFD = device.rawValue
                 let waiter = Thread {
-                    let ok = (try? Kernel.syncobjWait(deviceFD, handles: [syncobj], points: [0], all: true, until: .after(nanoseconds: 60_000_000_000))) != nil
+                    let ok = (try? Kernel.syncobjWait(BorrowedDescriptor(unowned: deviceFD), handles: [syncobj], points: [0], all: true, until: .after(nanoseconds: 60_000_000_000))) != nil
                     finished.store(ok ? 1 : 2, ordering: .sequentiallyConsistent)
                 }
-                #expect(try Kernel.waitReadable(syncFile.rawValue, until: .after(nanoseconds: 20_000_000)) == false)
+                #expect(try Kernel.waitReadable(syncFile.borrowed, until: .after(nanoseconds: 20_000_000)) == false)
                 #expect(finished.load(ordering: .sequentiallyConsistent) == 0)
                 try VGEM.fenceSignal(card.rawValue, fence: fence)
                 waiter.join()
                 #expect(finished.load(ordering: .sequentiallyConsistent) == 1)
-                #expect(try Kernel.waitReadable(syncFile.rawValue, until: .now))
+                #expect(try Kernel.waitReadable(syncFile.borrowed, until: .now))
             }
         }
     }

@@ -7,7 +7,7 @@ import Glibc
 /// A handle made by hand: `bytes` queued with `descriptors`, as a hostile or broken peer could.
 func forgedHandle(_ bytes: [UInt8], descriptors: [Int32] = []) throws -> SharedHandle {
     let pair = try Kernel.socketPair(type: Int32(SOCK_SEQPACKET.rawValue))
-    try Kernel.send(pair.second.rawValue, bytes: bytes, descriptors: descriptors)
+    try Kernel.send(pair.second.borrowed, bytes: bytes, descriptors: descriptors.map(BorrowedDescriptor.init(unowned:)))
     return SharedHandle(try pair.first.duplicate())
 }
 

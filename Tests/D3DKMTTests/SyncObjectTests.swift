@@ -8,7 +8,7 @@ import Glibc
 
 /// Whether `fd` becomes readable within `milliseconds` (0: is it readable now).
 func readable(_ fd: Int32, within milliseconds: Int64) throws -> Bool {
-    try Kernel.waitReadable(fd, until: .after(nanoseconds: milliseconds * 1_000_000))
+    try Kernel.waitReadable(BorrowedDescriptor(unowned: fd), until: .after(nanoseconds: milliseconds * 1_000_000))
 }
 
 /// Waits (bounded) until the open descriptor count returns to `count`: an async wait's helper
@@ -181,11 +181,11 @@ extension D3DKMTSuite {
             let virtio = try #require(found)
             try expectNoDescriptorLeak("vgem fence in a sync object") {
                 let card = try Kernel.open(vgemCard, O_RDWR)
-                let buffer = try Kernel.createDumb(card.rawValue, width: 1024, height: 1)
-                defer { Kernel.gemClose(card.rawValue, handle: buffer.handle) }
+                let buffer = try Kernel.createDumb(card.borrowed, width: 1024, height: 1)
+                defer { Kernel.gemClose(card.borrowed, handle: buffer.handle) }
                 let vgemFence = try VGEM.fenceAttach(card.rawValue, handle: buffer.handle)
-                let dmaBuf = try Kernel.primeExport(card.rawValue, handle: buffer.handle, writable: true)
-                let syncFile = try Kernel.dmaBufExportSyncFile(dmaBuf.rawValue, write: true)
+                let dmaBuf = try Kernel.primeExport(card.borrowed, handle: buffer.handle, writable: true)
+                let syncFile = try Kernel.dmaBufExportSyncFile(dmaBuf.borrowed, write: true)
                 let device = try virtio.makeDevice()
                 let object = try device.importSyncObject(syncFile: syncFile.rawValue)
                 let finished = Atomic<Int>(0)  // 1: the wait returned success, 2: it failed

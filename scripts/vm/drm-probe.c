@@ -659,7 +659,8 @@ static void virtio_specific(struct drv *d)
 			.stride = pass ? WIDTH * 4 : 0,
 		};
 		int r = drmIoctl(d->renderfd, DRM_IOCTL_VIRTGPU_RESOURCE_CREATE, &rc);
-		fact(d->name, "VIRTGPU_RESOURCE_CREATE on render (2D, B8G8R8A8, %dx%d, size=%u stride=%u): %s bo_handle=%u res_handle=%u",
+		fact(d->name, "VIRTGPU_RESOURCE_CREATE on render (2D, B8G8R8A8, %dx%d, size=%u stride=%u): "
+		     "%s bo_handle=%u res_handle=%u",
 		     WIDTH, HEIGHT, rc.size, rc.stride, res(r), rc.bo_handle, rc.res_handle);
 		if (r)
 			continue;
@@ -744,7 +745,8 @@ static void vgem_fences(struct drv *vg, struct drv *vi)
 		clock_gettime(CLOCK_MONOTONIC, &ts);
 		deadline = ts.tv_sec * 1000000000LL + ts.tv_nsec + 1000000000LL;
 		int w1 = drmSyncobjWait(vi->renderfd, &so, 1, deadline, 0, &first);
-		fact("vgem", "  sync_file -> virtio_gpu syncobj: import %s; wait before VGEM_FENCE_SIGNAL: %s; signal: %s; wait after: %s",
+		fact("vgem", "  sync_file -> virtio_gpu syncobj: import %s; wait before VGEM_FENCE_SIGNAL: %s; "
+		     "signal: %s; wait after: %s",
 		     res(ri), res(w0), res(rs), res(w1));
 		drmSyncobjDestroy(vi->renderfd, so);
 	} else {

@@ -188,7 +188,7 @@ extension SharedHandle {
     public static func copy(fromProcess pid: Int32, descriptor: Int32) throws(NTError) -> SharedHandle {
         let process = try Inspector.openProcess(pid)
         do {
-            return SharedHandle(try Kernel.copyDescriptor(descriptor, fromProcess: process.rawValue))
+            return SharedHandle(try Kernel.copyDescriptor(BorrowedDescriptor(unowned: descriptor), fromProcess: process.borrowed))
         } catch {
             switch error.rawValue {
             case EBADF: throw NTError(.invalidParameter, "process \(pid) has no descriptor \(descriptor)")
@@ -214,7 +214,7 @@ extension SharedHandle {
         var found: [ProcessHandleReport] = []
         for (fd, target) in table where target.hasPrefix("socket:") {
             let copy: FileDescriptor
-            do { copy = try Kernel.copyDescriptor(fd, fromProcess: process.rawValue) } catch {
+            do { copy = try Kernel.copyDescriptor(BorrowedDescriptor(unowned: fd), fromProcess: process.borrowed) } catch {
                 if error == .badFileDescriptor { continue }  // closed since the table was read
                 throw error.nt("taking descriptor \(fd) of process \(pid)")
             }
@@ -290,8 +290,8 @@ enum Inspector {
             let offset = Presence.base + Int64(slot)
             // The received memfd's open file description is not any open's own (each open locks
             // through a reopen), so it sees every presence lock.
-            ownerIsRunning = try? Kernel.byteIsLocked(page.descriptor.rawValue, at: offset)
-            if ownerIsRunning != false, let identity = try? Kernel.lockFileIdentity(page.descriptor.rawValue) {
+            ownerIsRunning = try? Kernel.byteIsLocked(page.descriptor.borrowed, at: offset)
+            if ownerIsRunning != false, let identity = try? Kernel.lockFileIdentity(page.descriptor.borrowed) {
                 ownerProcessID = Kernel.ofdLockHolders(identity: identity, offset: offset, linkPrefix: "/memfd:").first
             }
         }

@@ -21,6 +21,9 @@ public struct SharedHandle: ~Copyable, Sendable {
     /// The descriptor number, valid while this value lives.
     public var rawValue: Int32 { descriptor.rawValue }
 
+    /// The descriptor lent to a call, valid while this value lives.
+    public var borrowed: BorrowedDescriptor { descriptor.borrowed }
+
     /// Gives up ownership of the descriptor (for the C ABI's `HANDLE`, or to send it).
     public consuming func take() -> Int32 {
         descriptor.take()

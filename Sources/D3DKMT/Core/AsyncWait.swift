@@ -12,7 +12,7 @@ enum AsyncWait {
 
     /// Makes the eventfd readable now.
     static func signal(_ fd: Int32) throws(NTError) {
-        do { try Kernel.eventfdSignal(fd) } catch { throw error.nt("signalling an eventfd") }
+        do { try Kernel.eventfdSignal(BorrowedDescriptor(unowned: fd)) } catch { throw error.nt("signalling an eventfd") }
     }
 
     /// Runs `wait` on a helper thread that holds a duplicate of `eventfd` (the caller keeps its
@@ -21,7 +21,7 @@ enum AsyncWait {
     static func start(signalling eventfd: Int32,
                       _ wait: @escaping @Sendable () throws(NTError) -> Void) throws(NTError) {
         let event: FileDescriptor
-        do { event = try Kernel.duplicate(eventfd) } catch { throw error.nt("duplicating an eventfd") }
+        do { event = try Kernel.duplicate(BorrowedDescriptor(unowned: eventfd)) } catch { throw error.nt("duplicating an eventfd") }
         let waiter = Waiter(event: event, wait: wait)
         do { try Kernel.detachedThread { waiter.run() } } catch { throw error.nt("starting an async wait") }
     }
@@ -40,7 +40,7 @@ enum AsyncWait {
         func run() {
             do {
                 try wait()
-                try? Kernel.eventfdSignal(event.rawValue)
+                try? Kernel.eventfdSignal(event.borrowed)
             } catch {
                 // The event stays unsignalled.
             }

@@ -31,14 +31,14 @@ enum BufferKind: Sendable {
     /// as a buffer.
     init(classifying fd: Int32) throws(NTError) {
         let magic: Int
-        do { magic = try Kernel.filesystemMagic(fd) } catch { throw error.nt("fstatfs on a buffer descriptor") }
+        do { magic = try Kernel.filesystemMagic(BorrowedDescriptor(unowned: fd)) } catch { throw error.nt("fstatfs on a buffer descriptor") }
         switch magic {
         case Kernel.dmaBufMagic:
             self = .dmaBuf
         case Kernel.tmpfsMagic, Kernel.hugetlbfsMagic:
             // tmpfs holds ordinary files too; only memfd/shmem objects answer F_GET_SEALS. A memfd
             // that can still shrink could SIGBUS whoever maps it: refused everywhere.
-            guard let seals = try? Kernel.seals(fd) else {
+            guard let seals = try? Kernel.seals(BorrowedDescriptor(unowned: fd)) else {
                 throw NTError(.invalidParameter, "descriptor is a tmpfs file, not a memfd")
             }
             guard seals & Kernel.sealShrink != 0 else {
@@ -79,16 +79,16 @@ final class BufferObject: Sendable {
     ///   cannot be mapped, `STATUS_ACCESS_DENIED` for a read-only memfd mapped writable).
     func map(length: Int, writable: Bool) throws(NTError) -> UnsafeMutableRawPointer {
         let address: UnsafeMutableRawPointer
-        do { address = try Kernel.mapShared(descriptor.rawValue, length: length, writable: writable) } catch {
+        do { address = try Kernel.mapShared(descriptor.borrowed, length: length, writable: writable) } catch {
             throw error.nt("mapping an allocation")
         }
-        if kind == .dmaBuf { try? Kernel.dmaBufSync(descriptor.rawValue, start: true, write: writable) }
+        if kind == .dmaBuf { try? Kernel.dmaBufSync(descriptor.borrowed, start: true, write: writable) }
         return address
     }
 
     /// Ends a ``map(length:writable:)``: closes the dma-buf's CPU access window and unmaps.
     func unmap(_ address: UnsafeMutableRawPointer, length: Int, writable: Bool) {
-        if kind == .dmaBuf { try? Kernel.dmaBufSync(descriptor.rawValue, start: false, write: writable) }
+        if kind == .dmaBuf { try? Kernel.dmaBufSync(descriptor.borrowed, start: false, write: writable) }
         Kernel.unmap(address, length: length)
     }
 
@@ -103,8 +103,8 @@ final class BufferObject: Sendable {
         let size: UInt64
         let copy: FileDescriptor
         do {
-            size = try Kernel.size(fd)
-            copy = try Kernel.duplicate(fd)
+            size = try Kernel.size(BorrowedDescriptor(unowned: fd))
+            copy = try Kernel.duplicate(BorrowedDescriptor(unowned: fd))
         } catch { throw error.nt("taking a wrapped buffer") }
         return try backend.adopt(copy, kind: kind, size: size)
     }
@@ -113,7 +113,7 @@ final class BufferObject: Sendable {
     /// writable mappings of it.
     static func readOnlyCopy(of descriptor: borrowing FileDescriptor) throws(NTError) -> FileDescriptor {
         do {
-            return try Kernel.reopen(descriptor.rawValue, O_RDONLY)
+            return try Kernel.reopen(descriptor.borrowed, O_RDONLY)
         } catch {
             throw error.nt("reopening a buffer read-only")
         }

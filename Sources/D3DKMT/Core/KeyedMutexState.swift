@@ -216,7 +216,7 @@ final class Presence: Sendable {
     ///   every slot is taken; the kernel's status otherwise.
     init(_ page: SharedPage) throws(NTError) {
         let reopened: FileDescriptor
-        do { reopened = try Kernel.reopen(page.descriptor.rawValue, O_RDWR) } catch {
+        do { reopened = try Kernel.reopen(page.descriptor.borrowed, O_RDWR) } catch {
             throw error == .noSuchFile
                 ? NTError(.notSupported, "keyed mutexes need /proc to tell an owner's death (reopening their state)")
                 : error.nt("reopening keyed mutex state")
@@ -225,7 +225,7 @@ final class Presence: Sendable {
         for step in 0..<Self.slots {
             let candidate = (hint &+ step) % Self.slots
             let locked: Bool
-            do { locked = try Kernel.tryLockByte(reopened.rawValue, at: Self.base + Int64(candidate)) } catch {
+            do { locked = try Kernel.tryLockByte(reopened.borrowed, at: Self.base + Int64(candidate)) } catch {
                 throw error.nt("locking a keyed mutex presence slot")
             }
             if locked {
@@ -245,6 +245,6 @@ final class Presence: Sendable {
         guard owner > 0, owner <= Self.slots else { return false }
         if owner - 1 == slot { return true }
         // An error (never expected) counts as alive: never abandon on a doubt.
-        return (try? Kernel.byteIsLocked(descriptor.rawValue, at: Self.base + Int64(owner - 1))) ?? true
+        return (try? Kernel.byteIsLocked(descriptor.borrowed, at: Self.base + Int64(owner - 1))) ?? true
     }
 }

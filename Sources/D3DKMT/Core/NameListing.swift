@@ -41,14 +41,14 @@ extension Names {
     /// The answer of the name thread listening at `path`, or nil when none answers.
     private static func ask(_ path: String) -> Listed? {
         guard let connection = try? Kernel.connect(to: path),
-              let ready = try? Kernel.poll([connection.rawValue], until: .after(nanoseconds: listingPatience)),
+              let ready = try? Kernel.poll([connection.borrowed], until: .after(nanoseconds: listingPatience)),
               ready[0] & Int16(POLLIN) != 0 else {
             return nil
         }
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 8)
         defer { buffer.deallocate() }
         // The handle that comes with the answer is closed with `message`.
-        guard let message = try? Kernel.receive(connection.rawValue, into: buffer, peek: false),
+        guard let message = try? Kernel.receive(connection.borrowed, into: buffer, peek: false),
               !message.dataTruncated else {
             return nil
         }

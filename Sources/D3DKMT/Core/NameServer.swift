@@ -53,14 +53,14 @@ final class NameServer: Sendable {
             }
         }
         entries.withLock { $0.append(entry) }
-        try? Kernel.eventfdSignal(wakeFD)
+        try? Kernel.eventfdSignal(BorrowedDescriptor(unowned: wakeFD))
     }
 
     private func serve() {
-        guard let wakeFD = wake.withLock({ $0?.rawValue }) else { return }
+        guard let wakeFD = wake.withLock({ $0?.borrowed }) else { return }
         while true {
             let current = entries.withLock { $0 }
-            let descriptors = [wakeFD] + current.flatMap { [$0.listener.rawValue, $0.keeper.rawValue] }
+            let descriptors = [wakeFD] + current.flatMap { [$0.listener.borrowed, $0.keeper.borrowed] }
             guard let events = try? Kernel.poll(descriptors, until: .never) else { continue }
             if events[0] != 0 { Kernel.eventfdDrain(wakeFD) }
             for (index, entry) in current.enumerated() {
@@ -71,7 +71,7 @@ final class NameServer: Sendable {
                 }
                 guard listenerEvents & Int16(POLLIN) != 0 else { continue }
                 let connection: FileDescriptor
-                do { connection = try Kernel.accept(entry.listener.rawValue) } catch {
+                do { connection = try Kernel.accept(entry.listener.borrowed) } catch {
                     // Out of descriptors (EMFILE) or memory: the listener stays readable, so wait a
                     // little instead of spinning; the opener waits for its answer meanwhile.
                     _ = try? Kernel.poll([], until: .after(nanoseconds: 10_000_000))
@@ -80,13 +80,13 @@ final class NameServer: Sendable {
                 // The opener connected after whatever close came before it, and a close of the
                 // last copy hangs the keeper up at once: looking again here makes retirement
                 // synchronous with that close.
-                if let now = try? Kernel.poll([entry.keeper.rawValue], events: 0, until: .now),
+                if let now = try? Kernel.poll([entry.keeper.borrowed], events: 0, until: .now),
                    now[0] & Int16(POLLHUP | POLLERR) != 0 {
                     retire(entry)
                     continue  // the connection closes unanswered: not found
                 }
-                try? Kernel.send(connection.rawValue, bytes: Names.reply(name: entry.name, kind: entry.kind),
-                                 descriptors: [entry.served.rawValue])
+                try? Kernel.send(connection.borrowed, bytes: Names.reply(name: entry.name, kind: entry.kind),
+                                 descriptors: [entry.served.borrowed])
             }
         }
     }

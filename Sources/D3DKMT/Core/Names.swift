@@ -197,14 +197,14 @@ enum Names {
     private static func answer(_ connection: Int32) throws(NTError) -> Reply? {
         // The sharer's name thread answers at once; a sharer that hangs is as good as gone.
         let ready: [Int16]
-        do { ready = try Kernel.poll([connection], until: .after(nanoseconds: 10_000_000_000)) } catch {
+        do { ready = try Kernel.poll([BorrowedDescriptor(unowned: connection)], until: .after(nanoseconds: 10_000_000_000)) } catch {
             throw error.nt("waiting for a name's answer")
         }
         guard ready[0] != 0 else { return nil }
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 8)
         defer { buffer.deallocate() }
         let message: Kernel.ReceivedMessage
-        do { message = try Kernel.receive(connection, into: buffer, peek: false) } catch {
+        do { message = try Kernel.receive(BorrowedDescriptor(unowned: connection), into: buffer, peek: false) } catch {
             // A hang-up without an answer: the name was retired.
             if error.rawValue == ECONNRESET || error.rawValue == EPIPE { return nil }
             throw error.nt("reading a name's answer")

@@ -58,12 +58,12 @@ final class RuntimeDataPage: Sendable {
         let bytes = header.bytes
         do throws(Errno) {
             let memory = try Kernel.memfd(name: "d3dkmt-runtime-data")
-            try Kernel.truncate(memory.rawValue, to: UInt64(pageSize))
+            try Kernel.truncate(memory.borrowed, to: UInt64(pageSize))
             let written: Result<Void, Errno> = bytes.withUnsafeBytes { raw in
-                Result { () throws(Errno) in try Kernel.writeAt(memory.rawValue, raw, at: 0) }
+                Result { () throws(Errno) in try Kernel.writeAt(memory.borrowed, raw, at: 0) }
             }
             try written.get()
-            try Kernel.addSeals(memory.rawValue, Kernel.sealShrink | Kernel.sealGrow | Kernel.sealSeal)
+            try Kernel.addSeals(memory.borrowed, Kernel.sealShrink | Kernel.sealGrow | Kernel.sealSeal)
             return RuntimeDataPage(memory)
         } catch {
             throw error.nt("creating a runtime data page")
@@ -78,7 +78,7 @@ final class RuntimeDataPage: Sendable {
             throw NTError(.invalidParameter, "a runtime data page is not a memfd")
         }
         let size: UInt64
-        do { size = try Kernel.size(descriptor.rawValue) } catch { throw error.nt("sizing a runtime data page") }
+        do { size = try Kernel.size(descriptor.borrowed) } catch { throw error.nt("sizing a runtime data page") }
         guard size == UInt64(pageSize) else { throw NTError(.invalidParameter, "a runtime data page of \(size) bytes") }
         return RuntimeDataPage(descriptor)
     }
@@ -95,7 +95,7 @@ final class RuntimeDataPage: Sendable {
     /// - Throws: `STATUS_INVALID_PARAMETER` when the page does not have this layout (a peer
     ///   rewrote its header); the kernel's status when it cannot be read.
     func load() throws(NTError) -> [UInt8] {
-        let fd = descriptor.rawValue
+        let fd = descriptor.borrowed
         let deadline = Deadline.after(nanoseconds: Self.patience)
         var attempts = 0
         while true {

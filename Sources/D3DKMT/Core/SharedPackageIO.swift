@@ -36,10 +36,10 @@ enum SharedPackageWriter {
             let handle = pair.first, sender = pair.second
             if bytes.count > 64 * 1024 {
                 // Large packages need a larger send buffer than the default; the kernel caps it.
-                try? Kernel.setSocketOption(sender.rawValue, level: SOL_SOCKET, SO_SNDBUF,
+                try? Kernel.setSocketOption(sender.borrowed, level: SOL_SOCKET, SO_SNDBUF,
                                             Int32(2 * SharePackage.maximumSize))
             }
-            try Kernel.send(sender.rawValue, bytes: bytes, descriptors: descriptors)
+            try Kernel.send(sender.borrowed, bytes: bytes, descriptors: descriptors.map(BorrowedDescriptor.init(unowned:)))
             return Written(handle: SharedHandle(handle), sender: sender)
         } catch {
             throw error.nt("creating a shared handle")
@@ -74,8 +74,8 @@ enum SharedPackageReader {
         guard handle >= 0 else { throw NTError(.invalidHandle, "not a descriptor") }
         do {
             // getsockopt answers ENOTSOCK for anything that is not a socket: no fstat needed.
-            guard try Kernel.socketOption(handle, level: SOL_SOCKET, SO_DOMAIN) == AF_UNIX,
-                  try Kernel.socketOption(handle, level: SOL_SOCKET, SO_TYPE) == Int32(SOCK_SEQPACKET.rawValue)
+            guard try Kernel.socketOption(BorrowedDescriptor(unowned: handle), level: SOL_SOCKET, SO_DOMAIN) == AF_UNIX,
+                  try Kernel.socketOption(BorrowedDescriptor(unowned: handle), level: SOL_SOCKET, SO_TYPE) == Int32(SOCK_SEQPACKET.rawValue)
             else { throw NTError(.invalidParameter, "descriptor \(handle) is not a shared NT handle") }
         } catch let error as Errno {
             if error.rawValue == ENOTSOCK {
@@ -96,7 +96,7 @@ enum SharedPackageReader {
             defer { buffer.deallocate() }
             let message: Kernel.ReceivedMessage
             do {
-                message = try Kernel.receive(handle, into: buffer, peek: true)
+                message = try Kernel.receive(BorrowedDescriptor(unowned: handle), into: buffer, peek: true)
             } catch {
                 if error == .wouldBlock {
                     throw NTError(.invalidParameter, "descriptor \(handle) holds no shared objects")
@@ -125,7 +125,7 @@ enum SharedPackageReader {
                 if package.runtimeDataPageIndex != SharePackage.noDescriptor {
                     let copy: FileDescriptor
                     do {
-                        copy = try Kernel.duplicate(message.descriptors.peek(Int(package.runtimeDataPageIndex)))
+                        copy = try Kernel.duplicate(message.descriptors.borrow(Int(package.runtimeDataPageIndex)))
                     } catch {
                         throw error.nt("taking a runtime data page")
                     }
@@ -158,7 +158,7 @@ extension SharedPackageReader {
             let fd = descriptors.peek(Int(record.descriptorIndex))
             let kind = try BufferKind(classifying: fd)
             let size: UInt64
-            do { size = try Kernel.size(fd) } catch { throw error.nt("sizing a shared buffer") }
+            do { size = try Kernel.size(BorrowedDescriptor(unowned: fd)) } catch { throw error.nt("sizing a shared buffer") }
             guard size >= record.size else {
                 throw NTError(.invalidParameter, "shared buffer holds \(size) bytes, package says \(record.size)")
             }
@@ -172,7 +172,7 @@ extension SharedPackageReader {
     static func checkSyncobjs(_ package: SharePackage, _ descriptors: ReceivedDescriptors) throws(NTError) {
         let indices = [package.keyedMutex?.syncobjDescriptorIndex, package.syncObject?.syncobjDescriptorIndex]
         for case let index? in indices where index != SharePackage.noDescriptor {
-            guard Kernel.isSyncobj(descriptors.peek(Int(index))) else {
+            guard Kernel.isSyncobj(descriptors.borrow(Int(index))) else {
                 throw NTError(.invalidParameter, "invalid shared handle: descriptor \(index) is not a DRM syncobj")
             }
         }

@@ -18,9 +18,9 @@ final class SharedPage: @unchecked Sendable {
         let rounded = (size + 4095) & ~4095
         do {
             let memory = try Kernel.memfd(name: name)
-            try Kernel.truncate(memory.rawValue, to: UInt64(rounded))
-            try Kernel.addSeals(memory.rawValue, Kernel.sealShrink | Kernel.sealGrow | Kernel.sealSeal)
-            base = try Kernel.mapShared(memory.rawValue, length: rounded, writable: true)
+            try Kernel.truncate(memory.borrowed, to: UInt64(rounded))
+            try Kernel.addSeals(memory.borrowed, Kernel.sealShrink | Kernel.sealGrow | Kernel.sealSeal)
+            base = try Kernel.mapShared(memory.borrowed, length: rounded, writable: true)
             descriptor = memory
         } catch {
             throw error.nt("creating shared state (\(name))")
@@ -40,11 +40,11 @@ final class SharedPage: @unchecked Sendable {
             throw NTError(.invalidParameter, "shared state is not a memfd")
         }
         let size: UInt64
-        do { size = try Kernel.size(descriptor.rawValue) } catch { throw error.nt("sizing shared state") }
+        do { size = try Kernel.size(descriptor.borrowed) } catch { throw error.nt("sizing shared state") }
         guard size >= UInt64(max(minimumSize, Self.headerSize)), size <= 1 << 20 else {
             throw NTError(.invalidParameter, "shared state holds \(size) bytes")
         }
-        do { base = try Kernel.mapShared(descriptor.rawValue, length: Int(size), writable: true) } catch {
+        do { base = try Kernel.mapShared(descriptor.borrowed, length: Int(size), writable: true) } catch {
             throw error.nt("mapping shared state")
         }
         self.size = Int(size)

@@ -30,7 +30,7 @@ final class DRMDevice: DeviceBackend {
         self.render = render
         self.primaryPath = primaryPath
         self.driverName = driverName
-        self.hasTimelines = Kernel.drmCapability(self.render.rawValue, DRM_CAP_SYNCOBJ_TIMELINE) != 0
+        self.hasTimelines = Kernel.drmCapability(self.render.borrowed, DRM_CAP_SYNCOBJ_TIMELINE) != 0
     }
 
     /// Opens the render node of the adapter `info` describes (`D3DKMTCreateDevice`).
@@ -44,7 +44,7 @@ final class DRMDevice: DeviceBackend {
             throw error == .noSuchFile || error == .noDevice
                 ? NTError(.deviceRemoved, "\(renderNode) is gone") : error.nt("opening \(renderNode)")
         }
-        guard DRMDiscovery.describe(render.rawValue, renderPath: renderNode)?.luid == info.luid else {
+        guard DRMDiscovery.describe(render.borrowed, renderPath: renderNode)?.luid == info.luid else {
             throw NTError(.deviceRemoved, "\(renderNode) is another device now")
         }
         return DRMDevice(render: render, primaryPath: info.primaryNode, driverName: info.driverName)
@@ -62,10 +62,10 @@ final class DRMDevice: DeviceBackend {
             if driverName == "virtio_gpu" {
                 // The handle stays open: importing the dma-buf below returns this same handle,
                 // which the BufferObject then owns.
-                let handle = try Kernel.virtioGPUCreate2D(render.rawValue, width: 1024, height: UInt32(rows),
+                let handle = try Kernel.virtioGPUCreate2D(render.borrowed, width: 1024, height: UInt32(rows),
                                                           size: UInt32(rows * rowBytes))
-                do { dmaBuf = try Kernel.primeExport(render.rawValue, handle: handle, writable: true) } catch {
-                    Kernel.gemClose(render.rawValue, handle: handle)
+                do { dmaBuf = try Kernel.primeExport(render.borrowed, handle: handle, writable: true) } catch {
+                    Kernel.gemClose(render.borrowed, handle: handle)
                     throw error
                 }
             } else {
@@ -80,7 +80,7 @@ final class DRMDevice: DeviceBackend {
         // The dma-buf now holds the buffer; the device's own handle comes from importing it
         // (for virtio-gpu, the import returns the handle RESOURCE_CREATE made, now counted).
         let exportedSize: UInt64
-        do { exportedSize = try Kernel.size(dmaBuf.rawValue) } catch { throw error.nt("sizing a new dma-buf") }
+        do { exportedSize = try Kernel.size(dmaBuf.borrowed) } catch { throw error.nt("sizing a new dma-buf") }
         return try adopt(dmaBuf, kind: .dmaBuf, size: exportedSize)
     }
 
@@ -91,7 +91,7 @@ final class DRMDevice: DeviceBackend {
                                          + "open it on the software adapter")
         }
         let handle = try retainImport(descriptor.rawValue)
-        let renderFD = render.rawValue
+        let renderFD = render.borrowed
         return BufferObject(descriptor: descriptor, kind: .dmaBuf, size: size) { [self] in
             self.releaseHandle(handle, renderFD: renderFD)
         }
@@ -100,7 +100,7 @@ final class DRMDevice: DeviceBackend {
     private func retainImport(_ dmaBuf: Int32) throws(NTError) -> UInt32 {
         let result: Result<UInt32, Errno> = handles.withLock { table in
             do throws(Errno) {
-                let handle = try Kernel.primeImport(render.rawValue, dmaBuf: dmaBuf)
+                let handle = try Kernel.primeImport(render.borrowed, dmaBuf: BorrowedDescriptor(unowned: dmaBuf))
                 table[handle, default: 0] += 1
                 return .success(handle)
             } catch {
@@ -118,7 +118,7 @@ final class DRMDevice: DeviceBackend {
         }
     }
 
-    private func releaseHandle(_ handle: UInt32, renderFD: Int32) {
+    private func releaseHandle(_ handle: UInt32, renderFD: BorrowedDescriptor) {
         handles.withLock { table in
             guard let count = table[handle] else { return }
             if count > 1 {
@@ -143,22 +143,22 @@ final class DRMDevice: DeviceBackend {
     func makeTimelineDescriptor() throws(NTError) -> FileDescriptor {
         try requireTimelines()
         do {
-            let handle = try Kernel.syncobjCreate(render.rawValue)
-            defer { Kernel.syncobjDestroy(render.rawValue, handle) }
-            return try Kernel.syncobjExport(render.rawValue, handle)
+            let handle = try Kernel.syncobjCreate(render.borrowed)
+            defer { Kernel.syncobjDestroy(render.borrowed, handle) }
+            return try Kernel.syncobjExport(render.borrowed, handle)
         } catch {
             throw error.nt("creating a timeline syncobj on \(driverName)")
         }
     }
 
-    private func primaryNode() throws(Errno) -> Int32 {
+    private func primaryNode() throws(Errno) -> BorrowedDescriptor {
         guard let primaryPath else { throw .noDevice }
-        return try primary.withLock { (node: inout FileDescriptor?) throws(Errno) -> Int32 in
-            if let number = node?.rawValue { return number }
+        return try primary.withLock { (node: inout FileDescriptor?) throws(Errno) -> BorrowedDescriptor in
+            if let open = node?.borrowed { return open }
             let opened = try Kernel.open(primaryPath, O_RDWR)
-            let number = opened.rawValue
+            let borrowed = opened.borrowed
             node = consume opened
-            return number
+            return borrowed
         }
     }
 }

@@ -27,11 +27,11 @@ enum DRMDiscovery {
     static func describe(node: String) -> AdapterInfo? {
         let renderPath = "\(directory)/\(node)"
         guard let fd = try? Kernel.open(renderPath, O_RDWR) else { return nil }
-        return describe(fd.rawValue, renderPath: renderPath)
+        return describe(fd.borrowed, renderPath: renderPath)
     }
 
     /// Describes the render node open as `fd`; nil if it is not a DRM device.
-    static func describe(_ fd: Int32, renderPath: String) -> AdapterInfo? {
+    static func describe(_ fd: BorrowedDescriptor, renderPath: String) -> AdapterInfo? {
         guard let driver = try? Kernel.drmDriverName(fd),
               let rdev = try? Kernel.deviceNumber(fd)
         else { return nil }

@@ -10,9 +10,9 @@ final class DRMTimeline: KernelTimeline {
         self.handle = handle
     }
 
-    deinit { Kernel.syncobjDestroy(device.render.rawValue, handle) }
+    deinit { Kernel.syncobjDestroy(device.render.borrowed, handle) }
 
-    private var fd: Int32 { device.render.rawValue }
+    private var fd: BorrowedDescriptor { device.render.borrowed }
 
     func currentPoint() throws(NTError) -> UInt64 {
         do { return try Kernel.syncobjQuery(fd, handle) } catch { throw error.nt("querying a syncobj") }
@@ -45,7 +45,7 @@ final class DRMTimeline: KernelTimeline {
     }
 
     func notify(eventfd: Int32, point: UInt64) throws(NTError) {
-        do { try Kernel.syncobjEventfd(fd, handle, point: point, eventfd: eventfd) } catch {
+        do { try Kernel.syncobjEventfd(fd, handle, point: point, eventfd: BorrowedDescriptor(unowned: eventfd)) } catch {
             throw error.nt("registering a syncobj eventfd")
         }
     }
@@ -73,17 +73,17 @@ final class DRMTimeline: KernelTimeline {
 extension DRMDevice {
     func makeTimeline() throws(NTError) -> (any KernelTimeline)? {
         try requireTimelines()
-        do { return DRMTimeline(device: self, handle: try Kernel.syncobjCreate(render.rawValue)) } catch {
+        do { return DRMTimeline(device: self, handle: try Kernel.syncobjCreate(render.borrowed)) } catch {
             throw error.nt("creating a syncobj on \(driverName)")
         }
     }
 
     func importTimeline(_ descriptor: Int32) throws(NTError) -> any KernelTimeline {
         try requireTimelines()
-        guard descriptor >= 0, Kernel.isSyncobj(descriptor) else {
+        guard descriptor >= 0, Kernel.isSyncobj(BorrowedDescriptor(unowned: descriptor)) else {
             throw NTError(.invalidParameter, "descriptor \(descriptor) is not a DRM syncobj")
         }
-        do { return DRMTimeline(device: self, handle: try Kernel.syncobjImport(render.rawValue, descriptor)) } catch {
+        do { return DRMTimeline(device: self, handle: try Kernel.syncobjImport(render.borrowed, BorrowedDescriptor(unowned: descriptor))) } catch {
             throw error.nt("importing a syncobj")
         }
     }
@@ -92,11 +92,11 @@ extension DRMDevice {
     /// timeline (`FD_TO_HANDLE` with `IMPORT_SYNC_FILE`, `TRANSFER`).
     func importSyncFile(_ syncFile: Int32) throws(NTError) -> any KernelTimeline {
         guard let made = try makeTimeline() as? DRMTimeline else { throw NTError(.notSupported, "no timeline") }
-        let fd = render.rawValue
+        let fd = render.borrowed
         do {
             let binary = try Kernel.syncobjCreate(fd)
             defer { Kernel.syncobjDestroy(fd, binary) }
-            try Kernel.syncobjImportSyncFile(fd, binary, syncFile: syncFile)
+            try Kernel.syncobjImportSyncFile(fd, binary, syncFile: BorrowedDescriptor(unowned: syncFile))
             try Kernel.syncobjTransfer(fd, destination: made.handle, destinationPoint: 1, source: binary,
                                        sourcePoint: 0)
         } catch {

@@ -4,6 +4,20 @@ import Glibc
 import Musl
 #endif
 
+/// A descriptor lent for the length of a call: its number, valid while its owner keeps it open,
+/// and nothing else. It never closes anything: every `Kernel` function takes descriptors this way.
+/// A ``FileDescriptor`` lends itself with ``FileDescriptor/borrowed``; a number owned elsewhere (a
+/// C caller's `HANDLE`, a descriptor inherited by a tool) becomes one with ``init(unowned:)``.
+public struct BorrowedDescriptor: Hashable, Sendable, CustomStringConvertible {
+    /// The descriptor number.
+    public let rawValue: Int32
+
+    /// A descriptor whose owner is someone else, who keeps it open while this value is used.
+    public init(unowned rawValue: Int32) { self.rawValue = rawValue }
+
+    public var description: String { "\(rawValue)" }
+}
+
 /// An open file descriptor with exactly one owner.
 ///
 /// `FileDescriptor` is `~Copyable`: it is moved, never copied, and its `deinit` closes it. To hand
@@ -12,6 +26,9 @@ import Musl
 public struct FileDescriptor: ~Copyable, Sendable {
     /// The descriptor number. Valid for as long as this value lives.
     public let rawValue: Int32
+
+    /// This descriptor lent to a call; valid while this value lives.
+    public var borrowed: BorrowedDescriptor { BorrowedDescriptor(unowned: rawValue) }
 
     /// Takes ownership of `rawValue`, which must be an open descriptor nobody else closes.
     public init(adopting rawValue: Int32) {
@@ -30,7 +47,7 @@ public struct FileDescriptor: ~Copyable, Sendable {
     ///
     /// - Throws: `EMFILE` when the process is out of descriptors.
     public borrowing func duplicate() throws(Errno) -> FileDescriptor {
-        try Kernel.duplicate(rawValue)
+        try Kernel.duplicate(BorrowedDescriptor(unowned: rawValue))
     }
 
     deinit {
@@ -86,6 +103,9 @@ final class FileDescriptorList: @unchecked Sendable {
 
     /// The number of descriptor `index`, still owned by the list (``subscript(_:)``).
     func peek(_ index: Int) -> Int32 { self[index] }
+
+    /// Descriptor `index` lent to a call, still owned by the list.
+    func borrow(_ index: Int) -> BorrowedDescriptor { BorrowedDescriptor(unowned: self[index]) }
 
     /// Every descriptor number still owned, in order (taken slots are skipped).
     var rawValues: [Int32] { present.indices.filter { present[$0] }.map { storage[$0].rawValue } }

@@ -26,9 +26,9 @@ extension Kernel {
     }
 
     /// `drmGetVersion(fd)->name`: the kernel driver's name (`virtio_gpu`, `vgem`, `i915`, ...).
-    static func drmDriverName(_ fd: Int32) throws(Errno) -> String {
+    static func drmDriverName(_ fd: BorrowedDescriptor) throws(Errno) -> String {
         try checkFault(.ioctl)
-        guard let version = drmGetVersion(fd) else {
+        guard let version = drmGetVersion(fd.rawValue) else {
             throw Errno.current == Errno(rawValue: 0) ? .noDevice : .current
         }
         defer { drmFreeVersion(version) }
@@ -37,18 +37,18 @@ extension Kernel {
     }
 
     /// `drmGetCap(fd, capability)`; 0 when the kernel does not know the capability.
-    static func drmCapability(_ fd: Int32, _ capability: Int32) -> UInt64 {
+    static func drmCapability(_ fd: BorrowedDescriptor, _ capability: Int32) -> UInt64 {
         var value: UInt64 = 0
-        do { try libdrm { drmGetCap(fd, UInt64(capability), &value) } } catch { return 0 }
+        do { try libdrm { drmGetCap(fd.rawValue, UInt64(capability), &value) } } catch { return 0 }
         return value
     }
 
     /// `drmPrimeHandleToFD`: exports GEM `handle` as a close-on-exec dma-buf
     /// (`DRM_IOCTL_PRIME_HANDLE_TO_FD`).
-    static func primeExport(_ fd: Int32, handle: UInt32, writable: Bool) throws(Errno) -> FileDescriptor {
+    static func primeExport(_ fd: BorrowedDescriptor, handle: UInt32, writable: Bool) throws(Errno) -> FileDescriptor {
         var dmaBuf: Int32 = -1
         let flags = UInt32(DRM_CLOEXEC) | (writable ? UInt32(DRM_RDWR) : 0)
-        try libdrm { drmPrimeHandleToFD(fd, handle, flags, &dmaBuf) }
+        try libdrm { drmPrimeHandleToFD(fd.rawValue, handle, flags, &dmaBuf) }
         return FileDescriptor(adopting: dmaBuf)
     }
 
@@ -56,21 +56,21 @@ extension Kernel {
     /// The kernel returns the same handle each time the same buffer is imported on the same fd.
     ///
     /// - Throws: `ENODEV` (or `EINVAL`) when this device cannot import that buffer.
-    static func primeImport(_ fd: Int32, dmaBuf: Int32) throws(Errno) -> UInt32 {
+    static func primeImport(_ fd: BorrowedDescriptor, dmaBuf: BorrowedDescriptor) throws(Errno) -> UInt32 {
         var handle: UInt32 = 0
-        try libdrm { drmPrimeFDToHandle(fd, dmaBuf, &handle) }
+        try libdrm { drmPrimeFDToHandle(fd.rawValue, dmaBuf.rawValue, &handle) }
         return handle
     }
 
     /// `DRM_IOCTL_GEM_CLOSE`; errors are ignored (the handle is gone either way).
-    static func gemClose(_ fd: Int32, handle: UInt32) {
+    static func gemClose(_ fd: BorrowedDescriptor, handle: UInt32) {
         var request = drm_gem_close(handle: handle, pad: 0)
         try? ioctl(fd, kmt_DRM_IOCTL_GEM_CLOSE, &request)
     }
 
     /// `DRM_IOCTL_MODE_CREATE_DUMB` (primary nodes only): a linear 32-bpp buffer.
     static func createDumb(
-        _ fd: Int32, width: UInt32, height: UInt32
+        _ fd: BorrowedDescriptor, width: UInt32, height: UInt32
     ) throws(Errno) -> (handle: UInt32, size: UInt64) {
         var request = drm_mode_create_dumb(
             height: height, width: width, bpp: 32, flags: 0, handle: 0, pitch: 0, size: 0)
@@ -79,7 +79,7 @@ extension Kernel {
     }
 
     /// `DRM_IOCTL_VIRTGPU_RESOURCE_CREATE` for a 2D resource (works without virgl, on render nodes).
-    static func virtioGPUCreate2D(_ fd: Int32, width: UInt32, height: UInt32, size: UInt32) throws(Errno) -> UInt32 {
+    static func virtioGPUCreate2D(_ fd: BorrowedDescriptor, width: UInt32, height: UInt32, size: UInt32) throws(Errno) -> UInt32 {
         var request = drm_virtgpu_resource_create()
         request.target = 2        // PIPE_TEXTURE_2D
         request.format = 1       // VIRTIO_GPU_FORMAT_B8G8R8A8_UNORM
@@ -95,7 +95,7 @@ extension Kernel {
     }
 
     /// `DMA_BUF_IOCTL_SYNC`: brackets CPU access to a mapped dma-buf.
-    static func dmaBufSync(_ fd: Int32, start: Bool, write: Bool) throws(Errno) {
+    static func dmaBufSync(_ fd: BorrowedDescriptor, start: Bool, write: Bool) throws(Errno) {
         var flags = UInt64(start ? DMA_BUF_SYNC_START : DMA_BUF_SYNC_END)
         flags |= UInt64(DMA_BUF_SYNC_READ) | (write ? UInt64(DMA_BUF_SYNC_WRITE) : 0)
         var request = dma_buf_sync(flags: flags)
@@ -103,7 +103,7 @@ extension Kernel {
     }
 
     /// `DMA_BUF_IOCTL_EXPORT_SYNC_FILE`: the fences on a dma-buf, as a sync_file.
-    static func dmaBufExportSyncFile(_ dmaBuf: Int32, write: Bool) throws(Errno) -> FileDescriptor {
+    static func dmaBufExportSyncFile(_ dmaBuf: BorrowedDescriptor, write: Bool) throws(Errno) -> FileDescriptor {
         var request = dma_buf_export_sync_file(flags: UInt32(write ? DMA_BUF_SYNC_WRITE : DMA_BUF_SYNC_READ), fd: -1)
         try ioctl(dmaBuf, kmt_DMA_BUF_IOCTL_EXPORT_SYNC_FILE, &request)
         return FileDescriptor(adopting: request.fd)

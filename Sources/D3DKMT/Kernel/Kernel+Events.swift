@@ -14,24 +14,24 @@ extension Kernel {
     }
 
     /// Adds 1 to an eventfd's counter, making it readable: the Windows event of an async wait.
-    static func eventfdSignal(_ fd: Int32) throws(Errno) {
+    static func eventfdSignal(_ fd: BorrowedDescriptor) throws(Errno) {
         var one: UInt64 = 1
-        _ = try retrying(.write) { write(fd, &one, MemoryLayout<UInt64>.size) }
+        _ = try retrying(.write) { write(fd.rawValue, &one, MemoryLayout<UInt64>.size) }
     }
 
     /// Reads (and so resets) an eventfd's counter; nothing to read (`EAGAIN` on a non-blocking
     /// eventfd) and every other error are ignored.
-    static func eventfdDrain(_ fd: Int32) {
+    static func eventfdDrain(_ fd: BorrowedDescriptor) {
         var counter: UInt64 = 0
-        _ = try? retrying(.read) { read(fd, &counter, MemoryLayout<UInt64>.size) }
+        _ = try? retrying(.read) { read(fd.rawValue, &counter, MemoryLayout<UInt64>.size) }
     }
 
     /// `poll(2)` until one of `descriptors` has an event or `deadline`; the `revents` of each.
     /// `EINTR` restarts it with the time that is left.
     static func poll(
-        _ descriptors: [Int32], events: Int16 = Int16(POLLIN), until deadline: Deadline
+        _ descriptors: [BorrowedDescriptor], events: Int16 = Int16(POLLIN), until deadline: Deadline
     ) throws(Errno) -> [Int16] {
-        var entries = descriptors.map { pollfd(fd: $0, events: events, revents: 0) }
+        var entries = descriptors.map { pollfd(fd: $0.rawValue, events: events, revents: 0) }
         while true {
             if let fault = injectedFault(.poll) {
                 if fault == .interrupted { continue }
@@ -44,7 +44,7 @@ extension Kernel {
     }
 
     /// `poll(2)` for readability until `deadline`; true when readable.
-    static func waitReadable(_ fd: Int32, until deadline: Deadline) throws(Errno) -> Bool {
+    static func waitReadable(_ fd: BorrowedDescriptor, until deadline: Deadline) throws(Errno) -> Bool {
         try poll([fd], until: deadline)[0] & Int16(POLLIN) != 0
     }
 }

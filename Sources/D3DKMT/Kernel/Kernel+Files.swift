@@ -8,8 +8,8 @@ import CKMTShims
 /// Files, memfds and their seals, mappings, paths and directories.
 extension Kernel {
     /// `fcntl(F_DUPFD_CLOEXEC)` (``Call/dup``).
-    static func duplicate(_ fd: Int32) throws(Errno) -> FileDescriptor {
-        FileDescriptor(adopting: try retrying(.dup) { fcntl(fd, F_DUPFD_CLOEXEC, 0) })
+    static func duplicate(_ fd: BorrowedDescriptor) throws(Errno) -> FileDescriptor {
+        FileDescriptor(adopting: try retrying(.dup) { fcntl(fd.rawValue, F_DUPFD_CLOEXEC, 0) })
     }
 
     /// `open(2)` with `O_CLOEXEC` added.
@@ -19,7 +19,7 @@ extension Kernel {
 
     /// A new open of the file behind `fd` with `flags` (`open("/proc/self/fd/N")`): a read-only
     /// reopen of a memfd cannot be mapped writable. (dma-bufs cannot be reopened: `ENXIO`.)
-    static func reopen(_ fd: Int32, _ flags: Int32) throws(Errno) -> FileDescriptor {
+    static func reopen(_ fd: BorrowedDescriptor, _ flags: Int32) throws(Errno) -> FileDescriptor {
         try open("/proc/self/fd/\(fd)", flags)
     }
 
@@ -36,43 +36,43 @@ extension Kernel {
     static let sealGrow = kmt_F_SEAL_GROW
 
     /// `ftruncate(2)`.
-    static func truncate(_ fd: Int32, to size: UInt64) throws(Errno) {
+    static func truncate(_ fd: BorrowedDescriptor, to size: UInt64) throws(Errno) {
         guard let length = off_t(exactly: size) else { throw .invalidArgument }
-        _ = try retrying(.ftruncate) { ftruncate(fd, length) }
+        _ = try retrying(.ftruncate) { ftruncate(fd.rawValue, length) }
     }
 
     /// `fcntl(F_ADD_SEALS)`.
-    static func addSeals(_ fd: Int32, _ seals: Int32) throws(Errno) {
-        _ = try retrying(.fcntl) { fcntl(fd, kmt_F_ADD_SEALS, seals) }
+    static func addSeals(_ fd: BorrowedDescriptor, _ seals: Int32) throws(Errno) {
+        _ = try retrying(.fcntl) { fcntl(fd.rawValue, kmt_F_ADD_SEALS, seals) }
     }
 
     /// `fcntl(F_GET_SEALS)`: fails with `EINVAL` on anything but a memfd/shmem file.
-    static func seals(_ fd: Int32) throws(Errno) -> Int32 {
-        try retrying(.fcntl) { fcntl(fd, kmt_F_GET_SEALS) }
+    static func seals(_ fd: BorrowedDescriptor) throws(Errno) -> Int32 {
+        try retrying(.fcntl) { fcntl(fd.rawValue, kmt_F_GET_SEALS) }
     }
 
     /// `fcntl(F_GETFL)`: the file status flags, of which `O_ACCMODE` tells read/write access.
-    static func statusFlags(_ fd: Int32) throws(Errno) -> Int32 {
-        try retrying(.fcntl) { fcntl(fd, F_GETFL) }
+    static func statusFlags(_ fd: BorrowedDescriptor) throws(Errno) -> Int32 {
+        try retrying(.fcntl) { fcntl(fd.rawValue, F_GETFL) }
     }
 
     /// The size of a seekable object (a dma-buf or a memfd): `lseek(fd, 0, SEEK_END)`.
-    static func size(_ fd: Int32) throws(Errno) -> UInt64 {
-        UInt64(try retrying(.lseek) { lseek(fd, 0, SEEK_END) })
+    static func size(_ fd: BorrowedDescriptor) throws(Errno) -> UInt64 {
+        UInt64(try retrying(.lseek) { lseek(fd.rawValue, 0, SEEK_END) })
     }
 
     /// `pread(2)` of up to `buffer.count` bytes at `offset`; returns how many were read.
-    static func readAt(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer, at offset: Int) throws(Errno) -> Int {
+    static func readAt(_ fd: BorrowedDescriptor, into buffer: UnsafeMutableRawBufferPointer, at offset: Int) throws(Errno) -> Int {
         guard let base = buffer.baseAddress, buffer.count > 0 else { return 0 }
-        return try retrying(.pread) { pread(fd, base, buffer.count, off_t(offset)) }
+        return try retrying(.pread) { pread(fd.rawValue, base, buffer.count, off_t(offset)) }
     }
 
     /// `pwrite(2)` of all of `bytes` at `offset`.
-    static func writeAt(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, at offset: Int) throws(Errno) {
+    static func writeAt(_ fd: BorrowedDescriptor, _ bytes: UnsafeRawBufferPointer, at offset: Int) throws(Errno) {
         var done = 0
         while done < bytes.count {
             done += try retrying(.pwrite) {
-                pwrite(fd, bytes.baseAddress! + done, bytes.count - done, off_t(offset + done))
+                pwrite(fd.rawValue, bytes.baseAddress! + done, bytes.count - done, off_t(offset + done))
             }
         }
     }
@@ -84,31 +84,31 @@ extension Kernel {
     static let hugetlbfsMagic = Int(kmt_HUGETLBFS_MAGIC)
 
     /// `fstatfs(2)`'s filesystem magic, which tells a dma-buf from a memfd from an anon inode.
-    static func filesystemMagic(_ fd: Int32) throws(Errno) -> Int {
+    static func filesystemMagic(_ fd: BorrowedDescriptor) throws(Errno) -> Int {
         var info = statfs()
-        _ = try retrying(.fstatfs) { fstatfs(fd, &info) }
+        _ = try retrying(.fstatfs) { fstatfs(fd.rawValue, &info) }
         return Int(info.f_type)
     }
 
     /// `fstat(2)`'s file type bits (`S_IFSOCK`, `S_IFCHR`, ...).
-    static func fileType(_ fd: Int32) throws(Errno) -> mode_t {
+    static func fileType(_ fd: BorrowedDescriptor) throws(Errno) -> mode_t {
         var info = stat()
-        _ = try retrying(.fstat) { fstat(fd, &info) }
+        _ = try retrying(.fstat) { fstat(fd.rawValue, &info) }
         return info.st_mode & S_IFMT
     }
 
     /// `fstat(2)`'s `st_rdev` for a character device.
-    static func deviceNumber(_ fd: Int32) throws(Errno) -> dev_t {
+    static func deviceNumber(_ fd: BorrowedDescriptor) throws(Errno) -> dev_t {
         var info = stat()
-        _ = try retrying(.fstat) { fstat(fd, &info) }
+        _ = try retrying(.fstat) { fstat(fd.rawValue, &info) }
         return info.st_rdev
     }
 
     /// `mmap(2)` of a whole shared object.
-    static func mapShared(_ fd: Int32, length: Int, writable: Bool) throws(Errno) -> UnsafeMutableRawPointer {
+    static func mapShared(_ fd: BorrowedDescriptor, length: Int, writable: Bool) throws(Errno) -> UnsafeMutableRawPointer {
         try checkFault(.mmap)
         let protection = writable ? (PROT_READ | PROT_WRITE) : PROT_READ
-        guard let address = mmap(nil, length, protection, MAP_SHARED, fd, 0), address != MAP_FAILED else {
+        guard let address = mmap(nil, length, protection, MAP_SHARED, fd.rawValue, 0), address != MAP_FAILED else {
             throw Errno.current
         }
         return address

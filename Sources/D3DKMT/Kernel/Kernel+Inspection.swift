@@ -50,9 +50,9 @@ extension Kernel {
     ///
     /// - Throws: `EBADF` when the process has no descriptor `fd`; `EPERM` when the caller may not
     ///   ptrace the process (another user, or Yama); `ESRCH` when it has exited; `ENOSYS`.
-    static func copyDescriptor(_ fd: Int32, fromProcess pidfd: Int32) throws(Errno) -> FileDescriptor {
+    static func copyDescriptor(_ fd: BorrowedDescriptor, fromProcess pidfd: BorrowedDescriptor) throws(Errno) -> FileDescriptor {
         guard let pidfdGetfd = pidfdGetfdFunction else { throw Errno(rawValue: ENOSYS) }
-        return FileDescriptor(adopting: try retryingInterrupted { pidfdGetfd(pidfd, fd, 0) })
+        return FileDescriptor(adopting: try retryingInterrupted { pidfdGetfd(pidfd.rawValue, fd.rawValue, 0) })
     }
 
     /// Every descriptor process `pid` has open and what it is (the `/proc/PID/fd/N` link:
@@ -74,9 +74,9 @@ extension Kernel {
 
     /// The `/proc/locks` spelling of the file behind `fd`: `MAJOR:MINOR:INODE` of its
     /// filesystem's device (hexadecimal, two digits at least) and its inode (decimal).
-    static func lockFileIdentity(_ fd: Int32) throws(Errno) -> String {
+    static func lockFileIdentity(_ fd: BorrowedDescriptor) throws(Errno) -> String {
         var info = stat()
-        _ = try retryingInterrupted { fstat(fd, &info) }
+        _ = try retryingInterrupted { fstat(fd.rawValue, &info) }
         let device = UInt64(info.st_dev)
         let major = ((device >> 8) & 0xFFF) | ((device >> 32) & ~0xFFF)
         let minor = (device & 0xFF) | ((device >> 12) & ~0xFF)

@@ -13,20 +13,21 @@ extension Kernel {
     /// Takes an exclusive lock on byte `offset` of `fd`'s file without waiting.
     ///
     /// - Returns: false when another open file description holds it.
-    static func tryLockByte(_ fd: Int32, at offset: Int64) throws(Errno) -> Bool {
+    static func tryLockByte(_ fd: BorrowedDescriptor, at offset: Int64) throws(Errno) -> Bool {
         var lock = byteLock(F_WRLCK, at: offset)
-        do {
-            _ = try retrying(.fcntl) { fcntl(fd, kmt_F_OFD_SETLK, &lock) }
-        } catch where error.rawValue == EAGAIN || error.rawValue == EACCES {
-            return false
+        do throws(Errno) {
+            _ = try retrying(.fcntl) { fcntl(fd.rawValue, kmt_F_OFD_SETLK, &lock) }
+        } catch {
+            if error.rawValue == EAGAIN || error.rawValue == EACCES { return false }
+            throw error
         }
         return true
     }
 
     /// Whether an open file description other than `fd`'s holds a lock on byte `offset`.
-    static func byteIsLocked(_ fd: Int32, at offset: Int64) throws(Errno) -> Bool {
+    static func byteIsLocked(_ fd: BorrowedDescriptor, at offset: Int64) throws(Errno) -> Bool {
         var lock = byteLock(F_WRLCK, at: offset)
-        _ = try retrying(.fcntl) { fcntl(fd, kmt_F_OFD_GETLK, &lock) }
+        _ = try retrying(.fcntl) { fcntl(fd.rawValue, kmt_F_OFD_GETLK, &lock) }
         return lock.l_type != Int16(F_UNLCK)
     }
 

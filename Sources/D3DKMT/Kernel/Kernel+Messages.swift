@@ -15,7 +15,7 @@ extension Kernel {
     static let maximumDescriptorsPerMessage = 253
 
     /// `sendmsg(2)` of one datagram carrying `descriptors` with `SCM_RIGHTS`.
-    static func send(_ socket: Int32, bytes: [UInt8], descriptors: [Int32]) throws(Errno) {
+    static func send(_ socket: BorrowedDescriptor, bytes: [UInt8], descriptors: [BorrowedDescriptor]) throws(Errno) {
         precondition(descriptors.count <= maximumDescriptorsPerMessage)
         let descriptorBytes = descriptors.count * MemoryLayout<Int32>.size
         let controlLength = descriptors.isEmpty ? 0 : kmt_cmsg_space(descriptorBytes)
@@ -41,7 +41,7 @@ extension Kernel {
                     descriptors.withUnsafeBytes { data.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
                 }
                 return Result { () throws(Errno) in
-                    try retrying(.sendmsg) { sendmsg(socket, &message, Int32(MSG_NOSIGNAL)) }
+                    try retrying(.sendmsg) { sendmsg(socket.rawValue, &message, Int32(MSG_NOSIGNAL)) }
                 }
             }
         }
@@ -66,7 +66,7 @@ extension Kernel {
     ///
     /// - Throws: `EAGAIN` when peeking and nothing is queued; other `recvmsg` errors as they come.
     static func receive(
-        _ socket: Int32, into buffer: UnsafeMutableRawBufferPointer, peek: Bool
+        _ socket: BorrowedDescriptor, into buffer: UnsafeMutableRawBufferPointer, peek: Bool
     ) throws(Errno) -> ReceivedMessage {
         let flags = Int32(MSG_CMSG_CLOEXEC) | (peek ? Int32(MSG_PEEK) | Int32(MSG_DONTWAIT) : 0)
         let controlLength = kmt_cmsg_space(maximumDescriptorsPerMessage * MemoryLayout<Int32>.size)
@@ -80,7 +80,7 @@ extension Kernel {
             message.msg_iovlen = 1
             message.msg_control = control.baseAddress
             message.msg_controllen = controlLength
-            return try retrying(.recvmsg) { recvmsg(socket, &message, flags) }
+            return try retrying(.recvmsg) { recvmsg(socket.rawValue, &message, flags) }
         }
 
         // Collect every descriptor first, so that none leaks whatever the checks below decide.
@@ -108,7 +108,7 @@ extension Kernel {
 extension Kernel {
     /// Receives (and removes) one datagram or stream chunk from `socket`, blocking, and returns
     /// the descriptors that came with it.
-    static func receiveMessage(_ socket: Int32) throws(Errno) -> ReceivedDescriptors {
+    static func receiveMessage(_ socket: BorrowedDescriptor) throws(Errno) -> ReceivedDescriptors {
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64, alignment: 8)
         defer { buffer.deallocate() }
         let message = try receive(socket, into: buffer, peek: false)

@@ -25,17 +25,17 @@ extension Kernel {
     }
 
     /// `getsockopt(2)` for an `Int32` option.
-    static func socketOption(_ fd: Int32, level: Int32, _ option: Int32) throws(Errno) -> Int32 {
+    static func socketOption(_ fd: BorrowedDescriptor, level: Int32, _ option: Int32) throws(Errno) -> Int32 {
         var value: Int32 = 0
         var length = socklen_t(MemoryLayout<Int32>.size)
-        _ = try retrying(.sockopt) { getsockopt(fd, level, option, &value, &length) }
+        _ = try retrying(.sockopt) { getsockopt(fd.rawValue, level, option, &value, &length) }
         return value
     }
 
     /// `setsockopt(2)` for an `Int32` option.
-    static func setSocketOption(_ fd: Int32, level: Int32, _ option: Int32, _ value: Int32) throws(Errno) {
+    static func setSocketOption(_ fd: BorrowedDescriptor, level: Int32, _ option: Int32, _ value: Int32) throws(Errno) {
         var value = value
-        _ = try retrying(.sockopt) { setsockopt(fd, level, option, &value, socklen_t(MemoryLayout<Int32>.size)) }
+        _ = try retrying(.sockopt) { setsockopt(fd.rawValue, level, option, &value, socklen_t(MemoryLayout<Int32>.size)) }
     }
 
     private static func withAddress<R>(
@@ -83,7 +83,7 @@ extension Kernel {
     }
 
     /// `accept4(2)` with `SOCK_CLOEXEC`.
-    static func accept(_ listener: Int32) throws(Errno) -> FileDescriptor {
-        FileDescriptor(adopting: try retrying(.accept) { kmt_accept_cloexec(listener) })
+    static func accept(_ listener: BorrowedDescriptor) throws(Errno) -> FileDescriptor {
+        FileDescriptor(adopting: try retrying(.accept) { kmt_accept_cloexec(listener.rawValue) })
     }
 }

@@ -10,49 +10,49 @@ import CLibDRM
 /// come from the kernel close-on-exec. Every call is an ioctl (``Call/ioctl``) for the fault seam.
 extension Kernel {
     /// `DRM_IOCTL_SYNCOBJ_CREATE`.
-    static func syncobjCreate(_ fd: Int32, signaled: Bool = false) throws(Errno) -> UInt32 {
+    static func syncobjCreate(_ fd: BorrowedDescriptor, signaled: Bool = false) throws(Errno) -> UInt32 {
         var handle: UInt32 = 0
-        try libdrm { drmSyncobjCreate(fd, signaled ? UInt32(DRM_SYNCOBJ_CREATE_SIGNALED) : 0, &handle) }
+        try libdrm { drmSyncobjCreate(fd.rawValue, signaled ? UInt32(DRM_SYNCOBJ_CREATE_SIGNALED) : 0, &handle) }
         return handle
     }
 
     /// `DRM_IOCTL_SYNCOBJ_DESTROY`; errors are ignored (not subject to the fault seam).
-    static func syncobjDestroy(_ fd: Int32, _ handle: UInt32) {
-        _ = drmSyncobjDestroy(fd, handle)
+    static func syncobjDestroy(_ fd: BorrowedDescriptor, _ handle: UInt32) {
+        _ = drmSyncobjDestroy(fd.rawValue, handle)
     }
 
     /// `DRM_IOCTL_SYNCOBJ_HANDLE_TO_FD`: a syncobj descriptor another process or device can import.
-    static func syncobjExport(_ fd: Int32, _ handle: UInt32) throws(Errno) -> FileDescriptor {
+    static func syncobjExport(_ fd: BorrowedDescriptor, _ handle: UInt32) throws(Errno) -> FileDescriptor {
         var out: Int32 = -1
-        try libdrm { drmSyncobjHandleToFD(fd, handle, &out) }
+        try libdrm { drmSyncobjHandleToFD(fd.rawValue, handle, &out) }
         return FileDescriptor(adopting: out)
     }
 
     /// `DRM_IOCTL_SYNCOBJ_FD_TO_HANDLE`.
-    static func syncobjImport(_ fd: Int32, _ syncobj: Int32) throws(Errno) -> UInt32 {
+    static func syncobjImport(_ fd: BorrowedDescriptor, _ syncobj: BorrowedDescriptor) throws(Errno) -> UInt32 {
         var handle: UInt32 = 0
-        try libdrm { drmSyncobjFDToHandle(fd, syncobj, &handle) }
+        try libdrm { drmSyncobjFDToHandle(fd.rawValue, syncobj.rawValue, &handle) }
         return handle
     }
 
     /// `DRM_IOCTL_SYNCOBJ_SIGNAL` (binary syncobjs).
-    static func syncobjSignal(_ fd: Int32, _ handle: UInt32) throws(Errno) {
+    static func syncobjSignal(_ fd: BorrowedDescriptor, _ handle: UInt32) throws(Errno) {
         var handle = handle
-        try libdrm { drmSyncobjSignal(fd, &handle, 1) }
+        try libdrm { drmSyncobjSignal(fd.rawValue, &handle, 1) }
     }
 
     /// `DRM_IOCTL_SYNCOBJ_TIMELINE_SIGNAL`: signals `point` on a timeline syncobj.
-    static func syncobjTimelineSignal(_ fd: Int32, _ handle: UInt32, point: UInt64) throws(Errno) {
+    static func syncobjTimelineSignal(_ fd: BorrowedDescriptor, _ handle: UInt32, point: UInt64) throws(Errno) {
         var handle = handle
         var point = point
-        try libdrm { drmSyncobjTimelineSignal(fd, &handle, &point, 1) }
+        try libdrm { drmSyncobjTimelineSignal(fd.rawValue, &handle, &point, 1) }
     }
 
     /// `DRM_IOCTL_SYNCOBJ_QUERY`: the timeline's last signalled point.
-    static func syncobjQuery(_ fd: Int32, _ handle: UInt32) throws(Errno) -> UInt64 {
+    static func syncobjQuery(_ fd: BorrowedDescriptor, _ handle: UInt32) throws(Errno) -> UInt64 {
         var handle = handle
         var point: UInt64 = 0
-        try libdrm { drmSyncobjQuery(fd, &handle, &point, 1) }
+        try libdrm { drmSyncobjQuery(fd.rawValue, &handle, &point, 1) }
         return point
     }
 
@@ -63,7 +63,7 @@ extension Kernel {
     /// - Returns: the index of the first signalled handle (meaningful for wait-any).
     /// - Throws: `ETIME` when the deadline passes.
     static func syncobjWait(
-        _ fd: Int32, handles: [UInt32], points: [UInt64], all: Bool, until deadline: Deadline
+        _ fd: BorrowedDescriptor, handles: [UInt32], points: [UInt64], all: Bool, until deadline: Deadline
     ) throws(Errno) -> Int {
         var handles = handles
         var points = points
@@ -73,42 +73,42 @@ extension Kernel {
         // drmIoctl restarts on EINTR with the same absolute deadline.
         try libdrm {
             drmSyncobjTimelineWait(
-                fd, &handles, &points, UInt32(handles.count), deadline.nanoseconds, flags, &first)
+                fd.rawValue, &handles, &points, UInt32(handles.count), deadline.nanoseconds, flags, &first)
         }
         return Int(first)
     }
 
     /// `DRM_IOCTL_SYNCOBJ_EVENTFD` (Linux 6.6): `eventfd` becomes readable when `point` signals
     /// (point 0: the binary syncobj's fence).
-    static func syncobjEventfd(_ fd: Int32, _ handle: UInt32, point: UInt64, eventfd: Int32) throws(Errno) {
-        var request = kmt_drm_syncobj_eventfd(handle: handle, flags: 0, point: point, fd: eventfd, pad: 0)
+    static func syncobjEventfd(_ fd: BorrowedDescriptor, _ handle: UInt32, point: UInt64, eventfd: BorrowedDescriptor) throws(Errno) {
+        var request = kmt_drm_syncobj_eventfd(handle: handle, flags: 0, point: point, fd: eventfd.rawValue, pad: 0)
         try ioctl(fd, kmt_DRM_IOCTL_SYNCOBJ_EVENTFD, &request)
     }
 
     /// `DRM_IOCTL_SYNCOBJ_FD_TO_HANDLE` with `IMPORT_SYNC_FILE`: puts a sync_file's fence in a
     /// syncobj.
-    static func syncobjImportSyncFile(_ fd: Int32, _ handle: UInt32, syncFile: Int32) throws(Errno) {
-        try libdrm { drmSyncobjImportSyncFile(fd, handle, syncFile) }
+    static func syncobjImportSyncFile(_ fd: BorrowedDescriptor, _ handle: UInt32, syncFile: BorrowedDescriptor) throws(Errno) {
+        try libdrm { drmSyncobjImportSyncFile(fd.rawValue, handle, syncFile.rawValue) }
     }
 
     /// `DRM_IOCTL_SYNCOBJ_TRANSFER`: puts the fence of `source` at `sourcePoint` into
     /// `destination` at `destinationPoint` (point 0: a binary syncobj).
     static func syncobjTransfer(
-        _ fd: Int32, destination: UInt32, destinationPoint: UInt64, source: UInt32, sourcePoint: UInt64
+        _ fd: BorrowedDescriptor, destination: UInt32, destinationPoint: UInt64, source: UInt32, sourcePoint: UInt64
     ) throws(Errno) {
-        try libdrm { drmSyncobjTransfer(fd, destination, destinationPoint, source, sourcePoint, 0) }
+        try libdrm { drmSyncobjTransfer(fd.rawValue, destination, destinationPoint, source, sourcePoint, 0) }
     }
 
     /// `DRM_IOCTL_SYNCOBJ_HANDLE_TO_FD` with `EXPORT_SYNC_FILE`: a binary syncobj's fence as a
     /// sync_file.
-    static func syncobjExportSyncFile(_ fd: Int32, _ handle: UInt32) throws(Errno) -> FileDescriptor {
+    static func syncobjExportSyncFile(_ fd: BorrowedDescriptor, _ handle: UInt32) throws(Errno) -> FileDescriptor {
         var out: Int32 = -1
-        try libdrm { drmSyncobjExportSyncFile(fd, handle, &out) }
+        try libdrm { drmSyncobjExportSyncFile(fd.rawValue, handle, &out) }
         return FileDescriptor(adopting: out)
     }
 
     /// Whether `fd` is a DRM syncobj file (the kernel names its anonymous inode `syncobj_file`).
-    static func isSyncobj(_ fd: Int32) -> Bool {
+    static func isSyncobj(_ fd: BorrowedDescriptor) -> Bool {
         readLink("/proc/self/fd/\(fd)") == "anon_inode:syncobj_file"
     }
 }

@@ -86,9 +86,9 @@ enum Kernel {
     }
 
     /// `ioctl(2)` with a pointer argument (``Call/ioctl``).
-    static func ioctl<T>(_ fd: Int32, _ request: UInt, _ argument: inout T) throws(Errno) {
+    static func ioctl<T>(_ fd: BorrowedDescriptor, _ request: UInt, _ argument: inout T) throws(Errno) {
         _ = try withUnsafeMutablePointer(to: &argument) { (pointer) throws(Errno) -> Int32 in
-            try retrying(.ioctl) { kmt_ioctl(fd, request, UnsafeMutableRawPointer(pointer)) }
+            try retrying(.ioctl) { kmt_ioctl(fd.rawValue, request, UnsafeMutableRawPointer(pointer)) }
         }
     }
 }

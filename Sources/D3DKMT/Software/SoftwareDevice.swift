@@ -10,9 +10,9 @@ final class SoftwareDevice: DeviceBackend {
     func allocate(size: UInt64, descriptor: AllocationDescriptor) throws(NTError) -> BufferObject {
         do {
             let memory = try Kernel.memfd(name: "d3dkmt-allocation")
-            try Kernel.truncate(memory.rawValue, to: size)
+            try Kernel.truncate(memory.borrowed, to: size)
             // The size is fixed for life: a peer mapping it can never be cut short (SIGBUS).
-            try Kernel.addSeals(memory.rawValue, Kernel.sealShrink | Kernel.sealGrow | Kernel.sealSeal)
+            try Kernel.addSeals(memory.borrowed, Kernel.sealShrink | Kernel.sealGrow | Kernel.sealSeal)
             return BufferObject(descriptor: memory, kind: .memfd, size: size)
         } catch {
             throw error.nt("creating a \(size)-byte memfd allocation")
