@@ -55,7 +55,7 @@ let package = Package(
         // The second process the tests spawn.
         .executableTarget(
             name: "KMTTestPeer",
-            dependencies: ["D3DKMT"],
+            dependencies: ["D3DKMT", "KMTTestSupport"],
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
         // Test-only kernel calls (vgem fences), kept out of the library.

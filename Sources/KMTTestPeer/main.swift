@@ -55,6 +55,7 @@
 //       FENCEVALUE" -> released=KEY; "signal VALUE" -> signalled=VALUE; anything else or end of
 //       input exits. A failure prints error=... and exits 1.
 import D3DKMT
+import KMTTestSupport
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -64,20 +65,10 @@ func fail(_ message: String) -> Never {
     exit(1)
 }
 
-func hex(_ bytes: [UInt8]) -> String {
-    bytes.map { String($0, radix: 16).count == 1 ? "0" + String($0, radix: 16) : String($0, radix: 16) }.joined()
-}
-
 /// The status `body` ends with, as text (`success` or the NTSTATUS's name).
 func statusText(_ body: () throws -> Void) -> String {
-    do {
-        try body()
-        return "success"
-    } catch let error as NTError {
-        return "\(error.status)"
-    } catch {
-        return "\(error)"
-    }
+    let ended = status(body)
+    return ended == .success ? "success" : "\(ended)"
 }
 
 /// Connects a SOCK_SEQPACKET socket to `path`: "success" or the errno's name.
@@ -96,14 +87,6 @@ func connectStatus(_ path: String) -> String {
 }
 
 /// Open descriptors of this process.
-func openDescriptors() -> Int {
-    guard let directory = opendir("/proc/self/fd") else { return -1 }
-    defer { closedir(directory) }
-    var count = 0
-    while readdir(directory) != nil { count += 1 }
-    return count - 3  // ".", "..", and the directory stream's own descriptor
-}
-
 let arguments = CommandLine.arguments
 guard arguments.count >= 2 else { fail("usage: KMTTestPeer open|status|share|adapters ...") }
 
@@ -308,12 +291,12 @@ case "fd-limit":
     // closed before the device opens its own.
     for fd in 4..<1024 { close(Int32(fd)) }
     let device = device(luidLow: argument(3), luidHigh: argument(4))
-    let before = openDescriptors()
+    let before = openDescriptorCount()
     var limit = rlimit(rlim_cur: rlim_t(before + 2), rlim_max: rlim_t(before + 2))
     guard setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { fail("setrlimit") }
     print("limit=\(before + 2)")
     print("status=" + statusText { _ = try device.openResource(handle) })
-    print("leaked=\(openDescriptors() - before)")
+    print("leaked=\(openDescriptorCount() - before)")
 
 case "wait":
     let handle = SharedHandle(adopting: Int32(argument(2)))

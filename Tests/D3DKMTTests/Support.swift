@@ -1,4 +1,5 @@
 import Testing
+@_exported import KMTTestSupport
 @testable import D3DKMT
 #if canImport(Glibc)
 import Glibc
@@ -20,11 +21,9 @@ func adapter(driver: String) -> Adapter? {
 /// True when a render node with `driver` is here; the tests that need it are skipped on the host.
 func hasDriver(_ driver: String) -> Bool { adapter(driver: driver) != nil }
 
-/// Open descriptors of this process.
-func openDescriptorCount() -> Int { Kernel.openDescriptorCount() }
-
 /// Runs `body` and checks that it leaves the number of open descriptors unchanged.
-func expectNoDescriptorLeak(_ what: String, sourceLocation: SourceLocation = #_sourceLocation, _ body: () throws -> Void) rethrows {
+func expectNoDescriptorLeak(_ what: String, sourceLocation: SourceLocation = #_sourceLocation,
+                            _ body: () throws -> Void) rethrows {
     let before = openDescriptorCount()
     try body()
     let after = openDescriptorCount()
@@ -36,7 +35,10 @@ let peerPath: String = {
     let exe = Kernel.readLink("/proc/self/exe") ?? ""
     var directory = exe.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
     // `swift test` runs `.build/<triple>/debug/D3DKMTPackageTests.xctest`; the peer is beside it.
-    if directory.hasSuffix(".xctest") { directory = String(directory.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")) }
+    if directory.hasSuffix(".xctest") {
+        directory = String(directory.split(separator: "/", omittingEmptySubsequences: false).dropLast()
+            .joined(separator: "/"))
+    }
     return directory + "/KMTTestPeer"
 }()
 
@@ -107,7 +109,9 @@ final class PeerProcess {
         let text = String(decoding: data, as: UTF8.self)
         var values: [String: String] = [:]
         for line in text.split(separator: "\n") {
-            if let equals = line.firstIndex(of: "=") { values[String(line[..<equals])] = String(line[line.index(after: equals)...]) }
+            if let equals = line.firstIndex(of: "=") {
+                values[String(line[..<equals])] = String(line[line.index(after: equals)...])
+            }
         }
         let exitStatus: Int32 = (status & 0x7F) == 0 ? (status >> 8) & 0xFF : 128 + (status & 0x7F)
         let result = PeerResult(exitStatus: exitStatus, output: values, text: text)
@@ -128,14 +132,13 @@ func luidArguments(_ adapter: Adapter) -> [String] {
     [String(adapter.info.luid.lowPart), String(adapter.info.luid.highPart)]
 }
 
-func hex(_ bytes: [UInt8]) -> String {
-    bytes.map { String($0, radix: 16).count == 1 ? "0" + String($0, radix: 16) : String($0, radix: 16) }.joined()
-}
-
 /// A shareable resource of `sizes` allocations holding TestPattern(seed).
-func makePatternResource(on device: Device, sizes: [UInt64], seed: UInt32, runtimeData: [UInt8] = [9, 8, 7, 6], driverData: [UInt8] = [1, 2]) throws -> Resource {
+func makePatternResource(on device: Device, sizes: [UInt64], seed: UInt32, runtimeData: [UInt8] = [9, 8, 7, 6],
+                         driverData: [UInt8] = [1, 2]) throws -> Resource {
     let resource = try device.createResource(
-        allocations: sizes.enumerated().map { index, size in (.new(AllocationDescriptor(size: size)), [UInt8(index), 0xEE]) },
+        allocations: sizes.enumerated().map { index, size in
+            (.new(AllocationDescriptor(size: size)), [UInt8(index), 0xEE])
+        },
         runtimeData: runtimeData, driverData: driverData)
     for (index, allocation) in resource.allocations.enumerated() {
         let mapping = try allocation.map()
@@ -149,7 +152,4 @@ func patternMatches(_ allocation: Allocation, seed: UInt32, index: Int) throws -
     return TestPattern.firstMismatch(UnsafeRawBufferPointer(mapping.bytes), seed: seed, allocation: index) == nil
 }
 
-/// Runs `body` and returns the NTSTATUS it threw, or success.
-func status(_ body: () throws -> Void) -> NTStatus {
-    do { try body(); return .success } catch let error as NTError { return error.status } catch { return .unsuccessful }
-}
+

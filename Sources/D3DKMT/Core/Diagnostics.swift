@@ -20,3 +20,9 @@ public enum Diagnostics {
         Kernel.writeStandardError(line + "\n")
     }
 }
+
+extension Diagnostics {
+    /// How many descriptors this process has open (`/proc/self/fd`), or -1 without `/proc`: what
+    /// leak checks compare before and after.
+    public static func openDescriptorCount() -> Int { Kernel.openDescriptorCount() }
+}
