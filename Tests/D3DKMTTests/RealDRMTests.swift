@@ -46,10 +46,12 @@ extension D3DKMTSuite {
                 #expect(try Kernel.syncobjQuery(first.borrowed, timeline) == 5)
                 _ = try Kernel.syncobjWait(first.borrowed, handles: [timeline], points: [3], all: true, until: .now)
                 #expect(throws: Errno(rawValue: ETIME)) {
-                    _ = try Kernel.syncobjWait(first.borrowed, handles: [timeline], points: [7], all: true, until: .after(nanoseconds: 1_000_000))
+                    _ = try Kernel.syncobjWait(first.borrowed, handles: [timeline], points: [7], all: true,
+                                               until: .after(nanoseconds: 1_000_000))
                 }
                 // Wait-any: the signalled one is reported.
-                #expect(try Kernel.syncobjWait(first.borrowed, handles: [timeline, timeline], points: [9, 4], all: false, until: .now) == 1)
+                #expect(try Kernel.syncobjWait(first.borrowed, handles: [timeline, timeline], points: [9, 4],
+                                               all: false, until: .now) == 1)
             }
         }
 
@@ -87,13 +89,16 @@ extension D3DKMTSuite {
                 try Kernel.syncobjImportSyncFile(device.borrowed, syncobj, syncFile: syncFile.borrowed)
 
                 #expect(throws: Errno(rawValue: ETIME)) {
-                    _ = try Kernel.syncobjWait(device.borrowed, handles: [syncobj], points: [0], all: true, until: .after(nanoseconds: 10_000_000))
+                    _ = try Kernel.syncobjWait(device.borrowed, handles: [syncobj], points: [0], all: true,
+                                               until: .after(nanoseconds: 10_000_000))
                 }
                 // A blocking waiter on another thread; it cannot return before the signal below.
                 let finished = Atomic<Int>(0)  // 1: returned success, 2: failed
                 let deviceFD = device.rawValue
                 let waiter = Thread {
-                    let ok = (try? Kernel.syncobjWait(BorrowedDescriptor(unowned: deviceFD), handles: [syncobj], points: [0], all: true, until: .after(nanoseconds: 60_000_000_000))) != nil
+                    let ok = (try? Kernel.syncobjWait(BorrowedDescriptor(unowned: deviceFD), handles: [syncobj],
+                                                      points: [0], all: true,
+                                                      until: .after(nanoseconds: 60_000_000_000))) != nil
                     finished.store(ok ? 1 : 2, ordering: .sequentiallyConsistent)
                 }
                 #expect(try Kernel.waitReadable(syncFile.borrowed, until: .after(nanoseconds: 20_000_000)) == false)

@@ -27,7 +27,10 @@ func seedInput(_ handle: borrowing SharedHandle, releaseDataUnits: UInt8 = 0, ta
     prefix[3] = releaseDataUnits
     var sizeIndex: Int?
     for (index, fd) in fds.prefix(Int(count)).enumerated() {
-        guard let size = try? Kernel.size(BorrowedDescriptor(unowned: fd)), let table = FuzzInput.memfdSizes.firstIndex(of: size) else { return nil }
+        guard let size = try? Kernel.size(BorrowedDescriptor(unowned: fd)),
+              let table = FuzzInput.memfdSizes.firstIndex(of: size) else {
+            return nil
+        }
         guard sizeIndex == nil || sizeIndex == table else { return nil }  // one size for all memfds
         sizeIndex = table
         var header = [UInt8](repeating: 0, count: 40)

@@ -188,7 +188,8 @@ extension SharedHandle {
     public static func copy(fromProcess pid: Int32, descriptor: Int32) throws(NTError) -> SharedHandle {
         let process = try Inspector.openProcess(pid)
         do {
-            return SharedHandle(try Kernel.copyDescriptor(BorrowedDescriptor(unowned: descriptor), fromProcess: process.borrowed))
+            return SharedHandle(try Kernel.copyDescriptor(BorrowedDescriptor(unowned: descriptor),
+                                                          fromProcess: process.borrowed))
         } catch {
             switch error.rawValue {
             case EBADF: throw NTError(.invalidParameter, "process \(pid) has no descriptor \(descriptor)")
@@ -214,7 +215,9 @@ extension SharedHandle {
         var found: [ProcessHandleReport] = []
         for (fd, target) in table where target.hasPrefix("socket:") {
             let copy: FileDescriptor
-            do { copy = try Kernel.copyDescriptor(BorrowedDescriptor(unowned: fd), fromProcess: process.borrowed) } catch {
+            do {
+                copy = try Kernel.copyDescriptor(BorrowedDescriptor(unowned: fd), fromProcess: process.borrowed)
+            } catch {
                 if error == .badFileDescriptor { continue }  // closed since the table was read
                 throw error.nt("taking descriptor \(fd) of process \(pid)")
             }

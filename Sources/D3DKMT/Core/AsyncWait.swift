@@ -12,7 +12,11 @@ enum AsyncWait {
 
     /// Makes the eventfd readable now.
     static func signal(_ fd: Int32) throws(NTError) {
-        do { try Kernel.eventfdSignal(BorrowedDescriptor(unowned: fd)) } catch { throw error.nt("signalling an eventfd") }
+        do {
+            try Kernel.eventfdSignal(BorrowedDescriptor(unowned: fd))
+        } catch {
+            throw error.nt("signalling an eventfd")
+        }
     }
 
     /// Runs `wait` on a helper thread that holds a duplicate of `eventfd` (the caller keeps its
@@ -21,7 +25,11 @@ enum AsyncWait {
     static func start(signalling eventfd: Int32,
                       _ wait: @escaping @Sendable () throws(NTError) -> Void) throws(NTError) {
         let event: FileDescriptor
-        do { event = try Kernel.duplicate(BorrowedDescriptor(unowned: eventfd)) } catch { throw error.nt("duplicating an eventfd") }
+        do {
+            event = try Kernel.duplicate(BorrowedDescriptor(unowned: eventfd))
+        } catch {
+            throw error.nt("duplicating an eventfd")
+        }
         let waiter = Waiter(event: event, wait: wait)
         do { try Kernel.detachedThread { waiter.run() } } catch { throw error.nt("starting an async wait") }
     }

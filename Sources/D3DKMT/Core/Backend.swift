@@ -31,7 +31,11 @@ enum BufferKind: Sendable {
     /// as a buffer.
     init(classifying fd: Int32) throws(NTError) {
         let magic: Int
-        do { magic = try Kernel.filesystemMagic(BorrowedDescriptor(unowned: fd)) } catch { throw error.nt("fstatfs on a buffer descriptor") }
+        do {
+            magic = try Kernel.filesystemMagic(BorrowedDescriptor(unowned: fd))
+        } catch {
+            throw error.nt("fstatfs on a buffer descriptor")
+        }
         switch magic {
         case Kernel.dmaBufMagic:
             self = .dmaBuf

@@ -4,7 +4,8 @@
 /// This is how a shared NT handle usually travels to another process.
 public func sendDescriptor(_ descriptor: Int32, over socket: Int32) throws(NTError) {
     do {
-        try Kernel.send(BorrowedDescriptor(unowned: socket), bytes: [0x4B], descriptors: [BorrowedDescriptor(unowned: descriptor)])
+        try Kernel.send(BorrowedDescriptor(unowned: socket), bytes: [0x4B],
+                        descriptors: [BorrowedDescriptor(unowned: descriptor)])
     } catch {
         throw error.nt("sending a descriptor")
     }
@@ -14,7 +15,11 @@ public func sendDescriptor(_ descriptor: Int32, over socket: Int32) throws(NTErr
 /// Any extra descriptors that came along are closed.
 public func receiveDescriptor(over socket: Int32) throws(NTError) -> FileDescriptor {
     let received: ReceivedDescriptors
-    do { received = try Kernel.receiveMessage(BorrowedDescriptor(unowned: socket)) } catch { throw error.nt("receiving a descriptor") }
+    do {
+        received = try Kernel.receiveMessage(BorrowedDescriptor(unowned: socket))
+    } catch {
+        throw error.nt("receiving a descriptor")
+    }
     guard received.count >= 1 else { throw NTError(.invalidParameter, "no descriptor arrived") }
     return received.take(0)
 }

@@ -197,7 +197,10 @@ enum Names {
     private static func answer(_ connection: Int32) throws(NTError) -> Reply? {
         // The sharer's name thread answers at once; a sharer that hangs is as good as gone.
         let ready: [Int16]
-        do { ready = try Kernel.poll([BorrowedDescriptor(unowned: connection)], until: .after(nanoseconds: 10_000_000_000)) } catch {
+        do {
+            ready = try Kernel.poll([BorrowedDescriptor(unowned: connection)],
+                                    until: .after(nanoseconds: 10_000_000_000))
+        } catch {
             throw error.nt("waiting for a name's answer")
         }
         guard ready[0] != 0 else { return nil }

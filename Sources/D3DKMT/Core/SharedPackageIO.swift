@@ -39,7 +39,8 @@ enum SharedPackageWriter {
                 try? Kernel.setSocketOption(sender.borrowed, level: SOL_SOCKET, SO_SNDBUF,
                                             Int32(2 * SharePackage.maximumSize))
             }
-            try Kernel.send(sender.borrowed, bytes: bytes, descriptors: descriptors.map(BorrowedDescriptor.init(unowned:)))
+            try Kernel.send(sender.borrowed, bytes: bytes,
+                            descriptors: descriptors.map(BorrowedDescriptor.init(unowned:)))
             return Written(handle: SharedHandle(handle), sender: sender)
         } catch {
             throw error.nt("creating a shared handle")
@@ -75,7 +76,8 @@ enum SharedPackageReader {
         do {
             // getsockopt answers ENOTSOCK for anything that is not a socket: no fstat needed.
             guard try Kernel.socketOption(BorrowedDescriptor(unowned: handle), level: SOL_SOCKET, SO_DOMAIN) == AF_UNIX,
-                  try Kernel.socketOption(BorrowedDescriptor(unowned: handle), level: SOL_SOCKET, SO_TYPE) == Int32(SOCK_SEQPACKET.rawValue)
+                  try Kernel.socketOption(BorrowedDescriptor(unowned: handle), level: SOL_SOCKET, SO_TYPE)
+                      == Int32(SOCK_SEQPACKET.rawValue)
             else { throw NTError(.invalidParameter, "descriptor \(handle) is not a shared NT handle") }
         } catch let error as Errno {
             if error.rawValue == ENOTSOCK {
@@ -158,7 +160,11 @@ extension SharedPackageReader {
             let fd = descriptors.peek(Int(record.descriptorIndex))
             let kind = try BufferKind(classifying: fd)
             let size: UInt64
-            do { size = try Kernel.size(BorrowedDescriptor(unowned: fd)) } catch { throw error.nt("sizing a shared buffer") }
+            do {
+                size = try Kernel.size(BorrowedDescriptor(unowned: fd))
+            } catch {
+                throw error.nt("sizing a shared buffer")
+            }
             guard size >= record.size else {
                 throw NTError(.invalidParameter, "shared buffer holds \(size) bytes, package says \(record.size)")
             }

@@ -45,7 +45,9 @@ final class DRMTimeline: KernelTimeline {
     }
 
     func notify(eventfd: Int32, point: UInt64) throws(NTError) {
-        do { try Kernel.syncobjEventfd(fd, handle, point: point, eventfd: BorrowedDescriptor(unowned: eventfd)) } catch {
+        do {
+            try Kernel.syncobjEventfd(fd, handle, point: point, eventfd: BorrowedDescriptor(unowned: eventfd))
+        } catch {
             throw error.nt("registering a syncobj eventfd")
         }
     }
@@ -83,7 +85,11 @@ extension DRMDevice {
         guard descriptor >= 0, Kernel.isSyncobj(BorrowedDescriptor(unowned: descriptor)) else {
             throw NTError(.invalidParameter, "descriptor \(descriptor) is not a DRM syncobj")
         }
-        do { return DRMTimeline(device: self, handle: try Kernel.syncobjImport(render.borrowed, BorrowedDescriptor(unowned: descriptor))) } catch {
+        do {
+            return DRMTimeline(device: self,
+                               handle: try Kernel.syncobjImport(render.borrowed,
+                                                                BorrowedDescriptor(unowned: descriptor)))
+        } catch {
             throw error.nt("importing a syncobj")
         }
     }

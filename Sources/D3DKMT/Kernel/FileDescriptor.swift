@@ -83,7 +83,9 @@ final class FileDescriptorList: @unchecked Sendable {
     func append(_ descriptor: consuming FileDescriptor) -> Int {
         if present.count == capacity {
             let grown = UnsafeMutablePointer<FileDescriptor>.allocate(capacity: capacity * 2)
-            for index in 0..<present.count where present[index] { (grown + index).moveInitialize(from: storage + index, count: 1) }
+            for index in 0..<present.count where present[index] {
+                (grown + index).moveInitialize(from: storage + index, count: 1)
+            }
             storage.deallocate()
             storage = grown
             capacity *= 2

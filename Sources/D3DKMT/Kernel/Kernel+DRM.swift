@@ -79,7 +79,8 @@ extension Kernel {
     }
 
     /// `DRM_IOCTL_VIRTGPU_RESOURCE_CREATE` for a 2D resource (works without virgl, on render nodes).
-    static func virtioGPUCreate2D(_ fd: BorrowedDescriptor, width: UInt32, height: UInt32, size: UInt32) throws(Errno) -> UInt32 {
+    static func virtioGPUCreate2D(_ fd: BorrowedDescriptor, width: UInt32, height: UInt32,
+                                  size: UInt32) throws(Errno) -> UInt32 {
         var request = drm_virtgpu_resource_create()
         request.target = 2        // PIPE_TEXTURE_2D
         request.format = 1       // VIRTIO_GPU_FORMAT_B8G8R8A8_UNORM

@@ -62,7 +62,8 @@ extension Kernel {
     }
 
     /// `pread(2)` of up to `buffer.count` bytes at `offset`; returns how many were read.
-    static func readAt(_ fd: BorrowedDescriptor, into buffer: UnsafeMutableRawBufferPointer, at offset: Int) throws(Errno) -> Int {
+    static func readAt(_ fd: BorrowedDescriptor, into buffer: UnsafeMutableRawBufferPointer,
+                       at offset: Int) throws(Errno) -> Int {
         guard let base = buffer.baseAddress, buffer.count > 0 else { return 0 }
         return try retrying(.pread) { pread(fd.rawValue, base, buffer.count, off_t(offset)) }
     }
@@ -105,7 +106,8 @@ extension Kernel {
     }
 
     /// `mmap(2)` of a whole shared object.
-    static func mapShared(_ fd: BorrowedDescriptor, length: Int, writable: Bool) throws(Errno) -> UnsafeMutableRawPointer {
+    static func mapShared(_ fd: BorrowedDescriptor, length: Int,
+                          writable: Bool) throws(Errno) -> UnsafeMutableRawPointer {
         try checkFault(.mmap)
         let protection = writable ? (PROT_READ | PROT_WRITE) : PROT_READ
         guard let address = mmap(nil, length, protection, MAP_SHARED, fd.rawValue, 0), address != MAP_FAILED else {

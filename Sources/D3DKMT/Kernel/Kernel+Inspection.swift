@@ -50,7 +50,8 @@ extension Kernel {
     ///
     /// - Throws: `EBADF` when the process has no descriptor `fd`; `EPERM` when the caller may not
     ///   ptrace the process (another user, or Yama); `ESRCH` when it has exited; `ENOSYS`.
-    static func copyDescriptor(_ fd: BorrowedDescriptor, fromProcess pidfd: BorrowedDescriptor) throws(Errno) -> FileDescriptor {
+    static func copyDescriptor(_ fd: BorrowedDescriptor,
+                               fromProcess pidfd: BorrowedDescriptor) throws(Errno) -> FileDescriptor {
         guard let pidfdGetfd = pidfdGetfdFunction else { throw Errno(rawValue: ENOSYS) }
         return FileDescriptor(adopting: try retryingInterrupted { pidfdGetfd(pidfd.rawValue, fd.rawValue, 0) })
     }

@@ -35,7 +35,9 @@ extension Kernel {
     /// `setsockopt(2)` for an `Int32` option.
     static func setSocketOption(_ fd: BorrowedDescriptor, level: Int32, _ option: Int32, _ value: Int32) throws(Errno) {
         var value = value
-        _ = try retrying(.sockopt) { setsockopt(fd.rawValue, level, option, &value, socklen_t(MemoryLayout<Int32>.size)) }
+        _ = try retrying(.sockopt) {
+            setsockopt(fd.rawValue, level, option, &value, socklen_t(MemoryLayout<Int32>.size))
+        }
     }
 
     private static func withAddress<R>(

@@ -80,14 +80,16 @@ extension Kernel {
 
     /// `DRM_IOCTL_SYNCOBJ_EVENTFD` (Linux 6.6): `eventfd` becomes readable when `point` signals
     /// (point 0: the binary syncobj's fence).
-    static func syncobjEventfd(_ fd: BorrowedDescriptor, _ handle: UInt32, point: UInt64, eventfd: BorrowedDescriptor) throws(Errno) {
+    static func syncobjEventfd(_ fd: BorrowedDescriptor, _ handle: UInt32, point: UInt64,
+                               eventfd: BorrowedDescriptor) throws(Errno) {
         var request = kmt_drm_syncobj_eventfd(handle: handle, flags: 0, point: point, fd: eventfd.rawValue, pad: 0)
         try ioctl(fd, kmt_DRM_IOCTL_SYNCOBJ_EVENTFD, &request)
     }
 
     /// `DRM_IOCTL_SYNCOBJ_FD_TO_HANDLE` with `IMPORT_SYNC_FILE`: puts a sync_file's fence in a
     /// syncobj.
-    static func syncobjImportSyncFile(_ fd: BorrowedDescriptor, _ handle: UInt32, syncFile: BorrowedDescriptor) throws(Errno) {
+    static func syncobjImportSyncFile(_ fd: BorrowedDescriptor, _ handle: UInt32,
+                                      syncFile: BorrowedDescriptor) throws(Errno) {
         try libdrm { drmSyncobjImportSyncFile(fd.rawValue, handle, syncFile.rawValue) }
     }
 
