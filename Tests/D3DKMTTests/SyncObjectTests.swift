@@ -42,7 +42,8 @@ extension D3DKMTSuite {
             try expectNoDescriptorLeak("cross-process signal") {
                 let fence = try device.createSyncObject(.monitoredFence)
                 let handle = try fence.share()
-                let peer = try PeerProcess(["signal", "3"] + luidArguments(adapter) + ["7", "100"], inherit: [handle.rawValue])
+                let peer = try PeerProcess(["signal", "3"] + luidArguments(adapter) + ["7", "100"],
+                                           inherit: [handle.rawValue])
                 try SyncObject.wait(for: [(fence, 7)], timeout: .seconds(30))
                 #expect(try fence.currentValue() >= 7)
                 #expect(fence.fenceValueAddress!.pointee == 7)
@@ -75,7 +76,9 @@ extension D3DKMTSuite {
                 let b = try device.createSyncObject(.fence)
                 // Value 0 is reached from the start, also by a DRM timeline that has no point yet.
                 #expect(status { try SyncObject.wait(for: [(b, 0)], timeout: .seconds(5)) } == .success)
-                #expect(status { try SyncObject.wait(for: [(a, 0), (b, 0)], all: true, timeout: .seconds(5)) } == .success)
+                #expect(status {
+                    try SyncObject.wait(for: [(a, 0), (b, 0)], all: true, timeout: .seconds(5))
+                } == .success)
                 let zero = try Kernel.eventfd()
                 try SyncObject.notify(eventfd: zero.rawValue, when: [(b, 0)])
                 #expect(try readable(zero.rawValue, within: 5_000))
@@ -83,7 +86,9 @@ extension D3DKMTSuite {
                 #expect(status { try SyncObject.wait(for: [(a, 1)], timeout: .milliseconds(20)) } == .timeout)
                 try a.signal(1)
                 #expect(status { try SyncObject.wait(for: [(a, 1), (b, 1)], all: false, timeout: .zero) } == .success)
-                #expect(status { try SyncObject.wait(for: [(a, 1), (b, 1)], all: true, timeout: .milliseconds(20)) } == .timeout)
+                #expect(status {
+                    try SyncObject.wait(for: [(a, 1), (b, 1)], all: true, timeout: .milliseconds(20))
+                } == .timeout)
                 try b.signal(1)
                 #expect(status { try SyncObject.wait(for: [(a, 1), (b, 1)], all: true, timeout: .zero) } == .success)
                 // A fence never goes back; signalling the current value again changes nothing.
@@ -120,7 +125,9 @@ extension D3DKMTSuite {
                 #expect(try readable(all.rawValue, within: 5_000))
                 // Not an eventfd: refused.
                 let pipeEnds = try Kernel.socketPair(type: Int32(SOCK_STREAM.rawValue))
-                #expect(status { try SyncObject.notify(eventfd: pipeEnds.first.rawValue, when: [(a, 1)]) } == .invalidParameter)
+                #expect(status {
+                    try SyncObject.notify(eventfd: pipeEnds.first.rawValue, when: [(a, 1)])
+                } == .invalidParameter)
             }
             settleDescriptors(to: before)
             #expect(openDescriptorCount() == before, "async waits leaked descriptors")
