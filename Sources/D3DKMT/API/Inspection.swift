@@ -188,7 +188,7 @@ extension SharedHandle {
     public static func copy(fromProcess pid: Int32, descriptor: Int32) throws(NTError) -> SharedHandle {
         let process = try Inspector.openProcess(pid)
         do {
-            return SharedHandle(try Kernel.copyDescriptor(BorrowedDescriptor(unowned: descriptor),
+            return SharedHandle(try Kernel.copyDescriptor(descriptor,
                                                           fromProcess: process.borrowed))
         } catch {
             switch error.rawValue {
@@ -216,7 +216,7 @@ extension SharedHandle {
         for (fd, target) in table where target.hasPrefix("socket:") {
             let copy: FileDescriptor
             do {
-                copy = try Kernel.copyDescriptor(BorrowedDescriptor(unowned: fd), fromProcess: process.borrowed)
+                copy = try Kernel.copyDescriptor(fd, fromProcess: process.borrowed)
             } catch {
                 if error == .badFileDescriptor { continue }  // closed since the table was read
                 throw error.nt("taking descriptor \(fd) of process \(pid)")

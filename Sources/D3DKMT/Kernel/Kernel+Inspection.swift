@@ -50,10 +50,11 @@ extension Kernel {
     ///
     /// - Throws: `EBADF` when the process has no descriptor `fd`; `EPERM` when the caller may not
     ///   ptrace the process (another user, or Yama); `ESRCH` when it has exited; `ENOSYS`.
-    static func copyDescriptor(_ fd: BorrowedDescriptor,
+    /// - Parameter remote: a descriptor number of the other process (not one of ours).
+    static func copyDescriptor(_ remote: Int32,
                                fromProcess pidfd: BorrowedDescriptor) throws(Errno) -> FileDescriptor {
         guard let pidfdGetfd = pidfdGetfdFunction else { throw Errno(rawValue: ENOSYS) }
-        return FileDescriptor(adopting: try retryingInterrupted { pidfdGetfd(pidfd.rawValue, fd.rawValue, 0) })
+        return FileDescriptor(adopting: try retryingInterrupted { pidfdGetfd(pidfd.rawValue, remote, 0) })
     }
 
     /// Every descriptor process `pid` has open and what it is (the `/proc/PID/fd/N` link:
