@@ -78,28 +78,18 @@ final class GuardedPeer {
     private(set) var descriptor: Int32 = -1
     private let input: Int32
     private let output: Int32
-    private var buffered: [UInt8] = []
+    private var lines: LineReader
     private var exitStatus: Int32?
 
     init(name: String, adapter: Adapter) throws {
         (pid, input, output) = try spawnPiped(peerPath, ["guarded", name] + luidArguments(adapter))
+        lines = LineReader(output)
         let first = readLine() ?? ""
         descriptor = first.hasPrefix("shared=") ? Int32(first.dropFirst(7)) ?? -1 : -1
         #expect(descriptor >= 0, "peer said: \(first)")
     }
 
-    private func readLine() -> String? {
-        while true {
-            if let newline = buffered.firstIndex(of: UInt8(ascii: "\n")) {
-                let line = String(decoding: buffered[..<newline], as: UTF8.self)
-                buffered.removeSubrange(...newline)
-                return line
-            }
-            var chunk = [UInt8](repeating: 0, count: 4096)
-            let count = read(output, &chunk, chunk.count)
-            if count > 0 { buffered += chunk[0..<count] } else if count == 0 || errno != EINTR { return nil }
-        }
-    }
+    private func readLine() -> String? { lines.next() }
 
     /// Sends one command; the peer's answer line.
     @discardableResult

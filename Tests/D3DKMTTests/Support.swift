@@ -52,7 +52,7 @@ struct PeerResult {
 final class PeerProcess {
     let pid: pid_t
     private let output: Int32
-    private var buffered: [UInt8] = []
+    private var lines: LineReader
     private var finished: PeerResult?
 
     /// Spawns the peer with `arguments`; `inherit` descriptors become the child's 3, 4, ... in order.
@@ -78,31 +78,16 @@ final class PeerProcess {
         }
         self.pid = pid
         self.output = pipeFDs[0]
+        self.lines = LineReader(pipeFDs[0])
     }
 
     /// Reads the peer's output up to the next newline; nil at end of output.
-    func readLine() -> String? {
-        while true {
-            if let newline = buffered.firstIndex(of: UInt8(ascii: "\n")) {
-                let line = String(decoding: buffered[..<newline], as: UTF8.self)
-                buffered.removeSubrange(...newline)
-                return line
-            }
-            var chunk = [UInt8](repeating: 0, count: 4096)
-            let count = read(output, &chunk, chunk.count)
-            if count > 0 { buffered += chunk[0..<count] } else if count == 0 || errno != EINTR { return nil }
-        }
-    }
+    func readLine() -> String? { lines.next() }
 
     /// Reads the rest of the output and waits for the peer to exit.
     func wait() -> PeerResult {
         if let finished { return finished }
-        var data = buffered
-        var chunk = [UInt8](repeating: 0, count: 4096)
-        while true {
-            let count = read(output, &chunk, chunk.count)
-            if count > 0 { data += chunk[0..<count] } else if count == 0 || errno != EINTR { break }
-        }
+        let data = lines.rest()
         close(output)
         var status: Int32 = 0
         while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
