@@ -79,7 +79,7 @@ public final class Device: Sendable {
         guard opened.package.contents.contains(.resource) else {
             throw NTError(.invalidParameter, "the handle holds no resource")
         }
-        return try SharedResourceInfo(opened)
+        return SharedResourceInfo(opened.package, runtimeData: try opened.runtimeData())
     }
 
     /// Opens the resource a shared handle holds, on this device (`D3DKMTOpenResourceFromNtHandle`).
@@ -101,7 +101,9 @@ public final class Device: Sendable {
         guard opened.package.contents.contains(.resource) else {
             throw NTError(.invalidParameter, "the handle holds no resource")
         }
-        let info = try SharedResourceInfo(opened)
+        let runtimeDataPage = try opened.runtimeDataPage()
+        let info = SharedResourceInfo(opened.package,
+                                      runtimeData: try runtimeDataPage?.load() ?? opened.package.runtimeData)
         try check(info)
         var allocations: [Allocation] = []
         let readOnly = opened.package.access & SharedAccess.write == 0
@@ -123,7 +125,7 @@ public final class Device: Sendable {
         }
         return Resource(device: self, allocations: allocations, runtimeData: info.runtimeData,
                         driverData: opened.package.resourceDriverData, shareable: true, keyedMutex: keyedMutex,
-                        syncObject: syncObject, runtimeDataPage: opened.runtimeDataPage)
+                        syncObject: syncObject, runtimeDataPage: runtimeDataPage)
     }
 }
 
@@ -144,9 +146,8 @@ public struct SharedResourceInfo: Hashable, Sendable {
     /// The private data of the keyed mutex shared with the resource (0 when there is none).
     public var keyedMutexRuntimeDataSize: Int
 
-    init(_ opened: SharedPackageReader.Opened) throws(NTError) {
-        let package = opened.package
-        runtimeData = try opened.runtimeData()
+    init(_ package: SharePackage, runtimeData: [UInt8]) {
+        self.runtimeData = runtimeData
         allocationCount = package.allocations.count
         runtimeDataSize = runtimeData.count
         resourceDriverDataSize = package.resourceDriverData.count

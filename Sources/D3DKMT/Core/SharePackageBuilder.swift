@@ -40,16 +40,18 @@ struct SharePackageBuilder: ~Copyable {
     mutating func add(_ syncObject: SyncObject) throws(NTError) {
         var syncobj = SharePackage.noDescriptor
         if let timeline = syncObject.timeline {
-            let index = owned.append(try timeline.exportDescriptor())
-            syncobj = attach(owned[index])
+            let descriptor = try timeline.exportDescriptor()
+            syncobj = attach(descriptor.rawValue)
+            exported = consume descriptor
         }
         let state = syncObject.fenceState.map { attach($0.page.descriptor.rawValue) } ?? SharePackage.noDescriptor
         package.syncObject = SharePackage.SyncObjectRecord(type: syncObject.kind.rawValue, flags: syncObject.flags,
                                                            syncobjDescriptorIndex: syncobj, stateDescriptorIndex: state)
     }
 
-    /// Descriptors made for the package alone (a syncobj export), closed with the builder.
-    private let owned = FileDescriptorList(capacity: 1)
+    /// The descriptor made for the package alone (a sync object's syncobj export), closed with the
+    /// builder. A package holds at most one sync object.
+    private var exported: FileDescriptor?
 
     /// Sends the package into a new shared handle; with a `name`, also publishes it in the
     /// caller's namespace (``Names``).

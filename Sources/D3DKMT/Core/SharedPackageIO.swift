@@ -59,11 +59,19 @@ enum SharedPackageReader {
         /// What each allocation's descriptor is and how many bytes it holds, in allocation order.
         var allocationBuffers: [(kind: BufferKind, size: UInt64)]
         /// The resource's runtime data page, on a duplicate of its descriptor (the received one
-        /// stays in ``descriptors``), when the package has one.
-        var runtimeDataPage: RuntimeDataPage?
+        /// stays in ``descriptors``), when the package has one. Made only for a caller that needs
+        /// the runtime data: opening a sync object or a keyed mutex, or asking the access, skips it.
+        func runtimeDataPage() throws(NTError) -> RuntimeDataPage? {
+            guard package.runtimeDataPageIndex != SharePackage.noDescriptor else { return nil }
+            let copy: FileDescriptor
+            do { copy = try Kernel.duplicate(descriptors.borrow(Int(package.runtimeDataPageIndex))) } catch {
+                throw error.nt("taking a runtime data page")
+            }
+            return try RuntimeDataPage.open(copy)
+        }
 
         /// The resource's runtime private data as it is now.
-        func runtimeData() throws(NTError) -> [UInt8] { try runtimeDataPage?.load() ?? package.runtimeData }
+        func runtimeData() throws(NTError) -> [UInt8] { try runtimeDataPage()?.load() ?? package.runtimeData }
     }
 
     /// The package alone; its descriptors are closed at once.
@@ -123,18 +131,7 @@ enum SharedPackageReader {
                                                       descriptorCount: message.descriptors.count)
                 try checkSyncobjs(package, message.descriptors)
                 let buffers = try checkAllocations(package, message.descriptors)
-                var runtimeDataPage: RuntimeDataPage?
-                if package.runtimeDataPageIndex != SharePackage.noDescriptor {
-                    let copy: FileDescriptor
-                    do {
-                        copy = try Kernel.duplicate(message.descriptors.borrow(Int(package.runtimeDataPageIndex)))
-                    } catch {
-                        throw error.nt("taking a runtime data page")
-                    }
-                    runtimeDataPage = try RuntimeDataPage.open(copy)
-                }
-                return Opened(package: package, descriptors: message.descriptors, allocationBuffers: buffers,
-                              runtimeDataPage: runtimeDataPage)
+                return Opened(package: package, descriptors: message.descriptors, allocationBuffers: buffers)
             } catch let error as SharePackage.DecodeError {
                 switch error {
                 case .malformed(let why): throw NTError(.invalidParameter, "invalid shared handle: \(why)")

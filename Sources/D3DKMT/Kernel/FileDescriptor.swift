@@ -109,9 +109,6 @@ final class FileDescriptorList: @unchecked Sendable {
     /// Descriptor `index` lent to a call, still owned by the list.
     func borrow(_ index: Int) -> BorrowedDescriptor { BorrowedDescriptor(unowned: self[index]) }
 
-    /// Every descriptor number still owned, in order (taken slots are skipped).
-    var rawValues: [Int32] { present.indices.filter { present[$0] }.map { storage[$0].rawValue } }
-
     /// Moves descriptor `index` out of the list. Each index can be taken once.
     func take(_ index: Int) -> FileDescriptor {
         precondition(present[index], "descriptor \(index) was already taken")

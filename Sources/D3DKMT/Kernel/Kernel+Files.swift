@@ -91,13 +91,6 @@ extension Kernel {
         return Int(info.f_type)
     }
 
-    /// `fstat(2)`'s file type bits (`S_IFSOCK`, `S_IFCHR`, ...).
-    static func fileType(_ fd: BorrowedDescriptor) throws(Errno) -> mode_t {
-        var info = stat()
-        _ = try retrying(.fstat) { fstat(fd.rawValue, &info) }
-        return info.st_mode & S_IFMT
-    }
-
     /// `fstat(2)`'s `st_rdev` for a character device.
     static func deviceNumber(_ fd: BorrowedDescriptor) throws(Errno) -> dev_t {
         var info = stat()

@@ -21,9 +21,7 @@ enum Kernel {
         case open, dup, memfd, ftruncate, fcntl, lseek, pread, pwrite, read, write
         case fstat, fstatfs, lstat, mkdir, mmap, readlink
         case socket, socketpair, sockopt, bind, listen, connect, accept, sendmsg, recvmsg
-        case poll, eventfd, futex, futexWaitv, ioctl, kill, thread
-        /// A call made through the seam-less ``retrying(_:)`` (none in the library).
-        case other
+        case poll, eventfd, futex, futexWaitv, ioctl, thread
     }
 
     /// The fault seam: the error a test planned for the next `call` on this task, if any. Always
@@ -64,11 +62,6 @@ enum Kernel {
         }
     }
 
-    /// ``retrying(_:_:)`` for a call of no particular family (``Call/other``).
-    @inline(__always)
-    static func retrying<T: FixedWidthInteger>(_ body: () -> T) throws(Errno) -> T {
-        try retrying(.other, body)
-    }
 
     /// `close(2)`. Errors are ignored on purpose: after close the descriptor is gone either way,
     /// and retrying on `EINTR` could close a descriptor another thread just opened. Closing a
