@@ -7,29 +7,6 @@ import Glibc
 #endif
 import Synchronization
 
-/// A value behind a pthread mutex. (Not `Synchronization.Mutex`: ThreadSanitizer does not see
-/// that lock's synchronisation on Linux with this toolchain and reports every access under it.)
-private final class Locked<Value>: @unchecked Sendable {
-    private var value: Value
-    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
-
-    init(_ value: Value) {
-        self.value = value
-        pthread_mutex_init(mutex, nil)
-    }
-
-    func withLock<R>(_ body: (inout Value) throws -> R) rethrows -> R {
-        pthread_mutex_lock(mutex)
-        defer { pthread_mutex_unlock(mutex) }
-        return try body(&value)
-    }
-
-    deinit {
-        pthread_mutex_destroy(mutex)
-        mutex.deallocate()
-    }
-}
-
 /// Open descriptors of this process, not counting pipes it shares with a child process: under
 /// ThreadSanitizer those are the runtime's own, to the symbolizer it starts at its first report
 /// (`llvm-symbolizer`, alive until the process exits).

@@ -23,7 +23,7 @@ extension D3DKMTSuite {
                 #expect(peer.readLine() == "acquired")
                 // Several liveness looks (100 ms each) while the owner lives: no abandonment.
                 #expect(status { _ = try mutex.acquire(key: 0, timeout: .milliseconds(450)) } == .timeout)
-                let outcome = Mutex<NTStatus?>(nil)
+                let outcome = Locked<NTStatus?>(nil)
                 let waiter = Thread {
                     let result = status { _ = try mutex.acquire(key: 0, timeout: .seconds(15)) }
                     outcome.withLock { $0 = result }

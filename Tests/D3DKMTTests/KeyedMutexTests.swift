@@ -88,7 +88,7 @@ extension D3DKMTSuite {
                 #expect(status { _ = try mutex.acquire(key: 0, timeout: .zero) } == .invalidParameter)
 
                 // A waiter for key 2 keeps waiting through a release to key 1; the waiter for key 1 gets it.
-                let outcomes = Mutex<[UInt64: NTStatus]>([:])
+                let outcomes = Locked<[UInt64: NTStatus]>([:])
                 let waiters = [UInt64(1), 2].map { key in
                     Thread {
                         let result = status {
@@ -128,7 +128,7 @@ extension D3DKMTSuite {
                 #expect(peer.readLine() == "acquired")
                 #expect(status { _ = try mutex.acquire(key: 0, timeout: .zero) } == .timeout)
                 // Waiters for the released key and for another key, blocked before the owner dies.
-                let outcomes = Mutex<[UInt64: NTStatus]>([:])
+                let outcomes = Locked<[UInt64: NTStatus]>([:])
                 let waiters = [UInt64(0), 9].map { key in
                     Thread {
                         let result = status { _ = try mutex.acquire(key: key, timeout: .seconds(60)) }

@@ -137,4 +137,25 @@ func patternMatches(_ allocation: Allocation, seed: UInt32, index: Int) throws -
     return TestPattern.firstMismatch(UnsafeRawBufferPointer(mapping.bytes), seed: seed, allocation: index) == nil
 }
 
+/// A value behind a pthread mutex. (Not `Synchronization.Mutex`: ThreadSanitizer does not see
+/// that lock's synchronisation on Linux with this toolchain and reports every access under it.)
+final class Locked<Value>: @unchecked Sendable {
+    private var value: Value
+    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
 
+    init(_ value: Value) {
+        self.value = value
+        pthread_mutex_init(mutex, nil)
+    }
+
+    func withLock<R>(_ body: (inout Value) throws -> R) rethrows -> R {
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        return try body(&value)
+    }
+
+    deinit {
+        pthread_mutex_destroy(mutex)
+        mutex.deallocate()
+    }
+}
