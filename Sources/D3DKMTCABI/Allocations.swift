@@ -51,10 +51,6 @@ func createAllocations(_ data: UnsafeMutablePointer<D3DKMT_CREATEALLOCATION>,
     if flags.NtSecuritySharing != 0 && flags.CreateShared == 0 {
         throw invalid("NtSecuritySharing needs CreateShared")
     }
-    if flags.CreateShared != 0 && flags.NtSecuritySharing == 0 {
-        throw NTError(.notSupported,
-                      "only NT-handle sharing (NtSecuritySharing) is supported; global share handles are not")
-    }
     data.pointee.hGlobalShare = 0
 
     if flags.CreateResource != 0 {
@@ -64,13 +60,15 @@ func createAllocations(_ data: UnsafeMutablePointer<D3DKMT_CREATEALLOCATION>,
                                "pPrivateDriverData")
         let resource = try device.createResource(
             allocations: requests.map { ($0.source, $0.extraDriverData) }, runtimeData: runtime, driverData: driver,
-            shareable: flags.NtSecuritySharing != 0)
+            shareable: flags.NtSecuritySharing != 0,
+            globalShare: flags.CreateShared != 0 && flags.NtSecuritySharing == 0)
         // All handles are made under one lock, so a failure leaves none behind.
         let handles = handleTable.withLock { $0.insertResource(resource, device: deviceHandle) }
         guard let (resourceHandle, allocationHandles) = handles else {
             throw NTError(.insufficientResources, "the local handle table is full")
         }
         data.pointee.hResource = resourceHandle
+        data.pointee.hGlobalShare = resource.globalHandle ?? 0
         for (index, handle) in allocationHandles.enumerated() { storeHandle(index, handle) }
     } else {
         var allocations: [Allocation] = []
@@ -130,7 +128,8 @@ func createAllocations(_ pData: UnsafeMutablePointer<D3DKMT_CREATEALLOCATION>?,
 }
 
 /// `D3DKMTCreateAllocation2`: creates allocations, as one resource with `Flags.CreateResource`,
-/// shareable with `CreateShared` + `NtSecuritySharing`. Every `pAllocationInfo2[i]` has a
+/// shareable by NT handle with `CreateShared` + `NtSecuritySharing`, or given a global share
+/// handle (`hGlobalShare`, opened with `D3DKMTOpenResource(2)`) with `CreateShared` alone. Every `pAllocationInfo2[i]` has a
 /// `pPrivateDriverData` that starts with a `D3DKMT_LINUX_ALLOCATION_DESC`; with its `DmaBufFd` set,
 /// the allocation wraps that dma-buf instead of allocating.
 @c @implementation

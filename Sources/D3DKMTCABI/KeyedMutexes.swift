@@ -8,9 +8,8 @@ import CD3DKMT
 /// `D3DKMTCreateKeyedMutex2`: a keyed mutex released with `InitialValue`, carrying
 /// `pPrivateRuntimeData` (whose size is also the most a release can store); no device needed.
 /// With `Flags.NtSecuritySharing` it is shared by passing it with its resource and sync object to
-/// `D3DKMTShareObjects`, and `hSharedHandle` is 0 as on Windows. Without it Windows would return a
-/// global handle, which this library does not implement yet: `hSharedHandle` is 0 and the mutex
-/// serves this process only.
+/// `D3DKMTShareObjects`, and `hSharedHandle` is 0, as on Windows; without it `hSharedHandle` is a
+/// global handle that `D3DKMTOpenKeyedMutex(2)` opens in any process of the same user.
 @c @implementation
 public func D3DKMTCreateKeyedMutex2(_ pData: UnsafeMutablePointer<D3DKMT_CREATEKEYEDMUTEX2>?) -> NTSTATUS {
     ntCall(arguments: pData?.pointee) { () throws(NTError) in
@@ -20,42 +19,56 @@ public func D3DKMTCreateKeyedMutex2(_ pData: UnsafeMutablePointer<D3DKMT_CREATEK
         }
         let runtimeData = try bytes(data.pointee.pPrivateRuntimeData, data.pointee.PrivateRuntimeDataSize,
                                     "pPrivateRuntimeData")
+        let ntShared = data.pointee.Flags.NtSecuritySharing != 0
         let mutex = try KeyedMutex.create(initialKey: data.pointee.InitialValue, runtimeData: runtimeData,
-                                          shareable: data.pointee.Flags.NtSecuritySharing != 0)
+                                          shareable: ntShared, globalShare: !ntShared)
         data.pointee.hKeyedMutex = try register(.keyedMutex(mutex))
-        data.pointee.hSharedHandle = 0
+        data.pointee.hSharedHandle = mutex.globalHandle ?? 0
     }
 }
 
-/// `D3DKMTCreateKeyedMutex`: `D3DKMTCreateKeyedMutex2` without private data or flags (so, as on
-/// Windows, a mutex for global sharing: here one this process uses alone, `hSharedHandle` 0).
+/// `D3DKMTCreateKeyedMutex`: `D3DKMTCreateKeyedMutex2` without private data or flags: as on
+/// Windows, a mutex with a global handle (`hSharedHandle`).
 @c @implementation
 public func D3DKMTCreateKeyedMutex(_ pData: UnsafeMutablePointer<D3DKMT_CREATEKEYEDMUTEX>?) -> NTSTATUS {
     ntCall(arguments: pData?.pointee) { () throws(NTError) in
         let data = try required(pData)
-        let mutex = try KeyedMutex.create(initialKey: data.pointee.InitialValue, shareable: false)
+        let mutex = try KeyedMutex.create(initialKey: data.pointee.InitialValue, shareable: false, globalShare: true)
         data.pointee.hKeyedMutex = try register(.keyedMutex(mutex))
-        data.pointee.hSharedHandle = 0
+        data.pointee.hSharedHandle = mutex.globalHandle ?? 0
     }
 }
 
-/// `D3DKMTOpenKeyedMutex` opens by global D3DKMT handle, not implemented yet:
-/// `STATUS_NOT_SUPPORTED` (share with an NT handle and use `D3DKMTOpenKeyedMutexFromNtHandle`).
+/// `D3DKMTOpenKeyedMutex`: a new open (a new local handle, not owning the mutex) of the keyed
+/// mutex a global handle names. It keeps the value alive (this process serves it too) until it is
+/// destroyed. `STATUS_INVALID_PARAMETER` for a value that is not a global handle, names another
+/// kind of object, or that no process of this user holds any more.
 @c @implementation
 public func D3DKMTOpenKeyedMutex(_ pData: UnsafeMutablePointer<D3DKMT_OPENKEYEDMUTEX>?) -> NTSTATUS {
     ntCall(arguments: pData?.pointee) { () throws(NTError) in
-        _ = try required(pData)
-        throw NTError(.notSupported, "global D3DKMT handles are not implemented; open from an NT handle")
+        let data = try required(pData)
+        data.pointee.hKeyedMutex = try register(.keyedMutex(KeyedMutex.open(globalHandle: data.pointee.hSharedHandle)))
     }
 }
 
-/// `D3DKMTOpenKeyedMutex2` opens by global D3DKMT handle, which Linux does not have:
-/// `STATUS_NOT_SUPPORTED` (share with an NT handle and use `D3DKMTOpenKeyedMutexFromNtHandle`).
+/// `D3DKMTOpenKeyedMutex2`: `D3DKMTOpenKeyedMutex` with Windows' private data rules: a non-zero
+/// `PrivateRuntimeDataSize` needs a buffer and must hold the mutex's private data
+/// (`STATUS_INVALID_PARAMETER` otherwise); as on Windows neither the buffer nor the size is
+/// written (the data comes with each acquire).
 @c @implementation
 public func D3DKMTOpenKeyedMutex2(_ pData: UnsafeMutablePointer<D3DKMT_OPENKEYEDMUTEX2>?) -> NTSTATUS {
     ntCall(arguments: pData?.pointee) { () throws(NTError) in
-        _ = try required(pData)
-        throw NTError(.notSupported, "global D3DKMT handles are not implemented; open from an NT handle")
+        let data = try required(pData)
+        let size = data.pointee.PrivateRuntimeDataSize
+        guard size == 0 || data.pointee.pPrivateRuntimeData != nil else {
+            throw invalid("PrivateRuntimeDataSize is \(size) with a NULL pPrivateRuntimeData")
+        }
+        let mutex = try KeyedMutex.open(globalHandle: data.pointee.hSharedHandle)
+        guard size == 0 || Int(size) >= mutex.runtimeData.count else {
+            throw invalid("pPrivateRuntimeData holds \(size) bytes; the keyed mutex's data takes "
+                          + "\(mutex.runtimeData.count)")
+        }
+        data.pointee.hKeyedMutex = try register(.keyedMutex(mutex))
     }
 }
 

@@ -12,10 +12,12 @@ import CD3DKMT
 /// `D3DDDI_SEMAPHORE` (objects that exist and can be shared, though only GPU contexts, which this
 /// library does not have, signal and wait on them: the CPU calls refuse them). With
 /// `Flags.Shared | Flags.NtSecuritySharing` the object can be shared as an NT handle
-/// (`SharedHandle` 0). `STATUS_INVALID_PARAMETER` for an unknown type or `NtSecuritySharing`
+/// (`Info.SharedHandle` 0); with `Flags.Shared` alone `Info.SharedHandle` is a global handle that
+/// `D3DKMTOpenSynchronizationObject` opens in any process of the same user (written only with
+/// `Shared`, as on Windows). `STATUS_INVALID_PARAMETER` for an unknown type or `NtSecuritySharing`
 /// without `Shared`; `STATUS_INVALID_HANDLE` for a `D3DDDI_CPU_NOTIFICATION` without an event;
-/// `STATUS_NOT_SUPPORTED` for the other types, for `Shared` alone (global handles are not
-/// implemented) and for fences on a DRM device without timeline syncobjs (vgem).
+/// `STATUS_NOT_SUPPORTED` for the other types and for fences on a DRM device without timeline
+/// syncobjs (vgem).
 @c @implementation
 public func D3DKMTCreateSynchronizationObject2(
     _ pData: UnsafeMutablePointer<D3DKMT_CREATESYNCHRONIZATIONOBJECT2>?
@@ -52,7 +54,7 @@ public func D3DKMTCreateSynchronizationObject2(
         }
         let object = try device.createSyncObject(kind, initialValue: initialValue, flags: info.Flags.Value)
         data.pointee.hSyncObject = try register(.syncObject(object, device: data.pointee.hDevice))
-        data.pointee.Info.SharedHandle = 0
+        if info.Flags.Value & SyncObject.Flags.shared != 0 { data.pointee.Info.SharedHandle = object.globalHandle ?? 0 }
         if kind == .monitoredFence {
             data.pointee.Info.MonitoredFence.FenceValueCPUVirtualAddress =
                 UnsafeMutableRawPointer(mutating: object.fenceValueAddress)

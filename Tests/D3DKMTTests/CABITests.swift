@@ -130,7 +130,7 @@ extension D3DKMTSuite {
             }
         }
 
-        @Test func nullArgumentsAreInvalidAndGlobalHandlesUnsupported() {
+        @Test func nullArgumentsAndForgedGlobalHandlesAreInvalid() {
             let invalid = NTStatus.invalidParameter.rawValue
             #expect(D3DKMTCreateKeyedMutex2(nil) == invalid)
             #expect(D3DKMTAcquireKeyedMutex2(nil) == invalid)
@@ -140,9 +140,17 @@ extension D3DKMTSuite {
             #expect(D3DKMTWaitForSynchronizationObjectFromCpu(nil) == invalid)
             #expect(D3DKMTOpenNtHandleFromName(nil) == invalid)
             #expect(D3DKMTOpenSyncObjectNtHandleFromName(nil) == invalid)
-            var open = D3DKMT_OPENKEYEDMUTEX2()
-            open.hSharedHandle = 0x1234
-            #expect(D3DKMTOpenKeyedMutex2(&open) == NTStatus.notSupported.rawValue)
+            #expect(D3DKMTQueryResourceInfo(nil) == invalid)
+            #expect(D3DKMTOpenResource(nil) == invalid)
+            #expect(D3DKMTOpenResource2(nil) == invalid)
+            #expect(D3DKMTOpenSynchronizationObject(nil) == invalid)
+            #expect(D3DKMTOpenKeyedMutex(nil) == invalid)
+            // Not a global handle's shape, and a shape no process holds.
+            for value: UInt32 in [0x1234, 0xC000_0002, 0xFFFF_FFC2] {
+                var open = D3DKMT_OPENKEYEDMUTEX2()
+                open.hSharedHandle = value
+                #expect(D3DKMTOpenKeyedMutex2(&open) == invalid)
+            }
         }
     }
 }

@@ -264,8 +264,8 @@ static void test_keyed_mutex_statuses(D3DKMT_HANDLE hDevice)
     {
         D3DKMT_OPENKEYEDMUTEX2 o;
         memset(&o, 0, sizeof o);
-        o.hSharedHandle = 0x40000001u;
-        EXPECT_STATUS(STATUS_NOT_SUPPORTED, D3DKMTOpenKeyedMutex2(&o));
+        o.hSharedHandle = 0x40000001u;  /* not a global handle's shape (see global_handles.c) */
+        EXPECT_STATUS(STATUS_INVALID_PARAMETER, D3DKMTOpenKeyedMutex2(&o));
         check(o.hKeyedMutex == 0, "OpenKeyedMutex2 returned a handle");
     }
 

@@ -28,9 +28,10 @@
  * of existing system memory), the same rule is checked with the library's
  * allocation form: a D3DKMT_LINUX_ALLOCATION_DESC at the start of each
  * allocation's private driver data, followed by the runtime's own bytes.
- * Where the library deliberately differs from Windows (no global KMT handles),
- * its documented status is checked and the check says so in a comment
- * "differs from Windows".
+ * Where the library deliberately differs from Windows (no CPU notifications, no
+ * existing system memory), its documented status is checked and the check says
+ * so in a comment "differs from Windows". Global (KMT) handles are per user
+ * here, system-wide on Windows; within one user they behave as Windows'.
  *
  * vgem has no DRM syncobjs: fence types are STATUS_NOT_SUPPORTED there (checked),
  * and the parts that need a fence are skipped. Mutex and semaphore sync objects
@@ -82,6 +83,15 @@ static int is_local(D3DKMT_HANDLE h)
 
 #define CHECK_LOCAL(h, what) \
     CHECK(is_local(h), "%s 0x%08" PRIX32 " is not a local D3DKMT handle", (what), (uint32_t)(h))
+
+/* A global (KMT) handle: 0xc0000000 set, low 6 bits 2. */
+static int is_global(D3DKMT_HANDLE h)
+{
+    return (h & 0xc0000000u) == 0xc0000000u && (h & 0x3fu) == 2;
+}
+
+#define CHECK_GLOBAL(h, what) \
+    CHECK(is_global(h), "%s 0x%08" PRIX32 " is not a global D3DKMT handle", (what), (uint32_t)(h))
 
 /* An NT handle: an open descriptor, (h & 0xc0000000) == 0. */
 static int is_nt(HANDLE h)
@@ -751,8 +761,45 @@ static void test_sync_v2(adapter_t *a)
 
     /* Sharing flags. */
     EXPECT_STATUS(STATUS_INVALID_PARAMETER, sync2_create(d, D3DDDI_SYNCHRONIZATION_MUTEX, 0x2u, &h, NULL));
-    /* differs from Windows: Shared alone makes a global handle there; no global handles here. */
-    EXPECT_STATUS(STATUS_NOT_SUPPORTED, sync2_create(d, D3DDDI_SYNCHRONIZATION_MUTEX, 0x1u, &h, NULL));
+    /* Shared alone: a local handle and a global one; a second create, another pair (facts 4.3). */
+    {
+        D3DKMT_HANDLE g1 = 0, g2 = 0, h2 = 0;
+        EXPECT_OK(sync2_create(d, D3DDDI_SYNCHRONIZATION_MUTEX, 0x1u, &h, &g1));
+        CHECK_LOCAL(h, "Shared hSyncObject");
+        CHECK_GLOBAL(g1, "Shared SharedHandle");
+        EXPECT_OK(sync2_create(d, D3DDDI_SYNCHRONIZATION_MUTEX, 0x1u, &h2, &g2));
+        CHECK(h2 != h && g2 != g1, "two Shared creates: locals 0x%08" PRIX32 "/0x%08" PRIX32 ", globals 0x%08"
+              PRIX32 "/0x%08" PRIX32, (uint32_t)h, (uint32_t)h2, (uint32_t)g1, (uint32_t)g2);
+        EXPECT_STATUS(STATUS_INVALID_PARAMETER, sync_destroy(g1));  /* a global is not a local handle */
+        D3DKMT_OPENSYNCHRONIZATIONOBJECT o;
+        memset(&o, 0, sizeof o);
+        o.hSharedHandle = PRESET;
+        EXPECT_STATUS(STATUS_INVALID_PARAMETER, D3DKMTOpenSynchronizationObject(&o));
+        o.hSharedHandle = 0;
+        EXPECT_STATUS(STATUS_INVALID_PARAMETER, D3DKMTOpenSynchronizationObject(&o));
+        o.hSyncObject = h;
+        EXPECT_STATUS(STATUS_INVALID_PARAMETER, D3DKMTOpenSynchronizationObject(&o));
+        o.hSharedHandle = g1;
+        o.hSyncObject = PRESET;
+        EXPECT_OK(D3DKMTOpenSynchronizationObject(&o));
+        CHECK_LOCAL(o.hSyncObject, "OpenSynchronizationObject hSyncObject");
+        CHECK(o.hSyncObject != h, "OpenSynchronizationObject made a new local handle");
+        if (is_local(o.hSyncObject)) {
+            EXPECT_OK(sync_destroy(o.hSyncObject));
+            EXPECT_STATUS(STATUS_INVALID_PARAMETER, sync_destroy(o.hSyncObject));
+        }
+        /* Still open while the creator's local lives; gone with the last local. */
+        o.hSyncObject = PRESET;
+        EXPECT_OK(D3DKMTOpenSynchronizationObject(&o));
+        if (is_local(o.hSyncObject))
+            EXPECT_OK(sync_destroy(o.hSyncObject));
+        if (h)
+            EXPECT_OK(sync_destroy(h));
+        o.hSyncObject = PRESET;
+        EXPECT_STATUS(STATUS_INVALID_PARAMETER, D3DKMTOpenSynchronizationObject(&o));
+        if (h2)
+            EXPECT_OK(sync_destroy(h2));
+    }
     EXPECT_OK(sync2_create(d, D3DDDI_SYNCHRONIZATION_MUTEX, SYNC_SHARED_NT, &h, &shared));
     CHECK_LOCAL(h, "Shared + NtSecuritySharing hSyncObject");
     CHECK(shared == 0, "Shared + NtSecuritySharing: SharedHandle 0x%08" PRIX32 " (preset 0x1eadbeed), expected 0",
@@ -994,17 +1041,37 @@ static void test_keyed_mutex(adapter_t *a)
     EXPECT_STATUS(STATUS_INVALID_PARAMETER, D3DKMTCreateKeyedMutex(NULL));
     EXPECT_OK(km_create_ex(1, 0, 0, NULL, 0, &km, &kmShared));
     CHECK_LOCAL(km, "CreateKeyedMutex hKeyedMutex");
-    /* differs from Windows: hSharedHandle is a global handle there; no global handles here. */
-    CHECK(kmShared == 0, "CreateKeyedMutex: hSharedHandle 0x%08" PRIX32 ", expected 0 (no global handles)",
-          (uint32_t)kmShared);
+    CHECK_GLOBAL(kmShared, "CreateKeyedMutex hSharedHandle");
     {
-        /* differs from Windows: opening a global handle succeeds there (a made-up global value here). */
-        D3DKMT_OPENKEYEDMUTEX o = { 0x40000042u, 0 };
-        EXPECT_STATUS(STATUS_NOT_SUPPORTED, D3DKMTOpenKeyedMutex(&o));
+        /* OpenKeyedMutex (facts 4.4): zeroed, a local handle and no global, then the global. */
+        D3DKMT_OPENKEYEDMUTEX o = { 0, 0 };
+        EXPECT_STATUS(STATUS_INVALID_PARAMETER, D3DKMTOpenKeyedMutex(&o));
+        o.hKeyedMutex = km;
+        EXPECT_STATUS(STATUS_INVALID_PARAMETER, D3DKMTOpenKeyedMutex(&o));
+        o.hSharedHandle = kmShared;
+        o.hKeyedMutex = PRESET;
+        EXPECT_OK(D3DKMTOpenKeyedMutex(&o));
+        CHECK_LOCAL(o.hKeyedMutex, "OpenKeyedMutex hKeyedMutex");
+        CHECK(o.hKeyedMutex != km, "OpenKeyedMutex made a new local handle");
+        /* A keyed mutex alone cannot be shared, by its local or its global handle. */
+        EXPECT_STATUS(STATUS_INVALID_PARAMETER, share1(kmShared, NULL, STANDARD_RIGHTS_ALL, &sh));
+        close_nt(sh);
+        if (is_local(o.hKeyedMutex))
+            EXPECT_OK(km_destroy(o.hKeyedMutex));
         D3DKMT_OPENKEYEDMUTEX2 o2;
         memset(&o2, 0, sizeof o2);
-        o2.hSharedHandle = 0x40000042u;
-        EXPECT_STATUS(STATUS_NOT_SUPPORTED, D3DKMTOpenKeyedMutex2(&o2));
+        EXPECT_STATUS(STATUS_INVALID_PARAMETER, D3DKMTOpenKeyedMutex2(&o2));
+        /* A mutex without private data: 64 bytes need a buffer, and the size stays as passed. */
+        uint8_t buf[64];
+        o2.hSharedHandle = kmShared;
+        o2.PrivateRuntimeDataSize = sizeof buf;
+        EXPECT_STATUS(STATUS_INVALID_PARAMETER, D3DKMTOpenKeyedMutex2(&o2));
+        o2.pPrivateRuntimeData = buf;
+        EXPECT_OK(D3DKMTOpenKeyedMutex2(&o2));
+        CHECK(o2.PrivateRuntimeDataSize == sizeof buf, "OpenKeyedMutex2: PrivateRuntimeDataSize %u, expected 64",
+              o2.PrivateRuntimeDataSize);
+        if (is_local(o2.hKeyedMutex))
+            EXPECT_OK(km_destroy(o2.hKeyedMutex));
     }
     /* Destroy: zeroed, the local, again. */
     {
@@ -1026,10 +1093,33 @@ static void test_keyed_mutex(adapter_t *a)
     CHECK_LOCAL(km2, "CreateKeyedMutex2 (NtSecuritySharing) hKeyedMutex");
     CHECK(km2Shared == 0, "CreateKeyedMutex2 NtSecuritySharing: hSharedHandle 0x%08" PRIX32
           " (preset 0x1eadbeed), expected 0", (uint32_t)km2Shared);
-    /* differs from Windows: without NtSecuritySharing hSharedHandle is global there; a local mutex here. */
-    EXPECT_OK(km_create_ex(0, 0, 0, NULL, 0, &kmLocal, &km2Shared));
-    CHECK(km2Shared == 0, "CreateKeyedMutex2 without NtSecuritySharing: hSharedHandle 0x%08" PRIX32
-          ", expected 0", (uint32_t)km2Shared);
+    /* Without NtSecuritySharing: a global handle, and Windows' private data rules on open. */
+    {
+        static const uint8_t six[6] = { 1, 2, 3, 4, 5, 6 };
+        EXPECT_OK(km_create_ex(0, 0, 0, six, sizeof six, &kmLocal, &km2Shared));
+        CHECK_GLOBAL(km2Shared, "CreateKeyedMutex2 without NtSecuritySharing: hSharedHandle");
+        D3DKMT_OPENKEYEDMUTEX2 o2;
+        uint8_t buf[64];
+        memset(&o2, 0, sizeof o2);
+        o2.hSharedHandle = km2Shared;
+        EXPECT_OK(D3DKMTOpenKeyedMutex2(&o2));  /* size 0, NULL */
+        CHECK(o2.PrivateRuntimeDataSize == 0, "OpenKeyedMutex2 size 0: %u written", o2.PrivateRuntimeDataSize);
+        if (is_local(o2.hKeyedMutex))
+            EXPECT_OK(km_destroy(o2.hKeyedMutex));
+        o2.PrivateRuntimeDataSize = sizeof buf;
+        EXPECT_STATUS(STATUS_INVALID_PARAMETER, D3DKMTOpenKeyedMutex2(&o2));  /* 64 with NULL */
+        memset(buf, 0xcd, sizeof buf);
+        o2.pPrivateRuntimeData = buf;
+        o2.PrivateRuntimeDataSize = 5;
+        EXPECT_STATUS(STATUS_INVALID_PARAMETER, D3DKMTOpenKeyedMutex2(&o2));  /* too small */
+        o2.PrivateRuntimeDataSize = 6;
+        EXPECT_OK(D3DKMTOpenKeyedMutex2(&o2));
+        CHECK(o2.PrivateRuntimeDataSize == 6 && buf[0] == 0xcd,
+              "OpenKeyedMutex2 size 6: size %u, buffer[0] 0x%02x (Windows writes neither)", o2.PrivateRuntimeDataSize,
+              buf[0]);
+        if (is_local(o2.hKeyedMutex))
+            EXPECT_OK(km_destroy(o2.hKeyedMutex));
+    }
     if (km2) {
         EXPECT_STATUS(STATUS_INVALID_PARAMETER, share1(km2, NULL, STANDARD_RIGHTS_ALL, &sh));
         close_nt(sh);
@@ -1040,6 +1130,13 @@ static void test_keyed_mutex(adapter_t *a)
         EXPECT_STATUS(STATUS_INVALID_PARAMETER, share1(kmLocal, NULL, STANDARD_RIGHTS_ALL, &sh));
         close_nt(sh);
         EXPECT_OK(km_destroy(kmLocal));
+        /* Every local reference is gone: the global no longer opens. */
+        D3DKMT_OPENKEYEDMUTEX o = { km2Shared, 0 };
+        EXPECT_STATUS(STATUS_INVALID_PARAMETER, D3DKMTOpenKeyedMutex(&o));
+    }
+    if (kmShared) {
+        D3DKMT_OPENKEYEDMUTEX o = { kmShared, 0 };
+        EXPECT_STATUS(STATUS_INVALID_PARAMETER, D3DKMTOpenKeyedMutex(&o));
     }
 
     /* Acquire and release (not in the stored Windows test: Wine's model and DXVK's use). */
@@ -1218,11 +1315,38 @@ static void test_create_allocation(adapter_t *a)
             EXPECT_OK(destroy_resource(d, res));
         }
 
-        /* differs from Windows: CreateShared alone makes a global hGlobalShare there; no global handles. */
+        /* CreateShared alone: a global hGlobalShare, local resource and allocation; not shared by NT handle. */
         create_init(&c, d, v1, 0);
         c.ca.Flags.CreateResource = 1;
         c.ca.Flags.CreateShared = 1;
-        expect_create(STATUS_NOT_SUPPORTED, &c, v1, "CreateResource + CreateShared (a global handle)");
+        EXPECT_OK(create_call(&c, v1));
+        CHECK_GLOBAL(c.ca.hGlobalShare, "CreateShared hGlobalShare");
+        CHECK_LOCAL(c.ca.hResource, "CreateShared hResource");
+        CHECK_LOCAL(create_alloc_handle(&c, v1), "CreateShared hAllocation");
+        if (c.ca.hResource) {
+            HANDLE sh = NULL;
+            D3DKMT_HANDLE al = create_alloc_handle(&c, v1);
+            EXPECT_STATUS(STATUS_INVALID_PARAMETER, share1(al, NULL, STANDARD_RIGHTS_READ, &sh));
+            close_nt(sh);
+            EXPECT_STATUS(STATUS_INVALID_PARAMETER, share1(c.ca.hResource, NULL, STANDARD_RIGHTS_READ, &sh));
+            close_nt(sh);
+            /* A local resource handle is not a global one. */
+            D3DKMT_QUERYRESOURCEINFO q;
+            memset(&q, 0, sizeof q);
+            q.hDevice = d;
+            q.hGlobalShare = c.ca.hResource;
+            EXPECT_STATUS(STATUS_INVALID_PARAMETER, D3DKMTQueryResourceInfo(&q));
+            D3DKMT_OPENRESOURCE o;
+            D3DDDI_OPENALLOCATIONINFO2 oa;
+            memset(&o, 0, sizeof o);
+            memset(&oa, 0, sizeof oa);
+            o.hDevice = d;
+            o.hGlobalShare = c.ca.hResource;
+            o.NumAllocations = 1;
+            o.pOpenAllocationInfo2 = &oa;
+            EXPECT_STATUS(STATUS_INVALID_PARAMETER, D3DKMTOpenResource2(&o));
+            EXPECT_OK(destroy_resource(d, c.ca.hResource));
+        }
 
         create_init(&c, d, v1, 0);
         c.ca.Flags.CreateResource = 1;
@@ -1236,6 +1360,124 @@ static void test_create_allocation(adapter_t *a)
         if (c.ca.hResource)
             EXPECT_OK(destroy_resource(d, c.ca.hResource));
     }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Global resources: D3DKMTQueryResourceInfo, D3DKMTOpenResource(2) (facts 4.6) */
+/* ------------------------------------------------------------------------ */
+
+static void test_global_resource(adapter_t *a)
+{
+    phase("global resource");
+    static const uint8_t rt[4] = { 7, 8, 9, 10 };
+    const unsigned extra = 10;
+    D3DKMT_HANDLE d = a->hDevice;
+    create_t c;
+    create_init(&c, d, 0, extra);
+    c.ca.Flags.CreateResource = 1;
+    c.ca.Flags.CreateShared = 1;
+    c.ca.pPrivateRuntimeData = rt;
+    c.ca.PrivateRuntimeDataSize = sizeof rt;
+    EXPECT_OK(create_call(&c, 0));
+    D3DKMT_HANDLE global = c.ca.hGlobalShare, res = c.ca.hResource;
+    CHECK_GLOBAL(global, "hGlobalShare");
+    if (!res)
+        return;
+
+    /* Query: the real runtime size written back, the buffer untouched. */
+    uint8_t buf[0x100];
+    memset(buf, 0xcd, sizeof buf);
+    D3DKMT_QUERYRESOURCEINFO q;
+    memset(&q, 0, sizeof q);
+    EXPECT_STATUS(STATUS_INVALID_PARAMETER, D3DKMTQueryResourceInfo(NULL));
+    EXPECT_STATUS(STATUS_INVALID_PARAMETER, D3DKMTQueryResourceInfo(&q));
+    q.hDevice = d;
+    q.hGlobalShare = global;
+    q.pPrivateRuntimeData = buf;
+    q.PrivateRuntimeDataSize = sizeof buf;
+    EXPECT_OK(D3DKMTQueryResourceInfo(&q));
+    CHECK(q.PrivateRuntimeDataSize == 4 && q.ResourcePrivateDriverDataSize == 0 && q.NumAllocations == 1 &&
+          q.TotalPrivateDriverDataSize == extra, "QueryResourceInfo: runtime %u, resource %u, allocations %u, total %u",
+          q.PrivateRuntimeDataSize, q.ResourcePrivateDriverDataSize, q.NumAllocations, q.TotalPrivateDriverDataSize);
+    CHECK(buf[0] == 0xcd, "QueryResourceInfo wrote the runtime buffer");
+
+    /* OpenResource (v1): a larger total buffer is fine and rewritten to the real size. */
+    uint8_t total[0x1000], allocData[0x400], resData[16];
+    D3DDDI_OPENALLOCATIONINFO oa;
+    D3DKMT_OPENRESOURCE o;
+    memset(&o, 0, sizeof o);
+    memset(&oa, 0, sizeof oa);
+    memset(buf, 0xcd, sizeof buf);
+    memset(allocData, 0xcd, sizeof allocData);
+    memset(resData, 0xcd, sizeof resData);
+    oa.pPrivateDriverData = allocData;
+    oa.PrivateDriverDataSize = sizeof allocData;
+    o.hDevice = d;
+    o.hGlobalShare = global;
+    o.NumAllocations = 1;
+    o.pOpenAllocationInfo = &oa;
+    o.pPrivateRuntimeData = buf;
+    o.PrivateRuntimeDataSize = q.PrivateRuntimeDataSize;
+    o.pResourcePrivateDriverData = resData;
+    o.ResourcePrivateDriverDataSize = 0;
+    o.pTotalPrivateDriverDataBuffer = total;
+    o.TotalPrivateDriverDataBufferSize = sizeof total;
+    o.hResource = PRESET;
+    EXPECT_OK(D3DKMTOpenResource(&o));
+    CHECK(o.hGlobalShare == global, "OpenResource changed hGlobalShare");
+    CHECK_LOCAL(o.hResource, "OpenResource hResource");
+    CHECK(o.PrivateRuntimeDataSize == 4 && o.ResourcePrivateDriverDataSize == 0 && o.NumAllocations == 1 &&
+          o.TotalPrivateDriverDataBufferSize == extra, "OpenResource sizes: runtime %u, resource %u, total %u",
+          o.PrivateRuntimeDataSize, o.ResourcePrivateDriverDataSize, o.TotalPrivateDriverDataBufferSize);
+    CHECK_LOCAL(oa.hAllocation, "OpenResource hAllocation");
+    CHECK(oa.PrivateDriverDataSize == extra && allocData[0] == extra_byte(0),
+          "OpenResource: allocation driver data %u bytes, first 0x%02x", oa.PrivateDriverDataSize, allocData[0]);
+    CHECK(memcmp(buf, rt, sizeof rt) == 0, "OpenResource copied the runtime data");
+    CHECK(resData[0] == 0xcd, "OpenResource wrote the resource driver data buffer");
+    D3DKMT_HANDLE opened = o.hResource;
+
+    /* Rejections, from the good state with the sizes written back. */
+    D3DKMT_OPENRESOURCE bad = o;
+    bad.NumAllocations = 0;
+    EXPECT_STATUS(STATUS_INVALID_PARAMETER, D3DKMTOpenResource(&bad));
+    bad = o;
+    bad.PrivateRuntimeDataSize++;
+    EXPECT_STATUS(STATUS_INVALID_PARAMETER, D3DKMTOpenResource(&bad));
+    bad = o;
+    bad.ResourcePrivateDriverDataSize++;
+    EXPECT_STATUS(STATUS_INVALID_PARAMETER, D3DKMTOpenResource(&bad));
+    bad = o;
+    bad.hDevice = 0;
+    EXPECT_STATUS(STATUS_INVALID_PARAMETER, D3DKMTOpenResource(&bad));
+
+    /* OpenResource2 with the same fields and the exact total size. */
+    D3DDDI_OPENALLOCATIONINFO2 oa2;
+    memset(&oa2, 0, sizeof oa2);
+    D3DKMT_OPENRESOURCE o2 = o;
+    o2.pOpenAllocationInfo2 = &oa2;
+    o2.TotalPrivateDriverDataBufferSize = extra;
+    o2.TotalPrivateDriverDataBufferSize--;
+    EXPECT_STATUS(STATUS_NO_MEMORY, D3DKMTOpenResource2(&o2));
+    o2.TotalPrivateDriverDataBufferSize = extra;
+    o2.hResource = PRESET;
+    EXPECT_OK(D3DKMTOpenResource2(&o2));
+    CHECK_LOCAL(o2.hResource, "OpenResource2 hResource");
+    CHECK_LOCAL(oa2.hAllocation, "OpenResource2 hAllocation");
+    CHECK(oa2.PrivateDriverDataSize == extra && oa2.pPrivateDriverData == total,
+          "OpenResource2: the allocation's driver data (%u bytes) points into the total buffer",
+          oa2.PrivateDriverDataSize);
+
+    /* The global lives while any local reference does: the creator's goes first. */
+    EXPECT_OK(destroy_resource(d, res));
+    EXPECT_OK(D3DKMTQueryResourceInfo(&q));
+    if (is_local(o2.hResource))
+        EXPECT_OK(destroy_resource(d, o2.hResource));
+    EXPECT_OK(D3DKMTQueryResourceInfo(&q));
+    if (is_local(opened))
+        EXPECT_OK(destroy_resource(d, opened));
+    EXPECT_STATUS(STATUS_INVALID_PARAMETER, D3DKMTQueryResourceInfo(&q));
+    o.hResource = PRESET;
+    EXPECT_STATUS(STATUS_INVALID_PARAMETER, D3DKMTOpenResource(&o));
 }
 
 /* ------------------------------------------------------------------------ */
@@ -2079,6 +2321,7 @@ static void test_adapter(const char *argv0, unsigned index, const D3DKMT_ADAPTER
         test_sync_sharing(&a);
         test_keyed_mutex(&a);
         test_create_allocation(&a);
+        test_global_resource(&a);
         test_destroy_allocation(&a);
         test_share_objects(&a);
         test_query(&a);

@@ -732,13 +732,16 @@ typedef struct _D3DKMT_CREATEALLOCATIONFLAGS {
     UINT Reserved : 9;
 } D3DKMT_CREATEALLOCATIONFLAGS;
 
-/* D3DKMTCreateAllocation / D3DKMTCreateAllocation2. To make a shareable
- * resource set Flags.CreateResource, Flags.CreateShared and
- * Flags.NtSecuritySharing, then pass hResource to D3DKMTShareObjects. */
+/* D3DKMTCreateAllocation / D3DKMTCreateAllocation2. To make a resource shared
+ * by NT handle set Flags.CreateResource, Flags.CreateShared and
+ * Flags.NtSecuritySharing, then pass hResource to D3DKMTShareObjects. With
+ * Flags.CreateResource and Flags.CreateShared alone the resource gets a global
+ * (KMT) handle in hGlobalShare instead, which D3DKMTQueryResourceInfo and
+ * D3DKMTOpenResource(2) open in any process of the same user. */
 typedef struct _D3DKMT_CREATEALLOCATION {
     D3DKMT_HANDLE hDevice;                  /* in */
     D3DKMT_HANDLE hResource;                /* in/out: 0, or a resource to add to */
-    D3DKMT_HANDLE hGlobalShare;             /* out: always 0 here (no global handles) */
+    D3DKMT_HANDLE hGlobalShare;             /* out: the global handle with CreateShared alone, else 0 */
     const VOID *pPrivateRuntimeData;        /* in: travels with a shared resource */
     UINT PrivateRuntimeDataSize;
     union {
@@ -820,6 +823,24 @@ typedef struct _D3DKMT_QUERYRESOURCEINFOFROMNTHANDLE {
     UINT NumAllocations;                    /* out */
 } D3DKMT_QUERYRESOURCEINFOFROMNTHANDLE;
 
+/* D3DKMTQueryResourceInfo: what opening a global handle takes. */
+typedef struct _D3DKMT_QUERYRESOURCEINFO {
+    D3DKMT_HANDLE hDevice;                  /* in */
+    D3DKMT_HANDLE hGlobalShare;             /* in: the global handle */
+    VOID *pPrivateRuntimeData;              /* in: never written */
+    UINT PrivateRuntimeDataSize;            /* in/out: the runtime data's size */
+    UINT TotalPrivateDriverDataSize;        /* out */
+    UINT ResourcePrivateDriverDataSize;     /* out */
+    UINT NumAllocations;                    /* out */
+} D3DKMT_QUERYRESOURCEINFO;
+
+/* D3DKMTOpenResource: one per allocation. */
+typedef struct _D3DDDI_OPENALLOCATIONINFO {
+    D3DKMT_HANDLE hAllocation;              /* out */
+    const VOID *pPrivateDriverData;         /* in: receives the allocation's driver data, or NULL */
+    UINT PrivateDriverDataSize;             /* in: its size */
+} D3DDDI_OPENALLOCATIONINFO;
+
 typedef struct _D3DDDI_OPENALLOCATIONINFO2 {
     D3DKMT_HANDLE hAllocation;              /* out */
     const VOID *pPrivateDriverData;         /* out: points into pTotalPrivateDriverDataBuffer */
@@ -827,6 +848,25 @@ typedef struct _D3DDDI_OPENALLOCATIONINFO2 {
     D3DGPU_VIRTUAL_ADDRESS GpuVirtualAddress;
     ULONG_PTR Reserved[6];
 } D3DDDI_OPENALLOCATIONINFO2;
+
+/* D3DKMTOpenResource (pOpenAllocationInfo) / D3DKMTOpenResource2
+ * (pOpenAllocationInfo2): opens a global handle. */
+typedef struct _D3DKMT_OPENRESOURCE {
+    D3DKMT_HANDLE hDevice;                  /* in */
+    D3DKMT_HANDLE hGlobalShare;             /* in: the global handle */
+    UINT NumAllocations;                    /* in */
+    union {
+        D3DDDI_OPENALLOCATIONINFO *pOpenAllocationInfo;
+        D3DDDI_OPENALLOCATIONINFO2 *pOpenAllocationInfo2;
+    };
+    VOID *pPrivateRuntimeData;              /* in: receives the runtime data */
+    UINT PrivateRuntimeDataSize;            /* in/out */
+    VOID *pResourcePrivateDriverData;
+    UINT ResourcePrivateDriverDataSize;     /* in/out */
+    VOID *pTotalPrivateDriverDataBuffer;
+    UINT TotalPrivateDriverDataBufferSize;  /* in/out */
+    D3DKMT_HANDLE hResource;                /* out */
+} D3DKMT_OPENRESOURCE;
 
 typedef struct _D3DKMT_OPENRESOURCEFROMNTHANDLE {
     D3DKMT_HANDLE hDevice;                  /* in */
@@ -865,7 +905,7 @@ typedef struct _D3DKMT_OPENSYNCOBJECTNTHANDLEFROMNAME {
 /* The v1 keyed mutex calls: the v2 forms without private runtime data. */
 typedef struct _D3DKMT_CREATEKEYEDMUTEX {
     UINT64 InitialValue;                    /* in: the key it starts released to */
-    D3DKMT_HANDLE hSharedHandle;            /* out: global handle (0 here: not implemented) */
+    D3DKMT_HANDLE hSharedHandle;            /* out: global handle */
     D3DKMT_HANDLE hKeyedMutex;              /* out */
 } D3DKMT_CREATEKEYEDMUTEX;
 
@@ -1049,8 +1089,7 @@ typedef struct _D3DKMT_CREATESYNCHRONIZATIONOBJECT2 {
     D3DKMT_HANDLE hSyncObject;                  /* out */
 } D3DKMT_CREATESYNCHRONIZATIONOBJECT2;
 
-/* Opening by global D3DKMT_HANDLE; not implemented here (no global handles),
- * declared for completeness. */
+/* D3DKMTOpenSynchronizationObject: opens a sync object's global handle. */
 typedef struct _D3DKMT_OPENSYNCHRONIZATIONOBJECT {
     D3DKMT_HANDLE hSharedHandle;
     D3DKMT_HANDLE hSyncObject;
@@ -1258,6 +1297,11 @@ NTSTATUS APIENTRY D3DKMTShareObjects(UINT cObjects, const D3DKMT_HANDLE *hObject
 NTSTATUS APIENTRY D3DKMTQueryResourceInfoFromNtHandle(D3DKMT_QUERYRESOURCEINFOFROMNTHANDLE *pData);
 NTSTATUS APIENTRY D3DKMTOpenResourceFromNtHandle(D3DKMT_OPENRESOURCEFROMNTHANDLE *pData);
 NTSTATUS APIENTRY D3DKMTOpenNtHandleFromName(D3DKMT_OPENNTHANDLEFROMNAME *pData);
+/* Global (KMT) handles: values valid in every process of the same user while
+ * some process holds the object (see the README, "Global share handles"). */
+NTSTATUS APIENTRY D3DKMTQueryResourceInfo(D3DKMT_QUERYRESOURCEINFO *pData);
+NTSTATUS APIENTRY D3DKMTOpenResource(D3DKMT_OPENRESOURCE *pData);
+NTSTATUS APIENTRY D3DKMTOpenResource2(D3DKMT_OPENRESOURCE *pData);
 NTSTATUS APIENTRY D3DKMTOpenSyncObjectNtHandleFromName(D3DKMT_OPENSYNCOBJECTNTHANDLEFROMNAME *pData);
 
 /* Keyed mutexes */
@@ -1277,6 +1321,7 @@ NTSTATUS APIENTRY D3DKMTCreateSynchronizationObject(D3DKMT_CREATESYNCHRONIZATION
 NTSTATUS APIENTRY D3DKMTCreateSynchronizationObject2(D3DKMT_CREATESYNCHRONIZATIONOBJECT2 *pData);
 NTSTATUS APIENTRY D3DKMTOpenSyncObjectFromNtHandle(D3DKMT_OPENSYNCOBJECTFROMNTHANDLE *pData);
 NTSTATUS APIENTRY D3DKMTOpenSyncObjectFromNtHandle2(D3DKMT_OPENSYNCOBJECTFROMNTHANDLE2 *pData);
+NTSTATUS APIENTRY D3DKMTOpenSynchronizationObject(D3DKMT_OPENSYNCHRONIZATIONOBJECT *pData);
 NTSTATUS APIENTRY D3DKMTDestroySynchronizationObject(const D3DKMT_DESTROYSYNCHRONIZATIONOBJECT *pData);
 NTSTATUS APIENTRY D3DKMTSignalSynchronizationObjectFromCpu(const D3DKMT_SIGNALSYNCHRONIZATIONOBJECTFROMCPU *pData);
 NTSTATUS APIENTRY D3DKMTWaitForSynchronizationObjectFromCpu(const D3DKMT_WAITFORSYNCHRONIZATIONOBJECTFROMCPU *pData);

@@ -27,6 +27,10 @@ public final class Device: Sendable {
     ///   - runtimeData: `pPrivateRuntimeData`.
     ///   - driverData: the resource's `pPrivateDriverData`.
     ///   - shareable: `CreateShared` + `NtSecuritySharing`; only such resources can be shared.
+    ///   - globalShare: `CreateShared` alone: the resource gets a global share handle
+    ///     (``Resource/globalHandle``) that any process of the user opens with
+    ///     ``openResource(globalHandle:check:)`` while some process holds the resource. Windows
+    ///     makes a resource one or the other, never both.
     /// - Throws: `STATUS_INVALID_PARAMETER` for an empty or oversized request, or a wrapped
     ///   descriptor that is not a dma-buf or memfd; `STATUS_NOT_SUPPORTED` when this device
     ///   cannot import a wrapped buffer; the kernel's status when allocation fails.
@@ -34,8 +38,12 @@ public final class Device: Sendable {
         allocations: [(source: AllocationSource, extraDriverData: [UInt8])],
         runtimeData: [UInt8] = [],
         driverData: [UInt8] = [],
-        shareable: Bool = true
+        shareable: Bool = true,
+        globalShare: Bool = false
     ) throws(NTError) -> Resource {
+        guard !(shareable && globalShare) else {
+            throw NTError(.invalidParameter, "a resource is shared by NT handle or by global handle, not both")
+        }
         guard !allocations.isEmpty else { throw NTError(.invalidParameter, "a resource needs at least one allocation") }
         guard allocations.count <= SharePackage.maximumAllocations else {
             throw NTError(.invalidParameter, "\(allocations.count) allocations; a shared resource holds at most "
@@ -45,8 +53,10 @@ public final class Device: Sendable {
         for (source, extra) in allocations {
             made.append(try createAllocation(source, extraDriverData: extra))
         }
-        return Resource(device: self, allocations: made, runtimeData: runtimeData, driverData: driverData,
-                        shareable: shareable)
+        let resource = Resource(device: self, allocations: made, runtimeData: runtimeData, driverData: driverData,
+                                shareable: shareable)
+        if globalShare { try resource.makeGlobal() }
+        return resource
     }
 
     /// Creates one allocation (a standalone allocation, or one of a resource's).
@@ -97,6 +107,38 @@ public final class Device: Sendable {
     /// is imported when they are wrong.
     public func openResource(_ handle: borrowing SharedHandle,
                              check: (SharedResourceInfo) throws(NTError) -> Void) throws(NTError) -> Resource {
+        try openResource(handle, shareable: true, check: check)
+    }
+
+    /// What a global share handle holds, before opening it (`D3DKMTQueryResourceInfo`). Takes no
+    /// reference: the value may stop opening once its holders let go.
+    ///
+    /// - Throws: `STATUS_INVALID_PARAMETER` when `value` is not a live global handle of a
+    ///   resource of this user.
+    public func resourceInfo(globalHandle value: UInt32) throws(NTError) -> SharedResourceInfo {
+        try GlobalShares.open(value, kind: .resource, reference: false) { (handle) throws(NTError) in
+            try resourceInfo(handle)
+        }.0
+    }
+
+    /// Opens the resource a global share handle names, on this device (`D3DKMTOpenResource2`),
+    /// after `check` accepts what it holds. The resource keeps the value alive (this process
+    /// serves it too) until it goes; it cannot be shared by NT handle, as on Windows.
+    ///
+    /// - Throws: `STATUS_INVALID_PARAMETER` when `value` is not a live global handle of a
+    ///   resource of this user; as ``openResource(_:check:)`` otherwise.
+    public func openResource(globalHandle value: UInt32,
+                             check: (SharedResourceInfo) throws(NTError) -> Void = { _ throws(NTError) in })
+        throws(NTError) -> Resource {
+        let (resource, share) = try GlobalShares.open(value, kind: .resource) { (handle) throws(NTError) in
+            try openResource(handle, shareable: false, check: check)
+        }
+        resource.global.withLock { $0 = share }
+        return resource
+    }
+
+    func openResource(_ handle: borrowing SharedHandle, shareable: Bool,
+                      check: (SharedResourceInfo) throws(NTError) -> Void) throws(NTError) -> Resource {
         let opened = try SharedPackageReader.open(handle.descriptor.rawValue)
         guard opened.package.contents.contains(.resource) else {
             throw NTError(.invalidParameter, "the handle holds no resource")
@@ -124,7 +166,7 @@ public final class Device: Sendable {
             try openSyncObject(record, opened.descriptors, access: SyncObjectAccess.allAccess)
         }
         return Resource(device: self, allocations: allocations, runtimeData: info.runtimeData,
-                        driverData: opened.package.resourceDriverData, shareable: true, keyedMutex: keyedMutex,
+                        driverData: opened.package.resourceDriverData, shareable: shareable, keyedMutex: keyedMutex,
                         syncObject: syncObject, runtimeDataPage: runtimeDataPage)
     }
 }

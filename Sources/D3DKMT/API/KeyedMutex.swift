@@ -34,6 +34,12 @@ public final class KeyedMutex: Sendable {
     /// its resource and sync object. Windows shares no other keyed mutex by NT handle.
     public let isShareable: Bool
     private let owning = Mutex(false)
+    /// This process's reference to the mutex's global share handle, when it has one.
+    let global = Mutex<GlobalShare?>(nil)
+
+    /// The global share handle (`hSharedHandle`): set for a mutex created with a global handle
+    /// (without `NtSecuritySharing`) or opened by one; nil otherwise.
+    public var globalHandle: UInt32? { global.withLock { $0?.value } }
 
     init(state: KeyedMutexState, timeline: consuming FileDescriptor?, runtimeData: [UInt8], shareable: Bool = true) {
         self.state = state
@@ -49,13 +55,19 @@ public final class KeyedMutex: Sendable {
     ///   - runtimeData: `pPrivateRuntimeData`; its size is also the most private data a release
     ///     can store (at most 65,472 bytes).
     ///   - shareable: `NtSecuritySharing`: the mutex can be shared by NT handle with its resource.
+    ///   - globalShare: the mutex gets a global share handle (``globalHandle``), as
+    ///     `D3DKMTCreateKeyedMutex(2)` without `NtSecuritySharing` gives one on Windows, which any
+    ///     process of the user opens with ``open(globalHandle:)`` while some process holds it.
     ///   - device: where to create the timeline syncobj; nil picks the first DRM adapter with
     ///     timeline syncobjs, and on a machine without one the mutex has no timeline (fence
     ///     values are still recorded and returned).
     /// - Throws: `STATUS_INVALID_PARAMETER` for oversized data; `STATUS_NOT_SUPPORTED` when
     ///   `device` has no timeline syncobjs; the kernel's status when memory runs out.
     public static func create(initialKey: UInt64 = 0, runtimeData: [UInt8] = [], shareable: Bool = true,
-                              timelineOn device: Device? = nil) throws(NTError) -> KeyedMutex {
+                              globalShare: Bool = false, timelineOn device: Device? = nil) throws(NTError) -> KeyedMutex {
+        guard !(shareable && globalShare) else {
+            throw NTError(.invalidParameter, "a keyed mutex is shared by NT handle or by global handle, not both")
+        }
         let state = try KeyedMutexState.create(initialKey: initialKey, data: runtimeData)
         let timeline: FileDescriptor?
         if let device {
@@ -63,7 +75,32 @@ public final class KeyedMutex: Sendable {
         } else {
             timeline = try defaultTimeline()
         }
-        return KeyedMutex(state: state, timeline: timeline, runtimeData: runtimeData, shareable: shareable)
+        let mutex = KeyedMutex(state: state, timeline: timeline, runtimeData: runtimeData, shareable: shareable)
+        if globalShare {
+            var builder = SharePackageBuilder(contents: .keyedMutex, access: SharedAccess.allAccess,
+                                              adapterLUID: timelineAdapter?.info.luid ?? LUID(lowPart: 0, highPart: 0))
+            builder.add(mutex)
+            let share = try GlobalShares.create(.keyedMutex, serving: try builder.write())
+            mutex.global.withLock { $0 = share }
+        }
+        return mutex
+    }
+
+    /// Opens the keyed mutex a global share handle names (`D3DKMTOpenKeyedMutex(2)`): a new open,
+    /// not owning the mutex, that keeps the value alive (this process serves it too) until it goes.
+    ///
+    /// - Throws: `STATUS_INVALID_PARAMETER` when `value` is not a live global handle of a keyed
+    ///   mutex of this user.
+    public static func open(globalHandle value: UInt32) throws(NTError) -> KeyedMutex {
+        let (mutex, share) = try GlobalShares.open(value, kind: .keyedMutex) { (handle) throws(NTError) in
+            let opened = try SharedPackageReader.open(handle.descriptor.rawValue)
+            guard let record = opened.package.keyedMutex else {
+                throw NTError(.invalidParameter, "the handle holds no keyed mutex")
+            }
+            return try open(record, opened.descriptors, shareable: false)
+        }
+        mutex.global.withLock { $0 = share }
+        return mutex
     }
 
     /// Opens the keyed mutex a shared handle holds (`D3DKMTOpenKeyedMutexFromNtHandle`): a new
@@ -78,12 +115,12 @@ public final class KeyedMutex: Sendable {
         return try open(record, opened.descriptors)
     }
 
-    static func open(_ record: SharePackage.KeyedMutexRecord,
-                     _ descriptors: ReceivedDescriptors) throws(NTError) -> KeyedMutex {
+    static func open(_ record: SharePackage.KeyedMutexRecord, _ descriptors: ReceivedDescriptors,
+                     shareable: Bool = true) throws(NTError) -> KeyedMutex {
         let state = try KeyedMutexState.open(descriptors.take(Int(record.stateDescriptorIndex)))
         let timeline: FileDescriptor? = record.syncobjDescriptorIndex == SharePackage.noDescriptor
             ? nil : descriptors.take(Int(record.syncobjDescriptorIndex))
-        return KeyedMutex(state: state, timeline: timeline, runtimeData: record.runtimeData)
+        return KeyedMutex(state: state, timeline: timeline, runtimeData: record.runtimeData, shareable: shareable)
     }
 
     /// What a successful acquire returns.

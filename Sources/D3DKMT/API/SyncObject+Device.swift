@@ -10,28 +10,36 @@ extension Device {
     ///   - initialValue: the fence value it starts at (a mutex's initial state, a semaphore's
     ///     initial count).
     ///   - flags: `D3DDDI_SYNCHRONIZATIONOBJECT_FLAGS`, kept and carried to openers; with
-    ///     `Shared | NtSecuritySharing` (the default) it can be shared as an NT handle.
+    ///     `Shared | NtSecuritySharing` (the default) it can be shared as an NT handle; with
+    ///     `Shared` alone it gets a global share handle (``SyncObject/globalHandle``), which any
+    ///     process of the user opens with ``SyncObject/open(globalHandle:)``.
     /// - Throws: `STATUS_INVALID_PARAMETER` for `NtSecuritySharing` without `Shared`;
-    ///   `STATUS_NOT_SUPPORTED` for a fence on a DRM device without timeline syncobjs (vgem), and
-    ///   for `Shared` alone (global share handles); the kernel's status otherwise.
+    ///   `STATUS_NOT_SUPPORTED` for a fence on a DRM device without timeline syncobjs (vgem); the
+    ///   kernel's status otherwise.
     public func createSyncObject(_ kind: SyncObject.Kind, initialValue: UInt64 = 0,
                                  flags: UInt32 = SyncObject.Flags.ntShared) throws(NTError) -> SyncObject {
         let sharing = flags & SyncObject.Flags.ntShared
         guard sharing != SyncObject.Flags.ntSecuritySharing else {
             throw NTError(.invalidParameter, "NtSecuritySharing needs Shared")
         }
-        guard sharing != SyncObject.Flags.shared else {
-            throw NTError(.notSupported, "global (KMT) share handles are not implemented; share with NtSecuritySharing")
-        }
-        guard kind.isFence, let timeline = try backend.makeTimeline() else {
-            return SyncObject(kind: kind, device: self, timeline: nil,
-                              fenceState: try FenceState.create(initialValue: initialValue), flags: flags)
-        }
-        // From here the object owns the timeline and destroys it on every path.
-        let object = SyncObject(kind: kind, device: self, timeline: timeline,
+        let object: SyncObject
+        if kind.isFence, let timeline = try backend.makeTimeline() {
+            // From here the object owns the timeline and destroys it on every path.
+            object = SyncObject(kind: kind, device: self, timeline: timeline,
                                 fenceState: kind == .monitoredFence ? try FenceState.create(initialValue: 0) : nil,
                                 flags: flags)
-        try object.signal(initialValue)
+            try object.signal(initialValue)
+        } else {
+            object = SyncObject(kind: kind, device: self, timeline: nil,
+                                fenceState: try FenceState.create(initialValue: initialValue), flags: flags)
+        }
+        if sharing == SyncObject.Flags.shared {
+            var builder = SharePackageBuilder(contents: .syncObject, access: SyncObjectAccess.allAccess,
+                                              adapterLUID: adapter.info.luid)
+            try builder.add(object)
+            let share = try GlobalShares.create(.syncObject, serving: try builder.write())
+            object.global.withLock { $0 = share }
+        }
         return object
     }
 
@@ -101,6 +109,20 @@ extension SyncObject {
         }
         let device = try Adapter.open(luid: opened.package.adapterLUID).makeDevice()
         return try device.openSyncObject(record, opened.descriptors, access: opened.package.syncObjectAccess)
+    }
+
+    /// Opens the sync object a global share handle names (`D3DKMTOpenSynchronizationObject`), on a
+    /// device of the adapter that made it. The object keeps the value alive (this process serves
+    /// it too) until it goes; it cannot be shared by NT handle, as on Windows.
+    ///
+    /// - Throws: `STATUS_INVALID_PARAMETER` when `value` is not a live global handle of a sync
+    ///   object of this user, or its adapter is not on this machine.
+    public static func open(globalHandle value: UInt32) throws(NTError) -> SyncObject {
+        let (object, share) = try GlobalShares.open(value, kind: .syncObject) { (handle) throws(NTError) in
+            try open(handle)
+        }
+        object.global.withLock { $0 = share }
+        return object
     }
 
     /// Shares the sync object alone as a new NT handle (`D3DKMTShareObjects` with one sync object).

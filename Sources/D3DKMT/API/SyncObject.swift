@@ -1,3 +1,5 @@
+import Synchronization
+
 /// A sync object (`D3DKMTCreateSynchronizationObject2`): a 64-bit fence value that only grows,
 /// signalled from the CPU (or a GPU) and waited on from the CPU.
 ///
@@ -54,6 +56,13 @@ public final class SyncObject: Sendable {
     /// for a sync object shared with its resource; a sync object shared alone grants the
     /// `dwDesiredAccess` of its share.
     public let access: UInt32
+
+    /// This process's reference to the object's global share handle, when it has one.
+    let global = Mutex<GlobalShare?>(nil)
+
+    /// The global share handle (`SharedHandle` of `D3DKMTCreateSynchronizationObject2` with
+    /// `Shared` alone): set for an object created that way or opened by one; nil otherwise.
+    public var globalHandle: UInt32? { global.withLock { $0?.value } }
 
     init(kind: Kind, device: Device, timeline: (any KernelTimeline)?, fenceState: FenceState?, flags: UInt32,
          access: UInt32 = SyncObjectAccess.allAccess) {

@@ -26,6 +26,8 @@ enum Names {
     enum Kind: UInt32 {
         case resource = 1
         case syncObject = 2
+        /// Only global share handles name a keyed mutex alone (``GlobalShares``).
+        case keyedMutex = 3
     }
 
     /// Checks a name: 1...256 UTF-16 code units, valid UTF-16, no NUL.
@@ -188,13 +190,13 @@ enum Names {
 
     /// The handle a name thread sends on `connection` (its reply's kind and name, unchecked), or
     /// nil when it hangs up without one (the name was retired).
-    private struct Reply: ~Copyable {
+    struct Reply: ~Copyable {
         var kind: UInt32
         var name: [UInt8]
         var handle: SharedHandle
     }
 
-    private static func answer(_ connection: Int32) throws(NTError) -> Reply? {
+    static func answer(_ connection: Int32) throws(NTError) -> Reply? {
         // The sharer's name thread answers at once; a sharer that hangs is as good as gone.
         let ready: [Int16]
         do {

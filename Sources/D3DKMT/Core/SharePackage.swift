@@ -91,9 +91,11 @@ struct SharePackage {
     var keyedMutex: KeyedMutexRecord?
     var syncObject: SyncObjectRecord?
 
-    /// The combinations `D3DKMTShareObjects` accepts: a resource; a resource with its keyed mutex
-    /// and sync object; a sync object alone.
-    static let acceptedContents: Set<Contents> = [[.resource], [.resource, .keyedMutex, .syncObject], [.syncObject]]
+    /// The combinations a package may hold: what `D3DKMTShareObjects` accepts (a resource; a
+    /// resource with its keyed mutex and sync object; a sync object alone), and a keyed mutex
+    /// alone, which only a global share handle serves (``GlobalShares``).
+    static let acceptedContents: Set<Contents> = [[.resource], [.resource, .keyedMutex, .syncObject], [.syncObject],
+                                                  [.keyedMutex]]
 
     /// The rights an opener of the sync object gets: the share's access when it was shared alone,
     /// everything when it came with its resource (the access then is the resource's).

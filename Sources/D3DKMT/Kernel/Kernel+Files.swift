@@ -17,6 +17,11 @@ extension Kernel {
         FileDescriptor(adopting: try retrying(.open) { Glibc.open(path, flags | O_CLOEXEC) })
     }
 
+    /// `open(2)` with `O_CLOEXEC` added and a creation `mode` (for `O_CREAT`).
+    static func open(_ path: String, _ flags: Int32, mode: mode_t) throws(Errno) -> FileDescriptor {
+        FileDescriptor(adopting: try retrying(.open) { Glibc.open(path, flags | O_CLOEXEC, mode) })
+    }
+
     /// A new open of the file behind `fd` with `flags` (`open("/proc/self/fd/N")`): a read-only
     /// reopen of a memfd cannot be mapped writable. (dma-bufs cannot be reopened: `ENXIO`.)
     static func reopen(_ fd: BorrowedDescriptor, _ flags: Int32) throws(Errno) -> FileDescriptor {
@@ -175,6 +180,12 @@ extension Kernel {
         var status = stat()
         _ = try retrying(.lstat) { lstat(path, &status) }
         return (status.st_uid, status.st_mode)
+    }
+
+    /// `rmdir(2)`, ignoring errors (a directory that is not empty stays; not subject to the fault
+    /// seam).
+    static func removeDirectory(_ path: String) {
+        _ = Glibc.rmdir(path)
     }
 
     /// `unlink(2)`, ignoring errors (not subject to the fault seam).

@@ -1,0 +1,270 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+import Synchronization
+
+/// Global (KMT) share handles: 32-bit values that name a shared resource, keyed mutex or sync
+/// object in any process of the user, the way `hGlobalShare` and `hSharedHandle` do on Windows.
+///
+/// There is no kernel object for "a number that names descriptors", and no daemon: every process
+/// that holds a local reference to such an object serves its value. The registry lives in the
+/// user's private name directory (``Names/directory()``):
+///
+/// - `g-counter`: the last value index handed out, read and advanced under an OFD lock, so values
+///   are unique per user and reused only after 2^24 - 1 others (a stale value does not name a new
+///   object for a long while).
+/// - `g-XXXXXXXX/` (the value in hex): one listening `SOCK_SEQPACKET` socket per holding process,
+///   named by a random token. Its name thread answers a connection as it answers a name lookup:
+///   the value (as the reply's name), the kind, and a shared handle to the objects attached.
+///
+/// An opener connects to the holders one by one and takes the first answer; the objects then
+/// live in the opener too, so it starts serving the value itself. The creator may exit and a
+/// third process still opens the value from whoever holds it. When a process's last local
+/// reference goes (``GlobalShare`` is released), its socket is unlinked before the call returns;
+/// when a process dies the kernel closes its listener, and the first lookup that finds the socket
+/// refusing connections removes it. Once no process of the user holds the object, the value no
+/// longer opens (`STATUS_INVALID_PARAMETER`, as on Windows). Another user's processes cannot
+/// enter the directory: values are per user, where Windows' are system-wide.
+enum GlobalShares {
+    /// The value shape Windows gives global handles: bits 31 and 30 set, the low 6 bits 2.
+    static func isGlobal(_ value: UInt32) -> Bool {
+        value & 0xC000_0000 == 0xC000_0000 && value & 0x3F == 2 && index(of: value) != 0
+    }
+
+    /// Values carry a 24-bit index (bits 6...29), never 0.
+    static let indexLimit: UInt32 = 1 << 24
+
+    static func value(index: UInt32) -> UInt32 { 0xC000_0000 | index << 6 | 2 }
+
+    static func index(of value: UInt32) -> UInt32 { (value >> 6) & (indexLimit - 1) }
+
+    static func hex(_ value: UInt32) -> String {
+        let digits = String(value, radix: 16)
+        return String(repeating: "0", count: 8 - digits.count) + digits
+    }
+
+    /// The name a holder answers with.
+    static func replyName(_ value: UInt32) -> String { "global:" + hex(value) }
+
+    static func holdersDirectory(_ value: UInt32, in base: String) -> String { base + "/g-" + hex(value) }
+
+    /// This process's holdings, by value: the served entry and how many local references use it.
+    private static let held = Mutex<[UInt32: (holding: Holding, references: Int)]>([:])
+
+    /// One process's serving of one value.
+    final class Holding: Sendable {
+        let value: UInt32
+        let kind: Names.Kind
+        let entry: NameServer.Entry
+        let directory: String
+
+        init(value: UInt32, kind: Names.Kind, entry: NameServer.Entry, directory: String) {
+            self.value = value
+            self.kind = kind
+            self.entry = entry
+            self.directory = directory
+        }
+    }
+
+    /// Gives the objects `handle` holds a new value, served by this process from now on
+    /// (`D3DKMTCreateAllocation` with `CreateShared` alone, `D3DKMTCreateKeyedMutex(2)` without
+    /// `NtSecuritySharing`, `D3DKMTCreateSynchronizationObject2` with `Shared` alone).
+    ///
+    /// - Throws: `STATUS_ACCESS_DENIED` for an unsafe name directory; the kernel's status when the
+    ///   registry cannot be written or the socket made.
+    static func create(_ kind: Names.Kind, serving handle: consuming SharedHandle) throws(NTError) -> GlobalShare {
+        let base = try Names.directory()
+        let value = try allocateValue(in: base)
+        let holding = try publish(value, kind: kind, serving: handle, in: base)
+        held.withLock { $0[value] = (holding, 1) }
+        return GlobalShare(value: value, kind: kind)
+    }
+
+    /// Opens `value` (`D3DKMTOpenResource(2)`, `D3DKMTQueryResourceInfo`, `D3DKMTOpenKeyedMutex(2)`,
+    /// `D3DKMTOpenSynchronizationObject`): runs `body` on a handle to its objects and, when `body`
+    /// succeeds and `reference` is true, returns a new local reference (this process then serves
+    /// the value too). A value this process holds is opened from its own handle, without asking
+    /// anyone.
+    ///
+    /// - Throws: `STATUS_INVALID_PARAMETER` when `value` is not a global handle's shape, no process
+    ///   of this user holds it (never made, or its last reference gone), or it names another kind
+    ///   of object; what `body` throws; the kernel's status when this process cannot serve it.
+    static func open<R>(_ value: UInt32, kind: Names.Kind, reference: Bool = true,
+                        _ body: (borrowing SharedHandle) throws(NTError) -> R) throws(NTError) -> (R, GlobalShare?) {
+        guard isGlobal(value) else {
+            throw NTError(.invalidParameter, "0x\(hex(value)) is not a global D3DKMT handle")
+        }
+        // Held here: open from our own handle, the reference taken first so the holding stays.
+        let local: Holding? = held.withLock { held in
+            guard let found = held[value] else { return nil }
+            if reference { held[value] = (found.holding, found.references + 1) }
+            return found.holding
+        }
+        if let local {
+            let share = reference ? GlobalShare(value: value, kind: local.kind) : nil
+            guard local.kind == kind else { throw kindMismatch(value, local.kind, kind) }
+            return (try body(local.entry.served), share)
+        }
+        let base = try Names.directory()
+        let handle = try lookup(value, kind: kind, in: base)
+        let result = try body(handle)
+        guard reference else { return (result, nil) }
+        let holding = try publish(value, kind: kind, serving: handle, in: base)
+        let extra: Holding? = held.withLock { held in
+            guard let found = held[value] else {
+                held[value] = (holding, 1)
+                return nil
+            }
+            // Another thread of this process opened it meanwhile: one holding serves both.
+            held[value] = (found.holding, found.references + 1)
+            return holding
+        }
+        if let extra { NameServer.shared.remove(extra.entry) }
+        return (result, GlobalShare(value: value, kind: kind))
+    }
+
+    /// Drops one local reference; the last one stops this process serving the value (its socket
+    /// is gone when this returns).
+    static func release(_ value: UInt32) {
+        let retired: Holding? = held.withLock { held in
+            guard let found = held[value] else { return nil }
+            guard found.references <= 1 else {
+                held[value] = (found.holding, found.references - 1)
+                return nil
+            }
+            held[value] = nil
+            NameServer.shared.remove(found.holding.entry)
+            return found.holding
+        }
+        if let retired { Kernel.removeDirectory(retired.directory) }  // when no other holder is left
+    }
+
+    /// The values this process serves, for `kmt inspect`.
+    static func heldValues() -> [(value: UInt32, kind: Names.Kind, references: Int)] {
+        held.withLock { held in held.map { ($0.key, $0.value.holding.kind, $0.value.references) } }
+            .sorted { $0.value < $1.value }
+    }
+
+    private static func kindMismatch(_ value: UInt32, _ found: Names.Kind, _ asked: Names.Kind) -> NTError {
+        NTError(.invalidParameter, "global handle 0x\(hex(value)) names a \(found), not a \(asked)")
+    }
+
+    /// Binds this process's socket for `value` and hands it to the name thread.
+    private static func publish(_ value: UInt32, kind: Names.Kind, serving handle: consuming SharedHandle,
+                                in base: String) throws(NTError) -> Holding {
+        let directory = holdersDirectory(value, in: base)
+        var listener: FileDescriptor?
+        var path = ""
+        for _ in 0..<4 {
+            do throws(Errno) {
+                try Kernel.makeDirectory(directory, mode: 0o700)
+                path = directory + "/" + String(UInt64.random(in: 1...UInt64.max), radix: 16)
+                listener = try Kernel.listen(at: path)
+                break
+            } catch where error.rawValue == ENOENT || error.rawValue == EADDRINUSE {
+                continue  // the directory was removed by a holder leaving, or a token repeated
+            } catch {
+                throw error.nt("serving a global handle")
+            }
+        }
+        guard let listener = listener.take() else {
+            throw NTError(.insufficientResources, "no socket could be bound for global handle 0x\(hex(value))")
+        }
+        let entry = NameServer.Entry(name: replyName(value), kind: kind, path: path, listener: listener,
+                                     keeper: nil, served: handle)
+        do {
+            try NameServer.shared.add(entry)
+        } catch {
+            Kernel.unlink(path)
+            throw error
+        }
+        return Holding(value: value, kind: kind, entry: entry, directory: directory)
+    }
+
+    /// Asks the holders of `value` for a handle, removing the sockets of holders that died.
+    private static func lookup(_ value: UInt32, kind: Names.Kind, in base: String) throws(NTError) -> SharedHandle {
+        let directory = holdersDirectory(value, in: base)
+        for entry in Kernel.directoryEntries(directory) {
+            let path = directory + "/" + entry
+            let connection: FileDescriptor
+            do { connection = try Kernel.connect(to: path) } catch {
+                // A holder that died leaves a socket nobody listens on.
+                if error.rawValue == ECONNREFUSED { Kernel.unlink(path) }
+                continue
+            }
+            guard let reply = try Names.answer(connection.rawValue), reply.name == Array(replyName(value).utf8),
+                  let answered = Names.Kind(rawValue: reply.kind) else {
+                continue  // retired while we asked
+            }
+            guard answered == kind else { throw kindMismatch(value, answered, kind) }
+            return reply.handle
+        }
+        Kernel.removeDirectory(directory)
+        throw NTError(.invalidParameter, "global handle 0x\(hex(value)) is not open in any process of this user")
+    }
+
+    /// Whether any process still serves `value` (a connection is answered or at least accepted).
+    private static func isHeld(_ value: UInt32, in base: String) -> Bool {
+        let directory = holdersDirectory(value, in: base)
+        for entry in Kernel.directoryEntries(directory) {
+            let path = directory + "/" + entry
+            do {
+                _ = try Kernel.connect(to: path)
+                return true
+            } catch {
+                if error.rawValue == ECONNREFUSED { Kernel.unlink(path) }
+            }
+        }
+        return false
+    }
+
+    /// The next free value of this user: the counter in `g-counter` advanced under an OFD lock
+    /// (skipping, after a wrap, values some process still holds).
+    private static func allocateValue(in base: String) throws(NTError) -> UInt32 {
+        do throws(Errno) {
+            let counter = try Kernel.open(base + "/g-counter", O_RDWR | O_CREAT, mode: 0o600)
+            try Kernel.lockByte(counter.borrowed, at: 0)  // released when `counter` closes
+            var last: UInt32 = 0
+            let count = try withUnsafeMutableBytes(of: &last) { (bytes) throws(Errno) -> Int in
+                try Kernel.readAt(counter.borrowed, into: bytes, at: 0)
+            }
+            if count != 4 { last = 0 }
+            var index = last
+            for _ in 0..<64 {
+                index = index % (indexLimit - 1) + 1
+                let value = value(index: index)
+                guard isHeld(value, in: base) else {
+                    var stored = index
+                    try withUnsafeBytes(of: &stored) { (bytes) throws(Errno) in
+                        try Kernel.writeAt(counter.borrowed, bytes, at: 0)
+                    }
+                    return value
+                }
+            }
+            throw Errno(rawValue: ENOSPC)
+        } catch {
+            throw error.nt("allocating a global handle")
+        }
+    }
+}
+
+/// A process's local reference to a global share value (`hGlobalShare`, `hSharedHandle`): while
+/// any lives, the process serves the value to other processes of the user. Released when the
+/// object holding it (a ``Resource``, ``KeyedMutex`` or ``SyncObject``) goes.
+public final class GlobalShare: Sendable {
+    /// The 32-bit value: bits 31 and 30 set, the low 6 bits 2 (how clients tell it from a local
+    /// `D3DKMT_HANDLE`).
+    public let value: UInt32
+    let kind: Names.Kind
+
+    init(value: UInt32, kind: Names.Kind) {
+        self.value = value
+        self.kind = kind
+    }
+
+    deinit {
+        GlobalShares.release(value)
+    }
+}
