@@ -42,6 +42,7 @@ func runPeer(_ role: String, _ arguments: [String]) -> Never {
         case "share-ours": try runShareOursPeer(channel, arguments)
         case "share-raw": try runShareRawPeer(channel, arguments)
         case "share-floor": try runShareFloorPeer(channel, arguments)
+        case "open-global": try runOpenGlobalPeer(channel, arguments)
         case "kmutex-ours": try runKeyedMutexPeer(channel)
         case "futex-raw": try runFutexPeer(channel)
         case "pipe-raw": try runPipePeer(channel)
@@ -180,6 +181,7 @@ for adapter in adapters {
         where config.wants(row: "share-open \(label)") {
         produced.append(shareOpenRow(target, size: size, label: label))
     }
+    if config.wants(row: "open-by-global") { produced.append(openGlobalRow(target)) }
     produced += keyedMutexRows(target)
     for kind in [SyncObject.Kind.fence, .monitoredFence] {
         if let row = signalWakeRow(target, kind: kind) { produced.append(row) }
@@ -188,7 +190,7 @@ for adapter in adapters {
     rows += produced
 
     // What every adapter must produce (measured, or n/a where the adapter lacks the feature).
-    let all = ["share-open 4KiB", "share-open 1MiB", "keyed-mutex-handoff", "pipe-roundtrip (context)",
+    let all = ["share-open 4KiB", "share-open 1MiB", "open-by-global", "keyed-mutex-handoff", "pipe-roundtrip (context)",
                "signal-wake fence", "signal-wake monitored-fence", "scale-10k share-open",
                "scale-10k raw primitive (context)"] + perObjectRows.map(\.name)
     expected += all.filter(config.wants(row:)).map { ($0, name) }
