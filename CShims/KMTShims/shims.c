@@ -10,11 +10,13 @@
 #include "kmt_shims.h"
 
 #include <fcntl.h>
+#include <sys/epoll.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 #include <linux/magic.h>
+#include <linux/sockios.h>
 #include <drm.h>
 #include <drm_mode.h>
 #include <virtgpu_drm.h>
@@ -41,6 +43,39 @@ const long kmt_HUGETLBFS_MAGIC = HUGETLBFS_MAGIC;
 /* ---- sockets ---------------------------------------------------------------------------------- */
 
 int kmt_accept_cloexec(int fd) { return accept4(fd, NULL, NULL, SOCK_CLOEXEC); }
+int kmt_accept_nonblocking(int fd) { return accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK); }
+const int kmt_SOCK_NONBLOCK = SOCK_NONBLOCK;
+
+const unsigned long kmt_SIOCOUTQ = SIOCOUTQ;
+
+/* ---- epoll ------------------------------------------------------------------------------------ */
+
+int kmt_epoll_create(void) { return epoll_create1(EPOLL_CLOEXEC); }
+
+int kmt_epoll_ctl(int epfd, int op, int fd, uint32_t events, uint64_t key) {
+    struct epoll_event event = { .events = events, .data.u64 = key };
+    return epoll_ctl(epfd, op, fd, &event);
+}
+
+int kmt_epoll_wait(int epfd, uint32_t *events, uint64_t *keys, int max, int timeout_ms) {
+    struct epoll_event ready[64];
+    if (max > 64) max = 64;
+    int count = epoll_wait(epfd, ready, max, timeout_ms);
+    for (int i = 0; i < count; i++) {
+        events[i] = ready[i].events;
+        keys[i] = ready[i].data.u64;
+    }
+    return count;
+}
+
+const int kmt_EPOLL_CTL_ADD = EPOLL_CTL_ADD;
+const int kmt_EPOLL_CTL_MOD = EPOLL_CTL_MOD;
+const int kmt_EPOLL_CTL_DEL = EPOLL_CTL_DEL;
+const uint32_t kmt_EPOLLIN = EPOLLIN;
+const uint32_t kmt_EPOLLOUT = EPOLLOUT;
+const uint32_t kmt_EPOLLERR = EPOLLERR;
+const uint32_t kmt_EPOLLHUP = EPOLLHUP;
+const uint32_t kmt_EPOLLET = EPOLLET;
 
 size_t kmt_cmsg_space(size_t data_length) { return CMSG_SPACE(data_length); }
 size_t kmt_cmsg_len(size_t data_length) { return CMSG_LEN(data_length); }

@@ -129,7 +129,8 @@ public func D3DKMTOpenSyncObjectFromNtHandle2(
     }
 }
 
-/// `D3DKMTDestroySynchronizationObject`. Async waits already registered still complete.
+/// `D3DKMTDestroySynchronizationObject`. Async waits pending on the object are cancelled (their
+/// events stay unsignalled) once its last reference goes.
 @c @implementation
 public func D3DKMTDestroySynchronizationObject(
     _ pData: UnsafePointer<D3DKMT_DESTROYSYNCHRONIZATIONOBJECT>?

@@ -29,6 +29,7 @@ extension D3DKMTSuite {
             (.objectPathNotFound, STATUS_OBJECT_PATH_NOT_FOUND, "STATUS_OBJECT_PATH_NOT_FOUND"),
             (.integerOverflow, STATUS_INTEGER_OVERFLOW, "STATUS_INTEGER_OVERFLOW"),
             (.insufficientResources, STATUS_INSUFFICIENT_RESOURCES, "STATUS_INSUFFICIENT_RESOURCES"),
+            (.ioTimeout, STATUS_IO_TIMEOUT, "STATUS_IO_TIMEOUT"),
             (.notSupported, STATUS_NOT_SUPPORTED, "STATUS_NOT_SUPPORTED"),
             (.tooManyOpenedFiles, STATUS_TOO_MANY_OPENED_FILES, "STATUS_TOO_MANY_OPENED_FILES"),
             (.deviceRemoved, STATUS_DEVICE_REMOVED, "STATUS_DEVICE_REMOVED"),

@@ -52,6 +52,10 @@ extern const long kmt_HUGETLBFS_MAGIC; /* memfd with MFD_HUGETLB */
 
 /* accept4(2) with SOCK_CLOEXEC. */
 int kmt_accept_cloexec(int fd);
+/* accept4(2) with SOCK_CLOEXEC | SOCK_NONBLOCK. */
+int kmt_accept_nonblocking(int fd);
+/* SOCK_NONBLOCK, for socket(2)'s type. */
+extern const int kmt_SOCK_NONBLOCK;
 
 /* The CMSG_* macros for SCM_RIGHTS. */
 size_t kmt_cmsg_space(size_t data_length);
@@ -59,6 +63,28 @@ size_t kmt_cmsg_len(size_t data_length);
 struct cmsghdr *kmt_cmsg_firsthdr(struct msghdr *msg);
 struct cmsghdr *kmt_cmsg_nxthdr(struct msghdr *msg, struct cmsghdr *cmsg);
 unsigned char *kmt_cmsg_data(struct cmsghdr *cmsg);
+
+/* SIOCOUTQ: bytes a socket sent that are not yet freed (a unix socket's message still queued at
+ * its peer). */
+extern const unsigned long kmt_SIOCOUTQ;
+
+/* ---- epoll ------------------------------------------------------------------------------------ */
+
+/* epoll_create1(EPOLL_CLOEXEC). */
+int kmt_epoll_create(void);
+/* epoll_ctl(2) with `events` and a 64-bit `key` as the event's data (struct epoll_event is packed
+ * on x86-64, so Swift never builds one). */
+int kmt_epoll_ctl(int epfd, int op, int fd, uint32_t events, uint64_t key);
+/* epoll_wait(2) into two parallel arrays of up to `max` entries. */
+int kmt_epoll_wait(int epfd, uint32_t *events, uint64_t *keys, int max, int timeout_ms);
+extern const int kmt_EPOLL_CTL_ADD;
+extern const int kmt_EPOLL_CTL_MOD;
+extern const int kmt_EPOLL_CTL_DEL;
+extern const uint32_t kmt_EPOLLIN;
+extern const uint32_t kmt_EPOLLOUT;
+extern const uint32_t kmt_EPOLLERR;
+extern const uint32_t kmt_EPOLLHUP;
+extern const uint32_t kmt_EPOLLET;
 
 /* ---- ioctl ------------------------------------------------------------------------------------ */
 

@@ -166,12 +166,14 @@ extension SyncObject {
     /// Makes `eventfd` readable once `objects` reach their values (all, or any one), and returns
     /// at once: the `hAsyncEvent` form of `D3DKMTWaitForSynchronizationObjectFromCpu`.
     ///
-    /// On DRM a single object, or a wait-any, is registered with the kernel
-    /// (`DRM_IOCTL_SYNCOBJ_EVENTFD`, one per object). A wait-all of several objects, and software
-    /// sync objects, are waited for on a helper thread that holds the objects and a duplicate of
-    /// `eventfd` until the wait ends. The caller keeps and closes its own `eventfd`.
+    /// The process's one event thread serves every such wait (``AsyncWait``): DRM timelines
+    /// through `DRM_IOCTL_SYNCOBJ_EVENTFD`, software fences by a look every 4 ms (at once when
+    /// this process signals). Destroying any of the objects cancels the wait: `eventfd` is then
+    /// never signalled by it, and everything it held is released. The caller keeps and closes
+    /// its own `eventfd`.
     ///
-    /// - Throws: `STATUS_INVALID_PARAMETER` when `eventfd` is not an eventfd or the list is empty.
+    /// - Throws: `STATUS_INVALID_PARAMETER` when `eventfd` is not an eventfd or the list is empty;
+    ///   the kernel's status when the wait cannot be registered.
     public static func notify(eventfd: Int32, when objects: [(object: SyncObject, value: UInt64)],
                               all: Bool = true) throws(NTError) {
         try AsyncWait.checkEventfd(eventfd)
@@ -179,15 +181,11 @@ extension SyncObject {
             try AsyncWait.signal(eventfd)
             return
         }
-        let kernel = timelineEntries(objects)
-        if kernel.count == objects.count, !all || objects.count == 1 {
-            for (timeline, point) in kernel { try timeline.notify(eventfd: eventfd, point: point) }
-            return
-        }
-        try AsyncWait.start(signalling: eventfd) { () throws(NTError) in
-            try SyncObject.wait(for: objects, all: all, until: .never)
-        }
+        try AsyncWait.start(signalling: eventfd, for: objects, all: all)
     }
+
+    /// How many async waits are pending on this object (for tests and inspection).
+    public var pendingAsyncWaits: Int { asyncWaits.count }
 }
 
 /// `dwDesiredAccess` values for shared sync objects (Microsoft's constants).

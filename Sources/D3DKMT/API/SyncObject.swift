@@ -64,6 +64,12 @@ public final class SyncObject: Sendable {
     /// `Shared` alone): set for an object created that way or opened by one; nil otherwise.
     public var globalHandle: UInt32? { global.withLock { $0?.value } }
 
+    /// The async waits (``notify(eventfd:when:all:)``) pending on this object, cancelled when it
+    /// is destroyed.
+    let asyncWaits = AsyncWaitRegistry()
+
+    deinit { asyncWaits.cancelAll() }
+
     init(kind: Kind, device: Device, timeline: (any KernelTimeline)?, fenceState: FenceState?, flags: UInt32,
          access: UInt32 = SyncObjectAccess.allAccess) {
         self.access = access
@@ -106,6 +112,7 @@ public final class SyncObject: Sendable {
         guard value > current else { return }
         try timeline?.signal(value)
         fenceState?.advance(to: value)
+        if timeline == nil { AsyncWait.softwareFenceSignalled() }
     }
 
     /// Waits from the CPU until `objects` reach their values, all of them or any one

@@ -53,18 +53,25 @@ enum GlobalShares {
     /// This process's holdings, by value: the served entry and how many local references use it.
     private static let held = Mutex<[UInt32: (holding: Holding, references: Int)]>([:])
 
-    /// One process's serving of one value.
+    /// One process's serving of one value: its entry in the name service and the handle each
+    /// opener gets a duplicate of.
     final class Holding: Sendable {
         let value: UInt32
         let kind: Names.Kind
-        let entry: NameServer.Entry
+        let served: SharedHandle
         let directory: String
+        let entry = Mutex<NameServer.EntryID?>(nil)
 
-        init(value: UInt32, kind: Names.Kind, entry: NameServer.Entry, directory: String) {
+        init(value: UInt32, kind: Names.Kind, served: consuming SharedHandle, directory: String) {
             self.value = value
             self.kind = kind
-            self.entry = entry
+            self.served = served
             self.directory = directory
+        }
+
+        /// Stops serving: the socket is gone when this returns.
+        func retire() {
+            if let id = entry.withLock({ $0.take() }) { NameServer.shared.remove(id) }
         }
     }
 
@@ -105,7 +112,7 @@ enum GlobalShares {
         if let local {
             let share = reference ? GlobalShare(value: value, kind: local.kind) : nil
             guard local.kind == kind else { throw kindMismatch(value, local.kind, kind) }
-            return (try body(local.entry.served), share)
+            return (try body(local.served), share)
         }
         let base = try Names.directory()
         let handle = try lookup(value, kind: kind, in: base)
@@ -121,7 +128,7 @@ enum GlobalShares {
             held[value] = (found.holding, found.references + 1)
             return holding
         }
-        if let extra { NameServer.shared.remove(extra.entry) }
+        extra?.retire()
         return (result, GlobalShare(value: value, kind: kind))
     }
 
@@ -135,7 +142,7 @@ enum GlobalShares {
                 return nil
             }
             held[value] = nil
-            NameServer.shared.remove(found.holding.entry)
+            found.holding.retire()
             return found.holding
         }
         if let retired { Kernel.removeDirectory(retired.directory) }  // when no other holder is left
@@ -172,35 +179,51 @@ enum GlobalShares {
         guard let listener = listener.take() else {
             throw NTError(.insufficientResources, "no socket could be bound for global handle 0x\(hex(value))")
         }
-        let entry = NameServer.Entry(name: replyName(value), kind: kind, path: path, listener: listener,
-                                     keeper: nil, served: handle)
-        do {
-            try NameServer.shared.add(entry)
-        } catch {
-            Kernel.unlink(path)
-            throw error
+        let holding = Holding(value: value, kind: kind, served: handle, directory: directory)
+        let id = try NameServer.shared.add(path: path, listener: listener, keeper: nil,
+                                           reply: Names.reply(name: replyName(value), kind: kind)) {
+            () throws(NTError) -> SharedHandle in try holding.served.duplicate()
         }
-        return Holding(value: value, kind: kind, entry: entry, directory: directory)
+        holding.entry.withLock { $0 = id }
+        return holding
     }
 
-    /// Asks the holders of `value` for a handle, removing the sockets of holders that died.
+    /// Asks the holders of `value` for a handle, removing the sockets of holders that died. A
+    /// holder that takes no connection or does not answer (stopped, wedged) is passed over.
+    ///
+    /// - Throws: `STATUS_INVALID_PARAMETER` when no holder answers; `STATUS_IO_TIMEOUT` when the
+    ///   only holders are ones that do not answer.
     private static func lookup(_ value: UInt32, kind: Names.Kind, in base: String) throws(NTError) -> SharedHandle {
         let directory = holdersDirectory(value, in: base)
+        var unanswered: NTError?
         for entry in Kernel.directoryEntries(directory) {
             let path = directory + "/" + entry
             let connection: FileDescriptor
-            do { connection = try Kernel.connect(to: path) } catch {
-                // A holder that died leaves a socket nobody listens on.
-                if error.rawValue == ECONNREFUSED { Kernel.unlink(path) }
+            do { connection = try Kernel.connect(to: path, nonBlocking: true) } catch {
+                switch error.rawValue {
+                case ECONNREFUSED: Kernel.unlink(path)  // a holder that died leaves a socket nobody listens on
+                case EAGAIN: unanswered = NTError(.ioTimeout, "a holder of global handle 0x\(hex(value)) "
+                                                              + "takes no connections (stopped or wedged)")
+                default: break
+                }
                 continue
             }
-            guard let reply = try Names.answer(connection.rawValue), reply.name == Array(replyName(value).utf8),
-                  let answered = Names.Kind(rawValue: reply.kind) else {
-                continue  // retired while we asked
+            let reply: Names.Reply
+            do throws(NTError) {
+                guard let answered = try Names.answer(connection.borrowed, until: .after(nanoseconds: Names.patience))
+                else { continue }  // retired while we asked
+                reply = answered
+            } catch {
+                unanswered = error
+                continue
+            }
+            guard reply.name == Array(replyName(value).utf8), let answered = Names.Kind(rawValue: reply.kind) else {
+                continue
             }
             guard answered == kind else { throw kindMismatch(value, answered, kind) }
             return reply.handle
         }
+        if let unanswered { throw unanswered }
         Kernel.removeDirectory(directory)
         throw NTError(.invalidParameter, "global handle 0x\(hex(value)) is not open in any process of this user")
     }
@@ -211,10 +234,11 @@ enum GlobalShares {
         for entry in Kernel.directoryEntries(directory) {
             let path = directory + "/" + entry
             do {
-                _ = try Kernel.connect(to: path)
+                _ = try Kernel.connect(to: path, nonBlocking: true)
                 return true
             } catch {
                 if error.rawValue == ECONNREFUSED { Kernel.unlink(path) }
+                if error.rawValue == EAGAIN { return true }  // alive, its backlog full
             }
         }
         return false

@@ -42,6 +42,7 @@ public struct NTStatus: RawRepresentable, Hashable, Sendable, CustomStringConver
     public static let objectPathNotFound = NTStatus(0xC000_003A)
     public static let integerOverflow = NTStatus(0xC000_0095)
     public static let insufficientResources = NTStatus(0xC000_009A)
+    public static let ioTimeout = NTStatus(0xC000_00B5)
     public static let notSupported = NTStatus(0xC000_00BB)
     public static let tooManyOpenedFiles = NTStatus(0xC000_011F)
     public static let deviceRemoved = NTStatus(0xC000_02B6)
@@ -57,7 +58,8 @@ public struct NTStatus: RawRepresentable, Hashable, Sendable, CustomStringConver
         .objectNameInvalid: "STATUS_OBJECT_NAME_INVALID", .objectNameNotFound: "STATUS_OBJECT_NAME_NOT_FOUND",
         .objectNameCollision: "STATUS_OBJECT_NAME_COLLISION", .objectPathNotFound: "STATUS_OBJECT_PATH_NOT_FOUND",
         .integerOverflow: "STATUS_INTEGER_OVERFLOW",
-        .insufficientResources: "STATUS_INSUFFICIENT_RESOURCES", .notSupported: "STATUS_NOT_SUPPORTED",
+        .insufficientResources: "STATUS_INSUFFICIENT_RESOURCES", .ioTimeout: "STATUS_IO_TIMEOUT",
+        .notSupported: "STATUS_NOT_SUPPORTED",
         .tooManyOpenedFiles: "STATUS_TOO_MANY_OPENED_FILES", .deviceRemoved: "STATUS_DEVICE_REMOVED",
     ]
 

@@ -5,133 +5,186 @@ import Musl
 #endif
 import Synchronization
 
-/// The process's name thread: answers lookups of the names this process published and retires
-/// each name when its handle's last copy closes. Started with the first published name.
+/// The process's name service, on its event thread (``EventLoop``): answers every connection to
+/// the listening sockets of the names this process published with a reply and a new handle, and
+/// retires each entry when it is done. An entry is retired one of two ways:
+///
+/// - by its **keeper**, the sending end of the sharer's handle: when every copy of that handle is
+///   closed (the kernel drops its queued package and reports an error on the keeper). A holder
+///   that shuts the handle down (`shutdown(2)`) hangs the keeper up too, but the package is still
+///   queued (`SIOCOUTQ`), so the name lives; what a holder writes into the handle is read and
+///   dropped here, so neither spins the thread nor pins descriptors;
+/// - or **explicitly**, by ``remove(_:)``, for entries without a keeper (a global share handle,
+///   retired when its last local reference is destroyed).
+///
+/// Retiring removes the socket's path first, then closes the listener, so waiting connections
+/// are hung up unanswered (not found) and the name can be taken again at once.
 final class NameServer: Sendable {
     static let shared = NameServer()
 
-    /// One published name (or global share value) and the descriptors that serve it, closed when
-    /// it is retired.
-    final class Entry: Sendable {
-        let name: String
-        let kind: Names.Kind
+    /// Names an entry, for ``remove(_:)``.
+    struct EntryID: Hashable, Sendable {
+        let value: UInt64
+    }
+
+    /// One served socket and what it answers with.
+    private final class Entry: Sendable {
+        let id: EntryID
         let path: String
         let listener: FileDescriptor
-        /// For a name: the sending end of the sharer's handle, which hangs up when every copy of
-        /// the handle is closed. Nil for an entry retired only by ``NameServer/remove(_:)``.
-        let keeper: FileDescriptor?
-        /// The keeper lent to `poll`, when there is one.
-        var keeperDescriptor: BorrowedDescriptor? {
-            switch keeper {
-            case .some(let descriptor): return descriptor.borrowed
-            case .none: return nil
-            }
-        }
-        /// A handle to the same objects, duplicated for each opener.
-        let served: SharedHandle
-        /// Set by ``NameServer/remove(_:)``: no connection is answered any more.
-        let removed = Atomic<Bool>(false)
+        /// The keeper, when the entry has one (0 or 1 descriptors).
+        let keeper: FileDescriptorList
+        let reply: [UInt8]
+        /// A new handle for each opener.
+        let makeHandle: @Sendable () throws(NTError) -> SharedHandle
+        let tokens = Mutex<(listener: EventLoop.Token?, keeper: EventLoop.Token?)>((nil, nil))
+        let retired = Atomic<Bool>(false)
 
-        init(name: String, kind: Names.Kind, path: String, listener: consuming FileDescriptor,
-             keeper: consuming FileDescriptor?, served: consuming SharedHandle) {
-            self.name = name
-            self.kind = kind
+        init(id: EntryID, path: String, listener: consuming FileDescriptor, keeper: consuming FileDescriptor?,
+             reply: [UInt8], makeHandle: @escaping @Sendable () throws(NTError) -> SharedHandle) {
+            let kept = FileDescriptorList(capacity: 1)
+            switch consume keeper {
+            case .some(let keeper): kept.append(keeper)
+            case .none: break
+            }
+            self.id = id
             self.path = path
             self.listener = listener
-            self.keeper = keeper
-            self.served = served
+            self.keeper = kept
+            self.reply = reply
+            self.makeHandle = makeHandle
+        }
+
+        /// Whether the sharer's handle still has a copy open somewhere (always, without a keeper).
+        /// A hang-up with an error is the last close with the package queued; a hang-up alone is
+        /// a `shutdown(2)` while the package is still queued (alive), or the last close of a
+        /// handle whose package a holder had read out of it (`SIOCOUTQ` 0: gone).
+        var keeperAlive: Bool {
+            guard keeper.count == 1 else { return true }
+            let descriptor = keeper.borrow(0)
+            guard let events = try? Kernel.poll([descriptor], events: 0, until: .now)[0],
+                  events & Int16(POLLHUP | POLLERR) != 0 else { return true }
+            if events & Int16(POLLERR) != 0 { return false }
+            return ((try? Kernel.unsentBytes(descriptor)) ?? 0) > 0
         }
     }
 
-    private let entries = Mutex<[Entry]>([])
-    /// The eventfd that wakes the thread when a name is added; made with the thread.
-    private let wake = Mutex<FileDescriptor?>(nil)
+    private struct State {
+        var owner: Int32 = 0
+        var nextID: UInt64 = 1
+        var entries: [EntryID: Entry] = [:]
+    }
 
-    func add(_ entry: Entry) throws(NTError) {
-        let wakeFD: Int32 = try wake.withLock { (wake) throws(NTError) -> Int32 in
-            if let running = wake?.rawValue { return running }
-            do throws(Errno) {
-                let made = try Kernel.eventfd()
-                let number = made.rawValue
-                wake = consume made
-                do throws(Errno) { try Kernel.detachedThread { NameServer.shared.serve() } } catch {
-                    wake = nil
-                    throw error
-                }
-                return number
-            } catch {
-                throw error.nt("starting the name thread")
+    private let state = Mutex(State())
+
+    /// How long a listener rests after a failed `accept` (out of descriptors or memory): the
+    /// connection stays queued and is answered after, and the thread does not spin meanwhile.
+    static let acceptBackoff: Int64 = 10_000_000
+
+    /// Serves `listener`, a listening socket bound at `path`: each connection gets `reply` with a
+    /// handle from `makeHandle` attached, then is closed. The entry is retired when `keeper` (the
+    /// sending end of the sharer's handle) reports the handle's last close, or by ``remove(_:)``.
+    ///
+    /// - Throws: the kernel's status when the event thread cannot start or watch the sockets.
+    func add(path: String, listener: consuming FileDescriptor, keeper: consuming FileDescriptor?, reply: [UInt8],
+             makeHandle: @escaping @Sendable () throws(NTError) -> SharedHandle) throws(NTError) -> EntryID {
+        var inherited: [EntryID: Entry] = [:]
+        let id = state.withLock { state in
+            if state.owner != Kernel.processID {
+                // A fork()ed child: the parent serves its own names.
+                inherited = state.entries
+                state = State(owner: Kernel.processID)
             }
+            let id = EntryID(value: state.nextID)
+            state.nextID += 1
+            return id
         }
-        entries.withLock { $0.append(entry) }
-        try? Kernel.eventfdSignal(BorrowedDescriptor(unowned: wakeFD))
-    }
-
-    /// Retires `entry` now: its socket is unlinked before this returns (a later lookup finds
-    /// nothing), no connection is answered any more, and the thread closes its descriptors.
-    func remove(_ entry: Entry) {
-        guard !entry.removed.exchange(true, ordering: .acquiringAndReleasing) else { return }
-        Kernel.unlink(entry.path)
-        if let wakeFD = wake.withLock({ $0?.borrowed }) { try? Kernel.eventfdSignal(wakeFD) }
-    }
-
-    private func serve() {
-        guard let wakeFD = wake.withLock({ $0?.borrowed }) else { return }
-        while true {
-            // Entries removed since the last look go first: a removal's wake-up may have been
-            // drained along with an earlier one, and nothing else would end the poll for them.
-            for entry in entries.withLock({ $0 }) where entry.removed.load(ordering: .acquiring) { retire(entry) }
-            let current = entries.withLock { $0 }
-            // Each entry's listener, then its keeper when it has one.
-            var descriptors = [wakeFD]
-            var firstIndex: [Int] = []
-            for entry in current {
-                firstIndex.append(descriptors.count)
-                descriptors.append(entry.listener.borrowed)
-                if let keeper = entry.keeperDescriptor { descriptors.append(keeper) }
+        inherited.removeAll()
+        let entry = Entry(id: id, path: path, listener: listener, keeper: keeper, reply: reply, makeHandle: makeHandle)
+        let loop = EventLoop.shared
+        do throws(NTError) {
+            let listening = try loop.watch(entry.listener.borrowed, .readable) { _ in
+                NameServer.shared.answer(entry)
             }
-            guard let events = try? Kernel.poll(descriptors, until: .never) else { continue }
-            if events[0] != 0 { Kernel.eventfdDrain(wakeFD) }
-            for (index, entry) in current.enumerated() {
-                if entry.removed.load(ordering: .acquiring) {
-                    retire(entry)
-                    continue
+            entry.tokens.withLock { $0.listener = listening }
+            if entry.keeper.count == 1 {
+                let keeping = try loop.watch(entry.keeper.borrow(0), [.readable, .edgeTriggered]) { events in
+                    NameServer.shared.keeperEvent(entry, events)
                 }
-                let listenerEvents = events[firstIndex[index]]
-                if entry.keeperDescriptor != nil, events[firstIndex[index] + 1] & Int16(POLLHUP | POLLERR) != 0 {
-                    retire(entry)
-                    continue
-                }
-                guard listenerEvents & Int16(POLLIN) != 0 else { continue }
-                let connection: FileDescriptor
-                do { connection = try Kernel.accept(entry.listener.borrowed) } catch {
-                    // Out of descriptors (EMFILE) or memory: the listener stays readable, so wait a
-                    // little instead of spinning; the opener waits for its answer meanwhile.
-                    _ = try? Kernel.poll([], until: .after(nanoseconds: 10_000_000))
-                    continue
-                }
-                // The opener connected after whatever close came before it, and a close of the
-                // last copy hangs the keeper up at once (a removal marks the entry at once):
-                // looking again here makes retirement synchronous with that close.
-                if entry.removed.load(ordering: .acquiring) {
-                    retire(entry)
-                    continue
-                }
-                if let keeper = entry.keeperDescriptor, let now = try? Kernel.poll([keeper], events: 0, until: .now),
-                   now[0] & Int16(POLLHUP | POLLERR) != 0 {
-                    retire(entry)
-                    continue  // the connection closes unanswered: not found
-                }
-                try? Kernel.send(connection.borrowed, bytes: Names.reply(name: entry.name, kind: entry.kind),
-                                 descriptors: [entry.served.borrowed])
+                entry.tokens.withLock { $0.keeper = keeping }
             }
+        } catch {
+            cancelTokens(entry)
+            Kernel.unlink(path)
+            throw error
         }
+        state.withLock { $0.entries[id] = entry }
+        // A handle closed before the keeper was watched reported its hang-up to nobody.
+        if !entry.keeperAlive { retire(entry) }
+        return id
     }
 
-    /// Every copy of the sharer's handle is closed: the name goes. The socket is removed before
-    /// any waiting connection is hung up, so a sharer that sees the hang-up can take the name.
+    /// Retires an entry now: its path is removed, then its sockets closed. Removing an entry
+    /// already retired (or of the parent, in a `fork()`ed child) does nothing.
+    func remove(_ id: EntryID) {
+        guard let entry = state.withLock({ $0.owner == Kernel.processID ? $0.entries[id] : nil }) else { return }
+        retire(entry)
+    }
+
+    /// The live entries of this process.
+    var count: Int { state.withLock { $0.owner == Kernel.processID ? $0.entries.count : 0 } }
+
+    /// A connection waits on `entry`'s listener: answered, unless the handle's last copy closed
+    /// before it connected (looking at the keeper first makes retirement synchronous with that
+    /// close: the opener connected after it, and gets not found).
+    private func answer(_ entry: Entry) {
+        guard !entry.retired.load(ordering: .acquiring) else { return }
+        let connection: FileDescriptor
+        do { connection = try Kernel.accept(entry.listener.borrowed, nonBlocking: true) } catch {
+            guard error != .wouldBlock else { return }
+            // Out of descriptors (EMFILE) or memory: the connection stays queued. Stop watching for
+            // a little instead of spinning; the opener waits for its answer meanwhile.
+            guard let token = entry.tokens.withLock({ $0.listener }) else { return }
+            EventLoop.shared.update(token, [])
+            _ = try? EventLoop.shared.after(.after(nanoseconds: Self.acceptBackoff)) {
+                EventLoop.shared.update(token, .readable)
+            }
+            return
+        }
+        guard entry.keeperAlive else {
+            retire(entry)
+            return  // the connection closes unanswered: not found
+        }
+        guard let handle = try? entry.makeHandle() else { return }  // closed unanswered
+        try? Kernel.send(connection.borrowed, bytes: entry.reply, descriptors: [handle.descriptor.borrowed])
+    }
+
+    /// The keeper hung up or has messages a holder wrote into the handle: those are read and
+    /// dropped (with any descriptors they carry, which could otherwise pin the handle), then the
+    /// handle's life is judged.
+    private func keeperEvent(_ entry: Entry, _ events: EventLoop.Events) {
+        guard entry.keeper.count == 1, !entry.retired.load(ordering: .acquiring) else { return }
+        // Edge-triggered: read until nothing is left, at most a bounded number per wake-up.
+        for _ in 0..<256 where (try? Kernel.discardMessage(entry.keeper.borrow(0))) == true {}
+        if !entry.keeperAlive { retire(entry) }
+    }
+
+    /// Retires `entry` once: path, then event registrations, then (with the last reference) its
+    /// descriptors.
     private func retire(_ entry: Entry) {
-        if !entry.removed.load(ordering: .acquiring) { Kernel.unlink(entry.path) }
-        entries.withLock { list in list.removeAll { $0 === entry } }
+        guard !entry.retired.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        Kernel.unlink(entry.path)
+        cancelTokens(entry)
+        let removed = state.withLock { $0.entries.removeValue(forKey: entry.id) }
+        _ = removed  // released outside the lock
+    }
+
+    private func cancelTokens(_ entry: Entry) {
+        let tokens = entry.tokens.withLock { tokens in
+            defer { tokens = (nil, nil) }
+            return tokens
+        }
+        if let token = tokens.listener { EventLoop.shared.cancel(token) }
+        if let token = tokens.keeper { EventLoop.shared.cancel(token) }
     }
 }

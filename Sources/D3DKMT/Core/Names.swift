@@ -155,14 +155,50 @@ enum Names {
         guard path.utf8.count <= Kernel.maximumSocketPathLength else {
             throw NTError(.objectNameInvalid, "the name directory's path is too long for a socket")
         }
-        // The handle the caller gets, whose last close retires the name (its sender hangs up then),
-        // and the name thread's own handle, which it hands to openers.
+        // The handle the caller gets, whose last close retires the name (its sender reports it),
+        // and the objects' descriptors, held open (not in flight) by the name service, from which
+        // each opener gets a handle of its own.
         let written = try SharedPackageWriter.writeKeepingSender(package, descriptors: descriptors)
-        let served = try SharedPackageWriter.write(package, descriptors: descriptors)
+        let held = FileDescriptorList(capacity: descriptors.count)
+        for descriptor in descriptors {
+            do { held.append(try Kernel.duplicate(BorrowedDescriptor(unowned: descriptor))) } catch {
+                throw error.nt("keeping a named handle's descriptors")
+            }
+        }
         let listener = try bindName(path, name: name)
-        try NameServer.shared.add(NameServer.Entry(name: name, kind: kind, path: path, listener: listener,
-                                                   keeper: written.sender, served: served))
+        _ = try NameServer.shared.add(path: path, listener: listener, keeper: written.sender,
+                                      reply: reply(name: name, kind: kind)) { () throws(NTError) -> SharedHandle in
+            try SharedPackageWriter.write(package, descriptors: (0..<held.count).map { held[$0] })
+        }
         return written.handle
+    }
+
+    /// How long opening by name waits, in all, for a name's sharer to take the connection and
+    /// answer: a stopped or wedged sharer gives `STATUS_IO_TIMEOUT` after this.
+    static let patience: Int64 = 5_000_000_000
+
+    /// Connects to the name's socket without blocking: a listener whose backlog is full (its
+    /// process stopped accepting) is tried again every 10 ms until `deadline`.
+    ///
+    /// - Throws: `STATUS_OBJECT_NAME_NOT_FOUND` when nothing listens; `STATUS_IO_TIMEOUT` when
+    ///   the listener's queue stays full until the deadline; `STATUS_ACCESS_DENIED`.
+    private static func connect(_ path: String, _ displayName: String,
+                                until deadline: Deadline) throws(NTError) -> FileDescriptor {
+        while true {
+            do { return try Kernel.connect(to: path, nonBlocking: true) } catch {
+                switch error.rawValue {
+                case ENOENT, ECONNREFUSED, ENAMETOOLONG:
+                    throw NTError(.objectNameNotFound, "no object is named \"\(displayName)\"")
+                case EACCES, EPERM: throw NTError(.accessDenied, "the name's socket: \(error)")
+                case EAGAIN where Deadline.now < deadline:
+                    _ = try? Kernel.poll([], until: min(deadline, .after(nanoseconds: 10_000_000)))
+                case EAGAIN:
+                    throw NTError(.ioTimeout, "the sharer of \"\(displayName)\" does not take connections "
+                                              + "(stopped or wedged)")
+                default: throw error.nt("looking up a name")
+                }
+            }
+        }
     }
 
     /// Binds the name's socket. A socket already there is live (its name thread answers a
@@ -174,13 +210,21 @@ enum Names {
             do {
                 return try Kernel.listen(at: path)
             } catch let error where error == Errno(rawValue: EADDRINUSE) {
-                guard let connection = try? Kernel.connect(to: path) else {
+                let deadline = Deadline.after(nanoseconds: patience)
+                let connection: FileDescriptor
+                do { connection = try connect(path, name, until: deadline) } catch {
+                    guard error.status == .objectNameNotFound else {
+                        // A sharer that does not answer still holds the name.
+                        throw NTError(.objectNameCollision, "the name is in use (\(error.reason))")
+                    }
                     Kernel.unlink(path)
                     continue
                 }
-                if (try? answer(connection.rawValue)) != nil {
-                    throw NTError(.objectNameCollision, "the name is in use")
+                let live: Bool
+                do throws(NTError) { live = try answer(connection.borrowed, until: deadline) != nil } catch {
+                    throw NTError(.objectNameCollision, "the name is in use (\(error.reason))")
                 }
+                if live { throw NTError(.objectNameCollision, "the name is in use") }
             } catch {
                 throw error.nt("publishing a name")
             }
@@ -196,20 +240,22 @@ enum Names {
         var handle: SharedHandle
     }
 
-    static func answer(_ connection: Int32) throws(NTError) -> Reply? {
-        // The sharer's name thread answers at once; a sharer that hangs is as good as gone.
+    /// - Throws: `STATUS_IO_TIMEOUT` when the sharer has not answered by `deadline`.
+    static func answer(_ connection: BorrowedDescriptor, until deadline: Deadline) throws(NTError) -> Reply? {
         let ready: [Int16]
         do {
-            ready = try Kernel.poll([BorrowedDescriptor(unowned: connection)],
-                                    until: .after(nanoseconds: 10_000_000_000))
+            ready = try Kernel.poll([connection], until: deadline)
         } catch {
             throw error.nt("waiting for a name's answer")
         }
-        guard ready[0] != 0 else { return nil }
+        guard ready[0] != 0 else {
+            throw NTError(.ioTimeout, "the name's sharer did not answer in \(patience / 1_000_000_000) s "
+                                      + "(stopped or wedged)")
+        }
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 8)
         defer { buffer.deallocate() }
         let message: Kernel.ReceivedMessage
-        do { message = try Kernel.receive(BorrowedDescriptor(unowned: connection), into: buffer, peek: false) } catch {
+        do { message = try Kernel.receive(connection, into: buffer, peek: false) } catch {
             // A hang-up without an answer: the name was retired.
             if error.rawValue == ECONNRESET || error.rawValue == EPIPE { return nil }
             throw error.nt("reading a name's answer")
@@ -231,16 +277,9 @@ enum Names {
     static func resolve(_ displayName: String, kind: Kind) throws(NTError) -> SharedHandle {
         let name = try canonical(displayName)
         let path = socketPath(name, in: try directory())
-        let connection: FileDescriptor
-        do { connection = try Kernel.connect(to: path) } catch {
-            switch error.rawValue {
-            case ENOENT, ECONNREFUSED, ENAMETOOLONG:
-                throw NTError(.objectNameNotFound, "no object is named \"\(displayName)\"")
-            case EACCES, EPERM: throw NTError(.accessDenied, "the name's socket: \(error)")
-            default: throw error.nt("looking up a name")
-            }
-        }
-        guard let reply = try answer(connection.rawValue), reply.name == Array(name.utf8) else {
+        let deadline = Deadline.after(nanoseconds: patience)
+        let connection = try connect(path, displayName, until: deadline)
+        guard let reply = try answer(connection.borrowed, until: deadline), reply.name == Array(name.utf8) else {
             throw NTError(.objectNameNotFound, "no object is named \"\(displayName)\"")
         }
         guard reply.kind == kind.rawValue else {

@@ -118,3 +118,45 @@ extension Kernel {
         return message.descriptors
     }
 }
+
+extension Kernel {
+    /// Reads and drops the first message queued on `socket` without blocking (`MSG_DONTWAIT`),
+    /// closing any descriptors it carried.
+    ///
+    /// - Returns: false when nothing was queued (`EAGAIN`) or the peer is gone (end of file).
+    static func discardMessage(_ socket: BorrowedDescriptor) throws(Errno) -> Bool {
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64, alignment: 8)
+        defer { buffer.deallocate() }
+        let flags = Int32(MSG_CMSG_CLOEXEC) | Int32(MSG_DONTWAIT) | Int32(MSG_TRUNC)
+        let control = UnsafeMutableRawBufferPointer.allocate(
+            byteCount: kmt_cmsg_space(maximumDescriptorsPerMessage * MemoryLayout<Int32>.size), alignment: 8)
+        defer { control.deallocate() }
+        var vector = iovec(iov_base: buffer.baseAddress, iov_len: buffer.count)
+        var message = msghdr()
+        let received: Int
+        do {
+            received = try withUnsafeMutablePointer(to: &vector) { (vectorPointer) throws(Errno) -> Int in
+                message.msg_iov = vectorPointer
+                message.msg_iovlen = 1
+                message.msg_control = control.baseAddress
+                message.msg_controllen = control.count
+                return try retrying(.recvmsg) { recvmsg(socket.rawValue, &message, flags) }
+            }
+        } catch where error == .wouldBlock {
+            return false
+        }
+        var descriptors = 0
+        var header = kmt_cmsg_firsthdr(&message)
+        while let current = header {
+            if current.pointee.cmsg_level == SOL_SOCKET && current.pointee.cmsg_type == Int32(SCM_RIGHTS) {
+                let data = UnsafeRawPointer(kmt_cmsg_data(current)!)
+                for index in 0..<((Int(current.pointee.cmsg_len) - kmt_cmsg_len(0)) / MemoryLayout<Int32>.size) {
+                    close(data.loadUnaligned(fromByteOffset: index * 4, as: Int32.self))
+                    descriptors += 1
+                }
+            }
+            header = kmt_cmsg_nxthdr(&message, current)
+        }
+        return received > 0 || descriptors > 0
+    }
+}

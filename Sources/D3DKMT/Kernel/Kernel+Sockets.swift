@@ -53,9 +53,9 @@ extension Kernel {
         }
     }
 
-    /// A close-on-exec `SOCK_SEQPACKET` socket.
-    private static func seqpacketSocket() throws(Errno) -> FileDescriptor {
-        let type = Int32(SOCK_SEQPACKET.rawValue) | Int32(SOCK_CLOEXEC.rawValue)
+    /// A close-on-exec `SOCK_SEQPACKET` socket, `SOCK_NONBLOCK` too when asked.
+    private static func seqpacketSocket(nonBlocking: Bool = false) throws(Errno) -> FileDescriptor {
+        let type = Int32(SOCK_SEQPACKET.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | (nonBlocking ? kmt_SOCK_NONBLOCK : 0)
         return FileDescriptor(adopting: try retrying(.socket) { socket(AF_UNIX, type, 0) })
     }
 
@@ -70,9 +70,11 @@ extension Kernel {
         return socket
     }
 
-    /// A close-on-exec `SOCK_SEQPACKET` socket connected to the listener at `path`.
-    static func connect(to path: String) throws(Errno) -> FileDescriptor {
-        let socket = try seqpacketSocket()
+    /// A close-on-exec `SOCK_SEQPACKET` socket connected to the listener at `path`. With
+    /// `nonBlocking` the socket is `SOCK_NONBLOCK` and a listener whose backlog is full (its
+    /// process does not accept: stopped, wedged) fails at once with `EAGAIN` instead of blocking.
+    static func connect(to path: String, nonBlocking: Bool = false) throws(Errno) -> FileDescriptor {
+        let socket = try seqpacketSocket(nonBlocking: nonBlocking)
         while true {
             if let fault = injectedFault(.connect) {
                 if fault == .interrupted { continue }
@@ -84,8 +86,13 @@ extension Kernel {
         }
     }
 
-    /// `accept4(2)` with `SOCK_CLOEXEC`.
-    static func accept(_ listener: BorrowedDescriptor) throws(Errno) -> FileDescriptor {
-        FileDescriptor(adopting: try retrying(.accept) { kmt_accept_cloexec(listener.rawValue) })
+    /// `accept4(2)` with `SOCK_CLOEXEC`, and `SOCK_NONBLOCK` when asked (the connection never
+    /// blocks its sender).
+    ///
+    /// - Throws: `EAGAIN` when nothing waits on a non-blocking listener; `EMFILE`, `ENOMEM`.
+    static func accept(_ listener: BorrowedDescriptor, nonBlocking: Bool = false) throws(Errno) -> FileDescriptor {
+        FileDescriptor(adopting: try retrying(.accept) {
+            nonBlocking ? kmt_accept_nonblocking(listener.rawValue) : kmt_accept_cloexec(listener.rawValue)
+        })
     }
 }

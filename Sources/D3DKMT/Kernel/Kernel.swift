@@ -21,7 +21,7 @@ enum Kernel {
         case open, dup, memfd, ftruncate, fcntl, lseek, pread, pwrite, read, write
         case fstat, fstatfs, lstat, mkdir, mmap, readlink
         case socket, socketpair, sockopt, bind, listen, connect, accept, sendmsg, recvmsg
-        case poll, eventfd, futex, futexWaitv, ioctl, thread
+        case poll, eventfd, epoll, futex, futexWaitv, ioctl, thread
     }
 
     /// The fault seam: the error a test planned for the next `call` on this task, if any. Always
