@@ -27,6 +27,14 @@
 //   KMTTestPeer share-named NAME LUIDLOW LUIDHIGH SEED
 //       Shares a 2-allocation resource holding TestPattern(SEED) under NAME, prints "shared",
 //       and sleeps until killed.
+//   KMTTestPeer open-global VALUE LUIDLOW LUIDHIGH SEED
+//       Opens the resource whose global share handle is VALUE, checks and writes the pattern as
+//       `open` does, prints runtime=HEX, then keeps the resource until a line (or end of input) on
+//       stdin, and prints status=STATUS of opening VALUE once more after dropping it.
+//   KMTTestPeer share-global LUIDLOW LUIDHIGH SEED
+//       Creates a 1-allocation resource (8 KiB) holding TestPattern(SEED) with a global share
+//       handle and runtime data "global", prints value=VALUE, and exits at a line (or end of
+//       input) on stdin, without destroying anything.
 //   KMTTestPeer other-user UID NAME PATH
 //       Drops to user UID (needs root), then prints lookup=STATUS of NAME in its own namespace
 //       and connect=EACCES|success|errno N of connecting to the socket PATH (another user's
@@ -261,6 +269,40 @@ case "open-named", "share-named":
             TestPattern.fill(mapping.bytes, seed: seed + 1, allocation: index)
         }
         print("opened=\(resource.allocations.count)")
+    } catch {
+        fail("\(error)")
+    }
+
+case "open-global", "share-global":
+    do {
+        if arguments[1] == "share-global" {
+            let device = device(luidLow: argument(2), luidHigh: argument(3))
+            let resource = try device.createResource(allocations: [(.new(AllocationDescriptor(size: 8192)), [])],
+                                                     runtimeData: Array("global".utf8), shareable: false,
+                                                     globalShare: true)
+            let mapping = try resource.allocations[0].map()
+            TestPattern.fill(mapping.bytes, seed: UInt32(argument(4)), allocation: 0)
+            print("value=\(resource.globalHandle ?? 0)")
+            fflush(nil)
+            _ = readLine()
+            exit(0)  // the process's end is its resource's
+        }
+        let value = UInt32(argument(2))
+        let device = device(luidLow: argument(3), luidHigh: argument(4))
+        let seed = UInt32(argument(5))
+        var resource: Resource? = try device.openResource(globalHandle: value)
+        print("runtime=\(hex(resource!.runtimeData))")
+        let mapping = try resource!.allocations[0].map()
+        if let offset = TestPattern.firstMismatch(UnsafeRawBufferPointer(mapping.bytes), seed: seed, allocation: 0) {
+            fail("allocation 0 differs from the sharer's pattern at byte \(offset)")
+        }
+        TestPattern.fill(mapping.bytes, seed: seed + 1, allocation: 0)
+        _ = consume mapping
+        print("opened")
+        fflush(nil)
+        _ = readLine()
+        resource = nil
+        print("status=\(statusText { _ = try device.resourceInfo(globalHandle: value) })")
     } catch {
         fail("\(error)")
     }

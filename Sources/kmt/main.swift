@@ -11,7 +11,8 @@ struct KMT: ParsableCommand {
         commandName: "kmt",
         abstract: "D3DKMT object sharing on Linux DRM: adapters, a cross-process self-test, "
             + "and what shared handles and names hold.",
-        subcommands: [Adapters.self, SelfTest.self, Inspect.self, NamesCommand.self, SelfTestPeer.self],
+        subcommands: [Adapters.self, SelfTest.self, Inspect.self, NamesCommand.self, SelfTestPeer.self,
+                      SelfTestGlobalPeer.self],
         defaultSubcommand: Adapters.self
     )
 }
@@ -50,7 +51,8 @@ struct SelfTest: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "selftest",
         abstract: "On every adapter: create a resource, share it with a keyed mutex and a fence, "
-            + "open it in a second process, write in one and read in the other, hand the mutex back and forth.")
+            + "open it in a second process, write in one and read in the other, hand the mutex back and forth; "
+            + "then share a resource by global (KMT) handle and open it by value in a second process.")
 
     @Option(help: "Bytes per allocation.") var size: UInt64 = 256 * 1024
     @Flag(help: "Print JSON instead of a table.") var json = false
@@ -59,7 +61,8 @@ struct SelfTest: ParsableCommand {
                                  + "elsewhere it prints the command to run there."))
     var vm = false
 
-    static let columns = ["create", "share", "open in child", "child reads", "parent reads", "keyed mutex"]
+    static let columns = ["create", "share", "open in child", "child reads", "parent reads", "keyed mutex",
+                          "global handle"]
 
     func run() throws {
         if vm && getenv("D3DKMT_IN_VM") == nil { try runInVM() }
@@ -112,7 +115,7 @@ struct SelfTest: ParsableCommand {
         var steps: [String] = []
         func finish(_ failure: String) -> [String] {
             steps.append(failure)
-            while steps.count < 6 { steps.append("-") }
+            while steps.count < SelfTest.columns.count { steps.append("-") }
             return steps + ["FAIL"]
         }
         let seed: UInt32 = 1000 + UInt32(getpid() % 1000)
@@ -171,7 +174,56 @@ struct SelfTest: ParsableCommand {
         }
         steps.append("ok")
         steps.append(handoffs)
-        return handoffs.hasPrefix("STATUS") ? steps + ["FAIL"] : steps + ["PASS"]
+        let global = globalStep(adapter, seed: seed + 7)
+        steps.append(global)
+        return handoffs.hasPrefix("STATUS") || global != "ok" ? steps + ["FAIL"] : steps + ["PASS"]
+    }
+
+    /// A resource with a global share handle (`CreateShared` alone): a second process opens it by
+    /// its value, reads this process's pattern and writes its own; once destroyed here, the value no
+    /// longer opens. "ok", or what went wrong.
+    private func globalStep(_ adapter: Adapter, seed: UInt32) -> String {
+        do {
+            let device = try adapter.makeDevice()
+            let value: UInt32
+            switch try shareByValue(device, seed: seed) {
+            case .success(let shared): value = shared  // the resource is destroyed by now
+            case .failure(let why): return why.text
+            }
+            do {
+                _ = try device.resourceInfo(globalHandle: value)
+                return "still opens after destroy"
+            } catch where error.status == .invalidParameter {
+                return "ok"
+            }
+        } catch {
+            return "\(error.status)"
+        }
+    }
+
+    struct StepFailure: Error {
+        var text: String
+    }
+
+    /// Makes the resource, has a child open it by value and checks both ways; returns its value
+    /// after destroying it.
+    private func shareByValue(_ device: Device, seed: UInt32) throws(NTError) -> Result<UInt32, StepFailure> {
+        let resource = try device.createResource(allocations: [(.new(AllocationDescriptor(size: size)), [])],
+                                                 shareable: false, globalShare: true)
+        guard let value = resource.globalHandle else { return .failure(StepFailure(text: "no global handle")) }
+        let mapping = try resource.allocations[0].map()
+        TestPattern.fill(mapping.bytes, seed: seed, allocation: 0)
+        let child = spawnSelf(["selftest-global-peer", String(device.adapter.info.luid.lowPart),
+                               String(device.adapter.info.luid.highPart), String(seed), String(value)], handle: nil)
+        switch child.wait() {
+        case 0: break
+        case 2: return .failure(StepFailure(text: "open by value failed"))
+        case 3: return .failure(StepFailure(text: "child: wrong contents"))
+        case let code: return .failure(StepFailure(text: "child exit \(code)"))
+        }
+        guard TestPattern.firstMismatch(UnsafeRawBufferPointer(mapping.bytes), seed: seed + 1, allocation: 0) == nil
+        else { return .failure(StepFailure(text: "wrong contents")) }
+        return .success(value)
     }
 
     static let handoffs = 100
@@ -213,6 +265,32 @@ struct SelfTestPeer: ParsableCommand {
             printError("keyed mutex: \(error)")
             throw ExitCode(4)
         }
+    }
+}
+
+/// The child side of the `selftest` global-handle step: opens the resource by value.
+struct SelfTestGlobalPeer: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "selftest-global-peer", shouldDisplay: false)
+
+    @Argument var luidLow: UInt32
+    @Argument var luidHigh: Int32
+    @Argument var seed: UInt32
+    @Argument var value: UInt32
+
+    func run() throws {
+        let resource: Resource
+        do {
+            let device = try Adapter.open(luid: LUID(lowPart: luidLow, highPart: luidHigh)).makeDevice()
+            resource = try device.openResource(globalHandle: value)
+        } catch {
+            printError("open by global handle 0x\(String(value, radix: 16)): \(error)")
+            throw ExitCode(2)
+        }
+        guard let mapping = try? resource.allocations[0].map() else { throw ExitCode(2) }
+        if TestPattern.firstMismatch(UnsafeRawBufferPointer(mapping.bytes), seed: seed, allocation: 0) != nil {
+            throw ExitCode(3)
+        }
+        TestPattern.fill(mapping.bytes, seed: seed + 1, allocation: 0)
     }
 }
 
@@ -262,11 +340,11 @@ struct Child {
 }
 
 /// Runs this executable again with `arguments`, `handle` as its descriptor 3.
-func spawnSelf(_ arguments: [String], handle: Int32) -> Child {
+func spawnSelf(_ arguments: [String], handle: Int32?) -> Child {
     var actions = posix_spawn_file_actions_t()
     posix_spawn_file_actions_init(&actions)
     defer { posix_spawn_file_actions_destroy(&actions) }
-    posix_spawn_file_actions_adddup2(&actions, handle, 3)
+    if let handle { posix_spawn_file_actions_adddup2(&actions, handle, 3) }
     let path = "/proc/self/exe"
     let argv = (["kmt"] + arguments).map { strdup($0) } + [nil]
     defer { argv.forEach { free($0) } }

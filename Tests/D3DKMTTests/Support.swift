@@ -52,18 +52,28 @@ struct PeerResult {
 final class PeerProcess {
     let pid: pid_t
     private let output: Int32
+    /// The write end of the peer's standard input, when it was given one.
+    private var input: Int32 = -1
     private var lines: LineReader
     private var finished: PeerResult?
 
     /// Spawns the peer with `arguments`; `inherit` descriptors become the child's 3, 4, ... in order.
-    init(_ arguments: [String], inherit: [Int32] = []) throws {
+    /// With `input`, the peer's standard input is a pipe that ``send(_:)`` writes and
+    /// ``closeInput()`` ends.
+    init(_ arguments: [String], inherit: [Int32] = [], input: Bool = false) throws {
         var pipeFDs: [Int32] = [-1, -1]
         guard pipe(&pipeFDs) == 0 else { throw Errno(rawValue: errno) }
         for fd in pipeFDs { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+        var inputFDs: [Int32] = [-1, -1]
+        if input {
+            guard pipe(&inputFDs) == 0 else { throw Errno(rawValue: errno) }
+            for fd in inputFDs { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+        }
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_adddup2(&actions, pipeFDs[1], 1)
+        if input { posix_spawn_file_actions_adddup2(&actions, inputFDs[0], 0) }
         for (index, fd) in inherit.enumerated() {
             posix_spawn_file_actions_adddup2(&actions, fd, Int32(3 + index))
         }
@@ -72,13 +82,28 @@ final class PeerProcess {
         var pid: pid_t = 0
         let spawned = posix_spawn(&pid, peerPath, &actions, nil, argv, environ)
         close(pipeFDs[1])
+        if input { close(inputFDs[0]) }
         guard spawned == 0 else {
             close(pipeFDs[0])
+            if input { close(inputFDs[1]) }
             throw Errno(rawValue: spawned)
         }
         self.pid = pid
         self.output = pipeFDs[0]
+        self.input = inputFDs[1]
         self.lines = LineReader(pipeFDs[0])
+    }
+
+    /// Writes `line` and a newline to the peer's standard input.
+    func send(_ line: String) {
+        let bytes = Array((line + "\n").utf8)
+        _ = bytes.withUnsafeBytes { write(input, $0.baseAddress, $0.count) }
+    }
+
+    /// Ends the peer's standard input.
+    func closeInput() {
+        if input >= 0 { close(input) }
+        input = -1
     }
 
     /// Reads the peer's output up to the next newline; nil at end of output.
@@ -87,6 +112,7 @@ final class PeerProcess {
     /// Reads the rest of the output and waits for the peer to exit.
     func wait() -> PeerResult {
         if let finished { return finished }
+        closeInput()
         let data = lines.rest()
         close(output)
         var status: Int32 = 0

@@ -50,6 +50,29 @@ enum GlobalShares {
 
     static func holdersDirectory(_ value: UInt32, in base: String) -> String { base + "/g-" + hex(value) }
 
+    /// The user's name directory, checked once per process (``Names/directory()``) and again when
+    /// it has gone (a holder's socket cannot be made in it).
+    private static let base = Mutex<String?>(nil)
+
+    private static func baseDirectory(checkAgain: Bool = false) throws(NTError) -> String {
+        if !checkAgain, let known = base.withLock({ $0 }) { return known }
+        let checked = try Names.directory()
+        base.withLock { $0 = checked }
+        return checked
+    }
+
+    /// The socket names of this process's holdings: a random prefix drawn once, and a count.
+    private static let tokens = Mutex<(prefix: UInt64, next: UInt64)>((0, 0))
+
+    private static func nextToken() -> String {
+        let (prefix, count) = tokens.withLock { (tokens) -> (UInt64, UInt64) in
+            if tokens.prefix == 0 { tokens.prefix = UInt64.random(in: 1...UInt64.max) }
+            tokens.next += 1
+            return (tokens.prefix, tokens.next)
+        }
+        return String(prefix, radix: 16) + "-" + String(count, radix: 16)
+    }
+
     /// This process's holdings, by value: the served entry and how many local references use it.
     private static let held = Mutex<[UInt32: (holding: Holding, references: Int)]>([:])
 
@@ -82,7 +105,7 @@ enum GlobalShares {
     /// - Throws: `STATUS_ACCESS_DENIED` for an unsafe name directory; the kernel's status when the
     ///   registry cannot be written or the socket made.
     static func create(_ kind: Names.Kind, serving handle: consuming SharedHandle) throws(NTError) -> GlobalShare {
-        let base = try Names.directory()
+        let base = try baseDirectory()
         let value = try allocateValue(in: base)
         let holding = try publish(value, kind: kind, serving: handle, in: base)
         held.withLock { $0[value] = (holding, 1) }
@@ -114,7 +137,7 @@ enum GlobalShares {
             guard local.kind == kind else { throw kindMismatch(value, local.kind, kind) }
             return (try body(local.served), share)
         }
-        let base = try Names.directory()
+        let base = try baseDirectory()
         let handle = try lookup(value, kind: kind, in: base)
         let result = try body(handle)
         guard reference else { return (result, nil) }
@@ -167,11 +190,14 @@ enum GlobalShares {
         for _ in 0..<4 {
             do throws(Errno) {
                 try Kernel.makeDirectory(directory, mode: 0o700)
-                path = directory + "/" + String(UInt64.random(in: 1...UInt64.max), radix: 16)
+                path = directory + "/" + nextToken()
                 listener = try Kernel.listen(at: path)
                 break
             } catch where error.rawValue == ENOENT || error.rawValue == EADDRINUSE {
-                continue  // the directory was removed by a holder leaving, or a token repeated
+                // The value's directory was removed by a holder leaving (or the name directory by
+                // a cleaner: it is made again), or a fork()ed sibling took the same token.
+                if error.rawValue == ENOENT, (try? baseDirectory(checkAgain: true)) == nil { break }
+                continue
             } catch {
                 throw error.nt("serving a global handle")
             }
