@@ -11,7 +11,7 @@
  *     cc -std=c11 -o client_replays client_replays.c $(pkg-config --cflags --libs d3dkmt)
  *     ./client_replays
  *
- * For every adapter D3DKMTEnumAdapters2 reports, three scenarios, each with
+ * For every adapter D3DKMTEnumAdapters2 reports, four scenarios, each with
  * two real processes: this one and a copy of itself re-executed as
  *     client_replays <mode> <LUID low> <LUID high> <caps> <mode arguments...>
  * that inherits copies of the NT handles (file descriptors):
@@ -40,6 +40,16 @@
  *      with D3DKMTLinuxImportSyncObjectFd (STATUS_NOT_SUPPORTED on the
  *      software adapter, where a fence made by CreateSynchronizationObject2
  *      stands in), shared by name and opened by name.
+ *   4. dxvk-kmt: scenario 1 with global (KMT) handles, a MISC_SHARED texture
+ *      without MISC_SHARED_NTHANDLE: the layer's memory and semaphore get
+ *      global handles (CreateShared alone, Shared alone), DXVK opens both by
+ *      value, makes a keyed mutex with a global hSharedHandle and stores both
+ *      globals in the descriptor; the child gets the texture's value on its
+ *      command line (GetSharedHandle), queries it with a 0x108 buffer, opens
+ *      it, reads mutex_handle and sync_handle from the descriptor, opens them
+ *      with D3DKMTOpenKeyedMutex (v1) and D3DKMTOpenSynchronizationObject,
+ *      and the keyed mutex goes back and forth; once every local reference is
+ *      gone, the values no longer open.
  *
  * On an adapter without timeline syncobjs (vgem) fence sync objects are
  * STATUS_NOT_SUPPORTED: that status is checked and the fence parts are
@@ -47,7 +57,7 @@
  * with its keyed mutex, since a fence cannot exist there).
  *
  * Every returned local D3DKMT handle is classified as Wine does:
- * (h & 0xc0000000) != 0 and (h & 0x3f) == 0 (never 2, a global handle);
+ * (h & 0xc0000000) != 0 and (h & 0x3f) == 0 (2 for a global handle);
  * every NT handle as DXVK's OpenSharedResource1 does: (h & 0xc0000000) == 0.
  * The parent counts its descriptors and threads before (after a warm-up that
  * starts the library's name thread) and after: they must come back.
@@ -1611,6 +1621,264 @@ static void scenario_wine(const char *argv0, const adapter_t *a)
     EXPECT_OK(destroy_device(hDevice));
 }
 
+/* ======================================================================== */
+/* Scenario 4: DXVK d3d11 shared texture with a keyed mutex, global handles */
+/* ======================================================================== */
+
+/* D3D11 MISC_SHARED | MISC_SHARED_KEYEDMUTEX without MISC_SHARED_NTHANDLE:
+ * Wine's Vulkan layer exports the memory and the semaphore as OPAQUE_WIN32_KMT
+ * (d3dkmt_create_resource / d3dkmt_create_sync with a global handle), DXVK
+ * opens both by value (initKmtHandles), makes a keyed mutex with a global
+ * hSharedHandle, and puts both globals in the runtime descriptor; the other
+ * process gets the texture's value (IDXGIResource::GetSharedHandle) and opens
+ * everything by value (d3d11_device.cpp OpenSharedResource, KMT path). */
+static void expected_d3d11_kmt_desc(rp_d3d11_desc *d, UINT mutex_handle, UINT sync_handle)
+{
+    expected_d3d11_desc(d);
+    d->dxgi.nt_shared = 0;
+    d->dxgi.mutex_handle = mutex_handle;
+    d->dxgi.sync_handle = sync_handle;
+    d->u.texture2d.MiscFlags = RP_D3D11_MISC_SHARED_KEYEDMUTEX;
+}
+
+static int is_global_handle(D3DKMT_HANDLE h)
+{
+    return (h & 0xc0000000u) == 0xc0000000u && (h & 0x3fu) == 2;
+}
+
+/* D3DKMTOpenResource2 of a global handle as DXVK and the layer make it: one
+ * zeroed allocation info, the runtime buffer and size given, no driver buffers. */
+static NTSTATUS open_by_value(D3DKMT_HANDLE hDevice, D3DKMT_HANDLE value, void *runtime, UINT size,
+                              D3DKMT_HANDLE *phResource, D3DKMT_HANDLE *phAllocation, UINT *pSize)
+{
+    D3DDDI_OPENALLOCATIONINFO2 alloc;
+    D3DKMT_OPENRESOURCE o;
+    memset(&alloc, 0, sizeof alloc);
+    memset(&o, 0, sizeof o);
+    o.hDevice = hDevice;
+    o.hGlobalShare = value;
+    o.NumAllocations = 1;
+    o.pOpenAllocationInfo2 = &alloc;
+    o.pPrivateRuntimeData = runtime;
+    o.PrivateRuntimeDataSize = size;
+    NTSTATUS st = D3DKMTOpenResource2(&o);
+    *phResource = st == STATUS_SUCCESS ? o.hResource : 0;
+    *phAllocation = st == STATUS_SUCCESS ? alloc.hAllocation : 0;
+    if (pSize)
+        *pSize = o.PrivateRuntimeDataSize;
+    if (st == STATUS_SUCCESS) {
+        check_local(o.hResource, "OpenResource2 hResource");
+        check_local(alloc.hAllocation, "OpenResource2 hAllocation");
+    }
+    return st;
+}
+
+/* The child: OpenSharedResource on the value, then the keyed-mutex rounds.
+ * argv: the texture's value, ready fd. */
+static int dxvk_kmt_child(LUID luid, int caps, D3DKMT_HANDLE value, int readyfd)
+{
+    who = "dxvk kmt child";
+    current_phase = "dxvk kmt child";
+    alarm(CHILD_SECONDS);
+    int fences = (caps & CAP_FENCES) != 0;
+    D3DKMT_HANDLE hAdapter, hDevice;
+    if (!child_device(luid, 0, &hAdapter, &hDevice))
+        return 1;
+    check(is_global_handle(value), "GetSharedHandle gave 0x%08" PRIX32 ", not a global handle", (uint32_t)value);
+    /* QueryResourceInfo with a 0x108 buffer and size 0x108: the real size comes back. */
+    uint8_t buf[0x108];
+    memset(buf, 0xcd, sizeof buf);
+    D3DKMT_QUERYRESOURCEINFO q;
+    memset(&q, 0, sizeof q);
+    q.hDevice = hDevice;
+    q.hGlobalShare = value;
+    q.pPrivateRuntimeData = buf;
+    q.PrivateRuntimeDataSize = sizeof buf;
+    EXPECT_OK(D3DKMTQueryResourceInfo(&q));
+    check(q.PrivateRuntimeDataSize == sizeof(rp_d3d11_desc) && q.NumAllocations == 1,
+          "QueryResourceInfo: PrivateRuntimeDataSize 0x%x, NumAllocations %u", q.PrivateRuntimeDataSize,
+          q.NumAllocations);
+    /* OpenResource2 with the queried size, read the descriptor, DestroyAllocation at once. */
+    D3DKMT_HANDLE res = 0, alloc = 0;
+    UINT size = 0;
+    EXPECT_OK(open_by_value(hDevice, value, buf, q.PrivateRuntimeDataSize, &res, &alloc, &size));
+    rp_d3d11_desc got;
+    memcpy(&got, buf, sizeof got);
+    check(size == sizeof got && got.dxgi.size == sizeof got && got.dxgi.version == 4 && got.dxgi.keyed_mutex == 1 &&
+          got.dxgi.nt_shared == 0, "the descriptor: size 0x%x/0x%x, version %u, keyed_mutex %u, nt_shared %u", size,
+          got.dxgi.size, got.dxgi.version, got.dxgi.keyed_mutex, got.dxgi.nt_shared);
+    check(is_global_handle(got.dxgi.mutex_handle) && is_global_handle(got.dxgi.sync_handle),
+          "the descriptor's mutex_handle 0x%08" PRIX32 " and sync_handle 0x%08" PRIX32 " are global handles",
+          (uint32_t)got.dxgi.mutex_handle, (uint32_t)got.dxgi.sync_handle);
+    if (res)
+        EXPECT_OK(destroy_resource_v1(hDevice, res));
+    /* The Vulkan import of the KMT memory (Wine d3dkmt_open_resource(global)). */
+    EXPECT_OK(open_by_value(hDevice, value, NULL, 0, &res, &alloc, NULL));
+    /* The semaphore imported from sync_handle (open_sync(global)), then OpenKeyedMutex (v1). */
+    D3DKMT_OPENSYNCHRONIZATIONOBJECT os;
+    memset(&os, 0, sizeof os);
+    os.hSharedHandle = got.dxgi.sync_handle;
+    EXPECT_OK(D3DKMTOpenSynchronizationObject(&os));
+    D3DKMT_OPENKEYEDMUTEX ok = { got.dxgi.mutex_handle, 0 };
+    EXPECT_OK(D3DKMTOpenKeyedMutex(&ok));
+    check_local(ok.hKeyedMutex, "OpenKeyedMutex hKeyedMutex");
+    unsigned retries = 0;
+    int good = res && alloc && ok.hKeyedMutex && os.hSyncObject;
+    for (unsigned r = 0; good && r < KM_ROUNDS; r++)
+        good = dxvk_round(hDevice, ok.hKeyedMutex, fences ? os.hSyncObject : 0, alloc, 1, 0, 2 * (UINT64)r + 2,
+                          &retries, 1);
+    write_byte(readyfd, 'r');
+    if (ok.hKeyedMutex)
+        EXPECT_OK(km_destroy(ok.hKeyedMutex));
+    if (os.hSyncObject)
+        EXPECT_OK(sync_destroy(os.hSyncObject));
+    if (res)
+        EXPECT_OK(destroy_resource_v1(hDevice, res));
+    EXPECT_OK(destroy_device(hDevice));
+    EXPECT_OK(close_adapter(hAdapter));
+    return child_done();
+}
+
+static void scenario_dxvk_kmt(const char *argv0, const adapter_t *a)
+{
+    int fences = (a->caps & CAP_FENCES) != 0;
+    D3DKMT_HANDLE hAdapter = 0, hDevice = 0;
+    EXPECT_OK(open_adapter(a->luid, &hAdapter));
+    if (!hAdapter)
+        return;
+    EXPECT_OK(create_device(hAdapter, &hDevice));
+    if (!hDevice) {
+        EXPECT_OK(close_adapter(hAdapter));
+        return;
+    }
+
+    /* The layer: vkAllocateMemory with an OPAQUE_WIN32_KMT export (CreateResource +
+     * CreateShared, no NtSecuritySharing, empty runtime data): a global hGlobalShare. */
+    D3DKMT_LINUX_ALLOCATION_DESC desc;
+    fill_desc(&desc, TEX_WIDTH, TEX_HEIGHT, RP_DRM_FORMAT_ARGB8888, 0, -1);
+    D3DDDI_ALLOCATIONINFO2 info;
+    D3DKMT_CREATEALLOCATION ca;
+    memset(&info, 0, sizeof info);
+    memset(&ca, 0, sizeof ca);
+    info.pPrivateDriverData = &desc;
+    info.PrivateDriverDataSize = sizeof desc;
+    ca.hDevice = hDevice;
+    ca.hGlobalShare = RP_INVALID_HANDLE;
+    ca.NumAllocations = 1;
+    ca.pAllocationInfo2 = &info;
+    ca.Flags.CreateResource = 1;
+    ca.Flags.CreateShared = 1;
+    EXPECT_OK(D3DKMTCreateAllocation2(&ca));
+    D3DKMT_HANDLE layer_res = ca.hResource, global = ca.hGlobalShare;
+    check(is_global_handle(global), "the layer's hGlobalShare 0x%08" PRIX32 " is not global", (uint32_t)global);
+
+    /* DXVK initKmtHandles, KMT type: OpenResource2 by value with no runtime data. */
+    D3DKMT_HANDLE dx_res = 0, dx_alloc = 0;
+    if (layer_res)
+        EXPECT_OK(open_by_value(hDevice, global, NULL, 0, &dx_res, &dx_alloc, NULL));
+
+    /* The DxvkFence: the layer's semaphore with a global handle, opened by
+     * dxvk_fence.cpp initKmtHandles with OpenSynchronizationObject. */
+    D3DKMT_HANDLE layer_sync = 0, sync_global = 0, dxvk_sync = 0;
+    EXPECT_OK(sync_create_ex(hDevice, fences ? D3DDDI_FENCE : D3DDDI_SYNCHRONIZATION_MUTEX, 0x1u, 0, &layer_sync,
+                             NULL, &sync_global));
+    check(is_global_handle(sync_global), "Shared alone: SharedHandle 0x%08" PRIX32 " is not global",
+          (uint32_t)sync_global);
+    if (layer_sync) {
+        D3DKMT_OPENSYNCHRONIZATIONOBJECT os;
+        memset(&os, 0, sizeof os);
+        os.hSharedHandle = sync_global;
+        EXPECT_OK(D3DKMTOpenSynchronizationObject(&os));
+        dxvk_sync = os.hSyncObject;
+    }
+    /* CreateKeyedMutex2 without NtSecuritySharing: a global hSharedHandle. */
+    D3DKMT_CREATEKEYEDMUTEX2 c;
+    memset(&c, 0, sizeof c);
+    c.hSharedHandle = RP_INVALID_HANDLE;
+    EXPECT_OK(D3DKMTCreateKeyedMutex2(&c));
+    D3DKMT_HANDLE km = c.hKeyedMutex;
+    check(is_global_handle(c.hSharedHandle), "CreateKeyedMutex2: hSharedHandle 0x%08" PRIX32 " is not global",
+          (uint32_t)c.hSharedHandle);
+
+    /* ExportImageInfo: the descriptor with both globals, through the escape. */
+    rp_d3d11_desc d11;
+    expected_d3d11_kmt_desc(&d11, c.hSharedHandle, sync_global);
+    if (dx_res) {
+        D3DKMT_ESCAPE e;
+        memset(&e, 0, sizeof e);
+        e.Type = D3DKMT_ESCAPE_UPDATE_RESOURCE_WINE;
+        e.hContext = dx_res;
+        e.pPrivateDriverData = &d11;
+        e.PrivateDriverDataSize = sizeof d11;
+        EXPECT_OK(D3DKMTEscape(&e));
+    }
+    /* d3d11_initializer: AcquireSync(0, 0), initialise, ReleaseSync(0) with fence 1. */
+    if (km && dx_alloc) {
+        UINT64 fence = UINT64_MAX;
+        EXPECT_OK(rp_km_acquire(km, 0, dxvk_timeout(0), &fence));
+        uint8_t *p = NULL;
+        EXPECT_OK(lock(hDevice, dx_alloc, &p));
+        if (p) {
+            write_round(p, 1);
+            EXPECT_OK(unlock(hDevice, dx_alloc));
+        }
+        if (fences && dxvk_sync)
+            EXPECT_OK(sync_signal(hDevice, dxvk_sync, 1));
+        EXPECT_OK(rp_km_release(km, 0, 1));
+    }
+
+    /* GetSharedHandle: the value, given to the other process on its command line. */
+    int ready[2] = { -1, -1 };
+    pid_t pid = -1;
+    if (dx_res && km && dxvk_sync && pipe2(ready, O_CLOEXEC) == 0) {
+        char low[16], high[16], caps[16], valarg[16], readyarg[16];
+        luid_args(a, low, high, caps);
+        snprintf(valarg, sizeof valarg, "%" PRIu32, (uint32_t)global);
+        int cready = inheritable(ready[1], readyarg, sizeof readyarg);
+        char *args[] = { (char *)argv0, "dxvk-kmt", low, high, caps, valarg, readyarg, NULL };
+        pid = spawn(args);
+        check(pid > 0, "could not start the dxvk kmt child");
+        close(cready);
+    }
+    unsigned retries = 0;
+    int ok = pid > 0;
+    for (unsigned r = 0; ok && r < KM_ROUNDS; r++)
+        ok = dxvk_round(hDevice, km, fences ? dxvk_sync : 0, dx_alloc, 0, 1, 2 * (UINT64)r + 1, &retries, 1);
+    if (pid > 0) {
+        check(read_byte(ready[0], 2 * WAIT_MS) == 'r', "the dxvk kmt child did not finish its rounds");
+        check_child_exit("dxvk-kmt", wait_child(pid));
+    }
+    if (ok)
+        ok = dxvk_round(hDevice, km, fences ? dxvk_sync : 0, dx_alloc, 0, 1, 2 * (UINT64)KM_ROUNDS + 1, &retries, 0);
+    printf("    dxvk (global handles): %u keyed-mutex rounds each way%s\n", KM_ROUNDS,
+           fences ? "" : " (no fences: semaphore waits skipped)");
+    for (int i = 0; i < 2; i++)
+        if (ready[i] >= 0)
+            close(ready[i]);
+    if (ok && km)
+        EXPECT_OK(rp_km_release(km, 0, 2 * (UINT64)KM_ROUNDS + 2));
+    if (km)
+        EXPECT_OK(km_destroy(km));
+    if (dxvk_sync)
+        EXPECT_OK(sync_destroy(dxvk_sync));
+    if (layer_sync)
+        EXPECT_OK(sync_destroy(layer_sync));
+    if (dx_res)
+        EXPECT_OK(destroy_resource_v1(hDevice, dx_res));
+    if (layer_res)
+        EXPECT_OK(destroy_resource(hDevice, layer_res));
+    /* Every local reference is gone: the values no longer open. */
+    D3DKMT_QUERYRESOURCEINFO q;
+    memset(&q, 0, sizeof q);
+    q.hDevice = hDevice;
+    q.hGlobalShare = global;
+    EXPECT_STATUS(STATUS_INVALID_PARAMETER, D3DKMTQueryResourceInfo(&q));
+    D3DKMT_OPENKEYEDMUTEX gone = { c.hSharedHandle, 0 };
+    EXPECT_STATUS(STATUS_INVALID_PARAMETER, D3DKMTOpenKeyedMutex(&gone));
+    EXPECT_OK(destroy_device(hDevice));
+    EXPECT_OK(close_adapter(hAdapter));
+}
+
 /* ------------------------------------------------------------------------ */
 /* Parent                                                                   */
 /* ------------------------------------------------------------------------ */
@@ -1692,6 +1960,8 @@ int main(int argc, char **argv)
             return vkd3d_child(luid, caps, atoi(argv[5]), atoi(argv[6]), atoi(argv[7]));
         if (argc == 8 && strcmp(argv[1], "wine") == 0)
             return wine_child(luid, caps, argv[5], argv[6], atoi(argv[7]));
+        if (argc == 7 && strcmp(argv[1], "dxvk-kmt") == 0)
+            return dxvk_kmt_child(luid, caps, (D3DKMT_HANDLE)strtoul(argv[5], NULL, 10), atoi(argv[6]));
     }
     test_start(argc, argv, PHASE_SECONDS);
     ULONG count = 0;
@@ -1719,9 +1989,10 @@ int main(int argc, char **argv)
 
     for (ULONG i = 0; i < count; i++) {
         const adapter_t *a = &adapters[i];
-        static const char *const names[3] = { "dxvk d3d11 keyed-mutex texture", "vkd3d-proton d3d12 resource+fence",
-                                               "wine vulkan layer memory+semaphore" };
-        for (int s = 0; s < 3; s++) {
+        static const char *const names[4] = { "dxvk d3d11 keyed-mutex texture", "vkd3d-proton d3d12 resource+fence",
+                                               "wine vulkan layer memory+semaphore",
+                                               "dxvk d3d11 keyed-mutex texture (global handles)" };
+        for (int s = 0; s < 4; s++) {
             int before = failed;
             phase(names[s]);
             printf("adapter %u (%s%s%s): %s\n", a->index, a->driver, a->caps & CAP_TIMELINES ? ", timelines" : "",
@@ -1730,8 +2001,10 @@ int main(int argc, char **argv)
                 scenario_dxvk(argv[0], a);
             else if (s == 1)
                 scenario_vkd3d(argv[0], a);
-            else
+            else if (s == 2)
                 scenario_wine(argv[0], a);
+            else
+                scenario_dxvk_kmt(argv[0], a);
             printf("  -> %s", failed == before ? "ok" : "FAILED");
             if (failed != before)
                 printf(" (%d failed)", failed - before);
