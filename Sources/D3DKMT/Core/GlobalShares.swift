@@ -74,7 +74,19 @@ enum GlobalShares {
     }
 
     /// This process's holdings, by value: the served entry and how many local references use it.
-    private static let held = Mutex<[UInt32: (holding: Holding, references: Int)]>([:])
+    /// A `fork()`ed child starts with none: what it inherited is the parent's to serve (the
+    /// objects it inherited open only from the parent or another holder, and a value it opens is
+    /// served by the child itself).
+    private static let holdings = Mutex<(owner: Int32, byValue: [UInt32: (holding: Holding, references: Int)])>(
+        (0, [:]))
+
+    private static func withHeld<R>(_ body: (inout [UInt32: (holding: Holding, references: Int)]) -> R) -> R {
+        let process = Kernel.processID
+        return holdings.withLock { state in
+            if state.owner != process { state = (process, [:]) }
+            return body(&state.byValue)
+        }
+    }
 
     /// One process's serving of one value: its entry in the name service and the handle each
     /// opener gets a duplicate of.
@@ -108,7 +120,7 @@ enum GlobalShares {
         let base = try baseDirectory()
         let value = try allocateValue(in: base)
         let holding = try publish(value, kind: kind, serving: handle, in: base)
-        held.withLock { $0[value] = (holding, 1) }
+        withHeld { $0[value] = (holding, 1) }
         return GlobalShare(value: value, kind: kind)
     }
 
@@ -127,7 +139,7 @@ enum GlobalShares {
             throw NTError(.invalidParameter, "0x\(hex(value)) is not a global D3DKMT handle")
         }
         // Held here: open from our own handle, the reference taken first so the holding stays.
-        let local: Holding? = held.withLock { held in
+        let local: Holding? = withHeld { held in
             guard let found = held[value] else { return nil }
             if reference { held[value] = (found.holding, found.references + 1) }
             return found.holding
@@ -142,7 +154,7 @@ enum GlobalShares {
         let result = try body(handle)
         guard reference else { return (result, nil) }
         let holding = try publish(value, kind: kind, serving: handle, in: base)
-        let extra: Holding? = held.withLock { held in
+        let extra: Holding? = withHeld { held in
             guard let found = held[value] else {
                 held[value] = (holding, 1)
                 return nil
@@ -158,7 +170,7 @@ enum GlobalShares {
     /// Drops one local reference; the last one stops this process serving the value (its socket
     /// is gone when this returns).
     static func release(_ value: UInt32) {
-        let retired: Holding? = held.withLock { held in
+        let retired: Holding? = withHeld { held in
             guard let found = held[value] else { return nil }
             guard found.references <= 1 else {
                 held[value] = (found.holding, found.references - 1)
@@ -169,12 +181,6 @@ enum GlobalShares {
             return found.holding
         }
         if let retired { Kernel.removeDirectory(retired.directory) }  // when no other holder is left
-    }
-
-    /// The values this process serves, for `kmt inspect`.
-    static func heldValues() -> [(value: UInt32, kind: Names.Kind, references: Int)] {
-        held.withLock { held in held.map { ($0.key, $0.value.holding.kind, $0.value.references) } }
-            .sorted { $0.value < $1.value }
     }
 
     private static func kindMismatch(_ value: UInt32, _ found: Names.Kind, _ asked: Names.Kind) -> NTError {
