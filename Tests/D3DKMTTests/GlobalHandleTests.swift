@@ -66,6 +66,32 @@ extension D3DKMTSuite {
             #expect(status { _ = try device.openResource(globalHandle: value) } == .invalidParameter)
         }
 
+        @Test func aStoppedHolderIsPassedOverAndAloneGivesATimeout() throws {
+            let device = try Adapter.open(luid: AdapterInfo.software.luid).makeDevice()
+            let luid = luidArguments(device.adapter)
+            let creator = try PeerProcess(["share-global"] + luid + ["61"], input: true)
+            let line = try #require(creator.readLine())
+            let value = try #require(UInt32(line.dropFirst("value=".count)), "creator said: \(line)")
+            let holder = try PeerProcess(["open-global", String(value)] + luid + ["61"], input: true)
+            #expect(holder.readLine()?.hasPrefix("runtime=") == true)
+            #expect(holder.readLine() == "opened")
+            kill(creator.pid, SIGSTOP)
+            defer {
+                kill(creator.pid, SIGCONT)
+                creator.send("exit")
+                _ = creator.wait()
+            }
+            // Two holders, one stopped: the other answers.
+            #expect(status { _ = try device.resourceInfo(globalHandle: value) } == .success)
+            // The other one dies (its socket then refuses connections); only the stopped one is left:
+            // a bounded failure, not a hang.
+            kill(holder.pid, SIGKILL)
+            #expect(holder.wait().exitStatus == 128 + SIGKILL)
+            let bound = Deadline.after(nanoseconds: 15_000_000_000)
+            #expect(status { _ = try device.resourceInfo(globalHandle: value) } == .ioTimeout)
+            #expect(Deadline.now < bound, "the lookup took more than 15 s")
+        }
+
         @Test func keyedMutexesAndSyncObjectsOpenByValue() throws {
             let mutex = try KeyedMutex.create(shareable: false, globalShare: true)
             let value = try #require(mutex.globalHandle)

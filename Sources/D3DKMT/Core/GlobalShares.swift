@@ -220,44 +220,69 @@ enum GlobalShares {
         return holding
     }
 
+    /// How long a lookup waits for each holder before asking the next one; holders that have
+    /// not answered by then are all waited for together, until ``Names/patience`` in all.
+    static let holderPatience: Int64 = 500_000_000
+
     /// Asks the holders of `value` for a handle, removing the sockets of holders that died. A
-    /// holder that takes no connection or does not answer (stopped, wedged) is passed over.
+    /// holder that takes no connection or does not answer (stopped, wedged) is passed over: the
+    /// whole lookup is bounded by ``Names/patience``.
     ///
-    /// - Throws: `STATUS_INVALID_PARAMETER` when no holder answers; `STATUS_IO_TIMEOUT` when the
-    ///   only holders are ones that do not answer.
+    /// - Throws: `STATUS_INVALID_PARAMETER` when no holder answers with one; `STATUS_IO_TIMEOUT`
+    ///   when holders exist but none answered in time.
     private static func lookup(_ value: UInt32, kind: Names.Kind, in base: String) throws(NTError) -> SharedHandle {
         let directory = holdersDirectory(value, in: base)
-        var unanswered: NTError?
+        let deadline = Deadline.after(nanoseconds: Names.patience)
+        let waiting = FileDescriptorList()
+        var wedged = false
+        // One holder after the other, each for a little while.
         for entry in Kernel.directoryEntries(directory) {
             let path = directory + "/" + entry
             let connection: FileDescriptor
             do { connection = try Kernel.connect(to: path, nonBlocking: true) } catch {
-                switch error.rawValue {
-                case ECONNREFUSED: Kernel.unlink(path)  // a holder that died leaves a socket nobody listens on
-                case EAGAIN: unanswered = NTError(.ioTimeout, "a holder of global handle 0x\(hex(value)) "
-                                                              + "takes no connections (stopped or wedged)")
-                default: break
-                }
+                if error.rawValue == ECONNREFUSED { Kernel.unlink(path) }  // its holder died
+                if error.rawValue == EAGAIN { wedged = true }  // its backlog is full: not accepting
                 continue
             }
-            let reply: Names.Reply
-            do throws(NTError) {
-                guard let answered = try Names.answer(connection.borrowed, until: .after(nanoseconds: Names.patience))
-                else { continue }  // retired while we asked
-                reply = answered
-            } catch {
-                unanswered = error
-                continue
+            if let handle = try answer(connection.borrowed, value, kind,
+                                       until: min(deadline, .after(nanoseconds: holderPatience))) {
+                return handle
             }
-            guard reply.name == Array(replyName(value).utf8), let answered = Names.Kind(rawValue: reply.kind) else {
-                continue
+            if (try? Kernel.poll([connection.borrowed], events: 0, until: .now)[0]) == 0 {
+                waiting.append(connection)  // not answered yet: maybe later
             }
-            guard answered == kind else { throw kindMismatch(value, answered, kind) }
-            return reply.handle
         }
-        if let unanswered { throw unanswered }
+        // Then the slow ones together, until the deadline.
+        while Deadline.now < deadline {
+            let open = (0..<waiting.count).filter { waiting.isPresent($0) }
+            guard !open.isEmpty else { break }
+            guard let ready = try? Kernel.poll(open.map(waiting.borrow), until: deadline) else { break }
+            for (slot, events) in zip(open, ready) where events != 0 {
+                let connection = waiting.take(slot)
+                if let handle = try answer(connection.borrowed, value, kind, until: .now) { return handle }
+            }
+            if ready.allSatisfy({ $0 == 0 }) { break }
+        }
+        if wedged || (0..<waiting.count).contains(where: waiting.isPresent) {
+            throw NTError(.ioTimeout, "no holder of global handle 0x\(hex(value)) answered in "
+                                      + "\(Names.patience / 1_000_000_000) s (stopped or wedged)")
+        }
         Kernel.removeDirectory(directory)
         throw NTError(.invalidParameter, "global handle 0x\(hex(value)) is not open in any process of this user")
+    }
+
+    /// The handle a holder answers `connection` with, nil when it did not by `deadline` or hung up
+    /// (retired while asked).
+    ///
+    /// - Throws: `STATUS_INVALID_PARAMETER` when the holder says the value is another kind.
+    private static func answer(_ connection: BorrowedDescriptor, _ value: UInt32, _ kind: Names.Kind,
+                               until deadline: Deadline) throws(NTError) -> SharedHandle? {
+        guard let reply = try? Names.answer(connection, until: deadline),
+              reply.name == Array(replyName(value).utf8), let answered = Names.Kind(rawValue: reply.kind) else {
+            return nil
+        }
+        guard answered == kind else { throw kindMismatch(value, answered, kind) }
+        return reply.handle
     }
 
     /// Whether any process still serves `value` (a connection is answered or at least accepted).

@@ -109,6 +109,9 @@ final class FileDescriptorList: @unchecked Sendable {
     /// Descriptor `index` lent to a call, still owned by the list.
     func borrow(_ index: Int) -> BorrowedDescriptor { BorrowedDescriptor(unowned: self[index]) }
 
+    /// Whether descriptor `index` is still in the list (not taken).
+    func isPresent(_ index: Int) -> Bool { present[index] }
+
     /// Moves descriptor `index` out of the list. Each index can be taken once.
     func take(_ index: Int) -> FileDescriptor {
         precondition(present[index], "descriptor \(index) was already taken")
