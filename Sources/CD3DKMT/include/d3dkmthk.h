@@ -1178,6 +1178,8 @@ typedef struct _D3DKMT_ESCAPE {
 #define D3DKMT_LINUX_ADAPTER_SYNCOBJ             0x00000004u /* DRM syncobjs */
 #define D3DKMT_LINUX_ADAPTER_SYNCOBJ_TIMELINE    0x00000008u /* timeline syncobjs */
 #define D3DKMT_LINUX_ADAPTER_SYNCOBJ_EVENTFD     0x00000010u /* DRM_IOCTL_SYNCOBJ_EVENTFD */
+#define D3DKMT_LINUX_ADAPTER_VIRGL_3D            0x00000020u /* virtio-gpu with virgl 3D
+                                                                (VIRTGPU_PARAM_3D_FEATURES) */
 
 typedef struct _D3DKMT_LINUX_ADAPTER_INFO {
     UINT Version;           /* out: D3DKMT_LINUX_ADAPTER_INFO_VERSION */
