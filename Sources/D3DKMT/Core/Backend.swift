@@ -191,6 +191,14 @@ protocol KernelTimeline: AnyObject, Sendable {
     ///
     /// - Throws: `STATUS_INVALID_PARAMETER` when nothing was submitted for `point` yet.
     func exportSyncFile(point: UInt64) throws(NTError) -> FileDescriptor
+    /// Signals `point` when a sync_file's fence signals (GPU work done), without the CPU waiting:
+    /// the fence becomes the timeline's point (`FD_TO_HANDLE` with `IMPORT_SYNC_FILE` into a
+    /// temporary binary syncobj, `DRM_IOCTL_SYNCOBJ_TRANSFER` to the point). The caller keeps
+    /// `syncFile`.
+    ///
+    /// - Throws: `STATUS_INVALID_PARAMETER` when `point` is not above every point already
+    ///   submitted (fence values only grow) or `syncFile` is not a sync_file.
+    func signal(_ point: UInt64, whenSignalled syncFile: Int32) throws(NTError)
     /// Makes `eventfd` readable when `point` signals (`DRM_IOCTL_SYNCOBJ_EVENTFD`).
     func notify(eventfd: Int32, point: UInt64) throws(NTError)
     /// Waits until every entry (or, with `all` false, one) reaches its point, or `deadline`.

@@ -138,9 +138,12 @@ final class DRMDevice: DeviceBackend {
         }
     }
 
-    /// GBM on this device, made on first use; nil when libgbm is missing or has no driver for it.
+    /// GBM on this device, made on first use; nil when libgbm is missing or has no driver for it
+    /// (also a 2D-only virtio-gpu: Mesa's virgl driver needs 3D, and its fallback makes dumb
+    /// buffers, which a render node refuses).
     private func gbmAllocator() -> GBMAllocator? {
-        gbm.withLock { (state: inout GBMAllocator??) -> GBMAllocator? in
+        if driverName == "virtio_gpu" && !hasVirgl { return nil }
+        return gbm.withLock { (state: inout GBMAllocator??) -> GBMAllocator? in
             if let made = state { return made }
             let made = GBMAllocator(renderNode: render.borrowed, driverName: driverName)
             state = .some(made)

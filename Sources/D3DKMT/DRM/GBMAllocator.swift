@@ -23,9 +23,14 @@ final class GBMAllocator: @unchecked Sendable {  // GBM calls are serialised by 
     private let driverName: String
     private let lock = Mutex<Void>(())
 
+    /// Drivers Mesa has no driver for, whose GBM would fall back to `kms_swrast` (dumb buffers,
+    /// refused on a render node) after printing its loader's failure on standard error.
+    static let driversWithoutMesa: Set<String> = ["vgem"]
+
     /// GBM on `renderNode`'s device, or nil when libgbm is not there or has no driver for it.
     init?(renderNode: BorrowedDescriptor, driverName: String) {
-        guard Kernel.gbm != nil, let path = Kernel.readLink("/proc/self/fd/\(renderNode)"),
+        guard Kernel.gbm != nil, !Self.driversWithoutMesa.contains(driverName),
+              let path = Kernel.readLink("/proc/self/fd/\(renderNode)"),
               let node = try? Kernel.open(path, O_RDWR),
               let device = try? Kernel.gbmCreateDevice(node.borrowed)
         else { return nil }
@@ -77,9 +82,13 @@ final class GBMAllocator: @unchecked Sendable {  // GBM calls are serialised by 
                 bytes = try Kernel.size(dmaBuf.borrowed)
                 exported = consume dmaBuf
                 if image {
-                    layout.modifier = chosen.modifier == AllocationDescriptor.modifierInvalid ? 0 : chosen.modifier
+                    // DRM_FORMAT_MOD_INVALID when the driver has no explicit modifiers (virgl): the
+                    // layout is implicit, and importers must not name a modifier.
+                    layout.modifier = chosen.modifier
                     layout.stride = chosen.planes[0].stride
-                    layout.planes = chosen.planes.map { AllocationDescriptor.Plane(offset: $0.offset, stride: $0.stride) }
+                    layout.planes = chosen.planes.map {
+                        AllocationDescriptor.Plane(offset: $0.offset, stride: $0.stride)
+                    }
                 }
             } catch {
                 failure = error.nt("exporting a GBM buffer")
@@ -88,7 +97,11 @@ final class GBMAllocator: @unchecked Sendable {  // GBM calls are serialised by 
         if let failure { throw failure }
         guard let dmaBuf = exported.take() else { throw NTError(.notSupported, "GBM made no buffer") }
         if !image { return Made(dmaBuf: dmaBuf, size: bytes, layout: descriptor) }
-        layout.size = descriptor.size != 0 ? descriptor.size : bytes
+        // The size asked for, else what the image needs with GBM's stride (one plane: its rows;
+        // several: the whole buffer).
+        if descriptor.size == 0 {
+            layout.size = layout.planes.count > 1 ? bytes : min(bytes, UInt64(layout.stride) * UInt64(layout.height))
+        }
         return Made(dmaBuf: dmaBuf, size: bytes, layout: layout)
     }
 }
