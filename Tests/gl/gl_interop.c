@@ -7,6 +7,9 @@
  *   allocation 0: made by the library (GBM)
  *   allocation 1: a GL texture EGL exported
  *     (EGL_MESA_image_dma_buf_export), wrapped
+ *   allocation 2: a GBM bo's gbm_bo_get_fd (a
+ *     read-only dma-buf), wrapped; A's CPU
+ *     writes it through Lock2 (virgl transfer)
  *   acquire key 0; GLES renders both;
  *   EGL native fence -> the keyed mutex's
  *     value 1 and the sync object's value 1
@@ -16,7 +19,7 @@
  *                                                -> eglWaitSyncKHR (the GPU waits)
  *                                              imports both dma-bufs (EGL_EXT_image_dma_buf_import,
  *                                                with the planes and modifier it was given),
- *                                                reads back, checks the pixels;
+ *                                                reads back, checks the pixels (also A's CPU's);
  *                                              renders new colours; native fence -> value 2;
  *                                              release key 0, fence 2
  *   acquire key 0 -> fence 2; GPU waits; <----
@@ -57,6 +60,7 @@ static const uint8_t A_CORNER0[4] = { 0x00, 0xff, 0x40, 0xff }; /* A: allocation
 static const uint8_t A_COLOR1[4] = { 0x10, 0x30, 0xff, 0xff };  /* A: allocation 1 */
 static const uint8_t B_COLOR0[4] = { 0x80, 0x00, 0x80, 0xff };  /* B: allocation 0 */
 static const uint8_t B_COLOR1[4] = { 0xff, 0xff, 0x00, 0xff };  /* B: allocation 1 */
+static const uint8_t CPU_COLOR2[4] = { 0x33, 0x66, 0x99, 0xff }; /* A's CPU: allocation 2 (Lock2) */
 
 /* ------------------------------------------------------------------------ */
 /* EGL and GLES on the adapter's render node                                */
@@ -323,8 +327,27 @@ static void expect_locked_pixel(D3DKMT_HANDLE hDevice, D3DKMT_HANDLE hAllocation
     D3DKMT_LINUX_ALLOCATION_DESC2 desc;
     memset(&desc, 0, sizeof desc);
     EXPECT_OK(D3DKMTLinuxQueryAllocationDesc2(hDevice, hAllocation, &desc));
+    /* A dma-buf with less guest memory than its image (a virgl texture lives on the host) cannot
+     * be mapped: Lock2 must say so, not map short. */
+    int fd = -1;
+    EXPECT_OK(D3DKMTLinuxExportAllocationDmaBuf(hDevice, hAllocation, &fd));
+    off_t bytes = fd >= 0 ? lseek(fd, 0, SEEK_END) : -1;
+    if (fd >= 0)
+        close(fd);
     uint8_t *p = NULL;
     NTSTATUS st = lock(hDevice, hAllocation, &p);
+    if (bytes >= 0 && (UINT64)bytes < desc.Size) {
+        char reason[512];
+        D3DKMTLinuxGetLastFailure(reason, sizeof reason);
+        CHECK(st == STATUS_NOT_SUPPORTED && strstr(reason, "cannot be mapped"),
+              "%s: Lock2 of %s, whose dma-buf holds %lld of its %" PRIu64 " bytes: 0x%08" PRIX32 " (%s)", who, what,
+              (long long)bytes, (uint64_t)desc.Size, (uint32_t)st, reason);
+        printf("%s: Lock2 of %s: STATUS_NOT_SUPPORTED, as it must (%lld-byte dma-buf)\n", who, what,
+               (long long)bytes);
+        if (st == STATUS_SUCCESS)
+            unlock(hDevice, hAllocation);
+        return;
+    }
     if (st != STATUS_SUCCESS) {
         char reason[512];
         D3DKMTLinuxGetLastFailure(reason, sizeof reason);
@@ -356,13 +379,13 @@ static int consumer(int argc, char **argv)
     phase("consumer: opening the resource");
     open_buffers_t b;
     EXPECT_OK(query_for_open(hDevice, h, &b));
-    CHECK(b.query.NumAllocations == 2, "consumer: the resource has 2 allocations (%u)", b.query.NumAllocations);
-    prepare_open(hDevice, h, &b, 2, b.query.TotalPrivateDriverDataSize);
+    CHECK(b.query.NumAllocations == 3, "consumer: the resource has 3 allocations (%u)", b.query.NumAllocations);
+    prepare_open(hDevice, h, &b, 3, b.query.TotalPrivateDriverDataSize);
     b.open.PrivateRuntimeDataSize = b.query.PrivateRuntimeDataSize;         /* none */
     b.open.ResourcePrivateDriverDataSize = b.query.ResourcePrivateDriverDataSize;
     EXPECT_OK(D3DKMTOpenResourceFromNtHandle(&b.open));
     D3DKMT_HANDLE hMutex = b.open.hKeyedMutex, hSync = b.open.hSyncObject;
-    D3DKMT_HANDLE hAllocations[2] = { b.allocs[0].hAllocation, b.allocs[1].hAllocation };
+    D3DKMT_HANDLE hAllocations[3] = { b.allocs[0].hAllocation, b.allocs[1].hAllocation, b.allocs[2].hAllocation };
 
     phase("consumer: the CPU waits for A's GPU through the shared sync object");
     EXPECT_OK(sync_wait_bounded(hDevice, hSync, 1, 30000));
@@ -374,15 +397,18 @@ static int consumer(int argc, char **argv)
     gpu_wait_for_mutex(&gl, hDevice, hMutex, fence);
 
     phase("consumer: importing and reading back A's rendering");
-    target_t targets[2];
-    const char *names[2] = { "allocation 0 (GBM)", "allocation 1 (EGL export)" };
-    for (int i = 0; i < 2; i++) {
+    target_t targets[3];
+    const char *names[3] = { "allocation 0 (GBM)", "allocation 1 (EGL export)",
+                             "allocation 2 (gbm_bo_get_fd, written by A's CPU)" };
+    for (int i = 0; i < 3; i++) {
         if (!target_make(&gl, &targets[i], import_allocation(&gl, hDevice, hAllocations[i], names[i])))
             return test_finish();
     }
     expect_gl_pixel(&targets[0], 40, 40, A_COLOR0, names[0]);
     expect_gl_pixel(&targets[0], 5, 5, A_CORNER0, names[0]);
     expect_gl_pixel(&targets[1], 10, 50, A_COLOR1, names[1]);
+    expect_gl_pixel(&targets[2], 63, 63, CPU_COLOR2, names[2]);
+    expect_gl_pixel(&targets[2], 0, 17, CPU_COLOR2, names[2]);
 
     phase("consumer: rendering and handing back with fence value 2");
     fill(&targets[0], B_COLOR0, 0, 0, WIDTH, HEIGHT);
@@ -390,7 +416,7 @@ static int consumer(int argc, char **argv)
     gpu_signal(&gl, hDevice, hMutex, hSync, 2);
     EXPECT_OK(km_release(hMutex, 0, 2, NULL, 0));
 
-    for (int i = 0; i < 2; i++)
+    for (int i = 0; i < 3; i++)
         target_free(&gl, &targets[i]);
     /* The GPU work was flushed before the release; the fences carry it after we are gone. */
     EXPECT_OK(destroy_resource(hDevice, b.open.hResource));
@@ -485,7 +511,7 @@ static int producer(const char *argv0)
     struct {
         D3DKMT_LINUX_ALLOCATION_DESC2 desc;
         uint8_t tail[4];
-    } data[2];
+    } data[3];
     memset(data, 0, sizeof data);
     data[0].desc.Version = D3DKMT_LINUX_ALLOCATION_DESC_VERSION_2;
     data[0].desc.Width = WIDTH;
@@ -496,9 +522,27 @@ static int producer(const char *argv0)
     int exported_fd = export_gl_texture(&gl, &exported, &data[1].desc);
     if (exported_fd < 0)
         return test_finish();
-    D3DDDI_ALLOCATIONINFO2 info[2];
+    /* Mesa's own GBM export: gbm_bo_get_fd gives a read-only dma-buf. */
+    struct gbm_bo *bo = gbm_bo_create(gl.gbm, WIDTH, HEIGHT, GBM_FORMAT_ABGR8888, GBM_BO_USE_RENDERING | GBM_BO_USE_LINEAR);
+    CHECK(bo != NULL, "producer: gbm_bo_create");
+    if (!bo)
+        return test_finish();
+    int bo_fd = gbm_bo_get_fd(bo);
+    CHECK(bo_fd >= 0 && (fcntl(bo_fd, F_GETFL) & O_ACCMODE) == O_RDONLY,
+          "producer: gbm_bo_get_fd gives a read-only dma-buf (as Mesa 22.3 does)");
+    data[2].desc.Version = D3DKMT_LINUX_ALLOCATION_DESC_VERSION_2;
+    data[2].desc.Width = WIDTH;
+    data[2].desc.Height = HEIGHT;
+    data[2].desc.Stride = gbm_bo_get_stride(bo);
+    data[2].desc.Fourcc = DRM_FORMAT_ABGR8888;
+    data[2].desc.Modifier = gbm_bo_get_modifier(bo);
+    data[2].desc.DmaBufFd = bo_fd;
+    data[2].desc.PlaneCount = 1;
+    data[2].desc.Planes[0].Offset = gbm_bo_get_offset(bo, 0);
+    data[2].desc.Planes[0].Stride = gbm_bo_get_stride(bo);
+    D3DDDI_ALLOCATIONINFO2 info[3];
     memset(info, 0, sizeof info);
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < 3; i++) {
         memcpy(data[i].tail, "GL", 3);
         info[i].pPrivateDriverData = &data[i];
         info[i].PrivateDriverDataSize = sizeof data[i];
@@ -506,12 +550,29 @@ static int producer(const char *argv0)
     D3DKMT_CREATEALLOCATION create;
     memset(&create, 0, sizeof create);
     create.hDevice = hDevice;
-    create.NumAllocations = 2;
+    create.NumAllocations = 3;
     create.pAllocationInfo2 = info;
     create.Flags.CreateResource = create.Flags.CreateShared = create.Flags.NtSecuritySharing = 1;
     EXPECT_OK(D3DKMTCreateAllocation2(&create));
     close(exported_fd); /* the library keeps its own */
-    D3DKMT_HANDLE hAllocations[2] = { info[0].hAllocation, info[1].hAllocation };
+    close(bo_fd);
+    D3DKMT_HANDLE hAllocations[3] = { info[0].hAllocation, info[1].hAllocation, info[2].hAllocation };
+
+    phase("producer: the CPU writes Mesa's read-only GBM export through Lock2");
+    uint8_t *cpu = NULL;
+    NTSTATUS locked = lock(hDevice, hAllocations[2], &cpu);
+    if (locked != STATUS_SUCCESS) {
+        char reason[512];
+        D3DKMTLinuxGetLastFailure(reason, sizeof reason);
+        CHECK(0, "producer: a writable Lock2 of gbm_bo_get_fd's read-only dma-buf: 0x%08" PRIX32 " (%s)",
+              (uint32_t)locked, reason);
+    } else {
+        for (int y = 0; y < HEIGHT; y++)
+            for (int x = 0; x < WIDTH; x++)
+                memcpy(cpu + data[2].desc.Planes[0].Offset + (size_t)y * data[2].desc.Stride + (size_t)x * 4,
+                       CPU_COLOR2, 4);
+        EXPECT_OK(unlock(hDevice, hAllocations[2]));
+    }
     D3DKMT_LINUX_ALLOCATION_DESC2 made;
     memset(&made, 0, sizeof made);
     EXPECT_OK(D3DKMTLinuxQueryAllocationDesc2(hDevice, hAllocations[0], &made));
@@ -556,6 +617,7 @@ static int producer(const char *argv0)
 
     target_free(&gl, &ours);
     target_free(&gl, &exported);
+    gbm_bo_destroy(bo);
     close_handle(shared, "the shared handle");
     EXPECT_OK(destroy_resource(hDevice, create.hResource));
     EXPECT_OK(km_destroy(hMutex));

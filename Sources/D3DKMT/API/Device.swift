@@ -67,9 +67,15 @@ public final class Device: Sendable {
         case .wrap(let fd, let descriptor):
             guard fd >= 0 else { throw NTError(.invalidParameter, "wrapped descriptor \(fd) is not a descriptor") }
             let buffer = try BufferObject.wrapping(fd, layout: descriptor, on: backend)
-            if let asked = descriptor.resolvedSize, asked > buffer.size || descriptor.dataOffset > buffer.size - asked {
+            // A dma-buf may hold less than its image (a virgl texture keeps its contents on the
+            // host, with one page of guest memory): it is shared whole, and only Lock2 refuses it.
+            if buffer.kind == .memfd, let asked = descriptor.resolvedSize,
+               asked > buffer.size || descriptor.dataOffset > buffer.size - asked {
                 throw NTError(.invalidParameter, "descriptor asks for \(asked) bytes at offset "
                                                  + "\(descriptor.dataOffset) but the wrapped buffer holds \(buffer.size)")
+            }
+            guard descriptor.dataOffset <= AllocationDescriptor.maximumSize else {
+                throw NTError(.invalidParameter, "data offset \(descriptor.dataOffset) is out of range")
             }
             return Allocation(device: self, buffer: buffer, descriptor: descriptor, extraDriverData: extraDriverData)
         }

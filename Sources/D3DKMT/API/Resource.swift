@@ -204,6 +204,12 @@ public final class Allocation: Sendable {
     ///   exporter cannot be mapped).
     public func map(writable: Bool = true) throws(NTError) -> AllocationMapping {
         guard !(writable && isReadOnly) else { throw NTError(.accessDenied, "the allocation was shared read-only") }
+        guard layout.dataOffset <= buffer.size, size <= buffer.size - layout.dataOffset else {
+            throw NTError(.notSupported, "the dma-buf holds \(buffer.size) bytes, fewer than the \(size) at offset "
+                          + "\(layout.dataOffset) its layout describes: its contents are the GPU's (a virgl "
+                          + "texture lives on the host with a page of guest memory) and cannot be mapped; "
+                          + "read it back through the GPU, or allocate it through the library (GBM)")
+        }
         return try AllocationMapping(buffer: buffer, offset: Int(layout.dataOffset), length: Int(size),
                                      writable: writable)
     }

@@ -98,9 +98,10 @@ final class GBMAllocator: @unchecked Sendable {  // GBM calls are serialised by 
         guard let dmaBuf = exported.take() else { throw NTError(.notSupported, "GBM made no buffer") }
         if !image { return Made(dmaBuf: dmaBuf, size: bytes, layout: descriptor) }
         // The size asked for, else what the image needs with GBM's stride (one plane: its rows;
-        // several: the whole buffer).
+        // several: the whole buffer). On virgl the dma-buf may hold less (the image lives on the
+        // host): Lock2 then says so.
         if descriptor.size == 0 {
-            layout.size = layout.planes.count > 1 ? bytes : min(bytes, UInt64(layout.stride) * UInt64(layout.height))
+            layout.size = layout.planes.count > 1 ? bytes : UInt64(layout.stride) * UInt64(layout.height)
         }
         return Made(dmaBuf: dmaBuf, size: bytes, layout: layout)
     }
