@@ -341,8 +341,7 @@ public func D3DKMTLinuxQueryAllocationDesc2(_ hDevice: D3DKMT_HANDLE, _ hAllocat
         desc.Modifier = layout.modifier
         desc.DmaBufFd = -1
         desc.DataOffset = layout.dataOffset
-        let planes = layout.planes.isEmpty
-            ? [AllocationDescriptor.Plane(offset: 0, stride: layout.stride)] : layout.planes
+        let planes = layout.effectivePlanes
         desc.PlaneCount = UInt32(planes.count)
         withUnsafeMutableBytes(of: &desc.Planes) { raw in
             for (index, plane) in planes.enumerated() {

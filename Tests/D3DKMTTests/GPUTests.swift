@@ -127,8 +127,8 @@ extension D3DKMTSuite {
                 let resource = try device.createResource(allocations: [(.new(asked), [5])])
                 let made = resource.allocations[0]
                 #expect(made.allocator == .gbm)
-                #expect(made.layout.planes.count == 1)
-                #expect(made.layout.stride >= 64 * 4 && made.layout.planes.first?.stride == made.layout.stride)
+                #expect(made.layout.effectivePlanes.count == 1)
+                #expect(made.layout.stride >= 64 * 4 && made.layout.effectivePlanes.first?.stride == made.layout.stride)
                 #expect(made.layout.size >= UInt64(made.layout.stride) * 48)
                 let plain = try device.createAllocation(.new(AllocationDescriptor(size: 8192)))
                 #expect(plain.allocator == .gbm && plain.size == 8192)

@@ -67,12 +67,12 @@ public final class Device: Sendable {
         case .wrap(let fd, let descriptor):
             guard fd >= 0 else { throw NTError(.invalidParameter, "wrapped descriptor \(fd) is not a descriptor") }
             let buffer = try BufferObject.wrapping(fd, layout: descriptor, on: backend)
-            // A dma-buf may hold less than its image (a virgl texture keeps its contents on the
-            // host, with one page of guest memory): it is shared whole, and only Lock2 refuses it.
-            if buffer.kind == .memfd, let asked = descriptor.resolvedSize,
+            // An image's dma-buf may hold less than the image (a virgl texture keeps its contents
+            // on the host, with one page of guest memory): it is shared whole; Lock2 refuses it.
+            if !(buffer.kind == .dmaBuf && descriptor.isImage), let asked = descriptor.resolvedSize,
                asked > buffer.size || descriptor.dataOffset > buffer.size - asked {
-                throw NTError(.invalidParameter, "descriptor asks for \(asked) bytes at offset "
-                                                 + "\(descriptor.dataOffset) but the wrapped buffer holds \(buffer.size)")
+                throw NTError(.invalidParameter, "descriptor asks for \(asked) bytes at offset \(descriptor.dataOffset) "
+                                                 + "but the wrapped buffer holds \(buffer.size)")
             }
             guard descriptor.dataOffset <= AllocationDescriptor.maximumSize else {
                 throw NTError(.invalidParameter, "data offset \(descriptor.dataOffset) is out of range")

@@ -58,6 +58,13 @@ public struct AllocationDescriptor: Hashable, Sendable {
     /// counts from here. 0 for every buffer the library allocates.
     public var dataOffset: UInt64 = 0
 
+    /// Whether this describes an image (a fourcc with width and height), not a plain buffer.
+    public var isImage: Bool { fourcc != 0 && width != 0 && height != 0 }
+
+    /// The planes, with the implicit one of a version 1 layout (offset 0, ``stride``) when
+    /// ``planes`` is empty: what an EGL or Vulkan import takes.
+    public var effectivePlanes: [Plane] { planes.isEmpty ? [Plane(offset: 0, stride: stride)] : planes }
+
     /// Whether this descriptor says more than version 1 can carry (planes, a data offset).
     public var needsVersion2: Bool {
         dataOffset != 0 || planes.count > 1 || planes.contains { $0.offset != 0 }

@@ -135,8 +135,7 @@ struct SharePackage {
             writer.append(layout.fourcc)
             writer.append(layout.modifier)
             if layout.needsVersion2 {
-                let planes = layout.planes.isEmpty
-                    ? [AllocationDescriptor.Plane(offset: 0, stride: layout.stride)] : layout.planes
+                let planes = layout.effectivePlanes
                 writer.append(UInt32(planes.count))
                 writer.append(UInt32(0))
                 writer.append(layout.dataOffset)

@@ -82,13 +82,16 @@ final class GBMAllocator: @unchecked Sendable {  // GBM calls are serialised by 
                 bytes = try Kernel.size(dmaBuf.borrowed)
                 exported = consume dmaBuf
                 if image {
-                    // DRM_FORMAT_MOD_INVALID when the driver has no explicit modifiers (virgl): the
-                    // layout is implicit, and importers must not name a modifier.
-                    layout.modifier = chosen.modifier
+                    // Linear was asked for and made (GBM_BO_USE_LINEAR), whatever GBM reports;
+                    // otherwise GBM's modifier: DRM_FORMAT_MOD_INVALID when the driver has no
+                    // explicit modifiers (virgl), an implicit layout importers must not name.
+                    layout.modifier = modifier == 0 ? 0 : chosen.modifier
                     layout.stride = chosen.planes[0].stride
                     layout.planes = chosen.planes.map {
                         AllocationDescriptor.Plane(offset: $0.offset, stride: $0.stride)
                     }
+                    // One plane at offset 0 is what the stride already says (a version 1 layout).
+                    if layout.planes.count == 1 && layout.planes[0].offset == 0 { layout.planes = [] }
                 }
             } catch {
                 failure = error.nt("exporting a GBM buffer")
