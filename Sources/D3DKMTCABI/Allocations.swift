@@ -12,7 +12,8 @@ struct AllocationRequest {
     var extraDriverData: [UInt8]
 }
 
-/// Reads `pPrivateDriverData`: a `D3DKMT_LINUX_ALLOCATION_DESC`, then the runtime's own bytes.
+/// Reads `pPrivateDriverData`: a `D3DKMT_LINUX_ALLOCATION_DESC` (or, with `Version` 2, a
+/// `D3DKMT_LINUX_ALLOCATION_DESC2`), then the runtime's own bytes.
 func allocationRequest(_ data: UnsafeMutableRawPointer?, _ size: UInt32,
                        index: Int) throws(NTError) -> AllocationRequest {
     let descriptorSize = MemoryLayout<D3DKMT_LINUX_ALLOCATION_DESC>.size
@@ -20,15 +21,45 @@ func allocationRequest(_ data: UnsafeMutableRawPointer?, _ size: UInt32,
         throw invalid("allocation \(index): pPrivateDriverData must start with a D3DKMT_LINUX_ALLOCATION_DESC "
                       + "(\(descriptorSize) bytes)")
     }
-    let desc = data.loadUnaligned(as: D3DKMT_LINUX_ALLOCATION_DESC.self)
-    guard desc.Version == UInt32(D3DKMT_LINUX_ALLOCATION_DESC_VERSION), desc.Flags == 0, desc.Reserved == 0 else {
-        throw invalid("allocation \(index): unknown D3DKMT_LINUX_ALLOCATION_DESC version or flags")
+    let version = data.loadUnaligned(as: UInt32.self)
+    let descriptor: AllocationDescriptor
+    let fd: Int32
+    let consumed: Int
+    if version == UInt32(D3DKMT_LINUX_ALLOCATION_DESC_VERSION_2) {
+        consumed = MemoryLayout<D3DKMT_LINUX_ALLOCATION_DESC2>.size
+        guard Int(size) >= consumed else {
+            throw invalid("allocation \(index): a version 2 descriptor is \(consumed) bytes; "
+                          + "PrivateDriverDataSize is \(size)")
+        }
+        let desc = data.loadUnaligned(as: D3DKMT_LINUX_ALLOCATION_DESC2.self)
+        guard desc.Flags == 0, desc.Reserved.0 == 0, desc.Reserved.1 == 0,
+              desc.PlaneCount <= UInt32(D3DKMT_LINUX_MAX_PLANES) else {
+            throw invalid("allocation \(index): unknown D3DKMT_LINUX_ALLOCATION_DESC2 flags, reserved fields "
+                          + "or PlaneCount \(desc.PlaneCount) above \(D3DKMT_LINUX_MAX_PLANES)")
+        }
+        let planes = withUnsafeBytes(of: desc.Planes) { raw in
+            (0..<Int(desc.PlaneCount)).map { plane in
+                let entry = raw.loadUnaligned(fromByteOffset: plane * MemoryLayout<D3DKMT_LINUX_ALLOCATION_PLANE>.size,
+                                              as: D3DKMT_LINUX_ALLOCATION_PLANE.self)
+                return AllocationDescriptor.Plane(offset: entry.Offset, stride: entry.Stride)
+            }
+        }
+        descriptor = AllocationDescriptor(size: desc.Size, width: desc.Width, height: desc.Height,
+                                          stride: desc.Stride, fourcc: desc.Fourcc, modifier: desc.Modifier,
+                                          planes: planes, dataOffset: desc.DataOffset)
+        fd = desc.DmaBufFd
+    } else {
+        let desc = data.loadUnaligned(as: D3DKMT_LINUX_ALLOCATION_DESC.self)
+        guard desc.Version == UInt32(D3DKMT_LINUX_ALLOCATION_DESC_VERSION), desc.Flags == 0, desc.Reserved == 0 else {
+            throw invalid("allocation \(index): unknown D3DKMT_LINUX_ALLOCATION_DESC version or flags")
+        }
+        descriptor = AllocationDescriptor(size: desc.Size, width: desc.Width, height: desc.Height,
+                                          stride: desc.Stride, fourcc: desc.Fourcc, modifier: desc.Modifier)
+        fd = desc.DmaBufFd
+        consumed = descriptorSize
     }
-    let descriptor = AllocationDescriptor(size: desc.Size, width: desc.Width, height: desc.Height, stride: desc.Stride,
-                                          fourcc: desc.Fourcc, modifier: desc.Modifier)
-    let extra = Array(UnsafeRawBufferPointer(start: data + descriptorSize, count: Int(size) - descriptorSize))
-    let source: Device.AllocationSource = desc.DmaBufFd >= 0
-        ? .wrap(descriptor: desc.DmaBufFd, descriptor) : .new(descriptor)
+    let extra = Array(UnsafeRawBufferPointer(start: data + consumed, count: Int(size) - consumed))
+    let source: Device.AllocationSource = fd >= 0 ? .wrap(descriptor: fd, descriptor) : .new(descriptor)
     return AllocationRequest(source: source, extraDriverData: extra)
 }
 
@@ -287,6 +318,37 @@ public func D3DKMTLinuxQueryAllocationDesc(_ hDevice: D3DKMT_HANDLE, _ hAllocati
         desc.Fourcc = layout.fourcc
         desc.Modifier = layout.modifier
         desc.DmaBufFd = -1
+        out.pointee = desc
+    }
+}
+
+/// `D3DKMTLinuxQueryAllocationDesc2`: the allocation's layout in version 2, with its planes (at
+/// least one: plane 0 at offset 0 with `Stride` when its creator gave none) and data offset.
+@c @implementation
+public func D3DKMTLinuxQueryAllocationDesc2(_ hDevice: D3DKMT_HANDLE, _ hAllocation: D3DKMT_HANDLE,
+                                           _ pDesc: UnsafeMutablePointer<D3DKMT_LINUX_ALLOCATION_DESC2>?) -> NTSTATUS {
+    ntCall(arguments: (hDevice, hAllocation, pDesc)) { () throws(NTError) in
+        let out = try required(pDesc, "pDesc")
+        let layout = try HandleTable.allocation(hAllocation, onDevice: hDevice).layout
+        var desc = D3DKMT_LINUX_ALLOCATION_DESC2()
+        desc.Version = UInt32(D3DKMT_LINUX_ALLOCATION_DESC_VERSION_2)
+        desc.Size = layout.size
+        desc.Width = layout.width
+        desc.Height = layout.height
+        desc.Stride = layout.stride
+        desc.Fourcc = layout.fourcc
+        desc.Modifier = layout.modifier
+        desc.DmaBufFd = -1
+        desc.DataOffset = layout.dataOffset
+        let planes = layout.effectivePlanes
+        desc.PlaneCount = UInt32(planes.count)
+        withUnsafeMutableBytes(of: &desc.Planes) { raw in
+            for (index, plane) in planes.enumerated() {
+                raw.storeBytes(of: D3DKMT_LINUX_ALLOCATION_PLANE(Offset: plane.offset, Stride: plane.stride),
+                               toByteOffset: index * MemoryLayout<D3DKMT_LINUX_ALLOCATION_PLANE>.size,
+                               as: D3DKMT_LINUX_ALLOCATION_PLANE.self)
+            }
+        }
         out.pointee = desc
     }
 }

@@ -179,3 +179,27 @@ public func D3DKMTLinuxExportKeyedMutexTimelineFd(_ hKeyedMutex: D3DKMT_HANDLE,
         out.pointee = try HandleTable.keyedMutex(hKeyedMutex).exportTimeline().take()
     }
 }
+
+/// `D3DKMTLinuxSignalKeyedMutexFromSyncFile`: the mutex's timeline reaches `FenceValue` when the
+/// sync_file's fence signals (before `D3DKMTReleaseKeyedMutex2` with that value); returns at once.
+@c @implementation
+public func D3DKMTLinuxSignalKeyedMutexFromSyncFile(_ hDevice: D3DKMT_HANDLE, _ hKeyedMutex: D3DKMT_HANDLE,
+                                                    _ FenceValue: UINT64, _ SyncFileFd: Int32) -> NTSTATUS {
+    ntCall(arguments: (hDevice, hKeyedMutex, FenceValue, SyncFileFd)) { () throws(NTError) in
+        let device = try HandleTable.device(hDevice)
+        try HandleTable.keyedMutex(hKeyedMutex).signal(fenceValue: FenceValue, whenSignalled: SyncFileFd,
+                                                       on: device)
+    }
+}
+
+/// `D3DKMTLinuxExportKeyedMutexSyncFile`: a sync_file for one fence value of the mutex's timeline,
+/// for the acquirer's GPU work to wait on.
+@c @implementation
+public func D3DKMTLinuxExportKeyedMutexSyncFile(_ hDevice: D3DKMT_HANDLE, _ hKeyedMutex: D3DKMT_HANDLE,
+                                                _ FenceValue: UINT64, _ pFd: UnsafeMutablePointer<Int32>?) -> NTSTATUS {
+    ntCall(arguments: (hDevice, hKeyedMutex, FenceValue, pFd)) { () throws(NTError) in
+        let out = try required(pFd, "pFd")
+        let device = try HandleTable.device(hDevice)
+        out.pointee = try HandleTable.keyedMutex(hKeyedMutex).exportSyncFile(fenceValue: FenceValue, on: device).take()
+    }
+}

@@ -222,6 +222,16 @@ public func D3DKMTLinuxExportSyncFile(_ hSyncObject: D3DKMT_HANDLE, _ FenceValue
     }
 }
 
+/// `D3DKMTLinuxSignalSyncObjectFromSyncFile`: the sync object reaches `FenceValue` when the
+/// sync_file's fence signals (GPU work done); returns at once.
+@c @implementation
+public func D3DKMTLinuxSignalSyncObjectFromSyncFile(_ hSyncObject: D3DKMT_HANDLE, _ FenceValue: UINT64,
+                                                    _ SyncFileFd: Int32) -> NTSTATUS {
+    ntCall(arguments: (hSyncObject, FenceValue, SyncFileFd)) { () throws(NTError) in
+        try HandleTable.syncObject(hSyncObject).signal(FenceValue, whenSignalled: SyncFileFd)
+    }
+}
+
 /// `D3DKMTLinuxImportSyncObjectFd`: a `D3DDDI_FENCE` on `hDevice` from a timeline syncobj
 /// descriptor or a sync_file.
 @c @implementation

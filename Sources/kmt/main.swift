@@ -24,7 +24,7 @@ struct Adapters: ParsableCommand {
     @Flag(help: "Print JSON instead of a table.") var json = false
 
     func run() throws {
-        var rows = [["#", "driver", "render node", "primary node", "bus", "LUID", "capabilities"]]
+        var rows = [["#", "driver", "render node", "primary node", "bus", "LUID", "capabilities", "allocator"]]
         var objects: [JSON] = []
         for (index, adapter) in Adapter.enumerate().enumerated() {
             let info = adapter.info
@@ -33,17 +33,31 @@ struct Adapters: ParsableCommand {
             if info.capabilities.contains(.prime) { capabilities.append("PRIME") }
             if info.capabilities.contains(.syncObject) { capabilities.append("syncobj") }
             if info.capabilities.contains(.timelineSyncObject) { capabilities.append("timeline") }
+            if info.capabilities.contains(.virgl3D) { capabilities.append("3D") }
+            let allocator = Self.allocator(of: adapter)
             rows.append([String(index), info.driverName, info.renderNode ?? "-", info.primaryNode ?? "-", info.busInfo,
-                         info.luid.description, capabilities.joined(separator: ",")])
+                         info.luid.description, capabilities.joined(separator: ","), allocator])
             objects.append(.object([
                 ("index", .int(Int64(index))), ("driver", .string(info.driverName)),
                 ("renderNode", info.renderNode.map(JSON.string) ?? .null),
                 ("primaryNode", info.primaryNode.map(JSON.string) ?? .null), ("bus", .string(info.busInfo)),
                 ("luid", luidJSON(info.luid)), ("vendorID", .int(Int64(info.vendorID))),
                 ("deviceID", .int(Int64(info.deviceID))), ("capabilities", .array(capabilities.map(JSON.string))),
+                ("allocator", .string(allocator)),
             ]))
         }
         if json { print(JSON.array(objects).rendered()) } else { printTable(rows) }
+    }
+
+    /// Which allocator serves the adapter, found by making a 64×64 ARGB8888 image on it (GBM, then
+    /// virtio-gpu or dumb buffers, memfd on the software adapter), or why none can.
+    static func allocator(of adapter: Adapter) -> String {
+        do {
+            let image = AllocationDescriptor(width: 64, height: 64, fourcc: AllocationDescriptor.fourccARGB8888)
+            return try adapter.makeDevice().createAllocation(.new(image)).allocator.rawValue
+        } catch {
+            return "none (\(error.status))"
+        }
     }
 }
 

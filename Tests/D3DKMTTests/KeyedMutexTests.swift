@@ -22,7 +22,7 @@ extension D3DKMTSuite {
     @Suite struct KeyedMutexes {
         @Test(arguments: adaptersUnderTest)
         func tenThousandHandoffsBetweenTwoProcesses(adapter: Adapter) throws {
-            let device = try adapter.makeDevice()
+            let device = try readyDevice(adapter)
             guard hasSyncObjects(adapter) else {
                 #expect(status { _ = try device.createSyncObject(.monitoredFence) } == .notSupported)
                 return
@@ -120,7 +120,7 @@ extension D3DKMTSuite {
 
         @Test(arguments: adaptersUnderTest.filter(hasSyncObjects))
         func anOwnerKilledBySIGKILLAbandonsTheMutex(adapter: Adapter) throws {
-            let device = try adapter.makeDevice()
+            let device = try readyDevice(adapter)
             try expectNoDescriptorLeak("abandonment") {
                 let (resource, mutex, sync) = try makeGuardedResource(on: device)
                 let handle = try resource.share(keyedMutex: mutex, syncObject: sync)
@@ -151,7 +151,7 @@ extension D3DKMTSuite {
         func fenceValuesArePointsOnTheMutexTimeline() throws {
             let found = D3DKMTTests.adapter(driver: "virtio_gpu")
             let virtio = try #require(found)
-            let device = try virtio.makeDevice()
+            let device = try readyDevice(virtio)
             try expectNoDescriptorLeak("keyed mutex timeline") {
                 let (resource, mutex, sync) = try makeGuardedResource(on: device)
                 let handle = try resource.share(keyedMutex: mutex, syncObject: sync)

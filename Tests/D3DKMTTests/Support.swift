@@ -21,6 +21,16 @@ func adapter(driver: String) -> Adapter? {
 /// True when a render node with `driver` is here; the tests that need it are skipped on the host.
 func hasDriver(_ driver: String) -> Bool { adapter(driver: driver) != nil }
 
+/// A device on `adapter` whose allocator is set up: GBM opens its descriptors (its own open of
+/// the render node, Mesa's) on a device's first allocation and keeps them for the device's life,
+/// so tests that count descriptors around allocations on a device made outside the count start
+/// from here. (`imagesComeFromGBMAndTheirLayoutReachesTheOpener` checks they go with the device.)
+func readyDevice(_ adapter: Adapter) throws -> Device {
+    let device = try adapter.makeDevice()
+    _ = try? device.createAllocation(.new(AllocationDescriptor(size: 4096)))
+    return device
+}
+
 /// Runs `body` and checks that it leaves the number of open descriptors unchanged.
 func expectNoDescriptorLeak(_ what: String, sourceLocation: SourceLocation = #_sourceLocation,
                             _ body: () throws -> Void) rethrows {

@@ -648,7 +648,7 @@ static void test_adapter(kmt_adapter_t *a)
         return;
     (void)software;
 
-    int before = warmed_up_fds();
+    int before = warmed_up_fds(a->hDevice);
 
     phase("keyed mutex ping-pong");
     test_pingpong(a->argv0, a->ai, a->hDevice);

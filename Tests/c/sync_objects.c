@@ -582,7 +582,7 @@ static void test_adapter(kmt_adapter_t *a)
     if (!sync_objects_supported(a, "sync object tests", &software))
         goto out;
 
-    int before = warmed_up_fds();
+    int before = warmed_up_fds(a->hDevice);
     phase("sync objects");
     test_sync_objects(a->argv0, a->ai, a->hDevice);
     phase("sync object export and import");

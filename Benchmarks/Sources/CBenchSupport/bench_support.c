@@ -26,6 +26,7 @@
 #include <drm.h>
 #include <drm_mode.h>
 #include <virtgpu_drm.h>
+#include <gbm.h>
 
 /* ---- clock and process statistics ------------------------------------------------------- */
 
@@ -417,4 +418,73 @@ int kb_syncobj_pingpong(int fd, uint32_t out, uint32_t in, uint64_t base, long r
         }
     }
     return 0;
+}
+
+/* ---- GPU fences and GBM ------------------------------------------------------------------- */
+
+int kb_signalled_sync_file(int fd) {
+    uint32_t handle = 0;
+    if (drmSyncobjCreate(fd, DRM_SYNCOBJ_CREATE_SIGNALED, &handle)) return -errno;
+    int out = -1;
+    int error = drmSyncobjExportSyncFile(fd, handle, &out) ? -errno : 0;
+    drmSyncobjDestroy(fd, handle);
+    return error ? error : out;
+}
+
+int kb_gpu_fence_handoff(int fd, uint32_t timeline, int sync_file, uint64_t base, long rounds) {
+    for (long i = 1; i <= rounds; i++) {
+        uint64_t point = base + (uint64_t)i;
+        uint32_t in = 0, out = 0;
+        int file = -1;
+        if (drmSyncobjCreate(fd, 0, &in)) return -errno;
+        int error = drmSyncobjImportSyncFile(fd, in, sync_file) || drmSyncobjTransfer(fd, timeline, point, in, 0, 0);
+        drmSyncobjDestroy(fd, in);
+        if (error) return -errno;
+        if (drmSyncobjCreate(fd, 0, &out)) return -errno;
+        error = drmSyncobjTransfer(fd, out, 0, timeline, point, 0) || drmSyncobjExportSyncFile(fd, out, &file);
+        drmSyncobjDestroy(fd, out);
+        if (error) return -errno;
+        close(file);
+    }
+    return 0;
+}
+
+void *kb_gbm_device(int fd) { return gbm_create_device(fd); }
+
+void kb_gbm_device_destroy(void *device) { gbm_device_destroy(device); }
+
+int kb_gbm_allocate_share(void *device, int gbm_fd, uint32_t width, uint32_t height, long rounds) {
+    int error = 0;
+    for (long i = 0; i < rounds && !error; i++) {
+        struct gbm_bo *bo = gbm_bo_create(device, width, height, GBM_FORMAT_ABGR8888,
+                                          GBM_BO_USE_RENDERING | GBM_BO_USE_LINEAR);
+        if (!bo) { error = -EINVAL; break; }
+        int dmabuf = -1;
+        if (drmPrimeHandleToFD(gbm_fd, gbm_bo_get_handle(bo).u32, DRM_CLOEXEC | DRM_RDWR, &dmabuf)) {
+            error = -errno;
+        } else {
+            char byte = 0;
+            struct iovec iov = { &byte, 1 };
+            char control[CMSG_SPACE(sizeof(int))];
+            memset(control, 0, sizeof control);
+            struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control,
+                                  .msg_controllen = sizeof control };
+            struct cmsghdr *cmsg = CMSG_FIRSTHDR(&msg);
+            cmsg->cmsg_level = SOL_SOCKET;
+            cmsg->cmsg_type = SCM_RIGHTS;
+            cmsg->cmsg_len = CMSG_LEN(sizeof(int));
+            memcpy(CMSG_DATA(cmsg), &dmabuf, sizeof(int));
+            int pair[2];
+            if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair)) {
+                error = -errno;
+            } else {
+                if (sendmsg(pair[0], &msg, MSG_NOSIGNAL) < 0) error = -errno;
+                close(pair[0]);
+                close(pair[1]);
+            }
+            close(dmabuf);
+        }
+        gbm_bo_destroy(bo);
+    }
+    return error;
 }

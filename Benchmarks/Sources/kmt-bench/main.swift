@@ -187,12 +187,13 @@ for adapter in adapters {
         if let row = signalWakeRow(target, kind: kind) { produced.append(row) }
     }
     produced += scaleRows(target)
+    produced += gpuRows(target)
     rows += produced
 
     // What every adapter must produce (measured, or n/a where the adapter lacks the feature).
     let all = ["share-open 4KiB", "share-open 1MiB", "open-by-global", "keyed-mutex-handoff", "pipe-roundtrip (context)",
                "signal-wake fence", "signal-wake monitored-fence", "scale-10k share-open",
-               "scale-10k raw primitive (context)"] + perObjectRows.map(\.name)
+               "scale-10k raw primitive (context)"] + perObjectRows.map(\.name) + gpuRowNames
     expected += all.filter(config.wants(row:)).map { ($0, name) }
 }
 

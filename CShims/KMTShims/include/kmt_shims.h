@@ -110,6 +110,27 @@ struct kmt_drm_syncobj_eventfd {
 };
 extern const unsigned long kmt_DRM_IOCTL_SYNCOBJ_EVENTFD;
 
+/* virtio-gpu (virtgpu_drm.h): parameters, 3D transfers and waits (the structs come from CLibDRM). */
+extern const unsigned long kmt_DRM_IOCTL_VIRTGPU_GETPARAM;
+extern const unsigned long kmt_DRM_IOCTL_VIRTGPU_TRANSFER_FROM_HOST;
+extern const unsigned long kmt_DRM_IOCTL_VIRTGPU_TRANSFER_TO_HOST;
+extern const unsigned long kmt_DRM_IOCTL_VIRTGPU_WAIT;
+extern const unsigned long kmt_DRM_IOCTL_VIRTGPU_MAP;
+extern const unsigned long kmt_DRM_IOCTL_VIRTGPU_RESOURCE_INFO;
+
+/* ---- GBM (Mesa's libgbm, loaded with dlopen by the kernel layer, Kernel+GBM.swift) ------------- */
+
+/* gbm_bo_get_handle returns this union by value (gbm.h's union gbm_bo_handle), which Swift cannot
+ * declare itself; the kernel layer calls the dlsym'd function through this type. Types only. */
+typedef union kmt_gbm_bo_handle {
+    void *ptr;
+    int32_t s32;
+    uint32_t u32;
+    int64_t s64;
+    uint64_t u64;
+} kmt_gbm_bo_handle;
+typedef kmt_gbm_bo_handle (*kmt_gbm_bo_get_handle_function)(void *bo);
+
 /* ---- futex ------------------------------------------------------------------------------------ */
 
 /* FUTEX_WAIT_BITSET with an absolute CLOCK_MONOTONIC deadline (NULL: wait forever); `shared`

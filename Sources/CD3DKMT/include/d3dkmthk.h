@@ -1220,6 +1220,8 @@ typedef struct _D3DKMT_ESCAPE {
 #define D3DKMT_LINUX_ADAPTER_SYNCOBJ             0x00000004u /* DRM syncobjs */
 #define D3DKMT_LINUX_ADAPTER_SYNCOBJ_TIMELINE    0x00000008u /* timeline syncobjs */
 #define D3DKMT_LINUX_ADAPTER_SYNCOBJ_EVENTFD     0x00000010u /* DRM_IOCTL_SYNCOBJ_EVENTFD */
+#define D3DKMT_LINUX_ADAPTER_VIRGL_3D            0x00000020u /* virtio-gpu with virgl 3D
+                                                                (VIRTGPU_PARAM_3D_FEATURES) */
 
 typedef struct _D3DKMT_LINUX_ADAPTER_INFO {
     UINT Version;           /* out: D3DKMT_LINUX_ADAPTER_INFO_VERSION */
@@ -1257,6 +1259,40 @@ typedef struct _D3DKMT_LINUX_ALLOCATION_DESC {
                            Returned as -1 by D3DKMTLinuxQueryAllocationDesc. */
     UINT   Reserved;    /* 0 */
 } D3DKMT_LINUX_ALLOCATION_DESC;
+
+/* Version 2 of the allocation descriptor: the v1 fields, then up to four
+ * planes and a data offset, for images a real runtime imports into EGL or
+ * Vulkan (multi-planar NV12/P010, or a layout a driver chose). On create,
+ * pPrivateDriverData may begin with either version (Version says which; the
+ * runtime's own bytes follow the descriptor's size); a new allocation's Planes
+ * and DataOffset must be 0 (the allocator chooses: through GBM, the driver's
+ * stride, modifier and planes, which D3DKMTLinuxQueryAllocationDesc2 returns),
+ * a wrapped one says where its planes and bytes are. Modifier
+ * DRM_FORMAT_MOD_INVALID on create lets the driver choose the tiling. */
+#define D3DKMT_LINUX_ALLOCATION_DESC_VERSION_2 2
+#define D3DKMT_LINUX_MAX_PLANES 4
+
+typedef struct _D3DKMT_LINUX_ALLOCATION_PLANE {
+    UINT Offset;        /* bytes from the start of the buffer (EGL_DMA_BUF_PLANEn_OFFSET_EXT) */
+    UINT Stride;        /* bytes per row (EGL_DMA_BUF_PLANEn_PITCH_EXT) */
+} D3DKMT_LINUX_ALLOCATION_PLANE;
+
+typedef struct _D3DKMT_LINUX_ALLOCATION_DESC2 {
+    UINT   Version;     /* D3DKMT_LINUX_ALLOCATION_DESC_VERSION_2 */
+    UINT   Flags;       /* reserved, 0 */
+    UINT64 Size;        /* bytes from DataOffset; 0 = what Width, Height, Stride and Fourcc need */
+    UINT   Width;
+    UINT   Height;
+    UINT   Stride;      /* plane 0's stride */
+    UINT   Fourcc;      /* DRM_FORMAT_*: also DRM_FORMAT_NV12, DRM_FORMAT_P010 */
+    UINT64 Modifier;
+    INT    DmaBufFd;    /* as in D3DKMT_LINUX_ALLOCATION_DESC */
+    UINT   PlaneCount;  /* 0: one plane at offset 0 with Stride; else 1..4 entries of Planes */
+    UINT64 DataOffset;  /* where the allocation's bytes begin in a wrapped buffer (Lock2 maps from
+                           there): e.g. 4096 for lavapipe's OPAQUE_FD memory. 0 for new ones */
+    D3DKMT_LINUX_ALLOCATION_PLANE Planes[D3DKMT_LINUX_MAX_PLANES];
+    UINT64 Reserved[2]; /* 0 */
+} D3DKMT_LINUX_ALLOCATION_DESC2;
 
 /* The file descriptor a shared NT handle holds, and back. */
 static inline int D3DKMTLinuxHandleToFd(HANDLE h)
@@ -1381,6 +1417,43 @@ NTSTATUS APIENTRY D3DKMTLinuxImportSyncObjectFd(D3DKMT_HANDLE hDevice, int Fd, U
  * syncobj: FenceValue of Acquire/Release are points on it. STATUS_NOT_SUPPORTED
  * when the machine had no DRM device with timeline syncobjs at creation. */
 NTSTATUS APIENTRY D3DKMTLinuxExportKeyedMutexTimelineFd(D3DKMT_HANDLE hKeyedMutex, int *pFd);
+
+/* Linux extensions of version 1.1 (symbol version D3DKMT_1.1) */
+
+/* Returns in *pDesc the allocation's layout in version 2: as
+ * D3DKMTLinuxQueryAllocationDesc, with the planes (PlaneCount >= 1) and data
+ * offset; for an allocation made through GBM, the stride, modifier and planes
+ * GBM chose. The opener of a shared allocation gets the same. */
+NTSTATUS APIENTRY D3DKMTLinuxQueryAllocationDesc2(D3DKMT_HANDLE hDevice, D3DKMT_HANDLE hAllocation,
+                                                  D3DKMT_LINUX_ALLOCATION_DESC2 *pDesc);
+
+/* GPU signal (the Linux counterpart of D3DKMTSignalSynchronizationObjectFromGpu):
+ * the sync object reaches FenceValue when SyncFileFd's fence signals (GPU work
+ * done: an EGL_ANDROID_native_fence_sync fd, a Vulkan SYNC_FD export, an
+ * execbuffer out-fence). Returns at once: the CPU does not wait; CPU waiters in
+ * any process wake when the fence signals. The caller keeps SyncFileFd.
+ * STATUS_INVALID_PARAMETER when FenceValue is not above every value already
+ * signalled or submitted, or SyncFileFd is not a sync_file; STATUS_NOT_SUPPORTED
+ * for a software sync object (it has no kernel timeline). */
+NTSTATUS APIENTRY D3DKMTLinuxSignalSyncObjectFromSyncFile(D3DKMT_HANDLE hSyncObject, UINT64 FenceValue,
+                                                          int SyncFileFd);
+
+/* The keyed mutex's timeline reaches FenceValue when SyncFileFd's fence signals:
+ * call it with the fence of the GPU work that used the resource, then
+ * D3DKMTReleaseKeyedMutex2 with the same FenceValue. hDevice is a DRM device
+ * (the timeline is used through it). Statuses as
+ * D3DKMTLinuxSignalSyncObjectFromSyncFile; STATUS_NOT_SUPPORTED when the mutex has
+ * no timeline or hDevice is the software adapter's. */
+NTSTATUS APIENTRY D3DKMTLinuxSignalKeyedMutexFromSyncFile(D3DKMT_HANDLE hDevice, D3DKMT_HANDLE hKeyedMutex,
+                                                          UINT64 FenceValue, int SyncFileFd);
+
+/* Returns in *pFd a sync_file that signals when the keyed mutex's timeline
+ * reaches FenceValue (what D3DKMTAcquireKeyedMutex2 returned), for the GPU
+ * work of the new owner to wait on (EGL_SYNC_NATIVE_FENCE_ANDROID +
+ * eglWaitSyncKHR, a Vulkan SYNC_FD import). The caller owns it.
+ * STATUS_INVALID_PARAMETER when nothing was submitted for FenceValue. */
+NTSTATUS APIENTRY D3DKMTLinuxExportKeyedMutexSyncFile(D3DKMT_HANDLE hDevice, D3DKMT_HANDLE hKeyedMutex,
+                                                      UINT64 FenceValue, int *pFd);
 
 #if defined(__cplusplus) && defined(__clang__)
 #pragma clang diagnostic pop

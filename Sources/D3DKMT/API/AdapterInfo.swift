@@ -11,6 +11,9 @@ public struct AdapterCapabilities: OptionSet, Hashable, Sendable {
     public static let syncObject = AdapterCapabilities(rawValue: 4)
     /// Timeline syncobjs (`DRM_CAP_SYNCOBJ_TIMELINE`).
     public static let timelineSyncObject = AdapterCapabilities(rawValue: 8)
+    /// 3D acceleration the library can see: a virtio-gpu with virgl (`VIRTGPU_PARAM_3D_FEATURES`).
+    /// Other drivers do not say it this way and never have this bit, whatever their GPU does.
+    public static let virgl3D = AdapterCapabilities(rawValue: 16)
 }
 
 /// A PCI bus location (`D3DKMT_ADAPTERADDRESS`).

@@ -64,6 +64,10 @@ public final class Device: Sendable {
                                  extraDriverData: [UInt8] = []) throws(NTError) -> Allocation {
         switch source {
         case .new(let descriptor):
+            guard descriptor.dataOffset == 0, descriptor.planes.isEmpty else {
+                throw NTError(.invalidParameter, "a new allocation's planes and data offset are the allocator's "
+                                                 + "choice (they describe wrapped buffers)")
+            }
             guard let size = descriptor.resolvedSize else {
                 throw NTError(.invalidParameter, "allocation descriptor asks for no bytes or more than "
                                                  + "\(AllocationDescriptor.maximumSize)")
@@ -72,10 +76,16 @@ public final class Device: Sendable {
             return Allocation(device: self, buffer: buffer, descriptor: descriptor, extraDriverData: extraDriverData)
         case .wrap(let fd, let descriptor):
             guard fd >= 0 else { throw NTError(.invalidParameter, "wrapped descriptor \(fd) is not a descriptor") }
-            let buffer = try BufferObject.wrapping(fd, on: backend)
-            if let asked = descriptor.resolvedSize, asked > buffer.size {
-                throw NTError(.invalidParameter, "descriptor asks for \(asked) bytes "
+            let buffer = try BufferObject.wrapping(fd, layout: descriptor, on: backend)
+            // An image's dma-buf may hold less than the image (a virgl texture keeps its contents
+            // on the host, with one page of guest memory): it is shared whole; Lock2 refuses it.
+            if !(buffer.kind == .dmaBuf && descriptor.isImage), let asked = descriptor.resolvedSize,
+               asked > buffer.size || descriptor.dataOffset > buffer.size - asked {
+                throw NTError(.invalidParameter, "descriptor asks for \(asked) bytes at offset \(descriptor.dataOffset) "
                                                  + "but the wrapped buffer holds \(buffer.size)")
+            }
+            guard descriptor.dataOffset <= AllocationDescriptor.maximumSize else {
+                throw NTError(.invalidParameter, "data offset \(descriptor.dataOffset) is out of range")
             }
             return Allocation(device: self, buffer: buffer, descriptor: descriptor, extraDriverData: extraDriverData)
         }
@@ -155,7 +165,7 @@ public final class Device: Sendable {
                 // A read-only open of the same memory: the kernel refuses writable mappings.
                 descriptor = try BufferObject.readOnlyCopy(of: descriptor)
             }
-            let buffer = try backend.adopt(descriptor, kind: measured.kind, size: measured.size)
+            let buffer = try backend.adopt(descriptor, kind: measured.kind, size: measured.size, layout: record.layout)
             allocations.append(Allocation(device: self, buffer: buffer, openedDriverData: record.driverData,
                                           layout: record.layout, readOnly: readOnly))
         }

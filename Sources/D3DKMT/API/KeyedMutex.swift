@@ -213,6 +213,37 @@ public final class KeyedMutex: Sendable {
         }
     }
 
+    /// Puts GPU work's fence at `fenceValue` on the mutex's timeline: the value a
+    /// ``release(key:fenceValue:runtimeData:)`` then hands on signals when that work finishes, and
+    /// the CPU never waits. `syncFile` is the work's fence (EGL native fence fd, Vulkan `SYNC_FD`);
+    /// the caller keeps it. `device` is a DRM device the timeline is used through.
+    ///
+    /// - Throws: `STATUS_NOT_SUPPORTED` when the mutex has no timeline or `device` cannot take
+    ///   DRM syncobjs (the software adapter); `STATUS_INVALID_PARAMETER` when `fenceValue` is not
+    ///   above the values already on the timeline, or `syncFile` is not a sync_file.
+    public func signal(fenceValue: UInt64, whenSignalled syncFile: Int32, on device: Device) throws(NTError) {
+        guard syncFile >= 0 else { throw NTError(.invalidHandle, "sync_file \(syncFile) is not a descriptor") }
+        try kernelTimeline(on: device).signal(fenceValue, whenSignalled: syncFile)
+    }
+
+    /// A sync_file that signals when the mutex's timeline reaches `fenceValue` (what an acquire
+    /// returned), for the acquirer's GPU work to wait on (EGL `EGL_SYNC_NATIVE_FENCE_ANDROID` +
+    /// `eglWaitSyncKHR`, Vulkan `SYNC_FD` import). The caller owns it.
+    ///
+    /// - Throws: as ``signal(fenceValue:whenSignalled:on:)``; `STATUS_INVALID_PARAMETER` when
+    ///   nothing was submitted for `fenceValue` yet.
+    public func exportSyncFile(fenceValue: UInt64, on device: Device) throws(NTError) -> FileDescriptor {
+        try kernelTimeline(on: device).exportSyncFile(point: fenceValue)
+    }
+
+    /// The mutex's timeline on `device` (imported there for this call).
+    private func kernelTimeline(on device: Device) throws(NTError) -> any KernelTimeline {
+        guard let number = timelineNumber else {
+            throw NTError(.notSupported, "this keyed mutex has no DRM timeline syncobj")
+        }
+        return try device.backend.importTimeline(number)
+    }
+
     deinit {
         // Destroyed while owning it (D3DKMTDestroyKeyedMutex, or the last reference dropped):
         // the mutex is abandoned, as on Windows.

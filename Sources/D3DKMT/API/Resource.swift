@@ -170,8 +170,11 @@ public final class Allocation: Sendable {
 
     init(device: Device, buffer: BufferObject, descriptor: AllocationDescriptor, extraDriverData: [UInt8]) {
         self.isReadOnly = false
-        var layout = descriptor
-        layout.size = descriptor.resolvedSize ?? buffer.size
+        // What the allocator chose (GBM's stride, modifier, planes) wins over what was asked.
+        var layout = buffer.layout ?? descriptor
+        if buffer.layout == nil || layout.size == 0 {
+            layout.size = descriptor.resolvedSize ?? (buffer.size - min(buffer.size, descriptor.dataOffset))
+        }
         self.device = device
         self.buffer = buffer
         self.layout = layout
@@ -195,6 +198,9 @@ public final class Allocation: Sendable {
     /// True when the memory is a DRM dma-buf (false: a memfd in system memory).
     public var isDmaBuf: Bool { buffer.kind == .dmaBuf }
 
+    /// Which allocator made the buffer (`.imported` for a wrapped or opened one).
+    public var allocator: BufferAllocator { buffer.allocator }
+
     /// A new close-on-exec descriptor for the allocation's dma-buf (or memfd), for Vulkan/GL
     /// import (`VK_EXT_external_memory_dma_buf`). The caller owns it.
     public func exportDescriptor() throws(NTError) -> FileDescriptor {
@@ -214,19 +220,31 @@ public final class Allocation: Sendable {
     ///   exporter cannot be mapped).
     public func map(writable: Bool = true) throws(NTError) -> AllocationMapping {
         guard !(writable && isReadOnly) else { throw NTError(.accessDenied, "the allocation was shared read-only") }
-        return try AllocationMapping(buffer: buffer, length: Int(size), writable: writable)
+        guard layout.dataOffset <= buffer.size, size <= buffer.size - layout.dataOffset else {
+            throw NTError(.notSupported, "the dma-buf holds \(buffer.size) bytes, fewer than the \(size) at offset "
+                          + "\(layout.dataOffset) its layout describes: its contents are the GPU's (a virgl "
+                          + "texture lives on the host with a page of guest memory) and cannot be mapped; "
+                          + "read it back through the GPU, or allocate it through the library (GBM)")
+        }
+        return try AllocationMapping(buffer: buffer, offset: Int(layout.dataOffset), length: Int(size),
+                                     writable: writable)
     }
 }
 
 /// A CPU mapping of an allocation. `~Copyable`: exactly one owner; dropping it unmaps.
 public struct AllocationMapping: ~Copyable, @unchecked Sendable {
+    /// The allocation's first byte (its layout's data offset into the buffer).
     public let baseAddress: UnsafeMutableRawPointer
     public let count: Int
     private let buffer: BufferObject
     private let writable: Bool
+    private let mapped: UnsafeMutableRawPointer
+    private let mappedLength: Int
 
-    init(buffer: BufferObject, length: Int, writable: Bool) throws(NTError) {
-        baseAddress = try buffer.map(length: length, writable: writable)
+    init(buffer: BufferObject, offset: Int, length: Int, writable: Bool) throws(NTError) {
+        mappedLength = offset + length
+        mapped = try buffer.map(length: mappedLength, writable: writable)
+        baseAddress = mapped + offset
         self.count = length
         self.buffer = buffer
         self.writable = writable
@@ -236,6 +254,6 @@ public struct AllocationMapping: ~Copyable, @unchecked Sendable {
     public var bytes: UnsafeMutableRawBufferPointer { UnsafeMutableRawBufferPointer(start: baseAddress, count: count) }
 
     deinit {
-        buffer.unmap(baseAddress, length: count, writable: writable)
+        buffer.unmap(mapped, length: mappedLength, writable: writable)
     }
 }

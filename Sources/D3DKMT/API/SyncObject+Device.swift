@@ -163,6 +163,27 @@ extension SyncObject {
         return try timeline.exportSyncFile(point: value)
     }
 
+    /// Signals `value` when GPU work finishes (the Linux counterpart of
+    /// `D3DKMTSignalSynchronizationObjectFromGpu`): `syncFile` is that work's fence (an EGL
+    /// `EGL_ANDROID_native_fence_sync` fd, a Vulkan `SYNC_FD` semaphore export, an execbuffer's out
+    /// fence), and the fence reaches `value` when it signals; the CPU does not wait. CPU waiters,
+    /// in any process, wake then. The caller keeps and closes `syncFile`.
+    ///
+    /// - Throws: `STATUS_NOT_SUPPORTED` for a software sync object (it has no kernel timeline);
+    ///   `STATUS_INVALID_PARAMETER` when `value` is not above the values already signalled or
+    ///   submitted, or `syncFile` is not a sync_file; `STATUS_ACCESS_DENIED` when this open may not
+    ///   signal.
+    public func signal(_ value: UInt64, whenSignalled syncFile: Int32) throws(NTError) {
+        try requireFence()
+        try require(SyncObjectAccess.signal, "signal")
+        guard let timeline else {
+            throw NTError(.notSupported, "a software sync object has no kernel timeline a GPU fence can signal; "
+                                         + "create it on a DRM adapter")
+        }
+        guard syncFile >= 0 else { throw NTError(.invalidHandle, "sync_file \(syncFile) is not a descriptor") }
+        try timeline.signal(value, whenSignalled: syncFile)
+    }
+
     /// Makes `eventfd` readable once `objects` reach their values (all, or any one), and returns
     /// at once: the `hAsyncEvent` form of `D3DKMTWaitForSynchronizationObjectFromCpu`.
     ///

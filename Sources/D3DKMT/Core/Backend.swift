@@ -57,6 +57,21 @@ enum BufferKind: Sendable {
 }
 
 
+/// What a backend does around CPU access to one buffer beyond `DMA_BUF_IOCTL_SYNC`: virgl keeps an
+/// image's contents on the host, so the guest pages a mapping shows must be filled before
+/// (`VIRTGPU_TRANSFER_FROM_HOST` + `VIRTGPU_WAIT`) and written back after
+/// (`VIRTGPU_TRANSFER_TO_HOST` + `VIRTGPU_WAIT`); and a dma-buf exported read-only can still be
+/// mapped writable through the device's own node.
+protocol BufferCPUAccess: Sendable {
+    /// Before the CPU reads or writes the mapping.
+    func begin(writable: Bool) throws(NTError)
+    /// After it; `writable` as for ``begin(writable:)``.
+    func end(writable: Bool)
+    /// A writable mapping of the first `length` bytes through the device (for a buffer whose
+    /// dma-buf is read-only), or nil when the device has no such way.
+    func mapThroughDevice(length: Int) throws(NTError) -> UnsafeMutableRawPointer?
+}
+
 /// One buffer as a device holds it: the dma-buf or memfd that is the buffer, and whatever the
 /// backend keeps for it on the device (a GEM handle), released when the last user lets go.
 final class BufferObject: Sendable {
@@ -65,44 +80,83 @@ final class BufferObject: Sendable {
     let kind: BufferKind
     /// Bytes the buffer holds (at least what was asked for).
     let size: UInt64
+    /// Who made it.
+    let allocator: BufferAllocator
+    /// The layout its allocator chose (GBM's stride, modifier and planes), nil when the creator's
+    /// descriptor says it all.
+    let layout: AllocationDescriptor?
+    /// The backend's part of CPU access (virgl transfers, device mappings), if any.
+    let cpuAccess: (any BufferCPUAccess)?
     private let release: (@Sendable () -> Void)?
 
-    init(descriptor: consuming FileDescriptor, kind: BufferKind, size: UInt64, release: (@Sendable () -> Void)? = nil) {
+    init(descriptor: consuming FileDescriptor, kind: BufferKind, size: UInt64,
+         allocator: BufferAllocator = .imported, layout: AllocationDescriptor? = nil,
+         cpuAccess: (any BufferCPUAccess)? = nil, release: (@Sendable () -> Void)? = nil) {
         self.descriptor = descriptor
         self.kind = kind
         self.size = size
+        self.allocator = allocator
+        self.layout = layout
+        self.cpuAccess = cpuAccess
         self.release = release
     }
 
     deinit { release?() }
 
     /// Maps the first `length` bytes for CPU access (`mmap(MAP_SHARED)`), then opens the CPU
-    /// access window of a dma-buf (`DMA_BUF_IOCTL_SYNC` start).
+    /// access window of a dma-buf (`DMA_BUF_IOCTL_SYNC` start) and the backend's
+    /// (``BufferCPUAccess/begin(writable:)``). A writable mapping of a dma-buf exported read-only
+    /// goes through the device (``BufferCPUAccess/mapThroughDevice(length:)``) where it can.
     ///
     /// - Throws: the status of a failing `mmap(2)` (`STATUS_NOT_SUPPORTED` when the exporter
-    ///   cannot be mapped, `STATUS_ACCESS_DENIED` for a read-only memfd mapped writable).
+    ///   cannot be mapped, `STATUS_ACCESS_DENIED` for a read-only memfd or dma-buf mapped
+    ///   writable); the backend's status when it cannot bring the contents in.
     func map(length: Int, writable: Bool) throws(NTError) -> UnsafeMutableRawPointer {
-        let address: UnsafeMutableRawPointer
-        do { address = try Kernel.mapShared(descriptor.borrowed, length: length, writable: writable) } catch {
-            throw error.nt("mapping an allocation")
+        var address: UnsafeMutableRawPointer?
+        if writable, kind == .dmaBuf, isReadOnlyFile, let cpuAccess {
+            address = try cpuAccess.mapThroughDevice(length: length)
         }
+        if address == nil {
+            do { address = try Kernel.mapShared(descriptor.borrowed, length: length, writable: writable) } catch {
+                if error == .permissionDenied && kind == .dmaBuf && writable {
+                    throw NTError(.accessDenied, "the dma-buf was exported read-only (O_RDONLY, as Mesa's "
+                                  + "gbm_bo_get_fd does) and this device has no writable mapping of its own; "
+                                  + "lock it read-only or wrap a dma-buf exported with DRM_RDWR")
+                }
+                throw error.nt("mapping an allocation")
+            }
+        }
+        guard let address else { throw NTError(.notSupported, "no mapping") }
         if kind == .dmaBuf { try? Kernel.dmaBufSync(descriptor.borrowed, start: true, write: writable) }
+        do { try cpuAccess?.begin(writable: writable) } catch {
+            unmap(address, length: length, writable: false)
+            throw error
+        }
         return address
     }
 
-    /// Ends a ``map(length:writable:)``: closes the dma-buf's CPU access window and unmaps.
+    /// Ends a ``map(length:writable:)``: closes the backend's and the dma-buf's CPU access windows
+    /// and unmaps.
     func unmap(_ address: UnsafeMutableRawPointer, length: Int, writable: Bool) {
+        cpuAccess?.end(writable: writable)
         if kind == .dmaBuf { try? Kernel.dmaBufSync(descriptor.borrowed, start: false, write: writable) }
         Kernel.unmap(address, length: length)
+    }
+
+    /// Whether the descriptor was opened read-only (a dma-buf exported without `DRM_RDWR`).
+    var isReadOnlyFile: Bool {
+        guard let flags = try? Kernel.statusFlags(descriptor.borrowed) else { return false }
+        return flags & O_ACCMODE == O_RDONLY
     }
 
     /// Wraps a buffer a runtime hands over (its own Vulkan/GL export) on `backend`: classifies and
     /// measures it and adopts a duplicate (the caller keeps its descriptor).
     ///
     /// - Throws: `STATUS_INVALID_PARAMETER` when `fd` is neither a dma-buf nor a sealed memfd;
-    ///   what ``DeviceBackend/adopt(_:kind:size:)`` throws; the kernel's status when it cannot be
+    ///   what ``DeviceBackend/adopt(_:kind:size:layout:)`` throws; the kernel's status when it cannot be
     ///   measured or duplicated.
-    static func wrapping(_ fd: Int32, on backend: any DeviceBackend) throws(NTError) -> BufferObject {
+    static func wrapping(_ fd: Int32, layout: AllocationDescriptor,
+                         on backend: any DeviceBackend) throws(NTError) -> BufferObject {
         let kind = try BufferKind(classifying: fd)
         let size: UInt64
         let copy: FileDescriptor
@@ -110,7 +164,7 @@ final class BufferObject: Sendable {
             size = try Kernel.size(BorrowedDescriptor(unowned: fd))
             copy = try Kernel.duplicate(BorrowedDescriptor(unowned: fd))
         } catch { throw error.nt("taking a wrapped buffer") }
-        return try backend.adopt(copy, kind: kind, size: size)
+        return try backend.adopt(copy, kind: kind, size: size, layout: layout)
     }
 
     /// A read-only open of the same memfd (`/proc/self/fd/N` with `O_RDONLY`): the kernel refuses
@@ -137,6 +191,14 @@ protocol KernelTimeline: AnyObject, Sendable {
     ///
     /// - Throws: `STATUS_INVALID_PARAMETER` when nothing was submitted for `point` yet.
     func exportSyncFile(point: UInt64) throws(NTError) -> FileDescriptor
+    /// Signals `point` when a sync_file's fence signals (GPU work done), without the CPU waiting:
+    /// the fence becomes the timeline's point (`FD_TO_HANDLE` with `IMPORT_SYNC_FILE` into a
+    /// temporary binary syncobj, `DRM_IOCTL_SYNCOBJ_TRANSFER` to the point). The caller keeps
+    /// `syncFile`.
+    ///
+    /// - Throws: `STATUS_INVALID_PARAMETER` when `point` is not above every point already
+    ///   submitted (fence values only grow) or `syncFile` is not a sync_file.
+    func signal(_ point: UInt64, whenSignalled syncFile: Int32) throws(NTError)
     /// Makes `eventfd` readable when `point` signals (`DRM_IOCTL_SYNCOBJ_EVENTFD`).
     func notify(eventfd: Int32, point: UInt64) throws(NTError)
     /// Waits until every entry (or, with `all` false, one) reaches its point, or `deadline`.
@@ -150,16 +212,24 @@ protocol KernelTimeline: AnyObject, Sendable {
 /// What a backend (DRM or software) does for a device: it makes and owns every kernel object the
 /// device's allocations, fences and keyed mutexes use, so the API layer never calls the kernel.
 protocol DeviceBackend: AnyObject, Sendable {
-    /// Creates a new buffer of at least `size` bytes.
+    /// Creates a new buffer of at least `size` bytes, laid out as `descriptor` asks (an image's
+    /// width, height, fourcc and modifier); the buffer's ``BufferObject/layout`` says what the
+    /// allocator chose.
+    ///
+    /// - Throws: `STATUS_NOT_SUPPORTED` when no allocator of this device can make it (no GBM for
+    ///   the driver, no driver-native creation, no primary node for dumb buffers); the kernel's
+    ///   status when allocation fails.
     func allocate(size: UInt64, descriptor: AllocationDescriptor) throws(NTError) -> BufferObject
 
     /// Takes a buffer made elsewhere (another process's share package, or the runtime's own
     /// dma-buf export) onto this device. `kind` and `size` are what the caller already measured
-    /// (``BufferKind/init(classifying:)``, ``Kernel/size(_:)``).
+    /// (``BufferKind/init(classifying:)``, ``Kernel/size(_:)``); `layout` is what the buffer holds
+    /// (its creator's descriptor), for the backend's CPU access (virgl transfers of an image).
     ///
     /// - Throws: `STATUS_NOT_SUPPORTED` when this device cannot import that buffer (another
     ///   driver's dma-buf the kernel refuses with `ENODEV`, a memfd on a DRM device).
-    func adopt(_ descriptor: consuming FileDescriptor, kind: BufferKind, size: UInt64) throws(NTError) -> BufferObject
+    func adopt(_ descriptor: consuming FileDescriptor, kind: BufferKind, size: UInt64,
+               layout: AllocationDescriptor?) throws(NTError) -> BufferObject
 
     /// A new kernel timeline for a fence, or nil when this backend keeps fences in shared memory
     /// alone (the software adapter, whose fences are a ``FenceState``).

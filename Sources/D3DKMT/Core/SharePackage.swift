@@ -20,6 +20,9 @@
 ///   u64 size   u32 driver data size   u32 descriptor index   u32 flags (0)   u32 reserved (0)
 ///   u32 width   u32 height   u32 stride   u32 fourcc   u64 modifier   (the allocation's layout:
 ///   the library's own bookkeeping, never part of the runtime's driver data)
+///   with flags bit 0 (``planesFlag``), 48 more bytes follow the record: u32 plane count (1...4)
+///   u32 reserved (0)   u64 data offset   4 × (u32 offset, u32 stride), unused planes 0 (a
+///   layout version 1 could not say; builds before it refuse such a package as malformed)
 /// keyed mutex record (16 bytes, when contents has 2)
 ///   u32 state descriptor index   u32 syncobj descriptor index   u32 runtime data size   u32 reserved
 /// sync object record (24 bytes, when contents has 4)
@@ -38,6 +41,9 @@ struct SharePackage {
     static let version: UInt16 = 2
     static let headerSize = 48
     static let allocationRecordSize = 48
+    /// An allocation record's flag: its planes and data offset follow it.
+    static let planesFlag: UInt32 = 1
+    static let planesExtensionSize = 48
     static let keyedMutexRecordSize = 16
     static let syncObjectRecordSize = 24
     /// A descriptor index meaning "none": a keyed mutex without a timeline syncobj, a software
@@ -122,13 +128,24 @@ struct SharePackage {
             writer.append(allocation.size)
             writer.append(UInt32(allocation.driverData.count))
             writer.append(allocation.descriptorIndex)
+            let layout = allocation.layout
+            writer.append(layout.needsVersion2 ? Self.planesFlag : 0)
             writer.append(UInt32(0))
-            writer.append(UInt32(0))
-            writer.append(allocation.layout.width)
-            writer.append(allocation.layout.height)
-            writer.append(allocation.layout.stride)
-            writer.append(allocation.layout.fourcc)
-            writer.append(allocation.layout.modifier)
+            writer.append(layout.width)
+            writer.append(layout.height)
+            writer.append(layout.stride)
+            writer.append(layout.fourcc)
+            writer.append(layout.modifier)
+            if layout.needsVersion2 {
+                let planes = layout.effectivePlanes
+                writer.append(UInt32(planes.count))
+                writer.append(UInt32(0))
+                writer.append(layout.dataOffset)
+                for index in 0..<AllocationDescriptor.maximumPlanes {
+                    writer.append(index < planes.count ? planes[index].offset : 0)
+                    writer.append(index < planes.count ? planes[index].stride : 0)
+                }
+            }
         }
         if let keyedMutex {
             writer.append(keyedMutex.stateDescriptorIndex)
@@ -222,13 +239,32 @@ struct SharePackage {
                   let height = reader.read(UInt32.self), let stride = reader.read(UInt32.self),
                   let fourcc = reader.read(UInt32.self), let modifier = reader.read(UInt64.self)
             else { throw .malformed("truncated allocation record") }
-            guard flags == 0, reserved == 0 else { throw .malformed("unknown allocation flags") }
+            guard flags & ~Self.planesFlag == 0, reserved == 0 else { throw .malformed("unknown allocation flags") }
             guard size > 0, size <= AllocationDescriptor.maximumSize else {
                 throw .malformed("allocation size \(size) out of range")
             }
             try claim(index)
-            let layout = AllocationDescriptor(size: size, width: width, height: height, stride: stride,
+            var layout = AllocationDescriptor(size: size, width: width, height: height, stride: stride,
                                               fourcc: fourcc, modifier: modifier)
+            if flags & Self.planesFlag != 0 {
+                guard let count = reader.read(UInt32.self), let reservedPlanes = reader.read(UInt32.self),
+                      let dataOffset = reader.read(UInt64.self)
+                else { throw .malformed("truncated allocation planes") }
+                guard (1...UInt32(AllocationDescriptor.maximumPlanes)).contains(count), reservedPlanes == 0,
+                      dataOffset <= AllocationDescriptor.maximumSize
+                else { throw .malformed("allocation planes out of range") }
+                for plane in 0..<AllocationDescriptor.maximumPlanes {
+                    guard let offset = reader.read(UInt32.self), let planeStride = reader.read(UInt32.self) else {
+                        throw .malformed("truncated allocation planes")
+                    }
+                    if plane < Int(count) {
+                        layout.planes.append(AllocationDescriptor.Plane(offset: offset, stride: planeStride))
+                    } else if offset != 0 || planeStride != 0 {
+                        throw .malformed("an unused plane is not zero")
+                    }
+                }
+                layout.dataOffset = dataOffset
+            }
             package.allocations.append(AllocationRecord(size: size, driverData: [], descriptorIndex: index,
                                                         layout: layout))
             driverDataSizes.append(Int(dataSize))

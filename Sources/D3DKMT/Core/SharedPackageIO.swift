@@ -149,7 +149,8 @@ enum SharedPackageReader {
 extension SharedPackageReader {
     /// Each allocation's descriptor must be a dma-buf or a memfd holding at least the bytes the
     /// package claims: a peer cannot pass off a pipe as a buffer, or make a mapping run past the
-    /// end of one.
+    /// end of one. An image's dma-buf may hold fewer (a virgl texture whose contents live on the
+    /// host has a page of guest memory): ``Allocation/map(writable:)`` then refuses to map it.
     static func checkAllocations(_ package: SharePackage, _ descriptors: ReceivedDescriptors)
         throws(NTError) -> [(kind: BufferKind, size: UInt64)] {
         var buffers: [(kind: BufferKind, size: UInt64)] = []
@@ -162,7 +163,7 @@ extension SharedPackageReader {
             } catch {
                 throw error.nt("sizing a shared buffer")
             }
-            guard size >= record.size else {
+            guard size >= record.size || (kind == .dmaBuf && record.layout.isImage) else {
                 throw NTError(.invalidParameter, "shared buffer holds \(size) bytes, package says \(record.size)")
             }
             buffers.append((kind, size))

@@ -8,9 +8,11 @@ import CLibDRM
 
 /// A DRM adapter's device: an open render node.
 ///
-/// Buffers are GEM objects. New ones are made the way the driver allows on a render node
-/// (virtio-gpu's `RESOURCE_CREATE`) or as dumb buffers on the primary node, exported as PRIME
-/// dma-bufs and imported back into the render node; buffers from elsewhere are imported with
+/// New buffers come from the first allocator of the device that can make them: Mesa's GBM on the
+/// render node (any driver Mesa supports: the driver's formats, modifiers and tiling; a machine
+/// with only a render node allocates this way), then driver-native creation (virtio-gpu's
+/// `RESOURCE_CREATE`), then dumb buffers on the primary node. Each is exported as a PRIME dma-buf
+/// (read-write) and imported back into the render node; buffers from elsewhere are imported with
 /// `drmPrimeFDToHandle`. The kernel hands out one GEM handle per buffer per fd, so handles are
 /// reference counted here: two opens of one buffer must not close each other's handle.
 final class DRMDevice: DeviceBackend {
@@ -18,9 +20,14 @@ final class DRMDevice: DeviceBackend {
     let driverName: String
     /// Whether this device has timeline syncobjs (`DRM_CAP_SYNCOBJ_TIMELINE`; vgem has none).
     let hasTimelines: Bool
+    /// Whether this is a virtio-gpu with 3D (virgl: `VIRTGPU_PARAM_3D_FEATURES`), whose images
+    /// live on the host and need transfers around CPU access.
+    let hasVirgl: Bool
     private let primaryPath: String?
     /// The primary node, opened on first need (dumb buffers).
     private let primary = Mutex<FileDescriptor?>(nil)
+    /// GBM on this device, made on first need (nil inside: GBM cannot serve this device).
+    private let gbm = Mutex<GBMAllocator??>(nil)
     /// GEM handle → how many BufferObjects use it. Imports and closes happen under this lock, so
     /// a handle number is never closed while another import is returning it.
     private let handles = Mutex<[UInt32: Int]>([:])
@@ -31,6 +38,8 @@ final class DRMDevice: DeviceBackend {
         self.primaryPath = primaryPath
         self.driverName = driverName
         self.hasTimelines = Kernel.drmCapability(self.render.borrowed, DRM_CAP_SYNCOBJ_TIMELINE) != 0
+        self.hasVirgl = driverName == "virtio_gpu"
+            && ((try? Kernel.virtioGPUParameter(self.render.borrowed, Kernel.virtioGPUParam3DFeatures)) ?? 0) != 0
     }
 
     /// Opens the render node of the adapter `info` describes (`D3DKMTCreateDevice`).
@@ -50,14 +59,34 @@ final class DRMDevice: DeviceBackend {
         return DRMDevice(render: render, primaryPath: info.primaryNode, driverName: info.driverName)
     }
 
+    /// Allocates through GBM, then driver-native creation, then dumb buffers (see the type).
+    /// An image (`fourcc` with width and height) is made as asked by GBM; by the fallbacks, and
+    /// a plain buffer by all, as a linear 32-bpp surface 1024 pixels (4 KiB) wide, tall enough for
+    /// `size` bytes.
     func allocate(size: UInt64, descriptor: AllocationDescriptor) throws(NTError) -> BufferObject {
-        // A linear 32-bpp surface 1024 pixels (4 KiB) wide, tall enough for `size` bytes.
+        var reasons: [String] = []
+        if let allocator = gbmAllocator() {
+            do {
+                let made = try allocator.allocate(size: size, descriptor: descriptor)
+                return try adopt(made.dmaBuf, kind: .dmaBuf, size: made.size, allocator: .gbm,
+                                 chosen: made.layout, layout: made.layout)
+            } catch {
+                reasons.append("GBM: \(error.reason)")
+            }
+        } else {
+            reasons.append("GBM: no GBM for \(driverName)")
+        }
         let rowBytes: UInt64 = 4096
         let rows = (size + rowBytes - 1) / rowBytes
         guard rows <= UInt64(UInt32.max / 4096) else {
             throw NTError(.invalidParameter, "allocation of \(size) bytes is too large for \(driverName)")
         }
+        guard driverName == "virtio_gpu" || primaryPath != nil else {
+            throw NTError(.notSupported, "nothing can allocate on \(driverName): "
+                          + reasons.joined(separator: "; ") + "; no primary node for dumb buffers")
+        }
         let dmaBuf: FileDescriptor
+        let allocator: BufferAllocator
         do throws(Errno) {
             if driverName == "virtio_gpu" {
                 // The handle stays open: importing the dma-buf below returns this same handle,
@@ -68,32 +97,57 @@ final class DRMDevice: DeviceBackend {
                     Kernel.gemClose(render.borrowed, handle: handle)
                     throw error
                 }
+                allocator = .virtioGPU
             } else {
                 let card = try primaryNode()
                 let created = try Kernel.createDumb(card, width: 1024, height: UInt32(rows))
                 defer { Kernel.gemClose(card, handle: created.handle) }
                 dmaBuf = try Kernel.primeExport(card, handle: created.handle, writable: true)
+                allocator = .dumb
             }
         } catch {
-            throw error.nt("allocating \(size) bytes on \(driverName)")
+            throw error.nt("allocating \(size) bytes on \(driverName) (" + reasons.joined(separator: "; ") + ")")
         }
         // The dma-buf now holds the buffer; the device's own handle comes from importing it
         // (for virtio-gpu, the import returns the handle RESOURCE_CREATE made, now counted).
         let exportedSize: UInt64
         do { exportedSize = try Kernel.size(dmaBuf.borrowed) } catch { throw error.nt("sizing a new dma-buf") }
-        return try adopt(dmaBuf, kind: .dmaBuf, size: exportedSize)
+        return try adopt(dmaBuf, kind: .dmaBuf, size: exportedSize, allocator: allocator, chosen: nil, layout: nil)
     }
 
-    func adopt(_ descriptor: consuming FileDescriptor, kind: BufferKind,
-               size: UInt64) throws(NTError) -> BufferObject {
+    func adopt(_ descriptor: consuming FileDescriptor, kind: BufferKind, size: UInt64,
+               layout: AllocationDescriptor?) throws(NTError) -> BufferObject {
+        try adopt(descriptor, kind: kind, size: size, allocator: .imported, chosen: nil, layout: layout)
+    }
+
+    /// Imports `descriptor` into the render node. `chosen` is the layout the allocator picked
+    /// (kept on the buffer), `layout` what it holds (for virgl's transfers).
+    private func adopt(_ descriptor: consuming FileDescriptor, kind: BufferKind, size: UInt64,
+                       allocator: BufferAllocator, chosen: AllocationDescriptor?,
+                       layout: AllocationDescriptor?) throws(NTError) -> BufferObject {
         guard kind == .dmaBuf else {
             throw NTError(.notSupported, "\(driverName) cannot import a system-memory (memfd) allocation; "
                                          + "open it on the software adapter")
         }
         let handle = try retainImport(descriptor.rawValue)
         let renderFD = render.borrowed
-        return BufferObject(descriptor: descriptor, kind: .dmaBuf, size: size) { [self] in
+        let access = DRMBufferAccess(device: self, handle: handle, layout: layout)
+        return BufferObject(descriptor: descriptor, kind: .dmaBuf, size: size, allocator: allocator, layout: chosen,
+                            cpuAccess: access) { [self] in
             self.releaseHandle(handle, renderFD: renderFD)
+        }
+    }
+
+    /// GBM on this device, made on first use; nil when libgbm is missing or has no driver for it
+    /// (also a 2D-only virtio-gpu: Mesa's virgl driver needs 3D, and its fallback makes dumb
+    /// buffers, which a render node refuses).
+    private func gbmAllocator() -> GBMAllocator? {
+        if driverName == "virtio_gpu" && !hasVirgl { return nil }
+        return gbm.withLock { (state: inout GBMAllocator??) -> GBMAllocator? in
+            if let made = state { return made }
+            let made = GBMAllocator(renderNode: render.borrowed, driverName: driverName)
+            state = .some(made)
+            return made
         }
     }
 

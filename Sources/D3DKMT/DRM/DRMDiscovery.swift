@@ -44,6 +44,9 @@ enum DRMDiscovery {
         }
         if Kernel.drmCapability(fd, DRM_CAP_SYNCOBJ) != 0 { capabilities.insert(.syncObject) }
         if Kernel.drmCapability(fd, DRM_CAP_SYNCOBJ_TIMELINE) != 0 { capabilities.insert(.timelineSyncObject) }
+        if driver == "virtio_gpu", (try? Kernel.virtioGPUParameter(fd, Kernel.virtioGPUParam3DFeatures)) ?? 0 != 0 {
+            capabilities.insert(.virgl3D)
+        }
 
         // "../../../0000:00:02.0" under a PCI bus, ".../platform/vgem" for a platform device.
         let deviceLink = Kernel.readLink(sysfs) ?? ""

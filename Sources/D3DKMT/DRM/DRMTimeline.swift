@@ -44,6 +44,27 @@ final class DRMTimeline: KernelTimeline {
         }
     }
 
+    func signal(_ point: UInt64, whenSignalled syncFile: Int32) throws(NTError) {
+        let submitted: UInt64
+        do { submitted = try Kernel.syncobjQuery(fd, handle, lastSubmitted: true) } catch {
+            throw error.nt("querying a syncobj")
+        }
+        guard point > submitted else {
+            throw NTError(.invalidParameter, "fence value \(point) is not above \(submitted), the last value "
+                                             + "already signalled or submitted (fence values only grow)")
+        }
+        do {
+            let binary = try Kernel.syncobjCreate(fd)
+            defer { Kernel.syncobjDestroy(fd, binary) }
+            try Kernel.syncobjImportSyncFile(fd, binary, syncFile: BorrowedDescriptor(unowned: syncFile))
+            try Kernel.syncobjTransfer(fd, destination: handle, destinationPoint: point, source: binary, sourcePoint: 0)
+        } catch {
+            throw error == .invalidArgument || error == .badFileDescriptor
+                ? NTError(.invalidParameter, "descriptor \(syncFile) is not a sync_file")
+                : error.nt("putting a sync_file's fence on a timeline")
+        }
+    }
+
     func notify(eventfd: Int32, point: UInt64) throws(NTError) {
         do {
             try Kernel.syncobjEventfd(fd, handle, point: point, eventfd: BorrowedDescriptor(unowned: eventfd))

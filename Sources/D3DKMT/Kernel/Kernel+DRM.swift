@@ -110,3 +110,58 @@ extension Kernel {
         return FileDescriptor(adopting: request.fd)
     }
 }
+
+/// virtio-gpu's own ioctls (virtgpu_drm.h) beyond `RESOURCE_CREATE`: the 3D parameter, and the
+/// transfers and wait that bracket CPU access to a virgl resource, whose contents live on the host.
+extension Kernel {
+    /// `VIRTGPU_PARAM_3D_FEATURES`.
+    static let virtioGPUParam3DFeatures: UInt64 = 1
+
+    /// `DRM_IOCTL_VIRTGPU_GETPARAM`: the parameter's value.
+    static func virtioGPUParameter(_ fd: BorrowedDescriptor, _ parameter: UInt64) throws(Errno) -> Int32 {
+        var value: Int32 = 0
+        try withUnsafeMutablePointer(to: &value) { (pointer) throws(Errno) in
+            var request = drm_virtgpu_getparam(param: parameter, value: UInt64(UInt(bitPattern: pointer)))
+            try ioctl(fd, kmt_DRM_IOCTL_VIRTGPU_GETPARAM, &request)
+        }
+        return value
+    }
+
+    /// `DRM_IOCTL_VIRTGPU_RESOURCE_INFO`: the resource's host stride (0 for a buffer).
+    static func virtioGPUResourceStride(_ fd: BorrowedDescriptor, handle: UInt32) throws(Errno) -> UInt32 {
+        var request = drm_virtgpu_resource_info(bo_handle: handle, res_handle: 0, size: 0, stride: 0)
+        try ioctl(fd, kmt_DRM_IOCTL_VIRTGPU_RESOURCE_INFO, &request)
+        return request.stride
+    }
+
+    /// `DRM_IOCTL_VIRTGPU_TRANSFER_FROM_HOST` (`toHost` false) or `TRANSFER_TO_HOST`: copies a
+    /// virgl resource's `width` × `height` box (level 0) between the host's copy and the guest
+    /// pages a mapping shows. Queued: ``virtioGPUWait(_:handle:)`` waits for it.
+    /// (libdrm's copy of the structs predates their `stride` fields: the kernel takes 0, the
+    /// resource's own stride.)
+    static func virtioGPUTransfer(_ fd: BorrowedDescriptor, handle: UInt32, width: UInt32, height: UInt32,
+                                  toHost: Bool) throws(Errno) {
+        let box = drm_virtgpu_3d_box(x: 0, y: 0, z: 0, w: width, h: height, d: 1)
+        if toHost {
+            var request = drm_virtgpu_3d_transfer_to_host(bo_handle: handle, box: box, level: 0, offset: 0)
+            try ioctl(fd, kmt_DRM_IOCTL_VIRTGPU_TRANSFER_TO_HOST, &request)
+        } else {
+            var request = drm_virtgpu_3d_transfer_from_host(bo_handle: handle, box: box, level: 0, offset: 0)
+            try ioctl(fd, kmt_DRM_IOCTL_VIRTGPU_TRANSFER_FROM_HOST, &request)
+        }
+    }
+
+    /// `DRM_IOCTL_VIRTGPU_MAP`: the offset at which `mmap(2)` of the render node maps the GEM object
+    /// (with the node's own access mode, whatever mode the object's dma-buf was exported with).
+    static func virtioGPUMapOffset(_ fd: BorrowedDescriptor, handle: UInt32) throws(Errno) -> UInt64 {
+        var request = drm_virtgpu_map(offset: 0, handle: handle, pad: 0)
+        try ioctl(fd, kmt_DRM_IOCTL_VIRTGPU_MAP, &request)
+        return request.offset
+    }
+
+    /// `DRM_IOCTL_VIRTGPU_WAIT`: blocks until the resource is idle (its transfers and rendering).
+    static func virtioGPUWait(_ fd: BorrowedDescriptor, handle: UInt32) throws(Errno) {
+        var request = drm_virtgpu_3d_wait(handle: handle, flags: 0)
+        try ioctl(fd, kmt_DRM_IOCTL_VIRTGPU_WAIT, &request)
+    }
+}

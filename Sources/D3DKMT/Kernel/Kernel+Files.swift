@@ -103,12 +103,14 @@ extension Kernel {
         return info.st_rdev
     }
 
-    /// `mmap(2)` of a whole shared object.
-    static func mapShared(_ fd: BorrowedDescriptor, length: Int,
-                          writable: Bool) throws(Errno) -> UnsafeMutableRawPointer {
+    /// `mmap(2)` of a whole shared object, or of `length` bytes at `offset` (a DRM node's fake
+    /// offset for one GEM object).
+    static func mapShared(_ fd: BorrowedDescriptor, length: Int, writable: Bool,
+                          offset: UInt64 = 0) throws(Errno) -> UnsafeMutableRawPointer {
         try checkFault(.mmap)
         let protection = writable ? (PROT_READ | PROT_WRITE) : PROT_READ
-        guard let address = mmap(nil, length, protection, MAP_SHARED, fd.rawValue, 0), address != MAP_FAILED else {
+        guard let address = mmap(nil, length, protection, MAP_SHARED, fd.rawValue, off_t(Int64(bitPattern: offset))),
+              address != MAP_FAILED else {
             throw Errno.current
         }
         return address

@@ -48,11 +48,14 @@ extension Kernel {
         try libdrm { drmSyncobjTimelineSignal(fd.rawValue, &handle, &point, 1) }
     }
 
-    /// `DRM_IOCTL_SYNCOBJ_QUERY`: the timeline's last signalled point.
-    static func syncobjQuery(_ fd: BorrowedDescriptor, _ handle: UInt32) throws(Errno) -> UInt64 {
+    /// `DRM_IOCTL_SYNCOBJ_QUERY`: the timeline's last signalled point, or with `lastSubmitted`
+    /// (`DRM_SYNCOBJ_QUERY_FLAGS_LAST_SUBMITTED`) the last point that has a fence, signalled or not.
+    static func syncobjQuery(_ fd: BorrowedDescriptor, _ handle: UInt32,
+                             lastSubmitted: Bool = false) throws(Errno) -> UInt64 {
         var handle = handle
         var point: UInt64 = 0
-        try libdrm { drmSyncobjQuery(fd.rawValue, &handle, &point, 1) }
+        let flags = lastSubmitted ? UInt32(DRM_SYNCOBJ_QUERY_FLAGS_LAST_SUBMITTED) : 0
+        try libdrm { drmSyncobjQuery2(fd.rawValue, &handle, &point, 1, flags) }
         return point
     }
 

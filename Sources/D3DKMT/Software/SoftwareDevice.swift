@@ -13,13 +13,14 @@ final class SoftwareDevice: DeviceBackend {
             try Kernel.truncate(memory.borrowed, to: size)
             // The size is fixed for life: a peer mapping it can never be cut short (SIGBUS).
             try Kernel.addSeals(memory.borrowed, Kernel.sealShrink | Kernel.sealGrow | Kernel.sealSeal)
-            return BufferObject(descriptor: memory, kind: .memfd, size: size)
+            return BufferObject(descriptor: memory, kind: .memfd, size: size, allocator: .memfd)
         } catch {
             throw error.nt("creating a \(size)-byte memfd allocation")
         }
     }
 
-    func adopt(_ descriptor: consuming FileDescriptor, kind: BufferKind, size: UInt64) throws(NTError) -> BufferObject {
+    func adopt(_ descriptor: consuming FileDescriptor, kind: BufferKind, size: UInt64,
+               layout: AllocationDescriptor?) throws(NTError) -> BufferObject {
         BufferObject(descriptor: descriptor, kind: kind, size: size)
     }
 

@@ -170,12 +170,23 @@ void quiet_counts(int *fds, int *threads)
     }
 }
 
-int warmed_up_fds(void)
+int warmed_up_fds(D3DKMT_HANDLE hDevice)
 {
     D3DKMT_HANDLE km = 0;
     EXPECT_OK(km_create(0, NULL, 0, &km));
     if (km)
         EXPECT_OK(km_destroy(km));
+    /* A v1 keyed mutex has a global handle, served by the event thread: that starts it. */
+    km = 0;
+    EXPECT_OK(km_create_ex(1, 0, 0, NULL, 0, &km, NULL));
+    if (km)
+        EXPECT_OK(km_destroy(km));
+    if (hDevice) {
+        D3DKMT_HANDLE hResource = 0, hAllocation = 0;
+        EXPECT_OK(create_resource(hDevice, 1, 0, &hResource, &hAllocation));
+        if (hResource)
+            EXPECT_OK(destroy_resource(hDevice, hResource));
+    }
     return count_fds();
 }
 

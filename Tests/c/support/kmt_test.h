@@ -79,10 +79,13 @@ int count_fds_settled(int want);
 /* The baseline: descriptors and threads once they have held still for
  * 200 ms (up to 5 s). */
 void quiet_counts(int *fds, int *threads);
-/* count_fds() after a keyed mutex has been created and destroyed once: the
- * library may open things on first use (the adapter list a keyed mutex takes
- * its timeline from). */
-int warmed_up_fds(void);
+/* count_fds() after a keyed mutex has been created and destroyed once, and
+ * (hDevice non-zero) an allocation on hDevice: the library may open things on
+ * first use (the adapter list a keyed mutex takes its timeline from; the
+ * event thread, with its epoll set and wake-up eventfd, started here by a
+ * keyed mutex with a global handle; a device's allocator, GBM, which keeps
+ * its descriptors while the device lives). */
+int warmed_up_fds(D3DKMT_HANDLE hDevice);
 
 uint64_t now_ns(void);
 LONGLONG nt_system_time(void);  /* Windows system time, for absolute NT timeouts */

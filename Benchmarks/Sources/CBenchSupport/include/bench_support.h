@@ -137,4 +137,24 @@ void kb_syncobj_destroy(int fd, uint32_t handle);
  * drmSyncobjTimelineWait(WAIT_FOR_SUBMIT) for `in` (first = 1), or wait then signal. */
 int kb_syncobj_pingpong(int fd, uint32_t out, uint32_t in, uint64_t base, long rounds, int first);
 
+/* ---- GPU fences and GBM (issue 13) ------------------------------------------------------- */
+
+/* A sync_file that has signalled (a signalled binary syncobj's fence): the stand-in for finished
+ * GPU work. Descriptor or -errno. */
+int kb_signalled_sync_file(int fd);
+
+/* The raw GPU-to-GPU handoff through a timeline, `rounds` times (points base+1...): the producer
+ * side puts `sync_file`'s fence at the point (temporary binary syncobj: IMPORT_SYNC_FILE, TRANSFER
+ * to the timeline, destroy), the consumer side takes the point's fence out as a sync_file
+ * (temporary binary: TRANSFER from the timeline, EXPORT_SYNC_FILE, destroy) and closes it. */
+int kb_gpu_fence_handoff(int fd, uint32_t timeline, int sync_file, uint64_t base, long rounds);
+
+/* Raw GBM allocate + share, `rounds` times: gbm_bo_create (width x height ABGR8888, linear,
+ * rendering), PRIME export read-write of its handle, a socketpair and a sendmsg of the dma-buf with
+ * SCM_RIGHTS (what a handle is: a message queued in a socket), all closed, gbm_bo_destroy.
+ * `device` is kb_gbm_device(gbm_fd), made once outside the measured rounds. */
+void *kb_gbm_device(int fd);                 /* gbm_create_device, NULL when GBM cannot serve fd */
+void kb_gbm_device_destroy(void *device);
+int kb_gbm_allocate_share(void *device, int gbm_fd, uint32_t width, uint32_t height, long rounds);
+
 #endif
