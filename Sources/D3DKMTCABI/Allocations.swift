@@ -109,8 +109,7 @@ func createAllocations(_ data: UnsafeMutablePointer<D3DKMT_CREATEALLOCATION>,
         let handles: [D3DKMT_HANDLE]? = handleTable.withLock { table in
             var made: [D3DKMT_HANDLE] = []
             for allocation in allocations {
-                guard let handle = table.insert(.allocation(allocation, device: deviceHandle, resource: 0,
-                                                            access: CPUAccess())) else {
+                guard let handle = table.insert(.allocation(allocation, device: deviceHandle, resource: 0)) else {
                     for handle in made { table.remove(handle) }
                     return nil
                 }
@@ -216,7 +215,7 @@ func destroyAllocations(device: D3DKMT_HANDLE, resource: D3DKMT_HANDLE, list: Un
             // Listed alone, an allocation may be standalone or one of a resource's (which stays).
             var parents: [D3DKMT_HANDLE: [D3DKMT_HANDLE]] = [:]
             for handle in listed {
-                guard case .allocation(_, let owner, let parent, _)? = table.lookup(handle), owner == device else {
+                guard case .allocation(_, let owner, let parent)? = table.lookup(handle), owner == device else {
                     return .failure(invalid("allocation handle 0x\(String(handle, radix: 16)) "
                                             + "is not an allocation of hDevice"))
                 }
@@ -253,39 +252,30 @@ public func D3DKMTDestroyAllocation(_ pData: UnsafePointer<D3DKMT_DESTROYALLOCAT
     }
 }
 
-/// `D3DKMTLock2`: maps the whole allocation for CPU access (writable unless it was opened
-/// read-only); locking again returns the same address. The mapping and the dma-buf's
-/// `DMA_BUF_IOCTL_SYNC` happen outside the handle table's lock: a busy buffer stalls only the
-/// threads locking it. `STATUS_INVALID_PARAMETER` for an unknown allocation or non-zero `Flags`
-/// (Microsoft reserves them); the `mmap` failure otherwise.
+/// `D3DKMTLock2`: CPU access to the whole allocation (writable unless it was opened read-only).
+/// The allocation is mapped on its first lock and stays mapped until it is destroyed, so every
+/// lock returns the same address, as on Windows; each lock only opens the CPU access window
+/// (`DMA_BUF_IOCTL_SYNC` start on a dma-buf, virgl's transfer from the host; nothing on a memfd),
+/// nested locks share it. The wait for a busy dma-buf happens outside the handle table's lock: it
+/// stalls only the threads locking this allocation. `STATUS_INVALID_PARAMETER` for an unknown
+/// allocation or non-zero `Flags` (Microsoft reserves them); the `mmap` failure otherwise.
 @c @implementation
 public func D3DKMTLock2(_ pData: UnsafeMutablePointer<D3DKMT_LOCK2>?) -> NTSTATUS {
     ntCall(arguments: pData?.pointee) { () throws(NTError) in
         let data = try required(pData)
         guard data.pointee.Flags.Value == 0 else { throw invalid("D3DDDICB_LOCK2FLAGS are reserved; Flags must be 0") }
-        let (deviceHandle, allocationHandle) = (data.pointee.hDevice, data.pointee.hAllocation)
-        let found: (Allocation, CPUAccess)? = handleTable.withLock { table in
-            guard case .allocation(let allocation, let owner, _, let access)? = table.lookup(allocationHandle),
-                  owner == deviceHandle else { return nil }
-            return (allocation, access)
-        }
-        guard let (allocation, access) = found else { throw invalid("hAllocation is not an allocation of hDevice") }
-        data.pointee.pData = try access.lock(allocation)
+        data.pointee.pData = try HandleTable.allocation(data.pointee.hAllocation, onDevice: data.pointee.hDevice).lock()
     }
 }
 
-/// `D3DKMTUnlock2`: ends a `D3DKMTLock2`; the mapping goes away with the last unlock (outside the
-/// handle table's lock).
+/// `D3DKMTUnlock2`: ends a `D3DKMTLock2`; the last unlock closes the CPU access window
+/// (`DMA_BUF_IOCTL_SYNC` end, virgl's transfer to the host). The mapping stays.
 @c @implementation
 public func D3DKMTUnlock2(_ pData: UnsafePointer<D3DKMT_UNLOCK2>?) -> NTSTATUS {
     ntCall(arguments: pData?.pointee) { () throws(NTError) in
         let data = try required(pData).pointee
-        let access: CPUAccess? = handleTable.withLock { table in
-            guard case .allocation(_, let owner, _, let access)? = table.lookup(data.hAllocation),
-                  owner == data.hDevice else { return nil }
-            return access
-        }
-        guard let access, access.unlock() else { throw invalid("hAllocation is not a locked allocation of hDevice") }
+        let allocation = try HandleTable.allocation(data.hAllocation, onDevice: data.hDevice)
+        guard allocation.unlock() else { throw invalid("hAllocation is not a locked allocation of hDevice") }
     }
 }
 

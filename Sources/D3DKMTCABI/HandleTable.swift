@@ -4,80 +4,14 @@ import Synchronization
 import Glibc
 #endif
 
-/// A pthread mutex. Not `Synchronization.Mutex`: on Linux it spins in user space before sleeping
-/// (most of the CPU time of eight threads calling the C ABI on two cores went there), and
-/// ThreadSanitizer does not see it as synchronisation, so every access under it was reported as
-/// a race and real races in the C ABI could not be told apart.
-final class PThreadMutex: @unchecked Sendable {
-    private let mutex: UnsafeMutablePointer<pthread_mutex_t>
-
-    init() {
-        mutex = .allocate(capacity: 1)
-        pthread_mutex_init(mutex, nil)
-    }
-
-    deinit {
-        pthread_mutex_destroy(mutex)
-        mutex.deallocate()
-    }
-
-    func withLock<R: ~Copyable, E: Error>(_ body: () throws(E) -> R) throws(E) -> R {
-        pthread_mutex_lock(mutex)
-        defer { pthread_mutex_unlock(mutex) }
-        return try body()
-    }
-}
-
-/// An allocation's CPU access through `D3DKMTLock2` / `D3DKMTUnlock2`: its mapping while locked and
-/// how many locks hold it, behind a mutex of its own, so that mapping a buffer and waiting for its
-/// `DMA_BUF_IOCTL_SYNC` stall only the threads locking this allocation, never the handle table.
-final class CPUAccess: @unchecked Sendable {
-    private let mutex = PThreadMutex()
-    private var mapping: AllocationMapping?
-    private var count = 0
-
-    /// Maps the allocation on the first lock (writable unless it is read-only); returns the
-    /// address, the same for nested locks.
-    func lock(_ allocation: Allocation) throws(NTError) -> UnsafeMutableRawPointer {
-        try mutex.withLock { () throws(NTError) -> UnsafeMutableRawPointer in
-            if let address = mapping?.baseAddress {
-                count += 1
-                return address
-            }
-            let made = try allocation.map(writable: !allocation.isReadOnly)
-            let address = made.baseAddress
-            mapping = consume made
-            count = 1
-            return address
-        }
-    }
-
-    /// Ends one lock; the mapping goes with the last.
-    ///
-    /// - Returns: false when the allocation was not locked.
-    func unlock() -> Bool {
-        var ended: AllocationMapping?
-        let wasLocked = mutex.withLock { () -> Bool in
-            guard count > 0 else { return false }
-            count -= 1
-            if count == 0 {
-                ended = mapping.take()
-            }
-            return true
-        }
-        _ = consume ended  // unmapped here, outside the mutex
-        return wasLocked
-    }
-}
-
 /// What a local `D3DKMT_HANDLE` names.
 enum LocalObject: Sendable {
     case adapter(Adapter)
     case device(Device, adapter: UInt32)
     /// A resource and its allocations' handles.
     case resource(Resource, device: UInt32, allocations: [UInt32])
-    /// An allocation; `resource` is 0 for a standalone one. `access` is its `D3DKMTLock2` state.
-    case allocation(Allocation, device: UInt32, resource: UInt32, access: CPUAccess)
+    /// An allocation; `resource` is 0 for a standalone one.
+    case allocation(Allocation, device: UInt32, resource: UInt32)
     /// A keyed mutex (keyed mutexes belong to no device).
     case keyedMutex(KeyedMutex)
     /// A sync object; `device` is 0 when it was opened without one
@@ -87,7 +21,7 @@ enum LocalObject: Sendable {
     var device: UInt32? {
         switch self {
         case .adapter, .device, .keyedMutex: return nil
-        case .resource(_, let device, _), .allocation(_, let device, _, _), .syncObject(_, let device): return device
+        case .resource(_, let device, _), .allocation(_, let device, _), .syncObject(_, let device): return device
         }
     }
 }
@@ -170,8 +104,7 @@ struct HandleTable: ~Copyable {
         guard let resourceHandle = insert(.resource(resource, device: device, allocations: [])) else { return nil }
         var allocationHandles: [UInt32] = []
         for allocation in resource.allocations {
-            guard let handle = insert(.allocation(allocation, device: device, resource: resourceHandle,
-                                                  access: CPUAccess())) else {
+            guard let handle = insert(.allocation(allocation, device: device, resource: resourceHandle)) else {
                 for made in allocationHandles + [resourceHandle] { remove(made) }
                 return nil
             }
@@ -223,7 +156,7 @@ extension HandleTable {
 
     /// The allocation `handle` names, if it belongs to device `device`.
     func allocation(_ handle: UInt32, onDevice device: UInt32) -> Allocation? {
-        if case .allocation(let allocation, let owner, _, _)? = lookup(handle), owner == device { return allocation }
+        if case .allocation(let allocation, let owner, _)? = lookup(handle), owner == device { return allocation }
         return nil
     }
 }

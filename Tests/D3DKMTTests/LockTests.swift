@@ -73,6 +73,51 @@ extension D3DKMTSuite {
             #expect(D3DKMTUnlock2(&unlock) == NTStatus.invalidParameter.rawValue)
         }
 
+        /// Windows programs keep the address a Lock2 returns: every lock of an allocation returns the
+        /// same one (the mapping is kept from the first lock to the allocation's end), the bytes
+        /// written through it stay, nested locks share it, and a locked allocation destroyed leaves
+        /// nothing behind.
+        @Test(arguments: adaptersUnderTest)
+        func everyLockReturnsTheSameAddress(adapter: Adapter) throws {
+            let setup = try setUp(adapter)
+            defer { tearDown(setup) }
+            var lock = D3DKMT_LOCK2()
+            lock.hDevice = setup.device
+            lock.hAllocation = setup.allocation
+            var unlock = D3DKMT_UNLOCK2(hDevice: setup.device, hAllocation: setup.allocation)
+            try #require(D3DKMTLock2(&lock) == 0)
+            let first = try #require(lock.pData)
+            for offset in stride(from: 0, to: 4096, by: 512) { first.storeBytes(of: UInt8(offset / 512 + 1),
+                                                                                toByteOffset: offset, as: UInt8.self) }
+            #expect(D3DKMTUnlock2(&unlock) == 0)
+            for _ in 0..<3 {
+                lock.pData = nil
+                try #require(D3DKMTLock2(&lock) == 0)
+                #expect(lock.pData == first)
+                #expect(first.load(fromByteOffset: 3584, as: UInt8.self) == 8)
+                // Nested: the same address; one unlock each.
+                var nested = lock
+                #expect(D3DKMTLock2(&nested) == 0 && nested.pData == first)
+                #expect(D3DKMTUnlock2(&unlock) == 0)
+                #expect(D3DKMTUnlock2(&unlock) == 0)
+            }
+            #expect(D3DKMTUnlock2(&unlock) == NTStatus.invalidParameter.rawValue)
+            // Destroyed while locked: its mapping and everything else go with it.
+            let before = openDescriptorCount()
+            try #require(D3DKMTLock2(&lock) == 0)
+            var list = setup.allocation
+            var destroy = D3DKMT_DESTROYALLOCATION2()
+            destroy.hDevice = setup.device
+            destroy.AllocationCount = 1
+            let destroyed = withUnsafePointer(to: &list) { pointer in
+                destroy.phAllocationList = pointer
+                return D3DKMTDestroyAllocation2(&destroy)
+            }
+            #expect(destroyed == 0)
+            #expect(openDescriptorCount() == before - 1, "only the allocation's own descriptor goes")
+            #expect(D3DKMTUnlock2(&unlock) == NTStatus.invalidParameter.rawValue)
+        }
+
         /// A vgem fence on the buffer keeps `DMA_BUF_IOCTL_SYNC` (and so the Lock2) waiting; other
         /// threads' calls, on the same device and allocation too, go on meanwhile.
         @Test(.enabled(if: hasDriver("vgem"), "needs vgem (VM guest)"))

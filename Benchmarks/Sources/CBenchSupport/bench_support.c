@@ -7,6 +7,7 @@
 #include <limits.h>
 #include <malloc.h>
 #include <sched.h>
+#include <linux/dma-buf.h>
 #include <linux/futex.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -332,6 +333,29 @@ int64_t kb_fd_size(int fd) {
     if (end < 0) return -errno;
     lseek(fd, 0, SEEK_SET);
     return end;
+}
+
+/* ---- lock2-cycle: CPU access through a kept mapping ------------------------------------------ */
+
+void kb_touch_pages(void *map, size_t len) {
+    volatile uint8_t *p = map;
+    for (size_t offset = 0; offset < len; offset += 4096) p[offset] = (uint8_t)(p[offset] + 1);
+}
+
+void *kb_map(int fd, size_t len) {
+    void *map = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    return map == MAP_FAILED ? NULL : map;
+}
+
+void kb_unmap(void *map, size_t len) { munmap(map, len); }
+
+int kb_sync_touch(void *map, size_t len, int dmabuf) {
+    struct dma_buf_sync sync = { .flags = DMA_BUF_SYNC_START | DMA_BUF_SYNC_RW };
+    if (dmabuf >= 0 && ioctl(dmabuf, DMA_BUF_IOCTL_SYNC, &sync) != 0) return -errno;
+    kb_touch_pages(map, len);
+    sync.flags = DMA_BUF_SYNC_END | DMA_BUF_SYNC_RW;
+    if (dmabuf >= 0 && ioctl(dmabuf, DMA_BUF_IOCTL_SYNC, &sync) != 0) return -errno;
+    return 0;
 }
 
 /* ---- the share-open syscall floor ---------------------------------------------------------- */

@@ -182,6 +182,10 @@ for adapter in adapters {
         produced.append(shareOpenRow(target, size: size, label: label))
     }
     if config.wants(row: "open-by-global") { produced.append(openGlobalRow(target)) }
+    for (size, label) in [(UInt64(4096), "4KiB"), (UInt64(1 << 20), "1MiB")]
+        where config.wants(row: "lock2-cycle \(label)") {
+        produced.append(lock2Row(target, size: size, label: label))
+    }
     produced += keyedMutexRows(target)
     for kind in [SyncObject.Kind.fence, .monitoredFence] {
         if let row = signalWakeRow(target, kind: kind) { produced.append(row) }
@@ -191,7 +195,8 @@ for adapter in adapters {
     rows += produced
 
     // What every adapter must produce (measured, or n/a where the adapter lacks the feature).
-    let all = ["share-open 4KiB", "share-open 1MiB", "open-by-global", "keyed-mutex-handoff", "pipe-roundtrip (context)",
+    let all = ["share-open 4KiB", "share-open 1MiB", "open-by-global", "lock2-cycle 4KiB", "lock2-cycle 1MiB",
+               "keyed-mutex-handoff", "pipe-roundtrip (context)",
                "signal-wake fence", "signal-wake monitored-fence", "scale-10k share-open",
                "scale-10k raw primitive (context)"] + perObjectRows.map(\.name) + gpuRowNames
     expected += all.filter(config.wants(row:)).map { ($0, name) }

@@ -211,23 +211,116 @@ public final class Allocation: Sendable {
         }
     }
 
-    /// Maps the allocation for CPU access (`D3DKMTLock2`); the mapping ends when the returned
-    /// value is dropped (`D3DKMTUnlock2`). On a dma-buf the access is bracketed with
-    /// `DMA_BUF_IOCTL_SYNC`.
+    /// `D3DKMTLock2`'s state: the mapping kept from the first lock to the allocation's end, and
+    /// how many locks hold the CPU access window open.
+    private let locks = CPULocks()
+
+    /// Opens CPU access to the allocation (`D3DKMTLock2`) and returns its first byte: the same
+    /// address every time, as Windows programs expect. The allocation is mapped on its first lock
+    /// (writable unless ``isReadOnly``; a mapping costs address space, no memory until touched)
+    /// and stays mapped until the allocation goes; each lock only opens the CPU access window
+    /// (`DMA_BUF_IOCTL_SYNC` start on a dma-buf, waiting for GPU work; virgl's transfer from the
+    /// host; nothing on a memfd), which nested locks share. Waiting for a busy buffer stalls only
+    /// the threads locking this allocation.
     ///
-    /// - Throws: `STATUS_ACCESS_DENIED` for a writable mapping of a read-only allocation
-    ///   (``isReadOnly``); the status of a failing `mmap(2)` (`STATUS_NOT_SUPPORTED` when the
-    ///   exporter cannot be mapped).
-    public func map(writable: Bool = true) throws(NTError) -> AllocationMapping {
-        guard !(writable && isReadOnly) else { throw NTError(.accessDenied, "the allocation was shared read-only") }
+    /// - Throws: as ``map(writable:)``.
+    public func lock() throws(NTError) -> UnsafeMutableRawPointer {
+        try locks.lock { () throws(NTError) -> (UnsafeMutableRawPointer, Int) in
+            let (offset, length) = try mappedRange()
+            return (try buffer.mapMemory(length: offset + length, writable: !isReadOnly), offset + length)
+        } begin: { () throws(NTError) in
+            try buffer.beginAccess(writable: !isReadOnly)
+        } + Int(layout.dataOffset)
+    }
+
+    /// Ends one ``lock()`` (`D3DKMTUnlock2`); the last closes the CPU access window
+    /// (`DMA_BUF_IOCTL_SYNC` end, virgl's transfer to the host). The mapping stays.
+    ///
+    /// - Returns: false when the allocation was not locked.
+    @discardableResult
+    public func unlock() -> Bool {
+        locks.unlock { buffer.endAccess(writable: !isReadOnly) }
+    }
+
+    deinit {
+        // Destroyed while locked (D3DKMTDestroyAllocation of a locked allocation): the window
+        // closes now, so virgl still writes the CPU's changes back to the host.
+        locks.endAll { buffer.endAccess(writable: !isReadOnly) }
+    }
+
+    /// The data offset and length a mapping of the allocation covers after the offset.
+    ///
+    /// - Throws: `STATUS_NOT_SUPPORTED` when the buffer holds less than the layout describes.
+    private func mappedRange() throws(NTError) -> (offset: Int, length: Int) {
         guard layout.dataOffset <= buffer.size, size <= buffer.size - layout.dataOffset else {
             throw NTError(.notSupported, "the dma-buf holds \(buffer.size) bytes, fewer than the \(size) at offset "
                           + "\(layout.dataOffset) its layout describes: its contents are the GPU's (a virgl "
                           + "texture lives on the host with a page of guest memory) and cannot be mapped; "
                           + "read it back through the GPU, or allocate it through the library (GBM)")
         }
-        return try AllocationMapping(buffer: buffer, offset: Int(layout.dataOffset), length: Int(size),
-                                     writable: writable)
+        return (Int(layout.dataOffset), Int(size))
+    }
+
+    /// Maps the allocation for CPU access; the mapping ends when the returned value is dropped.
+    /// On a dma-buf the access is bracketed with `DMA_BUF_IOCTL_SYNC`. (``lock()`` keeps one
+    /// mapping instead.)
+    ///
+    /// - Throws: `STATUS_ACCESS_DENIED` for a writable mapping of a read-only allocation
+    ///   (``isReadOnly``); the status of a failing `mmap(2)` (`STATUS_NOT_SUPPORTED` when the
+    ///   exporter cannot be mapped).
+    public func map(writable: Bool = true) throws(NTError) -> AllocationMapping {
+        guard !(writable && isReadOnly) else { throw NTError(.accessDenied, "the allocation was shared read-only") }
+        let (offset, length) = try mappedRange()
+        return try AllocationMapping(buffer: buffer, offset: offset, length: length, writable: writable)
+    }
+}
+
+/// An allocation's ``Allocation/lock()`` state: the mapping it keeps (made by the first lock,
+/// unmapped with the allocation) and how many locks hold the CPU access window open, behind a
+/// mutex of its own (a pthread mutex: the window's opening may wait in the kernel).
+final class CPULocks: @unchecked Sendable {
+    private let mutex = PThreadMutex()
+    private var mapping: (address: UnsafeMutableRawPointer, length: Int)?
+    private var count = 0
+
+    /// One lock: maps with `map` the first time, opens the window with `begin` when none is open;
+    /// returns the mapping's address.
+    func lock(map: () throws(NTError) -> (UnsafeMutableRawPointer, Int),
+              begin: () throws(NTError) -> Void) throws(NTError) -> UnsafeMutableRawPointer {
+        try mutex.withLock { () throws(NTError) -> UnsafeMutableRawPointer in
+            let kept: (address: UnsafeMutableRawPointer, length: Int)
+            if let mapping {
+                kept = mapping
+            } else {
+                kept = try map()
+                mapping = kept
+            }
+            if count == 0 { try begin() }
+            count += 1
+            return kept.address
+        }
+    }
+
+    /// One unlock: closes the window with `end` when it was the last. False when not locked.
+    func unlock(end: () -> Void) -> Bool {
+        mutex.withLock { () -> Bool in
+            guard count > 0 else { return false }
+            count -= 1
+            if count == 0 { end() }
+            return true
+        }
+    }
+
+    /// Closes the window with `end` if locks hold it open (the allocation is going).
+    func endAll(_ end: () -> Void) {
+        mutex.withLock {
+            if count > 0 { end() }
+            count = 0
+        }
+    }
+
+    deinit {
+        if let mapping { Kernel.unmap(mapping.address, length: mapping.length) }
     }
 }
 

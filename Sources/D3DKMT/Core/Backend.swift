@@ -87,6 +87,9 @@ final class BufferObject: Sendable {
     let layout: AllocationDescriptor?
     /// The backend's part of CPU access (virgl transfers, device mappings), if any.
     let cpuAccess: (any BufferCPUAccess)?
+    /// Whether CPU access needs anything around it (a dma-buf's sync, the backend's part): a
+    /// memfd's lock is then only its mapping.
+    private let hasAccessWindow: Bool
     private let release: (@Sendable () -> Void)?
 
     init(descriptor: consuming FileDescriptor, kind: BufferKind, size: UInt64,
@@ -97,6 +100,7 @@ final class BufferObject: Sendable {
         self.size = size
         self.allocator = allocator
         self.layout = layout
+        self.hasAccessWindow = kind == .dmaBuf || cpuAccess != nil
         self.cpuAccess = cpuAccess
         self.release = release
     }
@@ -104,14 +108,26 @@ final class BufferObject: Sendable {
     deinit { release?() }
 
     /// Maps the first `length` bytes for CPU access (`mmap(MAP_SHARED)`), then opens the CPU
-    /// access window of a dma-buf (`DMA_BUF_IOCTL_SYNC` start) and the backend's
-    /// (``BufferCPUAccess/begin(writable:)``). A writable mapping of a dma-buf exported read-only
-    /// goes through the device (``BufferCPUAccess/mapThroughDevice(length:)``) where it can.
+    /// access window (``beginAccess(writable:)``).
+    ///
+    /// - Throws: as ``mapMemory(length:writable:)`` and ``beginAccess(writable:)``.
+    func map(length: Int, writable: Bool) throws(NTError) -> UnsafeMutableRawPointer {
+        let address = try mapMemory(length: length, writable: writable)
+        do { try beginAccess(writable: writable) } catch {
+            Kernel.unmap(address, length: length)
+            throw error
+        }
+        return address
+    }
+
+    /// Maps the first `length` bytes (`mmap(MAP_SHARED)`), without opening the CPU access window.
+    /// A writable mapping of a dma-buf exported read-only goes through the device
+    /// (``BufferCPUAccess/mapThroughDevice(length:)``) where it can.
     ///
     /// - Throws: the status of a failing `mmap(2)` (`STATUS_NOT_SUPPORTED` when the exporter
     ///   cannot be mapped, `STATUS_ACCESS_DENIED` for a read-only memfd or dma-buf mapped
-    ///   writable); the backend's status when it cannot bring the contents in.
-    func map(length: Int, writable: Bool) throws(NTError) -> UnsafeMutableRawPointer {
+    ///   writable).
+    func mapMemory(length: Int, writable: Bool) throws(NTError) -> UnsafeMutableRawPointer {
         var address: UnsafeMutableRawPointer?
         if writable, kind == .dmaBuf, isReadOnlyFile, let cpuAccess {
             address = try cpuAccess.mapThroughDevice(length: length)
@@ -127,19 +143,34 @@ final class BufferObject: Sendable {
             }
         }
         guard let address else { throw NTError(.notSupported, "no mapping") }
-        if kind == .dmaBuf { try? Kernel.dmaBufSync(descriptor.borrowed, start: true, write: writable) }
-        do { try cpuAccess?.begin(writable: writable) } catch {
-            unmap(address, length: length, writable: false)
-            throw error
-        }
         return address
     }
 
-    /// Ends a ``map(length:writable:)``: closes the backend's and the dma-buf's CPU access windows
-    /// and unmaps.
-    func unmap(_ address: UnsafeMutableRawPointer, length: Int, writable: Bool) {
+    /// Opens the CPU access window: `DMA_BUF_IOCTL_SYNC` start on a dma-buf (waiting for the GPU
+    /// work that writes it), then the backend's (``BufferCPUAccess/begin(writable:)``: virgl's
+    /// transfer from the host). Nothing on a memfd.
+    ///
+    /// - Throws: the backend's status when it cannot bring the contents in.
+    func beginAccess(writable: Bool) throws(NTError) {
+        guard hasAccessWindow else { return }
+        if kind == .dmaBuf { try? Kernel.dmaBufSync(descriptor.borrowed, start: true, write: writable) }
+        do { try cpuAccess?.begin(writable: writable) } catch {
+            if kind == .dmaBuf { try? Kernel.dmaBufSync(descriptor.borrowed, start: false, write: writable) }
+            throw error
+        }
+    }
+
+    /// Closes the CPU access window: the backend's (virgl's transfer to the host), then
+    /// `DMA_BUF_IOCTL_SYNC` end.
+    func endAccess(writable: Bool) {
+        guard hasAccessWindow else { return }
         cpuAccess?.end(writable: writable)
         if kind == .dmaBuf { try? Kernel.dmaBufSync(descriptor.borrowed, start: false, write: writable) }
+    }
+
+    /// Ends a ``map(length:writable:)``: closes the CPU access window and unmaps.
+    func unmap(_ address: UnsafeMutableRawPointer, length: Int, writable: Bool) {
+        endAccess(writable: writable)
         Kernel.unmap(address, length: length)
     }
 

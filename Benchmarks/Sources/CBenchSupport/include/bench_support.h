@@ -113,6 +113,15 @@ void kb_gem_close(int fd, uint32_t handle);
 /* Size of a descriptor's file (fstat; lseek(SEEK_END) for dma-bufs). */
 int64_t kb_fd_size(int fd);
 
+/* lock2-cycle: one byte written in every 4 KiB page of map[0, len). */
+void kb_touch_pages(void *map, size_t len);
+/* mmap(MAP_SHARED, read-write) of fd's first len bytes; NULL on failure. */
+void *kb_map(int fd, size_t len);
+void kb_unmap(void *map, size_t len);
+/* One raw CPU access cycle on a kept mapping: DMA_BUF_IOCTL_SYNC start (dmabuf >= 0), the
+ * touches, DMA_BUF_IOCTL_SYNC end; 0 or -errno. */
+int kb_sync_touch(void *map, size_t len, int dmabuf);
+
 /* ---- the share-open syscall floor ----------------------------------------------------------
  * The system calls the library's share-open makes, with no work between them: what the
  * shared-handle design costs the kernel. Profiling aid for the share-open rows. */
