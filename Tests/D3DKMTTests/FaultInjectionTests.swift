@@ -83,7 +83,7 @@ extension D3DKMTSuite {
 
         @Test func interruptedCallsAreRestartedTransparently() throws {
             let calls: [Kernel.Call] = [.memfd, .ftruncate, .fcntl, .pwrite, .socketpair, .sendmsg]
-            let openCalls: [Kernel.Call] = [.recvmsg, .sockopt, .dup, .fstatfs, .lseek, .pread, .mmap]
+            let openCalls: [Kernel.Call] = [.recvmsg, .sockopt, .fstatfs, .lseek, .pread, .mmap]
             var runtimeData: [UInt8] = [], mappedBytes = 0
             #expect(status((calls + openCalls).map { Fault.interrupt($0) }) {
                 let shared = try makeResource(runtimeData: [5, 6, 7, 8]).share()
@@ -161,7 +161,6 @@ extension D3DKMTSuite {
             Case(.recvmsg, EAGAIN, .invalidParameter),
             Case(.recvmsg, EBADF, .invalidHandle),
             Case(.sockopt, EBADF, .invalidHandle),
-            Case(.dup, EMFILE, .tooManyOpenedFiles),
             Case(.fstatfs, EBADF, .invalidHandle),
             Case(.fstatfs, ENOMEM, .noMemory),
             Case(.lseek, EBADF, .invalidHandle),

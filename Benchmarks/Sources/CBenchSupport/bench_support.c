@@ -361,22 +361,42 @@ int kb_sync_touch(void *map, size_t len, int dmabuf) {
 /* ---- the share-open syscall floor ---------------------------------------------------------- */
 
 int kb_floor_share(int control, int buffer, const void *package, size_t len) {
+    /* The resource's runtime data page: a sealed 128 KiB memfd with a 64-byte header. */
+    int page = memfd_create("d3dkmt-runtime-data", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    if (page < 0) return -errno;
+    static const char header[64] = { 'K', 'R', 'M', 'T', 1 };
+    int error = 0;
+    if (ftruncate(page, 128 * 1024) != 0 || pwrite(page, header, sizeof header, 0) != (ssize_t)sizeof header ||
+        fcntl(page, F_ADD_SEALS, F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW) != 0) {
+        error = -errno;
+    }
     int pair[2];
-    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) != 0) return -errno;
-    int error = kb_send(pair[1], package, len, &buffer, 1);
-    close(pair[1]);
-    if (!error) error = kb_send(control, "K", 1, &pair[0], 1);
-    close(pair[0]);
+    if (!error && socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) != 0) error = -errno;
+    if (!error) {
+        int fds[2] = { page, buffer };
+        error = kb_send(pair[1], package, len, fds, 2);
+        close(pair[1]);
+        if (!error) error = kb_send(control, "K", 1, &pair[0], 1);
+        close(pair[0]);
+    }
+    close(page);
     return error;
 }
 
+/* The checks of one received memfd or dma-buf: fstatfs, F_GET_SEALS (a memfd), lseek. */
+static int floor_check(int fd, int memfd) {
+    struct statfs fs;
+    if (fstatfs(fd, &fs) != 0) return -errno;
+    if (memfd && fcntl(fd, F_GET_SEALS) < 0) return -errno;
+    if (lseek(fd, 0, SEEK_END) < 0) return -errno;
+    return 0;
+}
+
 int kb_floor_open(int handle, int render) {
-    struct stat st;
     int value;
     socklen_t length = sizeof value;
     int error = 0;
-    if (fstat(handle, &st) != 0 || !S_ISSOCK(st.st_mode) ||
-        getsockopt(handle, SOL_SOCKET, SO_DOMAIN, &value, &length) != 0 ||
+    if (getsockopt(handle, SOL_SOCKET, SO_DOMAIN, &value, &length) != 0 ||
         getsockopt(handle, SOL_SOCKET, SO_TYPE, &value, &length) != 0) {
         error = -EINVAL;
     }
@@ -389,22 +409,26 @@ int kb_floor_open(int handle, int render) {
     struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf,
                           .msg_controllen = sizeof control.buf };
     if (!error && recvmsg(handle, &msg, MSG_PEEK | MSG_CMSG_CLOEXEC | MSG_DONTWAIT) < 0) error = -errno;
-    int buffer = -1;
+    int fds[2] = { -1, -1 };
     struct cmsghdr *cmsg = error ? NULL : CMSG_FIRSTHDR(&msg);
-    if (cmsg && cmsg->cmsg_type == SCM_RIGHTS) memcpy(&buffer, CMSG_DATA(cmsg), sizeof buffer);
-    if (buffer >= 0) {
-        struct statfs fs;
-        if (fstatfs(buffer, &fs) != 0) error = -errno;
-        if (!error && render < 0 && fcntl(buffer, F_GET_SEALS) < 0) error = -errno;
-        if (!error && lseek(buffer, 0, SEEK_END) < 0) error = -errno;
+    if (cmsg && cmsg->cmsg_type == SCM_RIGHTS && cmsg->cmsg_len >= CMSG_LEN(sizeof fds))
+        memcpy(fds, CMSG_DATA(cmsg), sizeof fds);
+    int page = fds[0], buffer = fds[1];
+    if (buffer >= 0 && page >= 0) {
+        if (!error) error = floor_check(buffer, render < 0);
         if (!error && render >= 0) {
             uint32_t gem;
             if ((error = kb_prime_import(render, buffer, &gem)) == 0) kb_gem_close(render, gem);
         }
-        close(buffer);
+        /* The runtime data page: checked, then its header read (empty data: one read). */
+        char header[16];
+        if (!error) error = floor_check(page, 1);
+        if (!error && pread(page, header, sizeof header, 0) != (ssize_t)sizeof header) error = -EIO;
     } else if (!error) {
         error = -EBADMSG;
     }
+    if (page >= 0) close(page);
+    if (buffer >= 0) close(buffer);
     close(handle);
     return error;
 }

@@ -42,8 +42,8 @@ func shareOpenFloor(_ target: Target, _ channel: Channel, size: UInt64) throws {
     }
     // Ours keeps the new buffer imported in the sharer's device too.
     if !target.raw.isSoftware { try check(kb_prime_import(target.raw.render, fd, &gem), "drmPrimeFDToHandle") }
-    // The size of ours' package for one allocation and no private data.
-    let package = [UInt8](repeating: 0x5A, count: 120)
+    // The size of ours' package for one allocation and no private data (header + one record).
+    let package = [UInt8](repeating: 0x5A, count: 96)
     try check(package.withUnsafeBytes { kb_floor_share(channel.socket, fd, $0.baseAddress, $0.count) }, "floor share")
     _ = try channel.receive()
 }
@@ -69,7 +69,11 @@ func shareOpenRow(_ target: Target, size: UInt64, label: String) -> Row {
         if let floor = result["floor"] {
             row.floor = floor / 1000
             row.note = "floor (C making ours' system calls, no library): \(format(floor / 1000)) µs/op" +
-                (result["raw"].map { ", \(formatFixed(floor / $0, 2))× raw" } ?? "")
+                (result["raw"].map { ", \(formatFixed(floor / $0, 2))× raw" } ?? "") +
+                (result["ours"].map { ours in
+                    let ratio = ours / floor
+                    return "; ours \(formatFixed(ratio, 2))× floor (goal ≤ 1.10: \(ratio <= 1.10 ? "met" : "MISSED"))"
+                } ?? "")
         }
         return row
     } catch {

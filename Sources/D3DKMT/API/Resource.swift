@@ -212,8 +212,21 @@ public final class Allocation: Sendable {
     }
 
     /// `D3DKMTLock2`'s state: the mapping kept from the first lock to the allocation's end, and
-    /// how many locks hold the CPU access window open.
-    private let locks = CPULocks()
+    /// how many locks hold the CPU access window open. Made by the first lock (most allocations
+    /// are never locked).
+    private let lockState = Atomic<Unmanaged<CPULocks>?>(nil)
+
+    private var locks: CPULocks {
+        if let made = lockState.load(ordering: .acquiring) { return made.takeUnretainedValue() }
+        let new = Unmanaged.passRetained(CPULocks())
+        let (stored, existing) = lockState.compareExchange(expected: nil, desired: new,
+                                                           ordering: .acquiringAndReleasing)
+        guard stored else {
+            new.release()
+            return existing!.takeUnretainedValue()
+        }
+        return new.takeUnretainedValue()
+    }
 
     /// Opens CPU access to the allocation (`D3DKMTLock2`) and returns its first byte: the same
     /// address every time, as Windows programs expect. The allocation is mapped on its first lock
@@ -243,9 +256,11 @@ public final class Allocation: Sendable {
     }
 
     deinit {
+        guard let made = lockState.load(ordering: .acquiring) else { return }
         // Destroyed while locked (D3DKMTDestroyAllocation of a locked allocation): the window
         // closes now, so virgl still writes the CPU's changes back to the host.
-        locks.endAll { buffer.endAccess(writable: !isReadOnly) }
+        made.takeUnretainedValue().endAll { buffer.endAccess(writable: !isReadOnly) }
+        made.release()
     }
 
     /// The data offset and length a mapping of the allocation covers after the offset.

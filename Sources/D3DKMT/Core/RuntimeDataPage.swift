@@ -16,7 +16,8 @@ import Synchronization
 /// ```
 ///
 /// Reads cost no mapping: `pread` of the header, the data, and the sequence again, retried when
-/// the sequence moved (share and open read it; updates are rare). A writer maps the page on its
+/// the sequence moved (share and open read it; updates are rare); an empty page at a stable
+/// sequence is one `pread`. A writer maps the page on its
 /// first update, takes the sequence from even to odd with a compare-and-swap, copies, and releases
 /// it to the next even value. Any holder of the memfd can write to it; the library never trusts
 /// what it reads beyond its bounds (a size past the capacity is clamped), and a sequence that
@@ -106,8 +107,12 @@ final class RuntimeDataPage: Sendable {
                 let read = try withUnsafeMutableBytes(of: &header) { (raw) throws(Errno) in
                     try Kernel.readAt(fd, into: raw, at: 0)
                 }
-                if read == Self.headerSize {
-                    let count = min(Int(UInt32(littleEndian: header.3)), Self.maximumDataSize)
+                let count = min(Int(UInt32(littleEndian: header.3)), Self.maximumDataSize)
+                if read == Self.headerSize, count == 0, UInt32(littleEndian: header.2) & 1 == 0 {
+                    // Empty at an even sequence: no data can be torn, so the header alone is the
+                    // answer (the one read of an open whose runtime data is still empty).
+                    again = header.2
+                } else if read == Self.headerSize {
                     let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: max(count, 1), alignment: 8)
                     defer { buffer.deallocate() }
                     let got = try Kernel.readAt(fd, into: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<count]),

@@ -103,14 +103,38 @@ struct SharePackage {
     static let acceptedContents: Set<Contents> = [[.resource], [.resource, .keyedMutex, .syncObject], [.syncObject],
                                                   [.keyedMutex]]
 
+    /// Whether a package may hold `contents` (``acceptedContents``, without hashing a set).
+    static func isAccepted(_ contents: Contents) -> Bool {
+        switch contents.rawValue {
+        case Contents.resource.rawValue, Contents([.resource, .keyedMutex, .syncObject]).rawValue,
+             Contents.syncObject.rawValue, Contents.keyedMutex.rawValue:
+            return true
+        default:
+            return false
+        }
+    }
+
     /// The rights an opener of the sync object gets: the share's access when it was shared alone,
     /// everything when it came with its resource (the access then is the resource's).
     var syncObjectAccess: UInt32 {
         contents == .syncObject ? access : 0x001F_0003  // D3DDDI_SYNC_OBJECT_ALL_ACCESS
     }
 
+    /// The encoded package's size in bytes.
+    var encodedSize: Int {
+        var size = Self.headerSize + runtimeData.count + resourceDriverData.count
+        for allocation in allocations {
+            size += Self.allocationRecordSize + allocation.driverData.count
+            if allocation.layout.needsVersion2 { size += Self.planesExtensionSize }
+        }
+        if let keyedMutex { size += Self.keyedMutexRecordSize + keyedMutex.runtimeData.count }
+        if syncObject != nil { size += Self.syncObjectRecordSize }
+        return size
+    }
+
     func encoded() -> [UInt8] {
-        var writer = ByteWriter(capacity: 256)
+        let size = encodedSize
+        var writer = ByteWriter(capacity: size)
         writer.append(Self.magic)
         writer.append(Self.version)
         writer.append(UInt16(Self.headerSize))
@@ -165,9 +189,9 @@ struct SharePackage {
         for allocation in allocations { writer.append(allocation.driverData) }
         if let keyedMutex { writer.append(keyedMutex.runtimeData) }
         var bytes = writer.bytes
-        withUnsafeBytes(of: UInt32(bytes.count).littleEndian) { total in
-            for index in 0..<4 { bytes[8 + index] = total[index] }
-        }
+        assert(bytes.count == size, "encodedSize disagrees with the encoder")
+        let total = UInt32(bytes.count).littleEndian
+        bytes.withUnsafeMutableBytes { $0.storeBytes(of: total, toByteOffset: 8, as: UInt32.self) }
         return bytes
     }
 
@@ -204,7 +228,7 @@ struct SharePackage {
             throw .malformed("package names \(descriptorCount) descriptors but \(received) arrived")
         }
         let contents = Contents(rawValue: rawContents)
-        guard Self.acceptedContents.contains(contents) else {
+        guard Self.isAccepted(contents) else {
             throw .malformed("invalid object combination \(rawContents)")
         }
         guard contents.contains(.resource) || allocationCount == 0 else {

@@ -58,19 +58,16 @@ enum SharedPackageReader {
         let descriptors: ReceivedDescriptors
         /// What each allocation's descriptor is and how many bytes it holds, in allocation order.
         var allocationBuffers: [(kind: BufferKind, size: UInt64)]
-        /// The resource's runtime data page, on a duplicate of its descriptor (the received one
-        /// stays in ``descriptors``), when the package has one. Made only for a caller that needs
+        /// The resource's runtime data page, when the package has one: it takes the received
+        /// descriptor, so it is asked for at most once per open. Made only for a caller that needs
         /// the runtime data: opening a sync object or a keyed mutex, or asking the access, skips it.
         func runtimeDataPage() throws(NTError) -> RuntimeDataPage? {
             guard package.runtimeDataPageIndex != SharePackage.noDescriptor else { return nil }
-            let copy: FileDescriptor
-            do { copy = try Kernel.duplicate(descriptors.borrow(Int(package.runtimeDataPageIndex))) } catch {
-                throw error.nt("taking a runtime data page")
-            }
-            return try RuntimeDataPage.open(copy)
+            return try RuntimeDataPage.open(descriptors.take(Int(package.runtimeDataPageIndex)))
         }
 
-        /// The resource's runtime private data as it is now.
+        /// The resource's runtime private data as it is now (at most once per open, as
+        /// ``runtimeDataPage()``).
         func runtimeData() throws(NTError) -> [UInt8] { try runtimeDataPage()?.load() ?? package.runtimeData }
     }
 

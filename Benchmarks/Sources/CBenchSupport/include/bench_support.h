@@ -126,13 +126,16 @@ int kb_sync_touch(void *map, size_t len, int dmabuf);
  * The system calls the library's share-open makes, with no work between them: what the
  * shared-handle design costs the kernel. Profiling aid for the share-open rows. */
 
-/* Sharer: a SOCK_SEQPACKET socket pair, `len` package bytes with `buffer` sent into it, the
- * sending end closed, the handle sent over `control` and closed. */
+/* Sharer: the resource's runtime data page (a memfd sized to 128 KiB, its 64-byte header
+ * written, sealed), a SOCK_SEQPACKET socket pair, `len` package bytes with the page and `buffer`
+ * sent into it, the sending end closed, the handle sent over `control` and closed, the page
+ * closed. */
 int kb_floor_share(int control, int buffer, const void *package, size_t len);
 
-/* Opener: checks the handle (fstat, SO_DOMAIN, SO_TYPE), peeks the package and its descriptor
+/* Opener: checks the handle (SO_DOMAIN, SO_TYPE), peeks the package and its descriptors
  * (MSG_PEEK), classifies the buffer (fstatfs, F_GET_SEALS for a memfd) and sizes it (lseek);
- * on DRM (`render` >= 0) imports it and closes the GEM handle; closes everything. */
+ * on DRM (`render` >= 0) imports it and closes the GEM handle; checks the runtime data page
+ * the same way and reads its header; closes everything. */
 int kb_floor_open(int handle, int render);
 
 /* ---- DRM timeline syncobjs (libdrm) -------------------------------------------------------- */
