@@ -159,9 +159,9 @@ func createAllocations(_ pData: UnsafeMutablePointer<D3DKMT_CREATEALLOCATION>?,
 
 /// `D3DKMTCreateAllocation2`: creates allocations, as one resource with `Flags.CreateResource`,
 /// shareable by NT handle with `CreateShared` + `NtSecuritySharing`, or given a global share
-/// handle (`hGlobalShare`, opened with `D3DKMTOpenResource(2)`) with `CreateShared` alone. Every `pAllocationInfo2[i]` has a
-/// `pPrivateDriverData` that starts with a `D3DKMT_LINUX_ALLOCATION_DESC`; with its `DmaBufFd` set,
-/// the allocation wraps that dma-buf instead of allocating.
+/// handle (`hGlobalShare`, opened with `D3DKMTOpenResource(2)`) with `CreateShared` alone. Every
+/// `pAllocationInfo2[i]` has a `pPrivateDriverData` that starts with a `D3DKMT_LINUX_ALLOCATION_DESC`;
+/// with its `DmaBufFd` set, the allocation wraps that dma-buf instead of allocating.
 @c @implementation
 public func D3DKMTCreateAllocation2(_ pData: UnsafeMutablePointer<D3DKMT_CREATEALLOCATION>?) -> NTSTATUS {
     createAllocations(pData, hasInfo: { $0.pAllocationInfo2 != nil },

@@ -72,7 +72,8 @@ func shareOpenRow(_ target: Target, size: UInt64, label: String) -> Row {
                 (result["raw"].map { ", \(formatFixed(floor / $0, 2))× raw" } ?? "") +
                 (result["ours"].map { ours in
                     let ratio = ours / floor
-                    return "; ours \(formatFixed(ratio, 2))× floor (goal ≤ 1.10: \(ratio <= 1.10 ? "met" : "MISSED"))"
+                    let verdict = ratio <= 1.10 ? "met" : "MISSED"
+                    return "; ours \(formatFixed(ratio, 2))× floor (goal ≤ 1.10: \(verdict))"
                 } ?? "")
         }
         return row

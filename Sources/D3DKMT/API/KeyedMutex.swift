@@ -64,7 +64,8 @@ public final class KeyedMutex: Sendable {
     /// - Throws: `STATUS_INVALID_PARAMETER` for oversized data; `STATUS_NOT_SUPPORTED` when
     ///   `device` has no timeline syncobjs; the kernel's status when memory runs out.
     public static func create(initialKey: UInt64 = 0, runtimeData: [UInt8] = [], shareable: Bool = true,
-                              globalShare: Bool = false, timelineOn device: Device? = nil) throws(NTError) -> KeyedMutex {
+                              globalShare: Bool = false,
+                              timelineOn device: Device? = nil) throws(NTError) -> KeyedMutex {
         guard !(shareable && globalShare) else {
             throw NTError(.invalidParameter, "a keyed mutex is shared by NT handle or by global handle, not both")
         }
