@@ -32,7 +32,6 @@ const int kmt_F_SEAL_SHRINK = F_SEAL_SHRINK;
 const int kmt_F_SEAL_GROW = F_SEAL_GROW;
 const int kmt_F_OFD_GETLK = F_OFD_GETLK;
 const int kmt_F_OFD_SETLK = F_OFD_SETLK;
-const int kmt_F_OFD_SETLKW = F_OFD_SETLKW;
 
 int kmt_memfd_create(const char *name, unsigned int flags) { return memfd_create(name, flags); }
 

@@ -92,6 +92,25 @@ extension D3DKMTSuite {
             #expect(Deadline.now < bound, "the lookup took more than 15 s")
         }
 
+        /// The value counter is locked only while a value is drawn: a process stopped holding it
+        /// (here: another open file description of it, locked) makes creation fail within a bound.
+        @Test func aHeldValueCounterGivesATimeoutNotAHang() throws {
+            let device = try Adapter.open(luid: AdapterInfo.software.luid).makeDevice()
+            let counter = try Kernel.open(try D3DKMT.Names.directory() + "/g-counter", O_RDWR | O_CREAT, mode: 0o600)
+            let locked = try Kernel.tryLockByte(counter.borrowed, at: 0)
+            try #require(locked)
+            let bound = Deadline.after(nanoseconds: 15_000_000_000)
+            #expect(status {
+                _ = try device.createResource(allocations: [(.new(AllocationDescriptor(size: 4096)), [])],
+                                              shareable: false, globalShare: true)
+            } == .ioTimeout)
+            #expect(Deadline.now < bound, "creation took more than 15 s")
+            _ = consume counter  // unlocked: creation works again
+            let resource = try device.createResource(allocations: [(.new(AllocationDescriptor(size: 4096)), [])],
+                                                     shareable: false, globalShare: true)
+            #expect(resource.globalHandle != nil)
+        }
+
         @Test func keyedMutexesAndSyncObjectsOpenByValue() throws {
             let mutex = try KeyedMutex.create(shareable: false, globalShare: true)
             let value = try #require(mutex.globalHandle)

@@ -35,10 +35,9 @@ extern const int kmt_F_SEAL_SEAL;
 extern const int kmt_F_SEAL_SHRINK;
 extern const int kmt_F_SEAL_GROW;
 
-/* Open file description locks (F_OFD_GETLK, F_OFD_SETLK, F_OFD_SETLKW; Linux 3.15). */
+/* Open file description locks (F_OFD_GETLK, F_OFD_SETLK; Linux 3.15). */
 extern const int kmt_F_OFD_GETLK;
 extern const int kmt_F_OFD_SETLK;
-extern const int kmt_F_OFD_SETLKW;
 
 /* memfd_create(2). */
 int kmt_memfd_create(const char *name, unsigned int flags);

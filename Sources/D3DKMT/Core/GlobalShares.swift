@@ -301,12 +301,37 @@ enum GlobalShares {
         return false
     }
 
+    /// `g-counter`, open and locked (an OFD lock on its first byte, released when it closes).
+    ///
+    /// - Throws: `STATUS_IO_TIMEOUT` when another process holds the lock for ``Names/patience``.
+    private static func lockedCounter(in base: String) throws(NTError) -> FileDescriptor {
+        let counter: FileDescriptor
+        do { counter = try Kernel.open(base + "/g-counter", O_RDWR | O_CREAT, mode: 0o600) } catch {
+            throw error.nt("opening the global handle counter")
+        }
+        let deadline = Deadline.after(nanoseconds: Names.patience)
+        while true {
+            do {
+                if try Kernel.tryLockByte(counter.borrowed, at: 0) { return counter }
+            } catch {
+                throw error.nt("locking the global handle counter")
+            }
+            guard Deadline.now < deadline else {
+                throw NTError(.ioTimeout, "another process holds the global handle counter (stopped or wedged)")
+            }
+            _ = try? Kernel.poll([], until: .after(nanoseconds: 1_000_000))
+        }
+    }
+
     /// The next free value of this user: the counter in `g-counter` advanced under an OFD lock
-    /// (skipping, after a wrap, values some process still holds).
+    /// (skipping, after a wrap, values some process still holds). A process stopped while it holds
+    /// the lock delays the others by at most ``Names/patience``.
+    ///
+    /// - Throws: `STATUS_IO_TIMEOUT` when the lock stays taken that long; the kernel's status when
+    ///   the counter cannot be read or written.
     private static func allocateValue(in base: String) throws(NTError) -> UInt32 {
+        let counter = try lockedCounter(in: base)  // unlocked when it closes
         do throws(Errno) {
-            let counter = try Kernel.open(base + "/g-counter", O_RDWR | O_CREAT, mode: 0o600)
-            try Kernel.lockByte(counter.borrowed, at: 0)  // released when `counter` closes
             var last: UInt32 = 0
             let count = try withUnsafeMutableBytes(of: &last) { (bytes) throws(Errno) -> Int in
                 try Kernel.readAt(counter.borrowed, into: bytes, at: 0)

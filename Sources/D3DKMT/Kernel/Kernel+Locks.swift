@@ -24,14 +24,6 @@ extension Kernel {
         return true
     }
 
-    /// Takes an exclusive lock on byte `offset` of `fd`'s file, waiting while another open file
-    /// description holds it (`F_OFD_SETLKW`; an interrupted wait is restarted). The lock goes with
-    /// the last descriptor of `fd`'s open file description.
-    static func lockByte(_ fd: BorrowedDescriptor, at offset: Int64) throws(Errno) {
-        var lock = byteLock(F_WRLCK, at: offset)
-        _ = try retrying(.fcntl) { fcntl(fd.rawValue, kmt_F_OFD_SETLKW, &lock) }
-    }
-
     /// Whether an open file description other than `fd`'s holds a lock on byte `offset`.
     static func byteIsLocked(_ fd: BorrowedDescriptor, at offset: Int64) throws(Errno) -> Bool {
         var lock = byteLock(F_WRLCK, at: offset)
