@@ -240,12 +240,19 @@ struct SharePackage {
 
         var package = SharePackage(contents: contents, descriptorCount: descriptorCount, access: access,
                                    adapterLUID: LUID(lowPart: luidLow, highPart: luidHigh))
-        var usedDescriptors = [Bool](repeating: false, count: received)
+        // Which descriptors are claimed, a bit each (a message carries at most 253).
+        var used: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
         func claim(_ index: UInt32) throws(DecodeError) {
-            guard Int(index) < received, !usedDescriptors[Int(index)] else {
+            guard Int(index) < received, index < 256 else {
                 throw .malformed("descriptor index \(index) out of range or used twice")
             }
-            usedDescriptors[Int(index)] = true
+            let bit = UInt64(1) << (index % 64)
+            let taken = withUnsafeMutableBytes(of: &used) { words -> Bool in
+                let word = words.load(fromByteOffset: Int(index / 64) * 8, as: UInt64.self)
+                words.storeBytes(of: word | bit, toByteOffset: Int(index / 64) * 8, as: UInt64.self)
+                return word & bit != 0
+            }
+            guard !taken else { throw .malformed("descriptor index \(index) out of range or used twice") }
         }
         if runtimePage != Self.noDescriptor {
             guard contents.contains(.resource), runtimeSize == 0 else {
@@ -256,6 +263,8 @@ struct SharePackage {
         }
 
         var driverDataSizes: [Int] = []
+        driverDataSizes.reserveCapacity(Int(allocationCount))
+        package.allocations.reserveCapacity(Int(allocationCount))
         for _ in 0..<allocationCount {
             guard let size = reader.read(UInt64.self), let dataSize = reader.read(UInt32.self),
                   let index = reader.read(UInt32.self), let flags = reader.read(UInt32.self),
@@ -337,7 +346,9 @@ struct SharePackage {
             package.keyedMutex!.runtimeData = data
         }
         guard reader.remaining == 0 else { throw .malformed("\(reader.remaining) stray bytes after the package") }
-        guard !usedDescriptors.contains(false) else { throw .malformed("descriptors that no object claims") }
+        let claimed = used.0.nonzeroBitCount + used.1.nonzeroBitCount + used.2.nonzeroBitCount
+            + used.3.nonzeroBitCount
+        guard claimed == received else { throw .malformed("descriptors that no object claims") }
         return package
     }
 }
