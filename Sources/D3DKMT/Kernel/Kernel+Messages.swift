@@ -19,29 +19,30 @@ extension Kernel {
         precondition(descriptors.count <= maximumDescriptorsPerMessage)
         let descriptorBytes = descriptors.count * MemoryLayout<Int32>.size
         let controlLength = descriptors.isEmpty ? 0 : kmt_cmsg_space(descriptorBytes)
-        let control = UnsafeMutableRawBufferPointer.allocate(byteCount: max(controlLength, 1), alignment: 8)
-        defer { control.deallocate() }
-        control.initializeMemory(as: UInt8.self, repeating: 0)
-
-        var payload = bytes
-        let result: Result<Int, Errno> = payload.withUnsafeMutableBytes { raw in
-            var vector = iovec(iov_base: raw.baseAddress, iov_len: raw.count)
-            return withUnsafeMutablePointer(to: &vector) { vectorPointer in
-                var message = msghdr()
-                message.msg_iov = vectorPointer
-                message.msg_iovlen = 1
-                if controlLength > 0 {
-                    message.msg_control = control.baseAddress
-                    message.msg_controllen = controlLength
-                    let header = kmt_cmsg_firsthdr(&message)!
-                    header.pointee.cmsg_level = SOL_SOCKET
-                    header.pointee.cmsg_type = Int32(SCM_RIGHTS)
-                    header.pointee.cmsg_len = kmt_cmsg_len(descriptorBytes)
-                    let data = UnsafeMutableRawPointer(kmt_cmsg_data(header)!)
-                    descriptors.withUnsafeBytes { data.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
-                }
-                return Result { () throws(Errno) in
-                    try retrying(.sendmsg) { sendmsg(socket.rawValue, &message, Int32(MSG_NOSIGNAL)) }
+        // The control buffer on the stack, the payload sent from the caller's array (sendmsg
+        // only reads it).
+        let result: Result<Int, Errno> = withUnsafeTemporaryAllocation(byteCount: max(controlLength, 1),
+                                                                         alignment: 8) { control in
+            control.initializeMemory(as: UInt8.self, repeating: 0)
+            return bytes.withUnsafeBytes { raw in
+                var vector = iovec(iov_base: UnsafeMutableRawPointer(mutating: raw.baseAddress), iov_len: raw.count)
+                return withUnsafeMutablePointer(to: &vector) { vectorPointer in
+                    var message = msghdr()
+                    message.msg_iov = vectorPointer
+                    message.msg_iovlen = 1
+                    if controlLength > 0 {
+                        message.msg_control = control.baseAddress
+                        message.msg_controllen = controlLength
+                        let header = kmt_cmsg_firsthdr(&message)!
+                        header.pointee.cmsg_level = SOL_SOCKET
+                        header.pointee.cmsg_type = Int32(SCM_RIGHTS)
+                        header.pointee.cmsg_len = kmt_cmsg_len(descriptorBytes)
+                        let data = UnsafeMutableRawPointer(kmt_cmsg_data(header)!)
+                        descriptors.withUnsafeBytes { data.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+                    }
+                    return Result { () throws(Errno) in
+                        try retrying(.sendmsg) { sendmsg(socket.rawValue, &message, Int32(MSG_NOSIGNAL)) }
+                    }
                 }
             }
         }
@@ -70,38 +71,48 @@ extension Kernel {
     ) throws(Errno) -> ReceivedMessage {
         let flags = Int32(MSG_CMSG_CLOEXEC) | (peek ? Int32(MSG_PEEK) | Int32(MSG_DONTWAIT) : 0)
         let controlLength = kmt_cmsg_space(maximumDescriptorsPerMessage * MemoryLayout<Int32>.size)
-        let control = UnsafeMutableRawBufferPointer.allocate(byteCount: controlLength, alignment: 8)
-        defer { control.deallocate() }
-
-        var vector = iovec(iov_base: buffer.baseAddress, iov_len: buffer.count)
-        var message = msghdr()
-        let received = try withUnsafeMutablePointer(to: &vector) { (vectorPointer) throws(Errno) -> Int in
-            message.msg_iov = vectorPointer
-            message.msg_iovlen = 1
-            message.msg_control = control.baseAddress
-            message.msg_controllen = controlLength
-            return try retrying(.recvmsg) { recvmsg(socket.rawValue, &message, flags) }
-        }
-
-        // Collect every descriptor first, so that none leaks whatever the checks below decide.
-        var descriptors: [Int32] = []
-        var header = kmt_cmsg_firsthdr(&message)
-        while let current = header {
-            if current.pointee.cmsg_level == SOL_SOCKET && current.pointee.cmsg_type == Int32(SCM_RIGHTS) {
-                let dataLength = Int(current.pointee.cmsg_len) - kmt_cmsg_len(0)
-                let data = UnsafeRawPointer(kmt_cmsg_data(current)!)
-                for index in 0..<(dataLength / MemoryLayout<Int32>.size) {
-                    descriptors.append(data.loadUnaligned(fromByteOffset: index * 4, as: Int32.self))
-                }
+        // The control buffer (about 1 KiB) on the stack.
+        return try withUnsafeTemporaryAllocation(byteCount: controlLength, alignment: 8) {
+            (control) throws(Errno) -> ReceivedMessage in
+            var vector = iovec(iov_base: buffer.baseAddress, iov_len: buffer.count)
+            var message = msghdr()
+            let received = try withUnsafeMutablePointer(to: &vector) { (vectorPointer) throws(Errno) -> Int in
+                message.msg_iov = vectorPointer
+                message.msg_iovlen = 1
+                message.msg_control = control.baseAddress
+                message.msg_controllen = controlLength
+                return try retrying(.recvmsg) { recvmsg(socket.rawValue, &message, flags) }
             }
-            header = kmt_cmsg_nxthdr(&message, current)
+
+            // Every descriptor is owned at once, so that none leaks whatever the checks decide.
+            var count = 0
+            var header = kmt_cmsg_firsthdr(&message)
+            while let current = header {
+                if current.pointee.cmsg_level == SOL_SOCKET && current.pointee.cmsg_type == Int32(SCM_RIGHTS) {
+                    count += (Int(current.pointee.cmsg_len) - kmt_cmsg_len(0)) / MemoryLayout<Int32>.size
+                }
+                header = kmt_cmsg_nxthdr(&message, current)
+            }
+            let descriptors = ReceivedDescriptors(capacity: count)
+            header = kmt_cmsg_firsthdr(&message)
+            while let current = header {
+                if current.pointee.cmsg_level == SOL_SOCKET && current.pointee.cmsg_type == Int32(SCM_RIGHTS) {
+                    let dataLength = Int(current.pointee.cmsg_len) - kmt_cmsg_len(0)
+                    let data = UnsafeRawPointer(kmt_cmsg_data(current)!)
+                    for index in 0..<(dataLength / MemoryLayout<Int32>.size) {
+                        descriptors.append(FileDescriptor(adopting: data.loadUnaligned(fromByteOffset: index * 4,
+                                                                                       as: Int32.self)))
+                    }
+                }
+                header = kmt_cmsg_nxthdr(&message, current)
+            }
+            return ReceivedMessage(
+                byteCount: received,
+                dataTruncated: message.msg_flags & Int32(MSG_TRUNC) != 0,
+                descriptorsTruncated: message.msg_flags & Int32(MSG_CTRUNC) != 0,
+                descriptors: descriptors
+            )
         }
-        return ReceivedMessage(
-            byteCount: received,
-            dataTruncated: message.msg_flags & Int32(MSG_TRUNC) != 0,
-            descriptorsTruncated: message.msg_flags & Int32(MSG_CTRUNC) != 0,
-            descriptors: ReceivedDescriptors(adopting: descriptors)
-        )
     }
 }
 
