@@ -26,8 +26,9 @@ let package = Package(
             providers: [.apt(["libdrm-dev"])]
         ),
         // The raw primitives each benchmark is compared with, in plain C: futex, SCM_RIGHTS,
-        // pipes, memfd, PRIME, DRM syncobjs.
-        .target(name: "CBenchSupport", dependencies: ["CBenchLibDRM"]),
+        // pipes, memfd, PRIME, DRM syncobjs, GBM.
+        // GBM (Mesa's libgbm) for the raw side of gbm-allocate-share.
+        .target(name: "CBenchSupport", dependencies: ["CBenchLibDRM"], linkerSettings: [.linkedLibrary("gbm")]),
         .executableTarget(
             name: "kmt-bench",
             dependencies: [
