@@ -440,7 +440,8 @@ static int find_3d_adapter(LUID *luid, char *render_node, size_t size)
     int found = 0;
     for (ULONG i = 0; i < count && !found; i++) {
         D3DKMT_LINUX_ADAPTER_INFO li;
-        if (query_linux_info(adapters[i].hAdapter, &li) == STATUS_SUCCESS && (li.Flags & D3DKMT_LINUX_ADAPTER_VIRGL_3D)) {
+        if (query_linux_info(adapters[i].hAdapter, &li) == STATUS_SUCCESS
+            && (li.Flags & D3DKMT_LINUX_ADAPTER_VIRGL_3D)) {
             *luid = adapters[i].AdapterLuid;
             snprintf(render_node, size, "%s", li.RenderNode);
             found = 1;
@@ -523,7 +524,8 @@ static int producer(const char *argv0)
     if (exported_fd < 0)
         return test_finish();
     /* Mesa's own GBM export: gbm_bo_get_fd gives a read-only dma-buf. */
-    struct gbm_bo *bo = gbm_bo_create(gl.gbm, WIDTH, HEIGHT, GBM_FORMAT_ABGR8888, GBM_BO_USE_RENDERING | GBM_BO_USE_LINEAR);
+    struct gbm_bo *bo = gbm_bo_create(gl.gbm, WIDTH, HEIGHT, GBM_FORMAT_ABGR8888,
+                                      GBM_BO_USE_RENDERING | GBM_BO_USE_LINEAR);
     CHECK(bo != NULL, "producer: gbm_bo_create");
     if (!bo)
         return test_finish();

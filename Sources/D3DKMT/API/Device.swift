@@ -1,8 +1,13 @@
+import Synchronization
+
 /// A device: one process's connection to an adapter (`D3DKMTCreateDevice`). Allocations are made
 /// and shared resources opened on a device.
 public final class Device: Sendable {
     public let adapter: Adapter
     let backend: any DeviceBackend
+    /// Keyed mutex timelines imported on this device, by the open that uses them
+    /// (`KeyedMutex.kernelTimeline(on:)`); an open removes its entry when it goes.
+    let keyedMutexTimelines = Mutex<[ObjectIdentifier: any KernelTimeline]>([:])
 
     init(adapter: Adapter, backend: any DeviceBackend) {
         self.adapter = adapter
@@ -81,8 +86,8 @@ public final class Device: Sendable {
             // on the host, with one page of guest memory): it is shared whole; Lock2 refuses it.
             if !(buffer.kind == .dmaBuf && descriptor.isImage), let asked = descriptor.resolvedSize,
                asked > buffer.size || descriptor.dataOffset > buffer.size - asked {
-                throw NTError(.invalidParameter, "descriptor asks for \(asked) bytes at offset \(descriptor.dataOffset) "
-                                                 + "but the wrapped buffer holds \(buffer.size)")
+                throw NTError(.invalidParameter, "descriptor asks for \(asked) bytes at offset "
+                                                 + "\(descriptor.dataOffset), but the wrapped buffer holds \(buffer.size)")
             }
             guard descriptor.dataOffset <= AllocationDescriptor.maximumSize else {
                 throw NTError(.invalidParameter, "data offset \(descriptor.dataOffset) is out of range")

@@ -41,6 +41,10 @@ public final class KeyedMutex: Sendable {
     /// (without `NtSecuritySharing`) or opened by one; nil otherwise.
     public var globalHandle: UInt32? { global.withLock { $0?.value } }
 
+    /// The devices that keep an imported copy of the timeline for this open
+    /// (``kernelTimeline(on:)``).
+    private let timelineDevices = Mutex<[WeakDevice]>([])
+
     init(state: KeyedMutexState, timeline: consuming FileDescriptor?, runtimeData: [UInt8], shareable: Bool = true) {
         self.state = state
         self.timeline = timeline
@@ -237,15 +241,29 @@ public final class KeyedMutex: Sendable {
         try kernelTimeline(on: device).exportSyncFile(point: fenceValue)
     }
 
-    /// The mutex's timeline on `device` (imported there for this call).
+    /// The mutex's timeline on `device`: imported on first use and kept by the device for this
+    /// open (a syncobj handle on its render node, no descriptor) until either goes, so a GPU handoff
+    /// pays no import. The device holds the timeline; this open holds the device weakly and removes
+    /// its entry when it goes first.
     private func kernelTimeline(on device: Device) throws(NTError) -> any KernelTimeline {
         guard let number = timelineNumber else {
             throw NTError(.notSupported, "this keyed mutex has no DRM timeline syncobj")
         }
-        return try device.backend.importTimeline(number)
+        let key = ObjectIdentifier(self)
+        if let kept = device.keyedMutexTimelines.withLock({ $0[key] }) { return kept }
+        let timeline = try device.backend.importTimeline(number)
+        device.keyedMutexTimelines.withLock { $0[key] = timeline }
+        timelineDevices.withLock { devices in
+            if !devices.contains(where: { $0.device === device }) { devices.append(WeakDevice(device: device)) }
+        }
+        return timeline
     }
 
     deinit {
+        let key = ObjectIdentifier(self)
+        for entry in timelineDevices.withLock({ $0 }) {
+            _ = entry.device?.keyedMutexTimelines.withLock { $0.removeValue(forKey: key) }
+        }
         // Destroyed while owning it (D3DKMTDestroyKeyedMutex, or the last reference dropped):
         // the mutex is abandoned, as on Windows.
         if owning.withLock({ $0 }) { state.abandonHeld() }
@@ -260,4 +278,9 @@ public final class KeyedMutex: Sendable {
         guard let adapter = timelineAdapter else { return nil }
         return try adapter.makeDevice().backend.makeTimelineDescriptor()
     }
+}
+
+/// A device a keyed mutex open does not keep alive.
+struct WeakDevice {
+    weak var device: Device?
 }

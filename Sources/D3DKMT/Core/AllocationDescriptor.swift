@@ -6,7 +6,7 @@
 /// input, carried in the share package as the allocation's layout; bytes after it are the
 /// runtime's own driver data, and only they reach openers.
 ///
-/// Version 2 (`D3DKMT_LINUX_ALLOCATION_DESC2`, 96 bytes) adds up to four planes (offset and stride
+/// Version 2 (`D3DKMT_LINUX_ALLOCATION_DESC2`, 104 bytes) adds up to four planes (offset and stride
 /// each, for multi-planar formats such as NV12 and P010, or what GBM chose) and a data offset into
 /// a wrapped buffer; a version 1 descriptor has one plane at offset 0 with ``stride``.
 public struct AllocationDescriptor: Hashable, Sendable {
@@ -17,7 +17,7 @@ public struct AllocationDescriptor: Hashable, Sendable {
     /// The encoded size (`sizeof(D3DKMT_LINUX_ALLOCATION_DESC)`).
     public static let encodedSize = 48
     /// `sizeof(D3DKMT_LINUX_ALLOCATION_DESC2)`.
-    public static let encodedSize2 = 96
+    public static let encodedSize2 = 104
     /// The most planes an image has (DRM's limit).
     public static let maximumPlanes = 4
     /// `DRM_FORMAT_MOD_INVALID`: as a new allocation's ``modifier``, "the driver chooses" (GBM
