@@ -27,6 +27,10 @@
 //   KMTTestPeer share-named NAME LUIDLOW LUIDHIGH SEED
 //       Shares a 2-allocation resource holding TestPattern(SEED) under NAME, prints "shared",
 //       and sleeps until killed.
+//   KMTTestPeer fork-named NAME LUIDLOW LUIDHIGH SEED
+//       Shares a resource under NAME-parent (starting the event thread), then fork()s without
+//       exec. The child shares one under NAME-child, prints child=PID, parentopen=STATUS (opening
+//       NAME-parent by name) and "childshared", and sleeps until killed; so does the parent.
 //   KMTTestPeer other-user UID NAME PATH
 //       Drops to user UID (needs root), then prints lookup=STATUS of NAME in its own namespace
 //       and connect=EACCES|success|errno N of connecting to the socket PATH (another user's
@@ -261,6 +265,30 @@ case "open-named", "share-named":
             TestPattern.fill(mapping.bytes, seed: seed + 1, allocation: index)
         }
         print("opened=\(resource.allocations.count)")
+    } catch {
+        fail("\(error)")
+    }
+
+case "fork-named":
+    let name = arguments[2]
+    let device = device(luidLow: argument(3), luidHigh: argument(4))
+    do {
+        let resource = try device.createResource(allocations: [(.new(AllocationDescriptor(size: 4096)), [])])
+        // Both handles are kept open (taken, never closed) until the processes are killed.
+        _ = try resource.share(name: name + "-parent").take()
+        fflush(nil)
+        let child = fork()
+        guard child >= 0 else { fail("fork: errno \(errno)") }
+        if child == 0 {
+            let own = try device.createResource(allocations: [(.new(AllocationDescriptor(size: 4096)), [])])
+            _ = try own.share(name: name + "-child").take()
+            print("child=\(getpid())")
+            print("parentopen=" + statusText { _ = try SharedHandle.open(name: name + "-parent") })
+            print("childshared")
+            fflush(nil)
+            while true { pause() }
+        }
+        while true { pause() }
     } catch {
         fail("\(error)")
     }

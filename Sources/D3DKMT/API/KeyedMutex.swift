@@ -33,7 +33,7 @@ public final class KeyedMutex: Sendable {
     /// Created with `NtSecuritySharing`, or opened from a shared handle: it can be shared with
     /// its resource and sync object. Windows shares no other keyed mutex by NT handle.
     public let isShareable: Bool
-    private let owning = Mutex(false)
+    private let owning = ForkSafeMutex(false)
 
     init(state: KeyedMutexState, timeline: consuming FileDescriptor?, runtimeData: [UInt8], shareable: Bool = true) {
         self.state = state

@@ -16,7 +16,7 @@ public final class Resource: Sendable {
         case local([UInt8])
         case shared(RuntimeDataPage)
     }
-    private let runtimeStore: Mutex<RuntimeStore>
+    private let runtimeStore: ForkSafeMutex<RuntimeStore>
 
     init(device: Device, allocations: [Allocation], runtimeData: [UInt8], driverData: [UInt8], shareable: Bool,
          keyedMutex: KeyedMutex? = nil, syncObject: SyncObject? = nil, runtimeDataPage: RuntimeDataPage? = nil) {
@@ -24,7 +24,7 @@ public final class Resource: Sendable {
         self.keyedMutex = keyedMutex
         self.syncObject = syncObject
         self.allocations = allocations
-        self.runtimeStore = Mutex(runtimeDataPage.map { .shared($0) } ?? .local(runtimeData))
+        self.runtimeStore = ForkSafeMutex(runtimeDataPage.map { .shared($0) } ?? .local(runtimeData))
         self.driverData = driverData
         self.isShareable = shareable
     }

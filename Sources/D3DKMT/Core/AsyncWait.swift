@@ -121,8 +121,8 @@ enum AsyncWait {
             }
             guard satisfied, !finished.exchange(true, ordering: .acquiringAndReleasing) else { return }
             if all { for (fence, value) in mirrors { fence.advance(to: value) } }
+            release()  // first: who sees the event finds the wait gone
             try? Kernel.eventfdSignal(event.borrowed)
-            release()
         }
 
         /// Ends the wait without signalling (cancelled: one of its objects was destroyed). Once.
@@ -145,7 +145,7 @@ enum AsyncWait {
             var armed = false
         }
 
-        private static let state = Mutex(State())
+        private static let state = ForkSafeMutex(State())
 
         static func add(_ wait: Pending) throws(NTError) {
             let arm = state.withLock { state in
@@ -199,7 +199,7 @@ final class AsyncWaitRegistry: Sendable {
         var owner: Int32 = 0
     }
 
-    private let state = Mutex(State())
+    private let state = ForkSafeMutex(State())
     /// The object's eventfd for the kernel, made with its first DRM async wait (the last one; one
     /// more in each `fork()`ed child that waits).
     private let triggers = FileDescriptorList(capacity: 1)

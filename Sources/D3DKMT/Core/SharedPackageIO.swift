@@ -109,7 +109,10 @@ enum SharedPackageReader {
                 message = try Kernel.receive(BorrowedDescriptor(unowned: handle), into: buffer, peek: true)
             } catch {
                 if error == .wouldBlock {
-                    throw NTError(.invalidParameter, "descriptor \(handle) holds no shared objects")
+                    // The package stays queued for the handle's life unless a holder read it out
+                    // without MSG_PEEK: the handle is spent, as a closed NT handle is.
+                    throw NTError(.invalidHandle, "descriptor \(handle) holds no package: it was read out of the "
+                                                  + "handle (a read without MSG_PEEK by a holder), or never sent")
                 }
                 throw error.nt("reading a shared handle")
             }

@@ -20,10 +20,10 @@ final class DRMDevice: DeviceBackend {
     let hasTimelines: Bool
     private let primaryPath: String?
     /// The primary node, opened on first need (dumb buffers).
-    private let primary = Mutex<FileDescriptor?>(nil)
+    private let primary = ForkSafeMutex<FileDescriptor?>(nil)
     /// GEM handle → how many BufferObjects use it. Imports and closes happen under this lock, so
     /// a handle number is never closed while another import is returning it.
-    private let handles = Mutex<[UInt32: Int]>([:])
+    private let handles = ForkSafeMutex<[UInt32: Int]>([:])
 
     /// Takes ownership of `render`, an open render node of the driver `driverName`.
     init(render: consuming FileDescriptor, primaryPath: String?, driverName: String) {

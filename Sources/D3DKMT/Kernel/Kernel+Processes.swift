@@ -42,3 +42,53 @@ private final class ThreadBody: Sendable {
     let run: @Sendable () -> Void
     init(_ run: @escaping @Sendable () -> Void) { self.run = run }
 }
+
+/// A plain pthread mutex, for what must be held across `fork()`: `pthread_atfork` handlers lock
+/// and unlock it outside any Swift scope, which `Synchronization.Mutex` cannot do.
+final class ForkGuard: @unchecked Sendable {
+    private let mutex: UnsafeMutablePointer<pthread_mutex_t>
+
+    init() {
+        mutex = .allocate(capacity: 1)
+        pthread_mutex_init(mutex, nil)
+    }
+
+    func lock() { pthread_mutex_lock(mutex) }
+    func unlock() { pthread_mutex_unlock(mutex) }
+}
+
+extension Kernel {
+    /// `pthread_atfork(3)`: `prepare` runs in the forking thread before `fork()`, `parent` and
+    /// `child` after it in each process. Handlers stay registered for the life of the process.
+    static func atFork(prepare: @escaping @convention(c) () -> Void, parent: @escaping @convention(c) () -> Void,
+                       child: @escaping @convention(c) () -> Void) {
+        _ = pthread_atfork(prepare, parent, child)
+    }
+}
+
+/// A value behind a plain pthread mutex (`PTHREAD_MUTEX_NORMAL`): the library's lock, used instead
+/// of `Synchronization.Mutex`, whose Linux implementation records its owner by a thread id that
+/// goes stale in a `fork()`ed child (the child's main thread then crashes the first time another
+/// thread waits for a lock it holds). ThreadSanitizer sees these locks, too.
+final class ForkSafeMutex<Value: ~Copyable>: @unchecked Sendable {
+    private var value: Value
+    private let mutex: UnsafeMutablePointer<pthread_mutex_t>
+
+    init(_ value: consuming Value) {
+        self.value = value
+        mutex = .allocate(capacity: 1)
+        pthread_mutex_init(mutex, nil)
+    }
+
+    deinit {
+        pthread_mutex_destroy(mutex)
+        mutex.deallocate()
+    }
+
+    /// Runs `body` with the value, the lock held.
+    func withLock<R: ~Copyable, E: Error>(_ body: (inout Value) throws(E) -> R) throws(E) -> R {
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        return try body(&value)
+    }
+}
