@@ -40,7 +40,8 @@ extension D3DKMTSuite {
             var sent = 0
             for index in 0..<1000 {
                 let descriptors = index % 10 == 0 ? [socket] : []
-                if (try? Kernel.send(socket, bytes: [UInt8](repeating: 0xAB, count: 100), descriptors: descriptors)) != nil {
+                let bytes = [UInt8](repeating: 0xAB, count: 100)
+                if (try? Kernel.send(socket, bytes: bytes, descriptors: descriptors)) != nil {
                     sent += 1
                 } else {
                     usleep(1000)  // the sharer reads and drops them; the queue is short
@@ -103,7 +104,8 @@ extension D3DKMTSuite {
             let seconds = Double((Deadline.now.nanoseconds - started.nanoseconds) / 1_000_000) / 1000
             print("names: opening a stopped sharer's name failed after \(seconds) s")
             #expect(seconds < 15, "opening by name is not bounded")
-            let resource = try adapter.makeDevice().createResource(allocations: [(.new(AllocationDescriptor(size: 4096)), [])])
+            let resource = try adapter.makeDevice()
+                .createResource(allocations: [(.new(AllocationDescriptor(size: 4096)), [])])
             #expect(status { _ = try resource.share(name: name) } == .objectNameCollision)
             kill(peer.pid, SIGCONT)
             #expect(status { _ = try SharedHandle.open(name: name) } == .success)
