@@ -27,6 +27,17 @@
 //   KMTTestPeer share-named NAME LUIDLOW LUIDHIGH SEED
 //       Shares a 2-allocation resource holding TestPattern(SEED) under NAME, prints "shared",
 //       and sleeps until killed.
+//   KMTTestPeer scribble FD LUIDLOW LUIDHIGH VALUE DELAYMS
+//       Opens the software sync object shared as FD and, as a hostile holder of its page would,
+//       keeps its sleeping-waiters word at 0 and, after DELAYMS, stores VALUE as its value without
+//       bumping the sequence or waking anyone (a lost wake-up); prints scribbled=VALUE.
+//   KMTTestPeer noproc LUIDLOW LUIDHIGH
+//       Run where /proc is not mounted (see noproc-run): prints, for each call that needs /proc,
+//       NAME=STATUS and NAME.proc=yes|no (whether the failure text names /proc): keyedmutex
+//       (KeyedMutex.create), asyncwait (SyncObject.notify), readonly (opening a resource shared
+//       without write access), and plain=STATUS of sharing and opening a resource read-write.
+//   KMTTestPeer noproc-run ARGS...
+//       Runs this peer with ARGS in a new mount namespace with an empty tmpfs on /proc (root only).
 //   KMTTestPeer fork-named NAME LUIDLOW LUIDHIGH SEED
 //       Shares a resource under NAME-parent (starting the event thread), then fork()s without
 //       exec. The child shares one under NAME-child, prints child=PID, parentopen=STATUS (opening
@@ -91,7 +102,11 @@ func connectStatus(_ path: String) -> String {
 }
 
 /// Open descriptors of this process.
-let arguments = CommandLine.arguments
+/// The arguments; where /proc is not mounted (noproc-run), the runtime cannot read them, so they
+/// come in KMT_PEER_ARGUMENTS (space-separated) instead.
+let arguments = CommandLine.arguments.count >= 2 ? CommandLine.arguments
+    : ["KMTTestPeer"] + (getenv("KMT_PEER_ARGUMENTS").map { String(cString: $0) } ?? "")
+        .split(separator: " ").map(String.init)
 guard arguments.count >= 2 else { fail("usage: KMTTestPeer open|status|share|adapters ...") }
 
 func argument(_ index: Int) -> Int64 {
@@ -267,6 +282,60 @@ case "open-named", "share-named":
         print("opened=\(resource.allocations.count)")
     } catch {
         fail("\(error)")
+    }
+
+case "scribble":
+    let handle = SharedHandle(adopting: Int32(argument(2)))
+    let device = device(luidLow: argument(3), luidHigh: argument(4))
+    do {
+        let object = try device.openSyncObject(handle)
+        guard let valueAddress = object.fenceValueAddress else { fail("not a monitored fence") }
+        // The page: u32 sequence at 8, u32 sleepers at 12, u64 value at 16 (FenceState).
+        let value = UnsafeMutableRawPointer(mutating: valueAddress)
+        let sleepers = (value - 4).assumingMemoryBound(to: UInt32.self)
+        let end = argument(6) / 5
+        for _ in 0..<end {
+            sleepers.pointee = 0
+            usleep(5000)
+        }
+        sleepers.pointee = 0
+        value.storeBytes(of: UInt64(argument(5)), as: UInt64.self)
+        print("scribbled=\(argument(5))")
+    } catch {
+        fail("\(error)")
+    }
+
+case "noproc-run":
+    let script = "mount -t tmpfs none /proc && exec \"$0\""
+    setenv("KMT_PEER_ARGUMENTS", arguments[2...].joined(separator: " "), 1)
+    let command = ["unshare", "--mount", "--propagation", "private", "--", "/bin/sh", "-c", script, arguments[0]]
+    var argv = command.map { strdup($0) } + [nil]
+    execv("/usr/bin/unshare", &argv)
+    fail("execv /usr/bin/unshare: errno \(errno)")
+
+case "noproc":
+    let device = device(luidLow: argument(2), luidHigh: argument(3))
+    func report(_ name: String, _ body: () throws(NTError) -> Void) {
+        do {
+            try body()
+            print("\(name)=success")
+        } catch {
+            print("\(name)=\(error.status)")
+            print("\(name).proc=\(error.reason.contains("/proc") ? "yes" : "no")")
+        }
+    }
+    report("keyedmutex") { () throws(NTError) in _ = try KeyedMutex.create(initialKey: 0) }
+    report("asyncwait") { () throws(NTError) in
+        let fence = try device.createSyncObject(.monitoredFence)
+        try SyncObject.notify(eventfd: 0, when: [(fence, 1)])
+    }
+    report("readonly") { () throws(NTError) in
+        let resource = try device.createResource(allocations: [(.new(AllocationDescriptor(size: 4096)), [])])
+        _ = try device.openResource(try resource.share(access: 0x0002_0000))  // READ_CONTROL alone
+    }
+    report("plain") { () throws(NTError) in
+        let resource = try device.createResource(allocations: [(.new(AllocationDescriptor(size: 4096)), [])])
+        _ = try device.openResource(try resource.share())
     }
 
 case "fork-named":

@@ -20,9 +20,10 @@ import Synchronization
 enum AsyncWait {
     /// Refuses what is not an eventfd (`/proc/self/fd/N` names `anon_inode:[eventfd]`).
     ///
-    /// - Throws: `STATUS_INVALID_PARAMETER`.
+    /// - Throws: `STATUS_INVALID_PARAMETER`; `STATUS_NOT_SUPPORTED` without `/proc`.
     static func checkEventfd(_ fd: Int32) throws(NTError) {
         guard fd >= 0, Kernel.readLink("/proc/self/fd/\(fd)") == "anon_inode:[eventfd]" else {
+            if let missing = NTError.withoutProc("telling an eventfd (hAsyncEvent)") { throw missing }
             throw NTError(.invalidParameter, "descriptor \(fd) is not an eventfd")
         }
     }

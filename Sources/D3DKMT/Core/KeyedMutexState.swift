@@ -217,9 +217,8 @@ final class Presence: Sendable {
     init(_ page: SharedPage) throws(NTError) {
         let reopened: FileDescriptor
         do { reopened = try Kernel.reopen(page.descriptor.borrowed, O_RDWR) } catch {
-            throw error == .noSuchFile
-                ? NTError(.notSupported, "keyed mutexes need /proc to tell an owner's death (reopening their state)")
-                : error.nt("reopening keyed mutex state")
+            throw NTError.withoutProc("a keyed mutex (telling its owner's death: reopening its state)")
+                ?? error.nt("reopening keyed mutex state")
         }
         let hint = page.atomic32(40).pointee.wrappingAdd(1, ordering: .relaxed).oldValue
         for step in 0..<Self.slots {

@@ -179,6 +179,7 @@ extension SharedPackageReader {
         let indices = [package.keyedMutex?.syncobjDescriptorIndex, package.syncObject?.syncobjDescriptorIndex]
         for case let index? in indices where index != SharePackage.noDescriptor {
             guard Kernel.isSyncobj(descriptors.borrow(Int(index))) else {
+                if let missing = NTError.withoutProc("telling a DRM syncobj") { throw missing }
                 throw NTError(.invalidParameter, "invalid shared handle: descriptor \(index) is not a DRM syncobj")
             }
         }

@@ -83,6 +83,7 @@ extension DRMDevice {
     func importTimeline(_ descriptor: Int32) throws(NTError) -> any KernelTimeline {
         try requireTimelines()
         guard descriptor >= 0, Kernel.isSyncobj(BorrowedDescriptor(unowned: descriptor)) else {
+            if let missing = NTError.withoutProc("telling a DRM syncobj") { throw missing }
             throw NTError(.invalidParameter, "descriptor \(descriptor) is not a DRM syncobj")
         }
         do {
