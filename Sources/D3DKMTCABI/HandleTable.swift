@@ -182,6 +182,14 @@ struct HandleTable: ~Copyable {
     }
 
     /// Every live handle whose object belongs to `device`.
+    /// Every live handle (what the fuzz harness picks handle fields from and destroys after each
+    /// input).
+    var liveHandles: [UInt32] {
+        slots.indices.compactMap { slot in
+            slots[slot].object == nil ? nil : Self.encode(slot: slot, generation: slots[slot].generation)
+        }
+    }
+
     func handles(ofDevice device: UInt32) -> [UInt32] {
         slots.indices.compactMap { slot in
             guard let object = slots[slot].object, object.device == device else { return nil }

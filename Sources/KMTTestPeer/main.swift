@@ -38,6 +38,12 @@
 //       without write access), and plain=STATUS of sharing and opening a resource read-write.
 //   KMTTestPeer noproc-run ARGS...
 //       Runs this peer with ARGS in a new mount namespace with an empty tmpfs on /proc (root only).
+//   KMTTestPeer fill WHAT CAP RAISE
+//       As user 65534 when run as root (so the kernel's per-user limit on descriptors in flight
+//       applies), with the soft RLIMIT_NOFILE at 1024 (or the hard limit, if lower) and, with
+//       RAISE 1, D3DKMT_RAISE_NOFILE=1: makes 4 KiB software resources and shares each, keeping
+//       every handle (and, with WHAT "resources", every resource too), until a call fails or CAP
+//       are live; prints live=N, status=STATUS (of the failing call, or success), soft=LIMIT.
 //   KMTTestPeer fork-named NAME LUIDLOW LUIDHIGH SEED
 //       Shares a resource under NAME-parent (starting the event thread), then fork()s without
 //       exec. The child shares one under NAME-child, prints child=PID, parentopen=STATUS (opening
@@ -337,6 +343,36 @@ case "noproc":
         let resource = try device.createResource(allocations: [(.new(AllocationDescriptor(size: 4096)), [])])
         _ = try device.openResource(try resource.share())
     }
+
+case "fill":
+    let keepResources = arguments[2] == "resources"
+    let cap = Int(argument(3))
+    if geteuid() == 0 {
+        guard setgroups(0, nil) == 0, setgid(65534) == 0, setuid(65534) == 0 else { fail("cannot drop to 65534") }
+    }
+    var limit = rlimit()
+    getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+    limit.rlim_cur = min(1024, limit.rlim_max)
+    setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+    if argument(4) == 1 { setenv("D3DKMT_RAISE_NOFILE", "1", 1) }
+    var resources: [Resource] = []
+    var handles: [Int32] = []
+    var ended = "success"
+    do {
+        let device = try Adapter.open(luid: AdapterInfo.software.luid).makeDevice()
+        while handles.count < cap {
+            let resource = try device.createResource(allocations: [(.new(AllocationDescriptor(size: 4096)), [])])
+            handles.append(try resource.share().take())
+            if keepResources { resources.append(resource) }
+        }
+    } catch {
+        ended = "\(error.status)"
+    }
+    getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+    print("live=\(handles.count)")
+    print("status=\(ended)")
+    print("soft=\(limit.rlim_cur)")
+    _ = resources.count
 
 case "fork-named":
     let name = arguments[2]

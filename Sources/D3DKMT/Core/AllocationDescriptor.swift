@@ -45,8 +45,11 @@ public struct AllocationDescriptor: Hashable, Sendable {
     public var resolvedSize: UInt64? {
         var bytes = size
         if bytes == 0 {
-            let rowBytes = stride != 0 ? UInt64(stride) : UInt64(width) * 4
-            bytes = rowBytes * UInt64(height)  // both < 2^34, cannot overflow
+            let rowBytes = stride != 0 ? UInt64(stride) : UInt64(width) * 4  // < 2^34
+            // Up to 2^34 * 2^32: can overflow (Width = Height = 0xFFFFFFFF once trapped here).
+            let (product, overflow) = rowBytes.multipliedReportingOverflow(by: UInt64(height))
+            guard !overflow else { return nil }
+            bytes = product
         }
         guard bytes > 0, bytes <= AllocationDescriptor.maximumSize else { return nil }
         return bytes

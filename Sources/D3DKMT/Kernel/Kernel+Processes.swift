@@ -92,3 +92,20 @@ final class ForkSafeMutex<Value: ~Copyable>: @unchecked Sendable {
         return try body(&value)
     }
 }
+
+extension Kernel {
+    /// `getrlimit(RLIMIT_NOFILE)`: the soft and hard limits on open descriptors.
+    static func descriptorLimits() -> (soft: UInt64, hard: UInt64) {
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return (0, 0) }
+        return (UInt64(limit.rlim_cur), UInt64(limit.rlim_max))
+    }
+
+    /// `setrlimit(RLIMIT_NOFILE)` with the soft limit `soft` (the hard limit unchanged).
+    static func setDescriptorSoftLimit(_ soft: UInt64) throws(Errno) {
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { throw .current }
+        limit.rlim_cur = rlim_t(soft)
+        guard setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { throw .current }
+    }
+}
