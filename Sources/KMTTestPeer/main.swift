@@ -20,6 +20,9 @@
 //   KMTTestPeer hold FD
 //       Opens the keyed mutex shared as FD, acquires key 0, prints "acquired" and sleeps until
 //       killed.
+//   KMTTestPeer hold-fork FD
+//       As hold, then fork()s without exec: the child prints child=PID and sleeps until killed
+//       (it inherits the owner's descriptors); the parent prints "acquired" and sleeps.
 //   KMTTestPeer signal FD LUIDLOW LUIDHIGH VALUE DELAYMS
 //       Opens the sync object shared as FD, sleeps DELAYMS, signals VALUE, prints signalled=VALUE.
 //   KMTTestPeer open-named NAME LUIDLOW LUIDHIGH SEED
@@ -44,6 +47,12 @@
 //       RAISE 1, D3DKMT_RAISE_NOFILE=1: makes 4 KiB software resources and shares each, keeping
 //       every handle (and, with WHAT "resources", every resource too), until a call fails or CAP
 //       are live; prints live=N, status=STATUS (of the failing call, or success), soft=LIMIT.
+//   KMTTestPeer fork-destroy LUIDLOW LUIDHIGH
+//       Makes a fence (value 1) and a resource on the adapter, then fork()s without exec. The
+//       child destroys its copies of both, makes, signals, maps and destroys objects of its own on
+//       the same device, and exits (child=STATUS of that, as its exit status 0 or 1); then the
+//       parent signals its fence to 2, reads it back and maps and writes its allocation, printing
+//       child=ok|failed and parent=STATUS.
 //   KMTTestPeer fork-named NAME LUIDLOW LUIDHIGH SEED
 //       Shares a resource under NAME-parent (starting the event thread), then fork()s without
 //       exec. The child shares one under NAME-child, prints child=PID, parentopen=STATUS (opening
@@ -229,6 +238,26 @@ case "hold":
         fail("\(error)")
     }
 
+case "hold-fork":
+    let handle = SharedHandle(adopting: Int32(argument(2)))
+    do {
+        let mutex = try KeyedMutex.open(handle)
+        _ = try mutex.acquire(key: 0, timeout: .seconds(60))
+        fflush(nil)
+        let child = fork()
+        if child == 0 {
+            print("child=\(getpid())")
+            fflush(nil)
+            while true { pause() }
+        }
+        usleep(100_000)
+        print("acquired")
+        fflush(nil)
+        while true { pause() }
+    } catch {
+        fail("\(error)")
+    }
+
 case "acquire":
     // acquire FD TIMEOUTMS: opens the keyed mutex shared as FD, tries key 0 for TIMEOUTMS, prints
     // status=STATUS.
@@ -373,6 +402,41 @@ case "fill":
     print("status=\(ended)")
     print("soft=\(limit.rlim_cur)")
     _ = resources.count
+
+case "fork-destroy":
+    let device = device(luidLow: argument(2), luidHigh: argument(3))
+    var fence: SyncObject?
+    var resource: Resource?
+    do {
+        fence = try device.createSyncObject(.fence, initialValue: 1)
+        resource = try device.createResource(allocations: [(.new(AllocationDescriptor(size: 4096)), [])])
+    } catch {
+        fail("\(error)")
+    }
+    fflush(nil)
+    let child = fork()
+    guard child >= 0 else { fail("fork: errno \(errno)") }
+    if child == 0 {
+        fence = nil
+        resource = nil
+        let ok = status {
+            let own = try device.createSyncObject(.fence)
+            try own.signal(3)
+            let mine = try device.createResource(allocations: [(.new(AllocationDescriptor(size: 4096)), [])])
+            let mapping = try mine.allocations[0].map()
+            mapping.bytes[0] = 7
+        } == .success
+        _exit(ok ? 0 : 1)
+    }
+    var childStatus: Int32 = 0
+    while waitpid(child, &childStatus, 0) < 0 && errno == EINTR {}
+    print("child=" + (childStatus == 0 ? "ok" : "failed"))
+    print("parent=" + statusText {
+        try fence!.signal(2)
+        guard try fence!.currentValue() == 2 else { throw NTError(.unsuccessful, "the fence did not reach 2") }
+        let mapping = try resource!.allocations[0].map()
+        mapping.bytes[0] = 9
+    })
 
 case "fork-named":
     let name = arguments[2]

@@ -62,7 +62,8 @@ extension D3DKMTSuite {
                     }
                     peakThreads = threadCount()
                     peakDescriptors = openDescriptorCount()
-                    #expect(peakThreads == threadsBefore, "the one event thread serves every wait")
+                    // (Other threads of the test runner may end meanwhile, never start for a wait.)
+                    #expect(peakThreads <= threadsBefore, "the one event thread serves every wait")
                     #expect(objects.map(\.pendingAsyncWaits).reduce(0, +) == 1000 + 666)
                     // One duplicate of the event per wait, and on DRM one eventfd per object for the
                     // kernel.
@@ -71,8 +72,8 @@ extension D3DKMTSuite {
                     #expect(try !readable(event.rawValue, within: 20))
                 }
                 // The objects are destroyed: every wait is cancelled, never signalled.
-                #expect(eventually { threadCount() == threadsBefore && openDescriptorCount() == descriptorsBefore + 1 })
-                #expect(threadCount() == threadsBefore, "threads after the objects went")
+                #expect(eventually { threadCount() <= threadsBefore && openDescriptorCount() == descriptorsBefore + 1 })
+                #expect(threadCount() <= threadsBefore, "threads after the objects went")
                 #expect(openDescriptorCount() == descriptorsBefore + 1, "descriptors after the objects went")
                 #expect(try !readable(event.rawValue, within: 0), "a cancelled wait signalled its event")
                 print("event thread, \(adapter.info.driverName): 1,000 waits: threads \(threadsBefore) -> "
@@ -128,7 +129,7 @@ extension D3DKMTSuite {
             try EventLoop.shared.after(.after(nanoseconds: 20_000_000)) { fired.withLock { $0.append("timer") } }
             try Kernel.eventfdSignal(event.borrowed)
             #expect(eventually { fired.withLock { $0.contains("watch") && $0.contains("timer") } })
-            #expect(threadCount() == threadsBefore)
+            #expect(threadCount() <= threadsBefore, "a watch or a timer started a thread")
             EventLoop.shared.cancel(watched)
             try Kernel.eventfdSignal(event.borrowed)
             usleep(50_000)

@@ -141,4 +141,42 @@ extension D3DKMTSuite {
             _ = peer.wait()
         }
     }
+
+    /// `fork()` without `exec` (#12 item 5): a child that destroys its copies of its parent's
+    /// objects, and makes and destroys its own on the same device, leaves the parent's alone (on
+    /// DRM the child reopens the render node; the parent's GEM and syncobj handles are never
+    /// closed by it).
+    @Suite struct ForkedChildren {
+        @Test(arguments: EventThread.withSyncObjects)
+        func aChildDestroyingObjectsLeavesItsParentsAlone(adapter: Adapter) throws {
+            let peer = try runPeer(["fork-destroy"] + luidArguments(adapter))
+            #expect(peer.exitStatus == 0, "peer said: \(peer.text)")
+            #expect(peer.output["child"] == "ok", "the child's own objects failed: \(peer.text)")
+            #expect(peer.output["parent"] == "success", "the child broke its parent's objects: \(peer.text)")
+        }
+
+        /// The owner of a keyed mutex forks, then dies (`SIGKILL`) while its child lives: the
+        /// child's inherited copy of the owner's presence lock was closed at the fork, so waiters
+        /// see the death (`STATUS_ABANDONED`) instead of an owner kept alive by its child.
+        @Test func anOwnersDeathIsSeenWhileItsForkedChildLives() throws {
+            let device = try Adapter.open(luid: AdapterInfo.software.luid).makeDevice()
+            let (resource, mutex, sync) = try makeGuardedResource(on: device)
+            let handle = try resource.share(keyedMutex: mutex, syncObject: sync)
+            let peer = try PeerProcess(["hold-fork", "3"], inherit: [handle.rawValue])
+            defer { kill(peer.pid, SIGKILL) }
+            var child: pid_t = 0
+            while let line = peer.readLine(), line != "acquired" {
+                if line.hasPrefix("child=") { child = pid_t(line.dropFirst(6)) ?? 0 }
+                if line.hasPrefix("error=") { Issue.record("peer: \(line)") }
+            }
+            #expect(child > 0)
+            #expect(status { _ = try mutex.acquire(key: 0, timeout: .milliseconds(300)) } == .timeout)
+            // The owner dies (its descriptors close even before it is reaped); its child lives on.
+            kill(peer.pid, SIGKILL)
+            #expect(status { _ = try mutex.acquire(key: 0, timeout: .seconds(10)) } == .abandoned,
+                    "the owner's forked child hid its death")
+            if child > 0 { kill(child, SIGKILL) }  // then the output ends and the peer can be reaped
+            _ = peer.wait()
+        }
+    }
 }
