@@ -57,6 +57,10 @@
 //       Shares a resource under NAME-parent (starting the event thread), then fork()s without
 //       exec. The child shares one under NAME-child, prints child=PID, parentopen=STATUS (opening
 //       NAME-parent by name) and "childshared", and sleeps until killed; so does the parent.
+//   KMTTestPeer share-named-full NAME LUIDLOW LUIDHIGH SEED
+//       As share-named, then lowers its RLIMIT_NOFILE to its highest open descriptor and fills
+//       every number below it, so that its event thread cannot accept a connection (EMFILE);
+//       prints "full" and sleeps.
 //   KMTTestPeer other-user UID NAME PATH
 //       Drops to user UID (needs root), then prints lookup=STATUS of NAME in its own namespace
 //       and connect=EACCES|success|errno N of connecting to the socket PATH (another user's
@@ -285,6 +289,23 @@ case "signal":
         usleep(UInt32(argument(6)) * 1000)
         try object.signal(UInt64(argument(5)))
         print("signalled=\(argument(5))")
+    } catch {
+        fail("\(error)")
+    }
+
+case "share-named-full":
+    let device = device(luidLow: argument(3), luidHigh: argument(4))
+    do {
+        let resource = try device.createResource(allocations: [(.new(AllocationDescriptor(size: 4096)), [])])
+        _ = try resource.share(name: arguments[2]).take()  // kept open until killed
+        var highest: Int32 = 0
+        for fd in 0..<Int32(4096) where fcntl(fd, F_GETFD) >= 0 { highest = fd }
+        var limit = rlimit(rlim_cur: rlim_t(highest + 1), rlim_max: rlim_t(highest + 1))
+        guard setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { fail("setrlimit") }
+        while open("/dev/null", O_RDONLY | O_CLOEXEC) >= 0 {}  // every number below the limit taken
+        print("full")
+        fflush(nil)
+        while true { pause() }
     } catch {
         fail("\(error)")
     }

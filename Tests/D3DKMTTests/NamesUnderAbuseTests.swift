@@ -111,6 +111,25 @@ extension D3DKMTSuite {
             #expect(status { _ = try SharedHandle.open(name: name) } == .success)
         }
 
+        /// A sharer out of descriptors (`EMFILE` on every `accept`) neither spins nor answers: its
+        /// event thread rests 10 ms between tries, and the opener gets `STATUS_IO_TIMEOUT` within
+        /// the bound.
+        @Test func aSharerOutOfDescriptorsNeitherSpinsNorHangsTheOpener() throws {
+            let adapter = try Adapter.open(luid: AdapterInfo.software.luid)
+            let name = uniqueName("emfile")
+            let peer = try PeerProcess(["share-named-full", name] + luidArguments(adapter) + ["8"])
+            defer { kill(peer.pid, SIGKILL) }
+            #expect(peer.readLine() == "full")
+            let before = try #require(cpuTicks(peer.pid))
+            let started = Deadline.now
+            #expect(status { _ = try SharedHandle.open(name: name) } == .ioTimeout)
+            let seconds = Double((Deadline.now.nanoseconds - started.nanoseconds) / 1_000_000) / 1000
+            let used = try #require(cpuTicks(peer.pid)) - before
+            print("names: a sharer out of descriptors used \(used) ticks in the \(seconds) s an open waited")
+            #expect(seconds < 15, "opening by name is not bounded")
+            #expect(Double(used) < seconds * Double(sysconf(Int32(_SC_CLK_TCK))) / 4, "the sharer spins on EMFILE")
+        }
+
         /// A `fork()`ed child (no exec) shares names of its own, answered by its own event thread,
         /// and opens its parent's; the parent's names stay the parent's.
         @Test func namesWorkInAForkedChild() throws {
