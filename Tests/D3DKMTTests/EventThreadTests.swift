@@ -17,6 +17,20 @@ func eventually(_ condition: () -> Bool) -> Bool {
     return condition()
 }
 
+/// The open descriptor count once it has stayed the same for 100 ms (at most 5 s): what a test
+/// measures before it starts while the event thread may still be retiring an earlier test's names
+/// or dropping its finished waits.
+func quietDescriptorCount() -> Int {
+    var count = openDescriptorCount(), still = 0
+    for _ in 0..<500 where still < 10 {
+        usleep(10_000)
+        let now = openDescriptorCount()
+        still = now == count ? still + 1 : 0
+        count = now
+    }
+    return count
+}
+
 /// Raises the soft `RLIMIT_NOFILE` to at least `wanted` (within the hard limit) for `body`.
 func withDescriptorLimit<R>(atLeast wanted: rlim_t, _ body: () throws -> R) rethrows -> R {
     var saved = rlimit()

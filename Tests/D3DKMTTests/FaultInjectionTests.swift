@@ -306,7 +306,7 @@ extension D3DKMTSuite {
             let path = "/tmp/d3dkmt-fault-accept-\(getpid())"
             Kernel.unlink(path)
             defer { Kernel.unlink(path) }
-            let before = Kernel.openDescriptorCount()
+            let before = quietDescriptorCount()
             do {
                 let listener = try Kernel.listen(at: path)
                 let first = try Kernel.connect(to: path)

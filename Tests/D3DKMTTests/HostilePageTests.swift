@@ -57,8 +57,9 @@ extension D3DKMTSuite {
     /// Without `/proc` (#12 item 8): every call that needs it fails with `STATUS_NOT_SUPPORTED`
     /// and a text naming `/proc`, never a misleading status; what does not need it works.
     @Suite struct WithoutProc {
-        @Test(.enabled(if: geteuid() == 0 && access("/usr/bin/unshare", X_OK) == 0,
-                       "needs root and unshare(1) to hide /proc"))
+        @Test(.enabled(if: geteuid() == 0 && access("/usr/bin/unshare", X_OK) == 0
+                           && getenv("ASAN_OPTIONS") == nil && getenv("TSAN_OPTIONS") == nil,
+                       "needs root and unshare(1) to hide /proc, and no sanitizer (whose runtime reads /proc)"))
         func everyCallNeedingProcSaysSo() throws {
             let adapter = try Adapter.open(luid: AdapterInfo.software.luid)
             let peer = try runPeer(["noproc-run", "noproc"] + luidArguments(adapter))
