@@ -5,6 +5,19 @@ import KMTTestSupport
 import Glibc
 #endif
 
+/// The state letter of process `pid` (`/proc/PID/stat`: R, S, T for stopped, ...).
+func processState(_ pid: pid_t) -> Character? {
+    let fd = open("/proc/\(pid)/stat", O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else { return nil }
+    var bytes = [UInt8](repeating: 0, count: 4096)
+    let count = read(fd, &bytes, bytes.count)
+    Glibc.close(fd)
+    guard count > 0 else { return nil }
+    let stat = String(decoding: bytes[0..<count], as: UTF8.self)
+    guard let end = stat.lastIndex(of: ")") else { return nil }
+    return stat[stat.index(after: end)...].split(separator: " ").first?.first
+}
+
 /// CPU time (user + system) process `pid` has used, in clock ticks (`/proc/PID/stat`).
 func cpuTicks(_ pid: pid_t) -> Int? {
     let fd = open("/proc/\(pid)/stat", O_RDONLY | O_CLOEXEC)
@@ -99,6 +112,8 @@ extension D3DKMTSuite {
             defer { kill(peer.pid, SIGKILL) }
             #expect(peer.readLine()?.hasPrefix("shared=") == true)
             kill(peer.pid, SIGSTOP)
+            // A stop takes effect when each thread next leaves the kernel: wait until it has.
+            #expect(eventually { processState(peer.pid) == "T" }, "the sharer did not stop")
             let started = Deadline.now
             #expect(status { _ = try SharedHandle.open(name: name) } == .ioTimeout)
             let seconds = Double((Deadline.now.nanoseconds - started.nanoseconds) / 1_000_000) / 1000
