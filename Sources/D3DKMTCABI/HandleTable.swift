@@ -115,6 +115,14 @@ struct HandleTable: ~Copyable {
     }
 
     /// Every live handle whose object belongs to `device`.
+    /// Every live handle (what the fuzz harness picks handle fields from and destroys after each
+    /// input).
+    var liveHandles: [UInt32] {
+        slots.indices.compactMap { slot in
+            slots[slot].object == nil ? nil : Self.encode(slot: slot, generation: slots[slot].generation)
+        }
+    }
+
     func handles(ofDevice device: UInt32) -> [UInt32] {
         slots.indices.compactMap { slot in
             guard let object = slots[slot].object, object.device == device else { return nil }
@@ -123,13 +131,13 @@ struct HandleTable: ~Copyable {
     }
 }
 
-/// The process's handle table behind a ``PThreadMutex``.
+/// The process's handle table behind a pthread mutex (`ForkSafeMutex`: ThreadSanitizer sees it,
+/// and a `fork()`ed child can take it).
 final class HandleTableLock: @unchecked Sendable {
-    private var table = HandleTable()
-    private let mutex = PThreadMutex()
+    private let table = ForkSafeMutex(HandleTable())
 
     func withLock<R, E: Error>(_ body: (inout HandleTable) throws(E) -> R) throws(E) -> R {
-        try mutex.withLock { () throws(E) -> R in try body(&table) }
+        try table.withLock { (table) throws(E) -> R in try body(&table) }
     }
 }
 

@@ -20,6 +20,9 @@
 //   KMTTestPeer hold FD
 //       Opens the keyed mutex shared as FD, acquires key 0, prints "acquired" and sleeps until
 //       killed.
+//   KMTTestPeer hold-fork FD
+//       As hold, then fork()s without exec: the child prints child=PID and sleeps until killed
+//       (it inherits the owner's descriptors); the parent prints "acquired" and sleeps.
 //   KMTTestPeer signal FD LUIDLOW LUIDHIGH VALUE DELAYMS
 //       Opens the sync object shared as FD, sleeps DELAYMS, signals VALUE, prints signalled=VALUE.
 //   KMTTestPeer open-named NAME LUIDLOW LUIDHIGH SEED
@@ -35,6 +38,37 @@
 //       Creates a 1-allocation resource (8 KiB) holding TestPattern(SEED) with a global share
 //       handle and runtime data "global", prints value=VALUE, and exits at a line (or end of
 //       input) on stdin, without destroying anything.
+//   KMTTestPeer scribble FD LUIDLOW LUIDHIGH VALUE DELAYMS
+//       Opens the software sync object shared as FD and, as a hostile holder of its page would,
+//       keeps its sleeping-waiters word at 0 and, after DELAYMS, stores VALUE as its value without
+//       bumping the sequence or waking anyone (a lost wake-up); prints scribbled=VALUE.
+//   KMTTestPeer noproc LUIDLOW LUIDHIGH
+//       Run where /proc is not mounted (see noproc-run): prints, for each call that needs /proc,
+//       NAME=STATUS and NAME.proc=yes|no (whether the failure text names /proc): keyedmutex
+//       (KeyedMutex.create), asyncwait (SyncObject.notify), readonly (opening a resource shared
+//       without write access), and plain=STATUS of sharing and opening a resource read-write.
+//   KMTTestPeer noproc-run ARGS...
+//       Runs this peer with ARGS in a new mount namespace with an empty tmpfs on /proc (root only).
+//   KMTTestPeer fill WHAT CAP RAISE
+//       As user 65534 when run as root (so the kernel's per-user limit on descriptors in flight
+//       applies), with the soft RLIMIT_NOFILE at 1024 (or the hard limit, if lower) and, with
+//       RAISE 1, D3DKMT_RAISE_NOFILE=1: makes 4 KiB software resources and shares each, keeping
+//       every handle (and, with WHAT "resources", every resource too), until a call fails or CAP
+//       are live; prints live=N, status=STATUS (of the failing call, or success), soft=LIMIT.
+//   KMTTestPeer fork-destroy LUIDLOW LUIDHIGH
+//       Makes a fence (value 1) and a resource on the adapter, then fork()s without exec. The
+//       child destroys its copies of both, makes, signals, maps and destroys objects of its own on
+//       the same device, and exits (child=STATUS of that, as its exit status 0 or 1); then the
+//       parent signals its fence to 2, reads it back and maps and writes its allocation, printing
+//       child=ok|failed and parent=STATUS.
+//   KMTTestPeer fork-named NAME LUIDLOW LUIDHIGH SEED
+//       Shares a resource under NAME-parent (starting the event thread), then fork()s without
+//       exec. The child shares one under NAME-child, prints child=PID, parentopen=STATUS (opening
+//       NAME-parent by name) and "childshared", and sleeps until killed; so does the parent.
+//   KMTTestPeer share-named-full NAME LUIDLOW LUIDHIGH SEED
+//       As share-named, then lowers its RLIMIT_NOFILE to its highest open descriptor and fills
+//       every number below it, so that its event thread cannot accept a connection (EMFILE);
+//       prints "full" and sleeps.
 //   KMTTestPeer other-user UID NAME PATH
 //       Drops to user UID (needs root), then prints lookup=STATUS of NAME in its own namespace
 //       and connect=EACCES|success|errno N of connecting to the socket PATH (another user's
@@ -95,7 +129,11 @@ func connectStatus(_ path: String) -> String {
 }
 
 /// Open descriptors of this process.
-let arguments = CommandLine.arguments
+/// The arguments; where /proc is not mounted (noproc-run), the runtime cannot read them, so they
+/// come in KMT_PEER_ARGUMENTS (space-separated) instead.
+let arguments = CommandLine.arguments.count >= 2 ? CommandLine.arguments
+    : ["KMTTestPeer"] + (getenv("KMT_PEER_ARGUMENTS").map { String(cString: $0) } ?? "")
+        .split(separator: " ").map(String.init)
 guard arguments.count >= 2 else { fail("usage: KMTTestPeer open|status|share|adapters ...") }
 
 func argument(_ index: Int) -> Int64 {
@@ -212,6 +250,26 @@ case "hold":
         fail("\(error)")
     }
 
+case "hold-fork":
+    let handle = SharedHandle(adopting: Int32(argument(2)))
+    do {
+        let mutex = try KeyedMutex.open(handle)
+        _ = try mutex.acquire(key: 0, timeout: .seconds(60))
+        fflush(nil)
+        let child = fork()
+        if child == 0 {
+            print("child=\(getpid())")
+            fflush(nil)
+            while true { pause() }
+        }
+        usleep(100_000)
+        print("acquired")
+        fflush(nil)
+        while true { pause() }
+    } catch {
+        fail("\(error)")
+    }
+
 case "acquire":
     // acquire FD TIMEOUTMS: opens the keyed mutex shared as FD, tries key 0 for TIMEOUTMS, prints
     // status=STATUS.
@@ -239,6 +297,23 @@ case "signal":
         usleep(UInt32(argument(6)) * 1000)
         try object.signal(UInt64(argument(5)))
         print("signalled=\(argument(5))")
+    } catch {
+        fail("\(error)")
+    }
+
+case "share-named-full":
+    let device = device(luidLow: argument(3), luidHigh: argument(4))
+    do {
+        let resource = try device.createResource(allocations: [(.new(AllocationDescriptor(size: 4096)), [])])
+        _ = try resource.share(name: arguments[2]).take()  // kept open until killed
+        var highest: Int32 = 0
+        for fd in 0..<Int32(4096) where fcntl(fd, F_GETFD) >= 0 { highest = fd }
+        var limit = rlimit(rlim_cur: rlim_t(highest + 1), rlim_max: rlim_t(highest + 1))
+        guard setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { fail("setrlimit") }
+        while open("/dev/null", O_RDONLY | O_CLOEXEC) >= 0 {}  // every number below the limit taken
+        print("full")
+        fflush(nil)
+        while true { pause() }
     } catch {
         fail("\(error)")
     }
@@ -303,6 +378,149 @@ case "open-global", "share-global":
         _ = readLine()
         resource = nil
         print("status=\(statusText { _ = try device.resourceInfo(globalHandle: value) })")
+    } catch {
+        fail("\(error)")
+    }
+
+case "scribble":
+    let handle = SharedHandle(adopting: Int32(argument(2)))
+    let device = device(luidLow: argument(3), luidHigh: argument(4))
+    do {
+        let object = try device.openSyncObject(handle)
+        guard let valueAddress = object.fenceValueAddress else { fail("not a monitored fence") }
+        // The page: u32 sequence at 8, u32 sleepers at 12, u64 value at 16 (FenceState).
+        let value = UnsafeMutableRawPointer(mutating: valueAddress)
+        let sleepers = (value - 4).assumingMemoryBound(to: UInt32.self)
+        let end = argument(6) / 5
+        for _ in 0..<end {
+            sleepers.pointee = 0
+            usleep(5000)
+        }
+        sleepers.pointee = 0
+        value.storeBytes(of: UInt64(argument(5)), as: UInt64.self)
+        print("scribbled=\(argument(5))")
+    } catch {
+        fail("\(error)")
+    }
+
+case "noproc-run":
+    let script = "mount -t tmpfs none /proc && exec \"$0\""
+    setenv("KMT_PEER_ARGUMENTS", arguments[2...].joined(separator: " "), 1)
+    let command = ["unshare", "--mount", "--propagation", "private", "--", "/bin/sh", "-c", script, arguments[0]]
+    var argv = command.map { strdup($0) } + [nil]
+    execv("/usr/bin/unshare", &argv)
+    fail("execv /usr/bin/unshare: errno \(errno)")
+
+case "noproc":
+    let device = device(luidLow: argument(2), luidHigh: argument(3))
+    func report(_ name: String, _ body: () throws(NTError) -> Void) {
+        do {
+            try body()
+            print("\(name)=success")
+        } catch {
+            print("\(name)=\(error.status)")
+            print("\(name).proc=\(error.reason.contains("/proc") ? "yes" : "no")")
+        }
+    }
+    report("keyedmutex") { () throws(NTError) in _ = try KeyedMutex.create(initialKey: 0) }
+    report("asyncwait") { () throws(NTError) in
+        let fence = try device.createSyncObject(.monitoredFence)
+        try SyncObject.notify(eventfd: 0, when: [(fence, 1)])
+    }
+    report("readonly") { () throws(NTError) in
+        let resource = try device.createResource(allocations: [(.new(AllocationDescriptor(size: 4096)), [])])
+        _ = try device.openResource(try resource.share(access: 0x0002_0000))  // READ_CONTROL alone
+    }
+    report("plain") { () throws(NTError) in
+        let resource = try device.createResource(allocations: [(.new(AllocationDescriptor(size: 4096)), [])])
+        _ = try device.openResource(try resource.share())
+    }
+
+case "fill":
+    let keepResources = arguments[2] == "resources"
+    let cap = Int(argument(3))
+    if geteuid() == 0 {
+        guard setgroups(0, nil) == 0, setgid(65534) == 0, setuid(65534) == 0 else { fail("cannot drop to 65534") }
+    }
+    var limit = rlimit()
+    getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+    limit.rlim_cur = min(1024, limit.rlim_max)
+    setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+    if argument(4) == 1 { setenv("D3DKMT_RAISE_NOFILE", "1", 1) }
+    var resources: [Resource] = []
+    var handles: [Int32] = []
+    var ended = "success"
+    do {
+        let device = try Adapter.open(luid: AdapterInfo.software.luid).makeDevice()
+        while handles.count < cap {
+            let resource = try device.createResource(allocations: [(.new(AllocationDescriptor(size: 4096)), [])])
+            handles.append(try resource.share().take())
+            if keepResources { resources.append(resource) }
+        }
+    } catch {
+        ended = "\(error.status)"
+    }
+    getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+    print("live=\(handles.count)")
+    print("status=\(ended)")
+    print("soft=\(limit.rlim_cur)")
+    _ = resources.count
+
+case "fork-destroy":
+    let device = device(luidLow: argument(2), luidHigh: argument(3))
+    var fence: SyncObject?
+    var resource: Resource?
+    do {
+        fence = try device.createSyncObject(.fence, initialValue: 1)
+        resource = try device.createResource(allocations: [(.new(AllocationDescriptor(size: 4096)), [])])
+    } catch {
+        fail("\(error)")
+    }
+    fflush(nil)
+    let child = fork()
+    guard child >= 0 else { fail("fork: errno \(errno)") }
+    if child == 0 {
+        fence = nil
+        resource = nil
+        let ok = status {
+            let own = try device.createSyncObject(.fence)
+            try own.signal(3)
+            let mine = try device.createResource(allocations: [(.new(AllocationDescriptor(size: 4096)), [])])
+            let mapping = try mine.allocations[0].map()
+            mapping.bytes[0] = 7
+        } == .success
+        _exit(ok ? 0 : 1)
+    }
+    var childStatus: Int32 = 0
+    while waitpid(child, &childStatus, 0) < 0 && errno == EINTR {}
+    print("child=" + (childStatus == 0 ? "ok" : "failed"))
+    print("parent=" + statusText {
+        try fence!.signal(2)
+        guard try fence!.currentValue() == 2 else { throw NTError(.unsuccessful, "the fence did not reach 2") }
+        let mapping = try resource!.allocations[0].map()
+        mapping.bytes[0] = 9
+    })
+
+case "fork-named":
+    let name = arguments[2]
+    let device = device(luidLow: argument(3), luidHigh: argument(4))
+    do {
+        let resource = try device.createResource(allocations: [(.new(AllocationDescriptor(size: 4096)), [])])
+        // Both handles are kept open (taken, never closed) until the processes are killed.
+        _ = try resource.share(name: name + "-parent").take()
+        fflush(nil)
+        let child = fork()
+        guard child >= 0 else { fail("fork: errno \(errno)") }
+        if child == 0 {
+            let own = try device.createResource(allocations: [(.new(AllocationDescriptor(size: 4096)), [])])
+            _ = try own.share(name: name + "-child").take()
+            print("child=\(getpid())")
+            print("parentopen=" + statusText { _ = try SharedHandle.open(name: name + "-parent") })
+            print("childshared")
+            fflush(nil)
+            while true { pause() }
+        }
+        while true { pause() }
     } catch {
         fail("\(error)")
     }

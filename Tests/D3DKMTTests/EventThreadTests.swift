@@ -17,6 +17,20 @@ func eventually(_ condition: () -> Bool) -> Bool {
     return condition()
 }
 
+/// The open descriptor count once it has stayed the same for 100 ms (at most 5 s): what a test
+/// measures before it starts while the event thread may still be retiring an earlier test's names
+/// or dropping its finished waits.
+func quietDescriptorCount() -> Int {
+    var count = openDescriptorCount(), still = 0
+    for _ in 0..<500 where still < 10 {
+        usleep(10_000)
+        let now = openDescriptorCount()
+        still = now == count ? still + 1 : 0
+        count = now
+    }
+    return count
+}
+
 /// Raises the soft `RLIMIT_NOFILE` to at least `wanted` (within the hard limit) for `body`.
 func withDescriptorLimit<R>(atLeast wanted: rlim_t, _ body: () throws -> R) rethrows -> R {
     var saved = rlimit()
@@ -62,7 +76,8 @@ extension D3DKMTSuite {
                     }
                     peakThreads = threadCount()
                     peakDescriptors = openDescriptorCount()
-                    #expect(peakThreads == threadsBefore, "the one event thread serves every wait")
+                    // (Other threads of the test runner may end meanwhile, never start for a wait.)
+                    #expect(peakThreads <= threadsBefore, "the one event thread serves every wait")
                     #expect(objects.map(\.pendingAsyncWaits).reduce(0, +) == 1000 + 666)
                     // One duplicate of the event per wait, and on DRM one eventfd per object for the
                     // kernel.
@@ -71,8 +86,8 @@ extension D3DKMTSuite {
                     #expect(try !readable(event.rawValue, within: 20))
                 }
                 // The objects are destroyed: every wait is cancelled, never signalled.
-                #expect(eventually { threadCount() == threadsBefore && openDescriptorCount() == descriptorsBefore + 1 })
-                #expect(threadCount() == threadsBefore, "threads after the objects went")
+                #expect(eventually { threadCount() <= threadsBefore && openDescriptorCount() == descriptorsBefore + 1 })
+                #expect(threadCount() <= threadsBefore, "threads after the objects went")
                 #expect(openDescriptorCount() == descriptorsBefore + 1, "descriptors after the objects went")
                 #expect(try !readable(event.rawValue, within: 0), "a cancelled wait signalled its event")
                 print("event thread, \(adapter.info.driverName): 1,000 waits: threads \(threadsBefore) -> "
@@ -128,7 +143,7 @@ extension D3DKMTSuite {
             try EventLoop.shared.after(.after(nanoseconds: 20_000_000)) { fired.withLock { $0.append("timer") } }
             try Kernel.eventfdSignal(event.borrowed)
             #expect(eventually { fired.withLock { $0.contains("watch") && $0.contains("timer") } })
-            #expect(threadCount() == threadsBefore)
+            #expect(threadCount() <= threadsBefore, "a watch or a timer started a thread")
             EventLoop.shared.cancel(watched)
             try Kernel.eventfdSignal(event.borrowed)
             usleep(50_000)

@@ -159,22 +159,22 @@ extension D3DKMTSuite {
                 // The producer's "GPU" signals point 5 on the shared timeline and releases with 5.
                 let producerTimeline = try mutex.exportTimeline()
                 let drm = try #require(device.backend as? DRMDevice)
-                let producerHandle = try Kernel.syncobjImport(drm.render.borrowed, producerTimeline.borrowed)
-                defer { Kernel.syncobjDestroy(drm.render.borrowed, producerHandle) }
+                let producerHandle = try Kernel.syncobjImport(drm.render, producerTimeline.borrowed)
+                defer { Kernel.syncobjDestroy(drm.render, producerHandle) }
                 _ = try mutex.acquire(key: 0)
                 try mutex.release(key: 1, fenceValue: 5)
                 // The consumer learns 5 and its "GPU" waits on its own import of the same timeline.
                 let acquired = try other.acquire(key: 1, timeout: .zero)
                 #expect(acquired.fenceValue == 5)
                 let consumerTimeline = try other.exportTimeline()
-                let consumerHandle = try Kernel.syncobjImport(drm.render.borrowed, consumerTimeline.borrowed)
-                defer { Kernel.syncobjDestroy(drm.render.borrowed, consumerHandle) }
+                let consumerHandle = try Kernel.syncobjImport(drm.render, consumerTimeline.borrowed)
+                defer { Kernel.syncobjDestroy(drm.render, consumerHandle) }
                 #expect(throws: Errno.timerExpired) {
-                    _ = try Kernel.syncobjWait(drm.render.borrowed, handles: [consumerHandle], points: [5], all: true,
+                    _ = try Kernel.syncobjWait(drm.render, handles: [consumerHandle], points: [5], all: true,
                                                until: .after(nanoseconds: 10_000_000))
                 }
-                try Kernel.syncobjTimelineSignal(drm.render.borrowed, producerHandle, point: 5)
-                _ = try Kernel.syncobjWait(drm.render.borrowed, handles: [consumerHandle], points: [5], all: true,
+                try Kernel.syncobjTimelineSignal(drm.render, producerHandle, point: 5)
+                _ = try Kernel.syncobjWait(drm.render, handles: [consumerHandle], points: [5], all: true,
                                            until: .after(nanoseconds: 5_000_000_000))
                 try other.release(key: 0)
             }

@@ -46,6 +46,20 @@ static void test_rejections(D3DKMT_HANDLE hDevice, D3DKMT_HANDLE hResource, HAND
         }
     }
 
+    /* Sizes whose product overflows 64 bits (#12 item 1: this once trapped, killing the caller):
+     * Width = Height = 0xFFFFFFFF with Size and Stride 0 asks for 2^66 bytes. */
+    {
+        D3DKMT_LINUX_ALLOCATION_DESC desc = { .Version = D3DKMT_LINUX_ALLOCATION_DESC_VERSION,
+                                              .Width = 0xFFFFFFFFu, .Height = 0xFFFFFFFFu, .DmaBufFd = -1 };
+        D3DDDI_ALLOCATIONINFO2 info = { .pPrivateDriverData = &desc, .PrivateDriverDataSize = sizeof desc };
+        D3DKMT_CREATEALLOCATION create = { .hDevice = hDevice, .NumAllocations = 1, .pAllocationInfo2 = &info };
+        create.Flags.CreateResource = 1;
+        NTSTATUS status = D3DKMTCreateAllocation2(&create);
+        check(status == STATUS_INVALID_PARAMETER || status == STATUS_INTEGER_OVERFLOW,
+              "CreateAllocation2 with Width = Height = 0xFFFFFFFF: 0x%08x", (unsigned)status);
+        check(create.hResource == 0, "the overflowing allocation made a resource");
+    }
+
     open_buffers_t b;
     EXPECT_OK(query_for_open(hDevice, h, &b));
     if (b.total != NULL) {

@@ -565,8 +565,16 @@ func runDecoder(_ input: FuzzInput) {
 /// Debug output for one input: KMT_FUZZ_VERBOSE=1.
 let verbose = getenv("KMT_FUZZ_VERBOSE") != nil
 
+/// KMT_FUZZ_MODE=api: every C entry point with arbitrary struct contents (APIFuzz.swift) instead
+/// of forged shared handles.
+let apiMode = getenv("KMT_FUZZ_MODE").map { String(cString: $0) == "api" } ?? false
+
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzz(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
+    if apiMode {
+        APIFuzz.run(UnsafeRawBufferPointer(start: data, count: data == nil ? 0 : size))
+        return 0
+    }
     _ = softwareDevice
     _ = cDevice
     let input = FuzzInput(UnsafeRawBufferPointer(start: data, count: data == nil ? 0 : size))

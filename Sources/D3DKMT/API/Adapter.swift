@@ -26,11 +26,13 @@ public final class Adapter: Sendable {
     }
 
     /// Opens a device on this adapter (`D3DKMTCreateDevice`): on a DRM adapter, a new descriptor
-    /// for its render node.
+    /// for its render node. The first one a process makes raises its soft `RLIMIT_NOFILE` to the
+    /// hard limit when `D3DKMT_RAISE_NOFILE=1` is set (``DescriptorLimit``).
     ///
     /// - Throws: the status for the `open(2)` failure (`STATUS_ACCESS_DENIED`, ...) or
     ///   `STATUS_DEVICE_REMOVED` when the device has gone.
     public func makeDevice() throws(NTError) -> Device {
+        _ = DescriptorLimit.raised  // D3DKMT_RAISE_NOFILE=1: the soft RLIMIT_NOFILE to the hard one, once
         if info.isSoftware { return Device(adapter: self, backend: SoftwareDevice()) }
         return Device(adapter: self, backend: try DRMDevice.open(info))
     }

@@ -7,7 +7,7 @@ public final class Device: Sendable {
     let backend: any DeviceBackend
     /// Keyed mutex timelines imported on this device, by the open that uses them
     /// (`KeyedMutex.kernelTimeline(on:)`); an open removes its entry when it goes.
-    let keyedMutexTimelines = Mutex<[ObjectIdentifier: any KernelTimeline]>([:])
+    let keyedMutexTimelines = ForkSafeMutex<[ObjectIdentifier: any KernelTimeline]>([:])
 
     init(adapter: Adapter, backend: any DeviceBackend) {
         self.adapter = adapter
@@ -87,7 +87,7 @@ public final class Device: Sendable {
             if !(buffer.kind == .dmaBuf && descriptor.isImage), let asked = descriptor.resolvedSize,
                asked > buffer.size || descriptor.dataOffset > buffer.size - asked {
                 throw NTError(.invalidParameter, "descriptor asks for \(asked) bytes at offset "
-                                                 + "\(descriptor.dataOffset), but the wrapped buffer holds \(buffer.size)")
+                              + "\(descriptor.dataOffset), but the wrapped buffer holds \(buffer.size)")
             }
             guard descriptor.dataOffset <= AllocationDescriptor.maximumSize else {
                 throw NTError(.invalidParameter, "data offset \(descriptor.dataOffset) is out of range")

@@ -201,8 +201,9 @@ extension SharedHandle {
 
     /// Every shared NT handle process `pid` holds, with what it holds: each `AF_UNIX` socket in
     /// its descriptor table (`/proc/PID/fd`) is copied (`pidfd_getfd`) and kept when its queued
-    /// message is a valid share package. A process that shared names also holds the handles its
-    /// name thread serves them from. Nothing is changed in the process or its handles.
+    /// message is a valid share package. (A process that shared names holds its names' objects'
+    /// descriptors open for its event thread to serve them from; those are not handles.) Nothing
+    /// is changed in the process or its handles.
     ///
     /// - Throws: as ``copy(fromProcess:descriptor:)``.
     public static func inspectProcess(_ pid: Int32) throws(NTError) -> [ProcessHandleReport] {

@@ -33,9 +33,9 @@ public final class KeyedMutex: Sendable {
     /// Created with `NtSecuritySharing`, or opened from a shared handle: it can be shared with
     /// its resource and sync object. Windows shares no other keyed mutex by NT handle.
     public let isShareable: Bool
-    private let owning = Mutex(false)
+    private let owning = ForkSafeMutex(false)
     /// This process's reference to the mutex's global share handle, when it has one.
-    let global = Mutex<GlobalShare?>(nil)
+    let global = ForkSafeMutex<GlobalShare?>(nil)
 
     /// The global share handle (`hSharedHandle`): set for a mutex created with a global handle
     /// (without `NtSecuritySharing`) or opened by one; nil otherwise.
@@ -43,7 +43,7 @@ public final class KeyedMutex: Sendable {
 
     /// The devices that keep an imported copy of the timeline for this open
     /// (``kernelTimeline(on:)``).
-    private let timelineDevices = Mutex<[WeakDevice]>([])
+    private let timelineDevices = ForkSafeMutex<[WeakDevice]>([])
 
     init(state: KeyedMutexState, timeline: consuming FileDescriptor?, runtimeData: [UInt8], shareable: Bool = true) {
         self.state = state

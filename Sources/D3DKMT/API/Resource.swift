@@ -16,7 +16,7 @@ public final class Resource: Sendable {
         case local([UInt8])
         case shared(RuntimeDataPage)
     }
-    private let runtimeStore: Mutex<RuntimeStore>
+    private let runtimeStore: ForkSafeMutex<RuntimeStore>
 
     init(device: Device, allocations: [Allocation], runtimeData: [UInt8], driverData: [UInt8], shareable: Bool,
          keyedMutex: KeyedMutex? = nil, syncObject: SyncObject? = nil, runtimeDataPage: RuntimeDataPage? = nil) {
@@ -24,7 +24,7 @@ public final class Resource: Sendable {
         self.keyedMutex = keyedMutex
         self.syncObject = syncObject
         self.allocations = allocations
-        self.runtimeStore = Mutex(runtimeDataPage.map { .shared($0) } ?? .local(runtimeData))
+        self.runtimeStore = ForkSafeMutex(runtimeDataPage.map { .shared($0) } ?? .local(runtimeData))
         self.driverData = driverData
         self.isShareable = shareable
     }
@@ -76,7 +76,7 @@ public final class Resource: Sendable {
     }
 
     /// This process's reference to the resource's global share handle, when it has one.
-    let global = Mutex<GlobalShare?>(nil)
+    let global = ForkSafeMutex<GlobalShare?>(nil)
 
     /// The global share handle (`hGlobalShare`): set for a resource created with a global handle
     /// (`CreateShared` without `NtSecuritySharing`) or opened by one; nil otherwise.
@@ -293,49 +293,51 @@ public final class Allocation: Sendable {
 /// An allocation's ``Allocation/lock()`` state: the mapping it keeps (made by the first lock,
 /// unmapped with the allocation) and how many locks hold the CPU access window open, behind a
 /// mutex of its own (a pthread mutex: the window's opening may wait in the kernel).
-final class CPULocks: @unchecked Sendable {
-    private let mutex = PThreadMutex()
-    private var mapping: (address: UnsafeMutableRawPointer, length: Int)?
-    private var count = 0
+final class CPULocks: Sendable {
+    private struct State {
+        var mapping: (address: UnsafeMutableRawPointer, length: Int)?
+        var count = 0
+    }
+    private let state = ForkSafeMutex(State())
 
     /// One lock: maps with `map` the first time, opens the window with `begin` when none is open;
     /// returns the mapping's address.
     func lock(map: () throws(NTError) -> (UnsafeMutableRawPointer, Int),
               begin: () throws(NTError) -> Void) throws(NTError) -> UnsafeMutableRawPointer {
-        try mutex.withLock { () throws(NTError) -> UnsafeMutableRawPointer in
+        try state.withLock { (state) throws(NTError) -> UnsafeMutableRawPointer in
             let kept: (address: UnsafeMutableRawPointer, length: Int)
-            if let mapping {
+            if let mapping = state.mapping {
                 kept = mapping
             } else {
                 kept = try map()
-                mapping = kept
+                state.mapping = kept
             }
-            if count == 0 { try begin() }
-            count += 1
+            if state.count == 0 { try begin() }
+            state.count += 1
             return kept.address
         }
     }
 
     /// One unlock: closes the window with `end` when it was the last. False when not locked.
     func unlock(end: () -> Void) -> Bool {
-        mutex.withLock { () -> Bool in
-            guard count > 0 else { return false }
-            count -= 1
-            if count == 0 { end() }
+        state.withLock { (state) -> Bool in
+            guard state.count > 0 else { return false }
+            state.count -= 1
+            if state.count == 0 { end() }
             return true
         }
     }
 
     /// Closes the window with `end` if locks hold it open (the allocation is going).
     func endAll(_ end: () -> Void) {
-        mutex.withLock {
-            if count > 0 { end() }
-            count = 0
+        state.withLock { state in
+            if state.count > 0 { end() }
+            state.count = 0
         }
     }
 
     deinit {
-        if let mapping { Kernel.unmap(mapping.address, length: mapping.length) }
+        if let mapping = state.withLock({ $0.mapping }) { Kernel.unmap(mapping.address, length: mapping.length) }
     }
 }
 

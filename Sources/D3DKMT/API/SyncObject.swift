@@ -58,7 +58,7 @@ public final class SyncObject: Sendable {
     public let access: UInt32
 
     /// This process's reference to the object's global share handle, when it has one.
-    let global = Mutex<GlobalShare?>(nil)
+    let global = ForkSafeMutex<GlobalShare?>(nil)
 
     /// The global share handle (`SharedHandle` of `D3DKMTCreateSynchronizationObject2` with
     /// `Shared` alone): set for an object created that way or opened by one; nil otherwise.

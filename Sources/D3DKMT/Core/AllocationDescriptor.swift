@@ -95,8 +95,11 @@ public struct AllocationDescriptor: Hashable, Sendable {
         if bytes == 0, let multiPlane = planarSize {
             bytes = multiPlane
         } else if bytes == 0 {
-            let rowBytes = stride != 0 ? UInt64(stride) : UInt64(width) * 4
-            bytes = rowBytes * UInt64(height)  // both < 2^34, cannot overflow
+            let rowBytes = stride != 0 ? UInt64(stride) : UInt64(width) * 4  // < 2^34
+            // Up to 2^34 * 2^32: can overflow (Width = Height = 0xFFFFFFFF once trapped here).
+            let (product, overflow) = rowBytes.multipliedReportingOverflow(by: UInt64(height))
+            guard !overflow else { return nil }
+            bytes = product
         }
         guard bytes > 0, bytes <= AllocationDescriptor.maximumSize else { return nil }
         return bytes
@@ -108,7 +111,11 @@ public struct AllocationDescriptor: Hashable, Sendable {
         let rowBytes = stride != 0 ? UInt64(stride) : UInt64(width) * UInt64(bytesPerLumaSample ?? 1)
         switch fourcc {
         case Self.fourccNV12, Self.fourccP010:
-            return rowBytes * UInt64(height) + rowBytes * UInt64((height + 1) / 2)
+            // Checked: a stride or width and a height of up to 2^32 each (an overflow is a size no
+            // allocation can have, refused by the caller).
+            let rows = UInt64(height) + (UInt64(height) + 1) / 2
+            let (product, overflow) = rowBytes.multipliedReportingOverflow(by: rows)
+            return overflow ? UInt64.max : product
         default: return nil
         }
     }

@@ -20,9 +20,10 @@ import Synchronization
 enum AsyncWait {
     /// Refuses what is not an eventfd (`/proc/self/fd/N` names `anon_inode:[eventfd]`).
     ///
-    /// - Throws: `STATUS_INVALID_PARAMETER`.
+    /// - Throws: `STATUS_INVALID_PARAMETER`; `STATUS_NOT_SUPPORTED` without `/proc`.
     static func checkEventfd(_ fd: Int32) throws(NTError) {
         guard fd >= 0, Kernel.readLink("/proc/self/fd/\(fd)") == "anon_inode:[eventfd]" else {
+            if let missing = NTError.withoutProc("telling an eventfd (hAsyncEvent)") { throw missing }
             throw NTError(.invalidParameter, "descriptor \(fd) is not an eventfd")
         }
     }
@@ -121,8 +122,8 @@ enum AsyncWait {
             }
             guard satisfied, !finished.exchange(true, ordering: .acquiringAndReleasing) else { return }
             if all { for (fence, value) in mirrors { fence.advance(to: value) } }
+            release()  // first: who sees the event finds the wait gone
             try? Kernel.eventfdSignal(event.borrowed)
-            release()
         }
 
         /// Ends the wait without signalling (cancelled: one of its objects was destroyed). Once.
@@ -145,7 +146,7 @@ enum AsyncWait {
             var armed = false
         }
 
-        private static let state = Mutex(State())
+        private static let state = ForkSafeMutex(State())
 
         static func add(_ wait: Pending) throws(NTError) {
             let arm = state.withLock { state in
@@ -199,7 +200,7 @@ final class AsyncWaitRegistry: Sendable {
         var owner: Int32 = 0
     }
 
-    private let state = Mutex(State())
+    private let state = ForkSafeMutex(State())
     /// The object's eventfd for the kernel, made with its first DRM async wait (the last one; one
     /// more in each `fork()`ed child that waits).
     private let triggers = FileDescriptorList(capacity: 1)

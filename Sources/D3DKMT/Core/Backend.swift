@@ -200,10 +200,13 @@ final class BufferObject: Sendable {
 
     /// A read-only open of the same memfd (`/proc/self/fd/N` with `O_RDONLY`): the kernel refuses
     /// writable mappings of it.
+    ///
+    /// - Throws: `STATUS_NOT_SUPPORTED` without `/proc`; the kernel's status otherwise.
     static func readOnlyCopy(of descriptor: borrowing FileDescriptor) throws(NTError) -> FileDescriptor {
         do {
             return try Kernel.reopen(descriptor.borrowed, O_RDONLY)
         } catch {
+            if let missing = NTError.withoutProc("a read-only open of a memfd (reopening it)") { throw missing }
             throw error.nt("reopening a buffer read-only")
         }
     }

@@ -61,7 +61,18 @@ final class EventLoop: Sendable {
         var started = 0
     }
 
-    private let state = Mutex(State())
+    private let state = ForkSafeMutex(State())
+
+    /// Held by the event thread whenever it is not sleeping in `epoll_wait`, and by a thread
+    /// calling `fork()` (`pthread_atfork`), so a child is never forked while the event thread
+    /// holds one of the library's locks (which the child could then never take).
+    fileprivate static let dispatching = ForkGuard()
+
+    /// Registers the fork handlers, once.
+    private static let forkHandlers: Void = {
+        Kernel.atFork(prepare: { EventLoop.dispatching.lock() }, parent: { EventLoop.dispatching.unlock() },
+                      child: { EventLoop.dispatching.unlock() })
+    }()
 
     /// The wake-up eventfd's key; registrations' keys start at 1.
     private static let wakeKey: UInt64 = 0
@@ -78,6 +89,7 @@ final class EventLoop: Sendable {
             inherited = state
             state = State()
         }
+        Self.forkHandlers
         do throws(Errno) {
             let epoll = try Kernel.epollCreate()
             let wake = try Kernel.eventfd()
@@ -169,11 +181,14 @@ final class EventLoop: Sendable {
     /// The event thread: waits for the next event or timer and runs handlers, for the life of the
     /// process.
     private func run(_ core: Core) {
+        Self.dispatching.lock()
         while true {
             let deadline: Deadline = state.withLock { state in
                 state.timers.values.map(\.deadline).min() ?? .never
             }
+            Self.dispatching.unlock()
             let events = (try? Kernel.epollWait(core.epoll.borrowed, until: deadline)) ?? []
+            Self.dispatching.lock()
             for (events, key) in events {
                 if key == Self.wakeKey {
                     Kernel.eventfdDrain(core.wake.borrowed)

@@ -67,20 +67,34 @@ struct FenceState: @unchecked Sendable {
         return try body()
     }
 
-    /// Waits until the value reaches `target` or `deadline` passes; false on timeout.
+    /// The longest a waiter sleeps before looking at the value again. The page is shared with
+    /// every holder, and a peer that zeroes the sleepers count (signallers then skip the wake-up)
+    /// or raises the value without a wake-up must not make a waiter sleep past the value being
+    /// reached: at worst it notices one slice late. Waits never pass their deadline either way.
+    static let slice: Int64 = 100_000_000  // 100 ms
+
+    /// The end of the slice that starts now, or `deadline` when that is sooner.
+    static func sliceEnd(_ deadline: Deadline) -> Deadline {
+        let (end, overflow) = Deadline.now.nanoseconds.addingReportingOverflow(slice)
+        return overflow ? deadline : min(deadline, Deadline(nanoseconds: end))
+    }
+
+    /// Waits until the value reaches `target` or `deadline` passes, sleeping in slices of at most
+    /// ``slice``; false on timeout.
     func wait(for target: UInt64, until deadline: Deadline) -> Bool {
         while true {
             let (word, expected) = snapshot()
             if value >= target { return true }
             if Deadline.now >= deadline { return false }
             sleepers.pointee.wrappingAdd(1, ordering: .sequentiallyConsistent)
-            _ = Kernel.futexWait(word, expected: expected, until: deadline)
+            _ = Kernel.futexWait(word, expected: expected, until: Self.sliceEnd(deadline))
             sleepers.pointee.wrappingSubtract(1, ordering: .sequentiallyConsistent)
         }
     }
 
     /// Waits until every fence (or, with `all` false, one) reaches its value, or `deadline`:
-    /// `futex_waitv(2)` on the fences' sequence words for a wait-any.
+    /// `futex_waitv(2)` on the fences' sequence words for a wait-any, in slices as
+    /// ``wait(for:until:)``.
     ///
     /// - Returns: false when the deadline passed.
     static func wait(for fences: [(FenceState, UInt64)], all: Bool, until deadline: Deadline) throws(NTError) -> Bool {
@@ -94,7 +108,7 @@ struct FenceState: @unchecked Sendable {
             if Deadline.now >= deadline { return false }
             do {
                 _ = try sleepingAll(fences.map(\.0)) { () throws(Errno) in
-                    try Kernel.futexWaitAny(words, until: deadline)
+                    try Kernel.futexWaitAny(words, until: sliceEnd(deadline))
                 }
             } catch {
                 throw error.nt("waiting for software fences")

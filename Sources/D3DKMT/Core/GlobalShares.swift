@@ -52,7 +52,7 @@ enum GlobalShares {
 
     /// The user's name directory, checked once per process (``Names/directory()``) and again when
     /// it has gone (a holder's socket cannot be made in it).
-    private static let base = Mutex<String?>(nil)
+    private static let base = ForkSafeMutex<String?>(nil)
 
     private static func baseDirectory(checkAgain: Bool = false) throws(NTError) -> String {
         if !checkAgain, let known = base.withLock({ $0 }) { return known }
@@ -62,7 +62,7 @@ enum GlobalShares {
     }
 
     /// The socket names of this process's holdings: a random prefix drawn once, and a count.
-    private static let tokens = Mutex<(prefix: UInt64, next: UInt64)>((0, 0))
+    private static let tokens = ForkSafeMutex<(prefix: UInt64, next: UInt64)>((0, 0))
 
     private static func nextToken() -> String {
         let (prefix, count) = tokens.withLock { (tokens) -> (UInt64, UInt64) in
@@ -77,7 +77,7 @@ enum GlobalShares {
     /// A `fork()`ed child starts with none: what it inherited is the parent's to serve (the
     /// objects it inherited open only from the parent or another holder, and a value it opens is
     /// served by the child itself).
-    private static let holdings = Mutex<(owner: Int32, byValue: [UInt32: (holding: Holding, references: Int)])>(
+    private static let holdings = ForkSafeMutex<(owner: Int32, byValue: [UInt32: (holding: Holding, references: Int)])>(
         (0, [:]))
 
     private static func withHeld<R>(_ body: (inout [UInt32: (holding: Holding, references: Int)]) -> R) -> R {
@@ -95,7 +95,7 @@ enum GlobalShares {
         let kind: Names.Kind
         let served: SharedHandle
         let directory: String
-        let entry = Mutex<NameServer.EntryID?>(nil)
+        let entry = ForkSafeMutex<NameServer.EntryID?>(nil)
 
         init(value: UInt32, kind: Names.Kind, served: consuming SharedHandle, directory: String) {
             self.value = value

@@ -206,7 +206,15 @@ final class Presence: Sendable {
     static let slots: UInt32 = 65_536
 
     let slot: UInt32
-    private let descriptor: FileDescriptor
+    /// The open file description whose lock is the presence (one descriptor).
+    private let descriptors: FileDescriptorList
+    private var descriptor: BorrowedDescriptor { descriptors.borrow(0) }
+    /// The process that made it. A `fork()`ed child inherits the descriptor, and with it the
+    /// open file description and its lock, which would keep the parent "alive" for every waiter
+    /// while the child lives: the child's copy is closed right after the fork (``ForkedCopies``),
+    /// so the parent's death is seen; in the child this presence is then dead (a mutex opened
+    /// before the fork must be opened again there).
+    private let owner: Int32
 
     /// Claims a free slot of `page`'s mutex, starting from a hint kept in the page (so claims
     /// seldom collide): a reopen of the memfd (`/proc/self/fd`) for a description of its own,
@@ -217,9 +225,8 @@ final class Presence: Sendable {
     init(_ page: SharedPage) throws(NTError) {
         let reopened: FileDescriptor
         do { reopened = try Kernel.reopen(page.descriptor.borrowed, O_RDWR) } catch {
-            throw error == .noSuchFile
-                ? NTError(.notSupported, "keyed mutexes need /proc to tell an owner's death (reopening their state)")
-                : error.nt("reopening keyed mutex state")
+            throw NTError.withoutProc("a keyed mutex (telling its owner's death: reopening its state)")
+                ?? error.nt("reopening keyed mutex state")
         }
         let hint = page.atomic32(40).pointee.wrappingAdd(1, ordering: .relaxed).oldValue
         for step in 0..<Self.slots {
@@ -230,11 +237,24 @@ final class Presence: Sendable {
             }
             if locked {
                 slot = candidate
-                descriptor = reopened
+                let number = reopened.rawValue
+                descriptors = FileDescriptorList(capacity: 1)
+                descriptors.append(reopened)
+                owner = Kernel.processID
+                ForkedCopies.add(number)
                 return
             }
         }
         throw NTError(.insufficientResources, "all \(Self.slots) presence slots of the keyed mutex are taken")
+    }
+
+    deinit {
+        if Kernel.processID == owner {
+            ForkedCopies.remove(descriptor.rawValue)
+        } else {
+            // A fork()ed child's copy, closed at the fork: the number may be another file now.
+            _ = descriptors.take(0).take()
+        }
     }
 
     /// Whether the open that owns the mutex in `state` still exists: its slot is this open's, or
@@ -245,6 +265,43 @@ final class Presence: Sendable {
         guard owner > 0, owner <= Self.slots else { return false }
         if owner - 1 == slot { return true }
         // An error (never expected) counts as alive: never abandon on a doubt.
-        return (try? Kernel.byteIsLocked(descriptor.borrowed, at: Self.base + Int64(owner - 1))) ?? true
+        return (try? Kernel.byteIsLocked(descriptor, at: Self.base + Int64(owner - 1))) ?? true
+    }
+}
+
+/// The descriptors a `fork()`ed child must not keep (presence locks): registered while open, and
+/// closed in the child by a `pthread_atfork` handler (only `close(2)`, which is safe there). The
+/// registry's lock is a plain pthread mutex taken by the forking thread, so the child never finds
+/// it held.
+enum ForkedCopies {
+    private static let guardLock = ForkGuard()
+    nonisolated(unsafe) private static var numbers: Set<Int32> = []
+    nonisolated(unsafe) private static var childNumbers: [Int32] = []
+
+    private static let handlers: Void = {
+        Kernel.atFork(prepare: {
+            ForkedCopies.guardLock.lock()
+            // Copied before the fork: the child handler must not allocate.
+            ForkedCopies.childNumbers = Array(ForkedCopies.numbers)
+        }, parent: {
+            ForkedCopies.guardLock.unlock()
+        }, child: {
+            for number in ForkedCopies.childNumbers { Kernel.closeInForkedChild(number) }
+            ForkedCopies.numbers.removeAll(keepingCapacity: true)
+            ForkedCopies.guardLock.unlock()
+        })
+    }()
+
+    static func add(_ number: Int32) {
+        handlers
+        guardLock.lock()
+        numbers.insert(number)
+        guardLock.unlock()
+    }
+
+    static func remove(_ number: Int32) {
+        guardLock.lock()
+        numbers.remove(number)
+        guardLock.unlock()
     }
 }

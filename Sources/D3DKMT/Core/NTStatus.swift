@@ -110,3 +110,11 @@ extension Errno {
     /// This kernel error as an ``NTError`` raised while doing `operation`.
     func nt(_ operation: String) -> NTError { NTError(self, during: operation) }
 }
+
+extension NTError {
+    /// `STATUS_NOT_SUPPORTED` for `what`, which needs `/proc` (`/proc/self/fd`), when `/proc` is
+    /// not mounted (a minimal container, a chroot); nil when it is.
+    static func withoutProc(_ what: String) -> NTError? {
+        Kernel.hasProcSelf ? nil : NTError(.notSupported, "\(what) needs /proc mounted (/proc/self/fd is missing)")
+    }
+}

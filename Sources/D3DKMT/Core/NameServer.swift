@@ -37,7 +37,7 @@ final class NameServer: Sendable {
         let reply: [UInt8]
         /// A new handle for each opener.
         let makeHandle: @Sendable () throws(NTError) -> SharedHandle
-        let tokens = Mutex<(listener: EventLoop.Token?, keeper: EventLoop.Token?)>((nil, nil))
+        let tokens = ForkSafeMutex<(listener: EventLoop.Token?, keeper: EventLoop.Token?)>((nil, nil))
         let retired = Atomic<Bool>(false)
 
         init(id: EntryID, path: String, listener: consuming FileDescriptor, keeper: consuming FileDescriptor?,
@@ -75,7 +75,7 @@ final class NameServer: Sendable {
         var entries: [EntryID: Entry] = [:]
     }
 
-    private let state = Mutex(State())
+    private let state = ForkSafeMutex(State())
 
     /// How long a listener rests after a failed `accept` (out of descriptors or memory): the
     /// connection stays queued and is answered after, and the thread does not spin meanwhile.

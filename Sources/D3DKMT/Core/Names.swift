@@ -11,8 +11,9 @@ import Synchronization
 /// the caller's own private runtime directory, else `/tmp/d3dkmt-UID`; it must be owned by the
 /// caller and closed to everyone else (mode 0700), or every name call is `STATUS_ACCESS_DENIED`.
 /// Each name is a listening `SOCK_SEQPACKET` socket there, named by a hash of the name. The
-/// sharing process's name thread answers each connection with the full name and a handle to the
-/// objects; the opener checks the name (hash collisions cannot alias) and keeps the handle.
+/// sharing process's event thread (``NameServer``) answers each connection with the full name
+/// and a handle to the objects; the opener checks the name (hash collisions cannot alias) and
+/// keeps the handle.
 ///
 /// Lifetime: a name resolves while its sharer process lives and some process still holds the
 /// handle `ShareObjects` returned for it (or a duplicate of it). When the last copy of that

@@ -37,7 +37,7 @@ final class RuntimeDataPage: Sendable {
     /// The memfd; it travels in the resource's share packages.
     let descriptor: FileDescriptor
     /// The writable mapping, made by the first ``store(_:)``.
-    private let mapping = Mutex<SharedPage?>(nil)
+    private let mapping = ForkSafeMutex<SharedPage?>(nil)
 
     private init(_ descriptor: consuming FileDescriptor) {
         self.descriptor = descriptor

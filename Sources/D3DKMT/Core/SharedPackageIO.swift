@@ -106,7 +106,10 @@ enum SharedPackageReader {
                 message = try Kernel.receive(BorrowedDescriptor(unowned: handle), into: buffer, peek: true)
             } catch {
                 if error == .wouldBlock {
-                    throw NTError(.invalidParameter, "descriptor \(handle) holds no shared objects")
+                    // The package stays queued for the handle's life unless a holder read it out
+                    // without MSG_PEEK: the handle is spent, as a closed NT handle is.
+                    throw NTError(.invalidHandle, "descriptor \(handle) holds no package: it was read out of the "
+                                                  + "handle (a read without MSG_PEEK by a holder), or never sent")
                 }
                 throw error.nt("reading a shared handle")
             }
@@ -174,6 +177,7 @@ extension SharedPackageReader {
         let indices = [package.keyedMutex?.syncobjDescriptorIndex, package.syncObject?.syncobjDescriptorIndex]
         for case let index? in indices where index != SharePackage.noDescriptor {
             guard Kernel.isSyncobj(descriptors.borrow(Int(index))) else {
+                if let missing = NTError.withoutProc("telling a DRM syncobj") { throw missing }
                 throw NTError(.invalidParameter, "invalid shared handle: descriptor \(index) is not a DRM syncobj")
             }
         }

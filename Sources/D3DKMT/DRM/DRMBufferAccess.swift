@@ -10,6 +10,8 @@
 /// through the render node (`VIRTGPU_MAP`).
 struct DRMBufferAccess: BufferCPUAccess {
     let device: DRMDevice
+    /// The render node `handle` belongs to (the device's, or a `fork()`ed child's reopen).
+    let render: BorrowedDescriptor
     let handle: UInt32
     let layout: AllocationDescriptor?
 
@@ -23,9 +25,9 @@ struct DRMBufferAccess: BufferCPUAccess {
     func begin(writable: Bool) throws(NTError) {
         guard transfersImage, let layout else { return }
         do {
-            try Kernel.virtioGPUTransfer(device.render.borrowed, handle: handle, width: layout.width,
+            try Kernel.virtioGPUTransfer(render, handle: handle, width: layout.width,
                                          height: layout.height, toHost: false)
-            try Kernel.virtioGPUWait(device.render.borrowed, handle: handle)
+            try Kernel.virtioGPUWait(render, handle: handle)
         } catch {
             throw error.nt("bringing a virgl image's contents from the host (VIRTGPU_TRANSFER_FROM_HOST)")
         }
@@ -35,17 +37,17 @@ struct DRMBufferAccess: BufferCPUAccess {
     /// CPU wrote. (A failure cannot be reported by an unlock; the next lock's transfer reports.)
     func end(writable: Bool) {
         guard writable, transfersImage, let layout else { return }
-        try? Kernel.virtioGPUTransfer(device.render.borrowed, handle: handle, width: layout.width,
+        try? Kernel.virtioGPUTransfer(render, handle: handle, width: layout.width,
                                       height: layout.height, toHost: true)
-        try? Kernel.virtioGPUWait(device.render.borrowed, handle: handle)
+        try? Kernel.virtioGPUWait(render, handle: handle)
     }
 
     /// virtio-gpu: `VIRTGPU_MAP` and `mmap(2)` of the render node (open read-write) at its offset.
     func mapThroughDevice(length: Int) throws(NTError) -> UnsafeMutableRawPointer? {
         guard device.driverName == "virtio_gpu" else { return nil }
         do {
-            let offset = try Kernel.virtioGPUMapOffset(device.render.borrowed, handle: handle)
-            return try Kernel.mapShared(device.render.borrowed, length: length, writable: true, offset: offset)
+            let offset = try Kernel.virtioGPUMapOffset(render, handle: handle)
+            return try Kernel.mapShared(render, length: length, writable: true, offset: offset)
         } catch {
             throw error.nt("mapping a read-only dma-buf through the virtio-gpu render node (VIRTGPU_MAP)")
         }

@@ -16,7 +16,15 @@ import CLibDRM
 /// `drmPrimeFDToHandle`. The kernel hands out one GEM handle per buffer per fd, so handles are
 /// reference counted here: two opens of one buffer must not close each other's handle.
 final class DRMDevice: DeviceBackend {
-    let render: FileDescriptor
+    /// The render node this process opened. In a `fork()`ed child it is the parent's open file
+    /// (GEM and syncobj handles are per open file): the child uses it only for the objects made
+    /// before the fork, and a reopen (``node()``) for everything it makes itself.
+    private let opened: FileDescriptor
+    /// The process that opened ``opened``.
+    let owner: Int32
+    private let renderPath: String?
+    /// A `fork()`ed child's own open of the render node, made at its first need.
+    private let childNode = ForkSafeMutex<(owner: Int32, node: FileDescriptorList)>((0, FileDescriptorList()))
     let driverName: String
     /// Whether this device has timeline syncobjs (`DRM_CAP_SYNCOBJ_TIMELINE`; vgem has none).
     let hasTimelines: Bool
@@ -25,22 +33,48 @@ final class DRMDevice: DeviceBackend {
     let hasVirgl: Bool
     private let primaryPath: String?
     /// The primary node, opened on first need (dumb buffers).
-    private let primary = Mutex<FileDescriptor?>(nil)
-    /// GBM on this device, made on first need (nil inside: GBM cannot serve this device).
-    private let gbm = Mutex<GBMAllocator??>(nil)
+    private let primary = ForkSafeMutex<FileDescriptor?>(nil)
+    /// GBM on this device, made on first need by the process that uses it (nil inside: GBM cannot
+    /// serve this device).
+    private let gbm = ForkSafeMutex<(owner: Int32, allocator: GBMAllocator??)>((0, nil))
     /// GEM handle → how many BufferObjects use it. Imports and closes happen under this lock, so
     /// a handle number is never closed while another import is returning it.
-    private let handles = Mutex<[UInt32: Int]>([:])
+    private let handles = ForkSafeMutex<[UInt64: Int]>([:])
 
-    /// Takes ownership of `render`, an open render node of the driver `driverName`.
-    init(render: consuming FileDescriptor, primaryPath: String?, driverName: String) {
-        self.render = render
+    /// Takes ownership of `render`, an open render node (at `renderPath`) of the driver `driverName`.
+    init(render: consuming FileDescriptor, renderPath: String?, primaryPath: String?, driverName: String) {
+        self.opened = render
+        self.owner = Kernel.processID
+        self.renderPath = renderPath
         self.primaryPath = primaryPath
         self.driverName = driverName
-        self.hasTimelines = Kernel.drmCapability(self.render.borrowed, DRM_CAP_SYNCOBJ_TIMELINE) != 0
+        self.hasTimelines = Kernel.drmCapability(self.opened.borrowed, DRM_CAP_SYNCOBJ_TIMELINE) != 0
         self.hasVirgl = driverName == "virtio_gpu"
-            && ((try? Kernel.virtioGPUParameter(self.render.borrowed, Kernel.virtioGPUParam3DFeatures)) ?? 0) != 0
+            && ((try? Kernel.virtioGPUParameter(self.opened.borrowed, Kernel.virtioGPUParam3DFeatures)) ?? 0) != 0
     }
+
+    /// The render node this process makes and imports objects on: the one it opened, or in a
+    /// `fork()`ed child its own reopen, so that nothing the child makes or closes shares a GEM or
+    /// syncobj handle with its parent.
+    ///
+    /// - Throws: the status of reopening the node in a child (`STATUS_DEVICE_REMOVED` when it is
+    ///   gone).
+    func node() throws(NTError) -> BorrowedDescriptor {
+        let pid = Kernel.processID
+        guard pid != owner else { return opened.borrowed }
+        return try childNode.withLock { (child) throws(NTError) -> BorrowedDescriptor in
+            if child.owner == pid, child.node.count > 0 { return child.node.borrow(child.node.count - 1) }
+            guard let renderPath else { throw NTError(.deviceRemoved, "no render node to reopen after fork()") }
+            do throws(Errno) { child.node.append(try Kernel.open(renderPath, O_RDWR)) } catch {
+                throw error.nt("reopening \(renderPath) in a fork()ed child")
+            }
+            child.owner = pid
+            return child.node.borrow(child.node.count - 1)
+        }
+    }
+
+    /// The render node as opened (what device queries use).
+    var render: BorrowedDescriptor { opened.borrowed }
 
     /// Opens the render node of the adapter `info` describes (`D3DKMTCreateDevice`).
     ///
@@ -56,7 +90,8 @@ final class DRMDevice: DeviceBackend {
         guard DRMDiscovery.describe(render.borrowed, renderPath: renderNode)?.luid == info.luid else {
             throw NTError(.deviceRemoved, "\(renderNode) is another device now")
         }
-        return DRMDevice(render: render, primaryPath: info.primaryNode, driverName: info.driverName)
+        return DRMDevice(render: render, renderPath: renderNode, primaryPath: info.primaryNode,
+                         driverName: info.driverName)
     }
 
     /// Allocates through GBM, then driver-native creation, then dumb buffers (see the type).
@@ -87,14 +122,15 @@ final class DRMDevice: DeviceBackend {
         }
         let dmaBuf: FileDescriptor
         let allocator: BufferAllocator
+        let render = try node()
         do throws(Errno) {
             if driverName == "virtio_gpu" {
                 // The handle stays open: importing the dma-buf below returns this same handle,
                 // which the BufferObject then owns.
-                let handle = try Kernel.virtioGPUCreate2D(render.borrowed, width: 1024, height: UInt32(rows),
+                let handle = try Kernel.virtioGPUCreate2D(render, width: 1024, height: UInt32(rows),
                                                           size: UInt32(rows * rowBytes))
-                do { dmaBuf = try Kernel.primeExport(render.borrowed, handle: handle, writable: true) } catch {
-                    Kernel.gemClose(render.borrowed, handle: handle)
+                do { dmaBuf = try Kernel.primeExport(render, handle: handle, writable: true) } catch {
+                    Kernel.gemClose(render, handle: handle)
                     throw error
                 }
                 allocator = .virtioGPU
@@ -129,33 +165,46 @@ final class DRMDevice: DeviceBackend {
             throw NTError(.notSupported, "\(driverName) cannot import a system-memory (memfd) allocation; "
                                          + "open it on the software adapter")
         }
-        let handle = try retainImport(descriptor.rawValue)
-        let renderFD = render.borrowed
-        let access = DRMBufferAccess(device: self, handle: handle, layout: layout)
+        let renderFD = try node()
+        let handle = try retainImport(descriptor.rawValue, on: renderFD)
+        let creator = Kernel.processID
+        let access = DRMBufferAccess(device: self, render: renderFD, handle: handle, layout: layout)
         return BufferObject(descriptor: descriptor, kind: .dmaBuf, size: size, allocator: allocator, layout: chosen,
                             cpuAccess: access) { [self] in
+            // A fork()ed child's copy of a parent's buffer: the handle is the parent's to close.
+            guard Kernel.processID == creator else { return }
             self.releaseHandle(handle, renderFD: renderFD)
         }
     }
 
     /// GBM on this device, made on first use; nil when libgbm is missing or has no driver for it
     /// (also a 2D-only virtio-gpu: Mesa's virgl driver needs 3D, and its fallback makes dumb
-    /// buffers, which a render node refuses).
+    /// buffers, which a render node refuses). A `fork()`ed child makes its own: the parent's GBM
+    /// shares its open file with the parent (its buffer handles are the parent's), so the child
+    /// keeps it untouched (never destroyed: that would close handles of the parent's).
     private func gbmAllocator() -> GBMAllocator? {
         if driverName == "virtio_gpu" && !hasVirgl { return nil }
-        return gbm.withLock { (state: inout GBMAllocator??) -> GBMAllocator? in
-            if let made = state { return made }
-            let made = GBMAllocator(renderNode: render.borrowed, driverName: driverName)
-            state = .some(made)
+        let process = Kernel.processID
+        return gbm.withLock { (state) -> GBMAllocator? in
+            if state.owner == process, let made = state.allocator { return made }
+            if case .some(.some(let inherited)) = state.allocator { _ = Unmanaged.passRetained(inherited) }
+            let made = GBMAllocator(renderNode: render, driverName: driverName)
+            state = (process, .some(made))
             return made
         }
     }
 
-    private func retainImport(_ dmaBuf: Int32) throws(NTError) -> UInt32 {
+    /// The key of a GEM handle in ``handles``: handles are per open file (a child's reopen has
+    /// its own).
+    private static func key(_ handle: UInt32, _ render: BorrowedDescriptor) -> UInt64 {
+        UInt64(UInt32(bitPattern: render.rawValue)) << 32 | UInt64(handle)
+    }
+
+    private func retainImport(_ dmaBuf: Int32, on render: BorrowedDescriptor) throws(NTError) -> UInt32 {
         let result: Result<UInt32, Errno> = handles.withLock { table in
             do throws(Errno) {
-                let handle = try Kernel.primeImport(render.borrowed, dmaBuf: BorrowedDescriptor(unowned: dmaBuf))
-                table[handle, default: 0] += 1
+                let handle = try Kernel.primeImport(render, dmaBuf: BorrowedDescriptor(unowned: dmaBuf))
+                table[Self.key(handle, render), default: 0] += 1
                 return .success(handle)
             } catch {
                 return .failure(error)
@@ -174,11 +223,12 @@ final class DRMDevice: DeviceBackend {
 
     private func releaseHandle(_ handle: UInt32, renderFD: BorrowedDescriptor) {
         handles.withLock { table in
-            guard let count = table[handle] else { return }
+            let key = Self.key(handle, renderFD)
+            guard let count = table[key] else { return }
             if count > 1 {
-                table[handle] = count - 1
+                table[key] = count - 1
             } else {
-                table[handle] = nil
+                table[key] = nil
                 Kernel.gemClose(renderFD, handle: handle)
             }
         }
@@ -196,10 +246,11 @@ final class DRMDevice: DeviceBackend {
     /// exported (`DRM_IOCTL_SYNCOBJ_CREATE`, `HANDLE_TO_FD`, `DESTROY`).
     func makeTimelineDescriptor() throws(NTError) -> FileDescriptor {
         try requireTimelines()
+        let render = try node()
         do {
-            let handle = try Kernel.syncobjCreate(render.borrowed)
-            defer { Kernel.syncobjDestroy(render.borrowed, handle) }
-            return try Kernel.syncobjExport(render.borrowed, handle)
+            let handle = try Kernel.syncobjCreate(render)
+            defer { Kernel.syncobjDestroy(render, handle) }
+            return try Kernel.syncobjExport(render, handle)
         } catch {
             throw error.nt("creating a timeline syncobj on \(driverName)")
         }

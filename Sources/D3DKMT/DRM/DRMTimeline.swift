@@ -3,16 +3,23 @@
 final class DRMTimeline: KernelTimeline {
     let device: DRMDevice
     let handle: UInt32
+    /// The open render node the handle belongs to (the device's, or a `fork()`ed child's reopen).
+    let fd: BorrowedDescriptor
+    /// The process that made the handle: in a `fork()`ed child the handle is the parent's, used
+    /// (the syncobj is the same) but never destroyed.
+    private let creator: Int32
 
-    /// Takes ownership of `handle`, a syncobj on `device`'s render node.
-    init(device: DRMDevice, handle: UInt32) {
+    /// Takes ownership of `handle`, a syncobj on `device`'s render node `fd` (``DRMDevice/node()``).
+    init(device: DRMDevice, handle: UInt32, on fd: BorrowedDescriptor) {
         self.device = device
         self.handle = handle
+        self.fd = fd
+        self.creator = Kernel.processID
     }
 
-    deinit { Kernel.syncobjDestroy(device.render.borrowed, handle) }
-
-    private var fd: BorrowedDescriptor { device.render.borrowed }
+    deinit {
+        if Kernel.processID == creator { Kernel.syncobjDestroy(fd, handle) }
+    }
 
     func currentPoint() throws(NTError) -> UInt64 {
         do { return try Kernel.syncobjQuery(fd, handle) } catch { throw error.nt("querying a syncobj") }
@@ -78,7 +85,7 @@ final class DRMTimeline: KernelTimeline {
               until deadline: Deadline) throws(NTError) -> Bool {
         var handles: [UInt32] = []
         for (timeline, _) in entries {
-            guard let drm = timeline as? DRMTimeline, drm.device === device else {
+            guard let drm = timeline as? DRMTimeline, drm.device === device, drm.fd == fd else {
                 throw NTError(.invalidParameter, "sync objects of different devices")
             }
             handles.append(drm.handle)
@@ -96,7 +103,8 @@ final class DRMTimeline: KernelTimeline {
 extension DRMDevice {
     func makeTimeline() throws(NTError) -> (any KernelTimeline)? {
         try requireTimelines()
-        do { return DRMTimeline(device: self, handle: try Kernel.syncobjCreate(render.borrowed)) } catch {
+        let render = try node()
+        do { return DRMTimeline(device: self, handle: try Kernel.syncobjCreate(render), on: render) } catch {
             throw error.nt("creating a syncobj on \(driverName)")
         }
     }
@@ -104,12 +112,13 @@ extension DRMDevice {
     func importTimeline(_ descriptor: Int32) throws(NTError) -> any KernelTimeline {
         try requireTimelines()
         guard descriptor >= 0, Kernel.isSyncobj(BorrowedDescriptor(unowned: descriptor)) else {
+            if let missing = NTError.withoutProc("telling a DRM syncobj") { throw missing }
             throw NTError(.invalidParameter, "descriptor \(descriptor) is not a DRM syncobj")
         }
+        let render = try node()
         do {
-            return DRMTimeline(device: self,
-                               handle: try Kernel.syncobjImport(render.borrowed,
-                                                                BorrowedDescriptor(unowned: descriptor)))
+            let handle = try Kernel.syncobjImport(render, BorrowedDescriptor(unowned: descriptor))
+            return DRMTimeline(device: self, handle: handle, on: render)
         } catch {
             throw error.nt("importing a syncobj")
         }
@@ -119,7 +128,7 @@ extension DRMDevice {
     /// timeline (`FD_TO_HANDLE` with `IMPORT_SYNC_FILE`, `TRANSFER`).
     func importSyncFile(_ syncFile: Int32) throws(NTError) -> any KernelTimeline {
         guard let made = try makeTimeline() as? DRMTimeline else { throw NTError(.notSupported, "no timeline") }
-        let fd = render.borrowed
+        let fd = made.fd
         do {
             let binary = try Kernel.syncobjCreate(fd)
             defer { Kernel.syncobjDestroy(fd, binary) }

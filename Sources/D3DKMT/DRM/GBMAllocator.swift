@@ -21,7 +21,7 @@ final class GBMAllocator: @unchecked Sendable {  // GBM calls are serialised by 
     private let node: FileDescriptor
     private let device: UnsafeMutableRawPointer
     private let driverName: String
-    private let lock = Mutex<Void>(())
+    private let lock = ForkSafeMutex<Void>(())
 
     /// Drivers Mesa has no driver for, whose GBM would fall back to `kms_swrast` (dumb buffers,
     /// refused on a render node) after printing its loader's failure on standard error.

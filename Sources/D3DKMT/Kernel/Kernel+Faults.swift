@@ -57,9 +57,9 @@ extension Kernel {
             var injected: [Call: Int] = [:]
         }
 
-        private let state: Mutex<State>
+        private let state: ForkSafeMutex<State>
 
-        init(_ faults: [Fault]) { state = Mutex(State(faults: faults)) }
+        init(_ faults: [Fault]) { state = ForkSafeMutex(State(faults: faults)) }
 
         /// The error planned for this call of `call`, if any; counts the call.
         func next(_ call: Call) -> Errno? {

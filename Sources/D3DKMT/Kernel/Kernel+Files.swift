@@ -28,6 +28,10 @@ extension Kernel {
         try open("/proc/self/fd/\(fd)", flags)
     }
 
+    /// Whether `/proc/self/fd` is there (`access(2)`): what reopening a descriptor and naming its
+    /// kind (``readLink(_:)`` of `/proc/self/fd/N`) need. Not subject to the fault seam.
+    static var hasProcSelf: Bool { access("/proc/self/fd", F_OK) == 0 }
+
     /// `memfd_create(2)` with `MFD_CLOEXEC | MFD_ALLOW_SEALING`.
     static func memfd(name: String) throws(Errno) -> FileDescriptor {
         FileDescriptor(adopting: try retrying(.memfd) {

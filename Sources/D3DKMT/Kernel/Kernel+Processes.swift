@@ -42,3 +42,72 @@ private final class ThreadBody: Sendable {
     let run: @Sendable () -> Void
     init(_ run: @escaping @Sendable () -> Void) { self.run = run }
 }
+
+/// A plain pthread mutex, for what must be held across `fork()`: `pthread_atfork` handlers lock
+/// and unlock it outside any Swift scope, which `Synchronization.Mutex` cannot do.
+final class ForkGuard: @unchecked Sendable {
+    private let mutex: UnsafeMutablePointer<pthread_mutex_t>
+
+    init() {
+        mutex = .allocate(capacity: 1)
+        pthread_mutex_init(mutex, nil)
+    }
+
+    func lock() { pthread_mutex_lock(mutex) }
+    func unlock() { pthread_mutex_unlock(mutex) }
+}
+
+extension Kernel {
+    /// `pthread_atfork(3)`: `prepare` runs in the forking thread before `fork()`, `parent` and
+    /// `child` after it in each process. Handlers stay registered for the life of the process.
+    static func atFork(prepare: @escaping @convention(c) () -> Void, parent: @escaping @convention(c) () -> Void,
+                       child: @escaping @convention(c) () -> Void) {
+        _ = pthread_atfork(prepare, parent, child)
+    }
+}
+
+/// A value behind a plain pthread mutex (`PTHREAD_MUTEX_NORMAL`): the library's lock, used instead
+/// of `Synchronization.Mutex`, whose Linux implementation records its owner by a thread id that
+/// goes stale in a `fork()`ed child (the child's main thread then crashes the first time another
+/// thread waits for a lock it holds). ThreadSanitizer sees these locks, too. Also for state held
+/// across calls that may block in the kernel (an allocation's CPU access waits in
+/// `DMA_BUF_IOCTL_SYNC`), and, in the C ABI, its handle table (package access).
+package final class ForkSafeMutex<Value: ~Copyable>: @unchecked Sendable {
+    private var value: Value
+    private let mutex: UnsafeMutablePointer<pthread_mutex_t>
+
+    package init(_ value: consuming Value) {
+        self.value = value
+        mutex = .allocate(capacity: 1)
+        pthread_mutex_init(mutex, nil)
+    }
+
+    deinit {
+        pthread_mutex_destroy(mutex)
+        mutex.deallocate()
+    }
+
+    /// Runs `body` with the value, the lock held.
+    package func withLock<R: ~Copyable, E: Error>(_ body: (inout Value) throws(E) -> R) throws(E) -> R {
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        return try body(&value)
+    }
+}
+
+extension Kernel {
+    /// `getrlimit(RLIMIT_NOFILE)`: the soft and hard limits on open descriptors.
+    static func descriptorLimits() -> (soft: UInt64, hard: UInt64) {
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return (0, 0) }
+        return (UInt64(limit.rlim_cur), UInt64(limit.rlim_max))
+    }
+
+    /// `setrlimit(RLIMIT_NOFILE)` with the soft limit `soft` (the hard limit unchanged).
+    static func setDescriptorSoftLimit(_ soft: UInt64) throws(Errno) {
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { throw .current }
+        limit.rlim_cur = rlim_t(soft)
+        guard setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { throw .current }
+    }
+}

@@ -78,6 +78,12 @@ enum Kernel {
         #endif
     }
 
+    /// `close(2)` in a `fork()`ed child's `pthread_atfork` handler: nothing but the system call
+    /// (no check, no allocation).
+    static func closeInForkedChild(_ fd: Int32) {
+        _ = Glibc.close(fd)
+    }
+
     /// `ioctl(2)` with a pointer argument (``Call/ioctl``).
     static func ioctl<T>(_ fd: BorrowedDescriptor, _ request: UInt, _ argument: inout T) throws(Errno) {
         _ = try withUnsafeMutablePointer(to: &argument) { (pointer) throws(Errno) -> Int32 in
