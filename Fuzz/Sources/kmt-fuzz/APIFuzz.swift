@@ -112,6 +112,13 @@ enum APIFuzz {
         // The event thread and its two descriptors live as long as the process: started here,
         // before any program counts descriptors.
         do { try EventLoop.shared.after(.now) {} } catch { fail("starting the event thread: \(error)") }
+        // And through the C ABI (a v1 keyed mutex has a global handle, served by the event thread),
+        // in case the library the C calls reach is linked as a copy of its own.
+        var mutex = D3DKMT_CREATEKEYEDMUTEX()
+        if D3DKMTCreateKeyedMutex(&mutex) == 0 {
+            var destroy = D3DKMT_DESTROYKEYEDMUTEX(hKeyedMutex: mutex.hKeyedMutex)
+            _ = D3DKMTDestroyKeyedMutex(&destroy)
+        }
         return Set(handleTable.withLock { $0.liveHandles })
     }()
 
@@ -277,7 +284,7 @@ enum APIFuzz {
 
     // swiftlint:disable:next cyclomatic_complexity function_body_length
     static func step(_ reader: inout FuzzReader, _ pool: FuzzPool) {
-        let call = reader.u8() % 43
+        let call = reader.u8() % 51
         let nullStruct = reader.u8() == 0xFF
         func h() -> UInt32 { handle(&reader, pool) }
         switch call {
@@ -568,9 +575,71 @@ enum APIFuzz {
             let out = reader.u8() & 7 == 0 ? nil : Arena.region().assumingMemoryBound(to: UInt32.self)
             let fd = Int32(Int(bitPattern: ntHandle(&reader, pool)))
             check(D3DKMTLinuxImportSyncObjectFd(h(), fd, reader.u32() % 4, out), "LinuxImportSyncObjectFd")
-        default:
+        case 42:
             let out = reader.u8() & 7 == 0 ? nil : Arena.region().assumingMemoryBound(to: Int32.self)
             check(D3DKMTLinuxExportKeyedMutexTimelineFd(h(), out), "LinuxExportKeyedMutexTimelineFd")
+        // D3DKMT_1.1: global handles.
+        case 43:
+            var data = raw(&reader, D3DKMT_QUERYRESOURCEINFO.self)
+            data.hDevice = reader.u8() & 3 == 0 ? h() : cDevice.device
+            data.hGlobalShare = h()
+            data.pPrivateRuntimeData = buffer(&reader)
+            check(nullStruct ? D3DKMTQueryResourceInfo(nil) : D3DKMTQueryResourceInfo(&data), "QueryResourceInfo")
+        case 44, 45:
+            var data = raw(&reader, D3DKMT_OPENRESOURCE.self)
+            data.hDevice = reader.u8() & 3 == 0 ? h() : cDevice.device
+            data.hGlobalShare = h()
+            if reader.u8() & 1 == 0 { data.NumAllocations = UInt32(reader.u8() % 4) }
+            if reader.u8() & 15 == 0 {
+                data.pOpenAllocationInfo2 = nil
+            } else if call == 44 {
+                let infos = Arena.region().assumingMemoryBound(to: D3DDDI_OPENALLOCATIONINFO.self)
+                for index in 0..<Int(min(data.NumAllocations, 4)) {
+                    var info = raw(&reader, D3DDDI_OPENALLOCATIONINFO.self)
+                    info.pPrivateDriverData = UnsafeRawPointer(buffer(&reader))
+                    infos[index] = info
+                }
+                data.pOpenAllocationInfo = infos
+            } else {
+                let infos = Arena.region().assumingMemoryBound(to: D3DDDI_OPENALLOCATIONINFO2.self)
+                for index in 0..<Int(min(data.NumAllocations, 4)) {
+                    var info = raw(&reader, D3DDDI_OPENALLOCATIONINFO2.self)
+                    info.pPrivateDriverData = UnsafeRawPointer(buffer(&reader))
+                    infos[index] = info
+                }
+                data.pOpenAllocationInfo2 = infos
+            }
+            if reader.u8() & 1 == 0 { data.PrivateRuntimeDataSize = UInt32(reader.u8()) }
+            data.pPrivateRuntimeData = buffer(&reader)
+            if reader.u8() & 1 == 0 { data.ResourcePrivateDriverDataSize = UInt32(reader.u8()) }
+            data.pResourcePrivateDriverData = buffer(&reader)
+            if reader.u8() & 1 == 0 { data.TotalPrivateDriverDataBufferSize = UInt32(reader.u8()) * 8 }
+            data.pTotalPrivateDriverDataBuffer = buffer(&reader)
+            if call == 44 {
+                check(nullStruct ? D3DKMTOpenResource(nil) : D3DKMTOpenResource(&data), "OpenResource")
+            } else {
+                check(nullStruct ? D3DKMTOpenResource2(nil) : D3DKMTOpenResource2(&data), "OpenResource2")
+            }
+        case 46:
+            var data = raw(&reader, D3DKMT_OPENSYNCHRONIZATIONOBJECT.self)
+            data.hSharedHandle = h()
+            check(nullStruct ? D3DKMTOpenSynchronizationObject(nil) : D3DKMTOpenSynchronizationObject(&data),
+                  "OpenSynchronizationObject")
+        // D3DKMT_1.1: layouts and GPU fences.
+        case 47:
+            let out = reader.u8() & 7 == 0 ? nil
+                : Arena.region().assumingMemoryBound(to: D3DKMT_LINUX_ALLOCATION_DESC2.self)
+            check(D3DKMTLinuxQueryAllocationDesc2(h(), h(), out), "LinuxQueryAllocationDesc2")
+        case 48:
+            let fd = Int32(Int(bitPattern: ntHandle(&reader, pool)))
+            check(D3DKMTLinuxSignalSyncObjectFromSyncFile(h(), reader.u64(), fd), "LinuxSignalSyncObjectFromSyncFile")
+        case 49:
+            let fd = Int32(Int(bitPattern: ntHandle(&reader, pool)))
+            check(D3DKMTLinuxSignalKeyedMutexFromSyncFile(h(), h(), reader.u64(), fd),
+                  "LinuxSignalKeyedMutexFromSyncFile")
+        default:
+            let out = reader.u8() & 7 == 0 ? nil : Arena.region().assumingMemoryBound(to: Int32.self)
+            check(D3DKMTLinuxExportKeyedMutexSyncFile(h(), h(), reader.u64(), out), "LinuxExportKeyedMutexSyncFile")
         }
     }
 }
