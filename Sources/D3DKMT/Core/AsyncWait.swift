@@ -173,7 +173,8 @@ enum AsyncWait {
         }
 
         static func checkSoon() {
-            let any = state.withLock { $0.owner == Kernel.processID && !$0.waits.isEmpty }
+            // No waits (the common case of a signal): no getpid either.
+            let any = state.withLock { !$0.waits.isEmpty && $0.owner == Kernel.processID }
             if any { _ = try? EventLoop.shared.after(.now) { tick(again: false) } }
         }
 
