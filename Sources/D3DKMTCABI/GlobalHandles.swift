@@ -110,16 +110,7 @@ private func openGlobalResource(_ data: UnsafeMutablePointer<D3DKMT_OPENRESOURCE
     guard let (resourceHandle, allocationHandles) = handles else {
         throw NTError(.insufficientResources, "the local handle table is full")
     }
-    var offset = 0
-    let total = input.pTotalPrivateDriverDataBuffer
-    for (index, allocation) in resource.allocations.enumerated() {
-        let driverData = allocation.driverData
-        var inTotal: UnsafeRawPointer?
-        if let total, !driverData.isEmpty {
-            driverData.withUnsafeBytes { (total + offset).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
-            inTotal = UnsafeRawPointer(total + offset)
-            offset += driverData.count
-        }
+    let packed = packDriverData(resource, into: input.pTotalPrivateDriverDataBuffer) { index, packedData, driverData in
         if firstVersion {
             var entry = input.pOpenAllocationInfo[index]
             entry.hAllocation = allocationHandles[index]
@@ -133,13 +124,13 @@ private func openGlobalResource(_ data: UnsafeMutablePointer<D3DKMT_OPENRESOURCE
         } else {
             var entry = D3DDDI_OPENALLOCATIONINFO2()
             entry.hAllocation = allocationHandles[index]
-            entry.pPrivateDriverData = inTotal
+            entry.pPrivateDriverData = packedData
             entry.PrivateDriverDataSize = UInt32(driverData.count)
             input.pOpenAllocationInfo2[index] = entry
         }
     }
     data.pointee.PrivateRuntimeDataSize = UInt32(runtimeData.count)
-    data.pointee.TotalPrivateDriverDataBufferSize = UInt32(offset)
+    data.pointee.TotalPrivateDriverDataBufferSize = UInt32(packed)
     data.pointee.ResourcePrivateDriverDataSize = UInt32(resource.driverData.count)
     data.pointee.hResource = resourceHandle
 }

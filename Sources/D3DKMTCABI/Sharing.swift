@@ -51,6 +51,26 @@ public func D3DKMTShareObjects(_ cObjects: UINT, _ hObjects: UnsafePointer<D3DKM
     }
 }
 
+/// Packs each allocation's driver data, back to back, into `total` (an opener's
+/// `pTotalPrivateDriverDataBuffer`, sized by the caller's checks; NULL: nothing is copied), and
+/// calls `entry` with each allocation's index, where its data went (nil when it has none or there
+/// is no buffer) and the data; returns the bytes packed.
+func packDriverData(_ resource: Resource, into total: UnsafeMutableRawPointer?,
+                    _ entry: (Int, UnsafeRawPointer?, [UInt8]) -> Void) -> Int {
+    var offset = 0
+    for (index, allocation) in resource.allocations.enumerated() {
+        let driverData = allocation.driverData
+        var placed: UnsafeRawPointer?
+        if let total, !driverData.isEmpty {
+            driverData.withUnsafeBytes { (total + offset).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+            placed = UnsafeRawPointer(total + offset)
+            offset += driverData.count
+        }
+        entry(index, placed, driverData)
+    }
+    return offset
+}
+
 /// A shared handle as a `HANDLE`: its descriptor, which is never 0 (that would read as NULL).
 func ntHandle(_ handle: consuming SharedHandle) throws(NTError) -> HANDLE? {
     if handle.rawValue == 0 {
@@ -239,21 +259,14 @@ public func D3DKMTOpenResourceFromNtHandle(
             throw NTError(.insufficientResources, "the local handle table is full")
         }
 
-        var offset = 0
-        let total = input.pTotalPrivateDriverDataBuffer
-        for (index, allocation) in resource.allocations.enumerated() {
+        let packed = packDriverData(resource, into: input.pTotalPrivateDriverDataBuffer) { index, placed, driverData in
             var entry = D3DDDI_OPENALLOCATIONINFO2()
             entry.hAllocation = allocationHandles[index]
-            let driverData = allocation.driverData
-            if let total, !driverData.isEmpty {
-                driverData.withUnsafeBytes { (total + offset).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
-                entry.pPrivateDriverData = UnsafeRawPointer(total + offset)
-            }
+            entry.pPrivateDriverData = placed
             entry.PrivateDriverDataSize = UInt32(driverData.count)
             infos[index] = entry
-            offset += driverData.count
         }
-        data.pointee.TotalPrivateDriverDataBufferSize = UInt32(offset)
+        data.pointee.TotalPrivateDriverDataBufferSize = UInt32(packed)
         data.pointee.ResourcePrivateDriverDataSize = UInt32(resource.driverData.count)
         data.pointee.KeyedMutexPrivateRuntimeDataSize = UInt32(resource.keyedMutex?.runtimeData.count ?? 0)
         data.pointee.hResource = resourceHandle

@@ -148,7 +148,7 @@ public final class Device: Sendable {
         let (resource, share) = try GlobalShares.open(value, kind: .resource) { (handle) throws(NTError) in
             try openResource(handle, shareable: false, check: check)
         }
-        resource.global.withLock { $0 = share }
+        resource.global.set(share)
         return resource
     }
 

@@ -35,11 +35,11 @@ public final class KeyedMutex: Sendable {
     public let isShareable: Bool
     private let owning = ForkSafeMutex(false)
     /// This process's reference to the mutex's global share handle, when it has one.
-    let global = ForkSafeMutex<GlobalShare?>(nil)
+    let global = GlobalReference()
 
     /// The global share handle (`hSharedHandle`): set for a mutex created with a global handle
     /// (without `NtSecuritySharing`) or opened by one; nil otherwise.
-    public var globalHandle: UInt32? { global.withLock { $0?.value } }
+    public var globalHandle: UInt32? { global.value }
 
     /// The devices that keep an imported copy of the timeline for this open
     /// (``kernelTimeline(on:)``).
@@ -86,7 +86,7 @@ public final class KeyedMutex: Sendable {
                                               adapterLUID: timelineAdapter?.info.luid ?? LUID(lowPart: 0, highPart: 0))
             builder.add(mutex)
             let share = try GlobalShares.create(.keyedMutex, serving: try builder.write())
-            mutex.global.withLock { $0 = share }
+            mutex.global.set(share)
         }
         return mutex
     }
@@ -104,7 +104,7 @@ public final class KeyedMutex: Sendable {
             }
             return try open(record, opened.descriptors, shareable: false)
         }
-        mutex.global.withLock { $0 = share }
+        mutex.global.set(share)
         return mutex
     }
 

@@ -76,11 +76,11 @@ public final class Resource: Sendable {
     }
 
     /// This process's reference to the resource's global share handle, when it has one.
-    let global = ForkSafeMutex<GlobalShare?>(nil)
+    let global = GlobalReference()
 
     /// The global share handle (`hGlobalShare`): set for a resource created with a global handle
     /// (`CreateShared` without `NtSecuritySharing`) or opened by one; nil otherwise.
-    public var globalHandle: UInt32? { global.withLock { $0?.value } }
+    public var globalHandle: UInt32? { global.value }
 
     /// Gives the resource a global share handle, served by this process while the resource lives.
     func makeGlobal() throws(NTError) {
@@ -88,7 +88,7 @@ public final class Resource: Sendable {
                                           adapterLUID: device.adapter.info.luid)
         try builder.add(self)
         let share = try GlobalShares.create(.resource, serving: try builder.write())
-        global.withLock { $0 = share }
+        global.set(share)
     }
 
     /// The keyed mutex that came with the resource when it was opened from a handle that held

@@ -38,7 +38,7 @@ extension Device {
                                               adapterLUID: adapter.info.luid)
             try builder.add(object)
             let share = try GlobalShares.create(.syncObject, serving: try builder.write())
-            object.global.withLock { $0 = share }
+            object.global.set(share)
         }
         return object
     }
@@ -121,7 +121,7 @@ extension SyncObject {
         let (object, share) = try GlobalShares.open(value, kind: .syncObject) { (handle) throws(NTError) in
             try open(handle)
         }
-        object.global.withLock { $0 = share }
+        object.global.set(share)
         return object
     }
 

@@ -58,11 +58,11 @@ public final class SyncObject: Sendable {
     public let access: UInt32
 
     /// This process's reference to the object's global share handle, when it has one.
-    let global = ForkSafeMutex<GlobalShare?>(nil)
+    let global = GlobalReference()
 
     /// The global share handle (`SharedHandle` of `D3DKMTCreateSynchronizationObject2` with
     /// `Shared` alone): set for an object created that way or opened by one; nil otherwise.
-    public var globalHandle: UInt32? { global.withLock { $0?.value } }
+    public var globalHandle: UInt32? { global.value }
 
     /// The async waits (``notify(eventfd:when:all:)``) pending on this object, cancelled when it
     /// is destroyed.

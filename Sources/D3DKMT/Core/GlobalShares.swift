@@ -374,3 +374,24 @@ public final class GlobalShare: Sendable {
         GlobalShares.release(value)
     }
 }
+
+/// An object's slot for its ``GlobalShare``: set once (at creation or when opened by value), kept
+/// until the object goes. Inline in the object, an atomic: no lock and no allocation for the many
+/// objects that never have a global handle.
+struct GlobalReference: ~Copyable, Sendable {
+    private let share = Atomic<Unmanaged<GlobalShare>?>(nil)
+
+    /// Keeps `share` (the first one given; a later one is dropped).
+    func set(_ new: GlobalShare?) {
+        guard let new else { return }
+        let retained = Unmanaged.passRetained(new)
+        if !share.compareExchange(expected: nil, desired: retained, ordering: .acquiringAndReleasing).exchanged {
+            retained.release()
+        }
+    }
+
+    /// The value, when there is a share.
+    var value: UInt32? { share.load(ordering: .acquiring)?.takeUnretainedValue().value }
+
+    deinit { share.load(ordering: .acquiring)?.release() }
+}
