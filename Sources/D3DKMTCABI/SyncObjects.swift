@@ -172,6 +172,10 @@ public func D3DKMTSignalSynchronizationObjectFromCpu(
         guard data.Flags.AllowFenceRewind == 0 else {
             throw NTError(.notSupported, "AllowFenceRewind: fences never go back here")
         }
+        if data.ObjectCount == 1, let handles = data.ObjectHandleArray, let values = data.FenceValueArray {
+            _ = try HandleTable.device(data.hDevice)
+            return try HandleTable.syncObject(handles[0], onDevice: data.hDevice).signal(values[0])
+        }
         for (object, value) in try objects(data.ObjectCount, data.ObjectHandleArray, data.FenceValueArray,
                                            device: data.hDevice) {
             try object.signal(value)
@@ -190,6 +194,12 @@ public func D3DKMTWaitForSynchronizationObjectFromCpu(
     ntCall(arguments: pData?.pointee) { () throws(NTError) in
         let data = try required(pData).pointee
         guard data.Flags.Value & ~1 == 0 else { throw invalid("unknown Flags bits") }
+        if data.hAsyncEvent == nil, data.ObjectCount == 1, let handles = data.ObjectHandleArray,
+           let values = data.FenceValueArray {
+            // One object, the common wait (DXVK, vkd3d-proton): no list to build.
+            _ = try HandleTable.device(data.hDevice)
+            return try HandleTable.syncObject(handles[0], onDevice: data.hDevice).wait(for: values[0])
+        }
         let list = try objects(data.ObjectCount, data.ObjectHandleArray, data.FenceValueArray, device: data.hDevice)
         let all = data.Flags.WaitAny == 0
         if let event = data.hAsyncEvent {

@@ -1,3 +1,4 @@
+import Synchronization
 import Testing
 @testable import D3DKMT
 import KMTTestSupport
@@ -15,9 +16,10 @@ extension D3DKMTSuite {
         }
 
         /// The peer keeps the sleeping-waiters word at 0 (so a signal would wake nobody) and then
-        /// raises the value without a wake-up: the waiter, sleeping in 100 ms slices, sees it
-        /// within a slice instead of sleeping to its 60 s deadline.
-        @Test func aLostWakeUpEndsWithinASlice() throws {
+        /// raises the value without a wake-up: the event thread, looking at watched fences every
+        /// 100 ms (`FenceWatch`), wakes the waiter instead of letting it sleep to its 60 s
+        /// deadline; with no deadline at all, too. Once the waits end nothing is watched.
+        @Test func aLostWakeUpEndsAtTheNextLook() throws {
             let adapter = try Adapter.open(luid: AdapterInfo.software.luid)
             let fence = try adapter.makeDevice().createSyncObject(.monitoredFence)
             let handle = try fence.share()
@@ -29,6 +31,20 @@ extension D3DKMTSuite {
             print("hostile page: a lost wake-up 0.3 s into a wait was seen after \(waited) s")
             #expect(waited < 10, "the wait slept past the value")
             #expect(peer.wait().exitStatus == 0)
+
+            let endless = try PeerProcess(["scribble", "3"] + luidArguments(adapter) + ["10", "300"],
+                                          inherit: [handle.rawValue])
+            let ended = Atomic<Int>(0)
+            let waiter = Thread {
+                ended.store((try? fence.wait(for: 10)) == nil ? 2 : 1, ordering: .sequentiallyConsistent)
+            }
+            let giveUp = Deadline.after(nanoseconds: 15_000_000_000)
+            while ended.load(ordering: .sequentiallyConsistent) == 0, Deadline.now < giveUp { usleep(10_000) }
+            #expect(ended.load(ordering: .sequentiallyConsistent) == 1, "a wait without a deadline did not end")
+            if ended.load(ordering: .sequentiallyConsistent) == 0 { fence.fenceState?.wakeSleepers() }
+            waiter.join()
+            #expect(endless.wait().exitStatus == 0)
+            #expect(FenceWatch.watchedSleepers == 0, "a wait that ended is still watched")
         }
 
         /// While the peer scribbles, a wait with a deadline times out at it, not later; a wait-any

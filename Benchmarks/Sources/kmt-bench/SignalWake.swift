@@ -6,7 +6,7 @@ import Musl
 import CBenchSupport
 import D3DKMT
 
-// signal-wake: SyncObject.signal in one process wakes a waiter in another. Two shared sync
+// signal-wake: SyncObject.signal in one process wakes SyncObject.wait(for:) in another. Two shared sync
 // objects, A (parent → peer) and B (peer → parent), ping-pong rising values; one iteration is a
 // round trip, two signal → wake hops. Raw: two DRM timeline syncobjs with
 // drmSyncobjTimelineSignal / drmSyncobjTimelineWait on DRM, two futex counters in shared
@@ -80,7 +80,7 @@ func signalWakeRow(_ target: Target, kind: SyncObject.Kind) -> Row? {
                 try oursPeer.channel.send(Message(.run, UInt64(n), oursBase))
                 for i in 1...UInt64(n) {
                     try a.signal(oursBase + i)
-                    try SyncObject.wait(for: [(b, oursBase + i)])
+                    try b.wait(for: oursBase + i)
                 }
                 oursBase += UInt64(n)
                 _ = try oursPeer.channel.receive()
@@ -117,7 +117,7 @@ func runSignalOursPeer(_ channel: Channel, _ arguments: [String]) throws {
         case .run:
             let base = message.arguments.1
             for i in 1...message.arguments.0 {
-                try SyncObject.wait(for: [(a, base + i)])
+                try a.wait(for: base + i)
                 try b.signal(base + i)
             }
             try channel.send(Message(.done))

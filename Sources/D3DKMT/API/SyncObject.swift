@@ -131,16 +131,35 @@ public final class SyncObject: Sendable {
         try wait(for: objects, all: all, until: .after(timeout))
     }
 
+    /// Waits from the CPU until this sync object reaches `value`: the one-object form of
+    /// ``wait(for:all:timeout:)`` (`D3DKMTWaitForSynchronizationObjectFromCpu` with `ObjectCount`
+    /// 1), without the list.
+    ///
+    /// - Parameter timeout: nil waits for ever.
+    /// - Throws: `STATUS_TIMEOUT`; `STATUS_ACCESS_DENIED` for an object opened without
+    ///   `D3DDDI_SYNC_OBJECT_WAIT`; `STATUS_INVALID_PARAMETER` for a mutex or semaphore.
+    public func wait(for value: UInt64, timeout: Duration? = nil) throws(NTError) {
+        try wait(for: value, until: .after(timeout))
+    }
+
+    func wait(for value: UInt64, until deadline: Deadline) throws(NTError) {
+        // The common case, a software fence: straight to its futex, nothing allocated.
+        guard timeline == nil, let fenceState else {
+            return try Self.wait(for: [(self, value)], all: true, until: deadline)
+        }
+        try requireFence()
+        try require(SyncObjectAccess.wait, "wait for")
+        guard fenceState.wait(for: value, until: deadline) else {
+            throw NTError(.timeout, "sync object not signalled in time")
+        }
+    }
+
     static func wait(for objects: [(object: SyncObject, value: UInt64)], all: Bool,
                      until deadline: Deadline) throws(NTError) {
-        guard let objects = try pending(objects, all: all) else { return }
-        // The common case, one software fence, straight to its futex.
-        if objects.count == 1, objects[0].object.timeline == nil, let fence = objects[0].object.fenceState {
-            guard fence.wait(for: objects[0].value, until: deadline) else {
-                throw NTError(.timeout, "sync object not signalled in time")
-            }
-            return
+        if objects.count == 1, objects[0].object.timeline == nil, objects[0].object.fenceState != nil {
+            return try objects[0].object.wait(for: objects[0].value, until: deadline)
         }
+        guard let objects = try pending(objects, all: all) else { return }
         let kernel = timelineEntries(objects)
         var satisfied: Bool
         if kernel.count == objects.count {
@@ -181,8 +200,9 @@ public final class SyncObject: Sendable {
             try object.requireFence()
             try object.require(SyncObjectAccess.wait, "wait for")
         }
+        guard objects.contains(where: { $0.value == 0 }) else { return objects }
         let rest = objects.filter { $0.value != 0 }
-        return rest.isEmpty || (!all && rest.count < objects.count) ? nil : rest
+        return rest.isEmpty || !all ? nil : rest
     }
 
     /// The kernel timeline and point of each entry that has one.

@@ -67,33 +67,47 @@ struct FenceState: @unchecked Sendable {
         return try body()
     }
 
-    /// The longest a waiter sleeps before looking at the value again. The page is shared with
-    /// every holder, and a peer that zeroes the sleepers count (signallers then skip the wake-up)
-    /// or raises the value without a wake-up must not make a waiter sleep past the value being
-    /// reached: at worst it notices one slice late. Waits never pass their deadline either way.
-    static let slice: Int64 = 100_000_000  // 100 ms
+    /// Wakes every thread sleeping on the fence, whatever the sleepers word says.
+    func wakeSleepers() { Kernel.futexWakeAll(page.futexWord(8)) }
 
-    /// The end of the slice that starts now, or `deadline` when that is sooner.
-    static func sliceEnd(_ deadline: Deadline) -> Deadline {
+    /// The longest a waiter sleeps before looking at the value again when ``FenceWatch`` cannot
+    /// watch it (no event thread): the page is shared with every holder, and a peer that zeroes
+    /// the sleepers count (signallers then skip the wake-up) or raises the value without a
+    /// wake-up must not make a waiter sleep past the value being reached: at worst it notices
+    /// one slice late. Waits never pass their deadline either way.
+    static let slice: Int64 = FenceWatch.interval
+
+    /// How long the next sleep of a wait may last: to `deadline` when the event thread watches the
+    /// wait, else a slice at most.
+    static func sleepEnd(_ deadline: Deadline, watched: Bool) -> Deadline {
+        guard !watched else { return deadline }
         let (end, overflow) = Deadline.now.nanoseconds.addingReportingOverflow(slice)
         return overflow ? deadline : min(deadline, Deadline(nanoseconds: end))
     }
 
-    /// Waits until the value reaches `target` or `deadline` passes, sleeping in slices of at most
-    /// ``slice``; false on timeout.
+    /// Waits until the value reaches `target` or `deadline` passes; false on timeout. A sleep
+    /// arms no timer for a wait without a deadline: ``FenceWatch`` wakes a sleeper whose wake-up
+    /// a peer lost.
     func wait(for target: UInt64, until deadline: Deadline) -> Bool {
+        var watch: FenceWatch.Token?
+        var asked = false
+        defer { if let watch { FenceWatch.remove(watch) } }
         while true {
             let (word, expected) = snapshot()
             if value >= target { return true }
-            if Deadline.now >= deadline { return false }
+            if deadline != .never, Deadline.now >= deadline { return false }
+            if !asked {
+                asked = true
+                watch = FenceWatch.add(self, reaching: target)
+            }
             sleepers.pointee.wrappingAdd(1, ordering: .sequentiallyConsistent)
-            _ = Kernel.futexWait(word, expected: expected, until: Self.sliceEnd(deadline))
+            _ = Kernel.futexWait(word, expected: expected, until: Self.sleepEnd(deadline, watched: watch != nil))
             sleepers.pointee.wrappingSubtract(1, ordering: .sequentiallyConsistent)
         }
     }
 
     /// Waits until every fence (or, with `all` false, one) reaches its value, or `deadline`:
-    /// `futex_waitv(2)` on the fences' sequence words for a wait-any, in slices as
+    /// `futex_waitv(2)` on the fences' sequence words for a wait-any, watched as
     /// ``wait(for:until:)``.
     ///
     /// - Returns: false when the deadline passed.
@@ -102,13 +116,24 @@ struct FenceState: @unchecked Sendable {
             for (fence, value) in fences where !fence.wait(for: value, until: deadline) { return false }
             return true
         }
+        var watches: [FenceWatch.Token]?
+        defer { for watch in watches ?? [] { FenceWatch.remove(watch) } }
         while true {
             let words = fences.map { $0.0.snapshot() }
             if fences.contains(where: { $0.0.value >= $0.1 }) { return true }
             if Deadline.now >= deadline { return false }
+            if watches == nil {
+                var made: [FenceWatch.Token] = []
+                for (fence, value) in fences {
+                    guard let watch = FenceWatch.add(fence, reaching: value) else { break }
+                    made.append(watch)
+                }
+                watches = made
+            }
+            let watched = watches?.count == fences.count
             do {
                 _ = try sleepingAll(fences.map(\.0)) { () throws(Errno) in
-                    try Kernel.futexWaitAny(words, until: sliceEnd(deadline))
+                    try Kernel.futexWaitAny(words, until: sleepEnd(deadline, watched: watched))
                 }
             } catch {
                 throw error.nt("waiting for software fences")

@@ -1,0 +1,125 @@
+import Synchronization
+
+/// The process's look-out for software fence waits: while threads sleep on fences' futexes, the
+/// event thread looks at those fences every ``interval`` and wakes the sleepers of each one that
+/// reached what they wait for.
+///
+/// A fence's page is shared with every holder of the fence, so a peer can lose a wake-up for
+/// good: zero the sleeping-waiters word (a signaller then skips its `FUTEX_WAKE`) or raise the
+/// value without one. A wait must still end once the value is reached (#12 item 7). Each sleep
+/// could be bounded instead, but a futex timeout arms a kernel timer on every wait, which costs
+/// every signal → wake hop about 12% (the `signal-wake` benchmark row); one look every 100 ms by
+/// the thread the process has anyway costs a wait two short locked updates.
+///
+/// Only this process's sleepers are watched; a `fork()`ed child starts with none.
+enum FenceWatch {
+    /// How often the event thread looks while there are sleepers: the longest a lost wake-up
+    /// can delay a wait.
+    static let interval: Int64 = 100_000_000  // 100 ms
+
+    /// One watched sleeper, to hand back to ``remove(_:)``.
+    struct Token {
+        fileprivate let slot: Int
+        fileprivate let generation: Int
+    }
+
+    private struct Entry {
+        let fence: FenceState
+        let target: UInt64
+    }
+
+    private struct State {
+        /// The sleepers, by slot; free slots are nil and listed in `free`.
+        var entries: [Entry?] = []
+        var free: [Int] = []
+        var active = 0
+        /// A look is scheduled on the event thread.
+        var armed = false
+        /// The ``forks`` count this state belongs to.
+        var generation = 0
+    }
+
+    private static let state = ForkSafeMutex(State())
+
+    /// `fork()`s this process went through, counted in the child (an atomic add is safe there):
+    /// a child's state must not hold its parent's sleepers, or a schedule its event thread lost.
+    private static let forks = Atomic<Int>(0)
+    private static let forkHandler: Void = {
+        Kernel.atFork(prepare: {}, parent: {}, child: { FenceWatch.forks.add(1, ordering: .relaxed) })
+    }()
+
+    /// Watches `fence` for a sleeper waiting until it reaches `target`.
+    ///
+    /// - Returns: the token for ``remove(_:)``, or nil when the event thread cannot be started
+    ///   (descriptor or thread limits): the caller then bounds each of its sleeps itself.
+    static func add(_ fence: FenceState, reaching target: UInt64) -> Token? {
+        forkHandler
+        let generation = forks.load(ordering: .relaxed)
+        let (slot, arm) = state.withLock { state in
+            if state.generation != generation { state = State(generation: generation) }
+            let entry = Entry(fence: fence, target: target)
+            let slot: Int
+            if let reused = state.free.popLast() {
+                slot = reused
+                state.entries[slot] = entry
+            } else {
+                slot = state.entries.count
+                state.entries.append(entry)
+            }
+            state.active += 1
+            defer { state.armed = true }
+            return (slot, !state.armed)
+        }
+        let token = Token(slot: slot, generation: generation)
+        guard !arm || schedule() else {
+            remove(token)
+            return nil
+        }
+        return token
+    }
+
+    /// Stops watching a sleeper ``add(_:reaching:)`` returned.
+    static func remove(_ token: Token) {
+        let dropped: Entry? = state.withLock { state in
+            guard state.generation == token.generation, let entry = state.entries[token.slot] else { return nil }
+            state.entries[token.slot] = nil
+            state.free.append(token.slot)
+            state.active -= 1
+            return entry
+        }
+        _ = dropped  // its page is released outside the lock
+    }
+
+    /// Schedules the next look; false (and disarmed) when the event thread cannot run it.
+    private static func schedule() -> Bool {
+        do {
+            try EventLoop.shared.after(.after(nanoseconds: interval)) { look() }
+            return true
+        } catch {
+            state.withLock { $0.armed = false }
+            return false
+        }
+    }
+
+    /// On the event thread: wakes the sleepers of every watched fence that reached its target,
+    /// and looks again later while anyone sleeps.
+    private static func look() {
+        let generation = forks.load(ordering: .relaxed)
+        let watched: [Entry] = state.withLock { state in
+            guard state.generation == generation, state.active > 0 else {
+                state.armed = false
+                return []
+            }
+            return state.entries.compactMap { $0 }
+        }
+        guard !watched.isEmpty else { return }
+        for entry in watched where entry.fence.value >= entry.target { entry.fence.wakeSleepers() }
+        _ = schedule()
+    }
+
+    /// Sleepers watched now, for tests.
+    static var watchedSleepers: Int {
+        let generation = forks.load(ordering: .relaxed)
+        return state.withLock { $0.generation == generation ? $0.active : 0 }
+    }
+}
