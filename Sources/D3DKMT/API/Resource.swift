@@ -238,7 +238,7 @@ public final class Allocation: Sendable {
     ///
     /// - Throws: as ``map(writable:)``.
     public func lock() throws(NTError) -> UnsafeMutableRawPointer {
-        try locks.lock { () throws(NTError) -> (UnsafeMutableRawPointer, Int) in
+        try locks.lock(windowed: buffer.hasAccessWindow) { () throws(NTError) -> (UnsafeMutableRawPointer, Int) in
             let (offset, length) = try mappedRange()
             return (try buffer.mapMemory(length: offset + length, writable: !isReadOnly), offset + length)
         } begin: { () throws(NTError) in
@@ -252,7 +252,7 @@ public final class Allocation: Sendable {
     /// - Returns: false when the allocation was not locked.
     @discardableResult
     public func unlock() -> Bool {
-        locks.unlock { buffer.endAccess(writable: !isReadOnly) }
+        locks.unlock(windowed: buffer.hasAccessWindow) { buffer.endAccess(writable: !isReadOnly) }
     }
 
     deinit {
@@ -291,53 +291,79 @@ public final class Allocation: Sendable {
 }
 
 /// An allocation's ``Allocation/lock()`` state: the mapping it keeps (made by the first lock,
-/// unmapped with the allocation) and how many locks hold the CPU access window open, behind a
-/// mutex of its own (a pthread mutex: the window's opening may wait in the kernel).
+/// unmapped with the allocation) and how many locks hold the CPU access window open.
+///
+/// A buffer with an access window (a dma-buf's `DMA_BUF_IOCTL_SYNC`, virgl's transfers) opens
+/// and closes it under a mutex of its own (a pthread mutex: the opening may wait in the kernel).
+/// A buffer without one (a memfd) has nothing to bracket: once mapped, a lock and an unlock are
+/// one atomic update of the count each.
 final class CPULocks: Sendable {
-    private struct State {
-        var mapping: (address: UnsafeMutableRawPointer, length: Int)?
-        var count = 0
+    private struct Mapping {
+        var address: UnsafeMutableRawPointer
+        var length: Int
     }
-    private let state = ForkSafeMutex(State())
+    /// The kept mapping, made under the mutex by the first lock.
+    private let mapping = ForkSafeMutex<Mapping?>(nil)
+    /// The kept mapping's address once made (0 before), read without the mutex.
+    private let address = Atomic<UInt>(0)
+    /// Locks held. Changed under `mapping`'s mutex for a windowed buffer (with the window's
+    /// opening and closing); atomically alone for a windowless one once mapped.
+    private let count = Atomic<Int>(0)
 
-    /// One lock: maps with `map` the first time, opens the window with `begin` when none is open;
-    /// returns the mapping's address.
-    func lock(map: () throws(NTError) -> (UnsafeMutableRawPointer, Int),
+    /// One lock: maps with `map` the first time; for a `windowed` buffer, opens the window with
+    /// `begin` when no lock holds it open. Returns the mapping's address.
+    func lock(windowed: Bool, map: () throws(NTError) -> (UnsafeMutableRawPointer, Int),
               begin: () throws(NTError) -> Void) throws(NTError) -> UnsafeMutableRawPointer {
-        try state.withLock { (state) throws(NTError) -> UnsafeMutableRawPointer in
-            let kept: (address: UnsafeMutableRawPointer, length: Int)
-            if let mapping = state.mapping {
-                kept = mapping
+        if !windowed, let kept = UnsafeMutableRawPointer(bitPattern: address.load(ordering: .acquiring)) {
+            count.add(1, ordering: .relaxed)
+            return kept
+        }
+        return try mapping.withLock { (mapping) throws(NTError) -> UnsafeMutableRawPointer in
+            let kept: UnsafeMutableRawPointer
+            if let made = mapping {
+                kept = made.address
             } else {
-                kept = try map()
-                state.mapping = kept
+                let (made, length) = try map()
+                mapping = Mapping(address: made, length: length)
+                address.store(UInt(bitPattern: made), ordering: .releasing)
+                kept = made
             }
-            if state.count == 0 { try begin() }
-            state.count += 1
-            return kept.address
+            if windowed, count.load(ordering: .relaxed) == 0 { try begin() }
+            count.add(1, ordering: .relaxed)
+            return kept
         }
     }
 
-    /// One unlock: closes the window with `end` when it was the last. False when not locked.
-    func unlock(end: () -> Void) -> Bool {
-        state.withLock { (state) -> Bool in
-            guard state.count > 0 else { return false }
-            state.count -= 1
-            if state.count == 0 { end() }
+    /// One unlock: for a `windowed` buffer, closes the window with `end` when it was the last.
+    /// False when not locked.
+    func unlock(windowed: Bool, end: () -> Void) -> Bool {
+        guard windowed else {
+            var held = count.load(ordering: .relaxed)
+            while held > 0 {
+                let (exchanged, found) = count.compareExchange(expected: held, desired: held - 1, ordering: .relaxed)
+                if exchanged { return true }
+                held = found
+            }
+            return false
+        }
+        return mapping.withLock { _ -> Bool in
+            let held = count.load(ordering: .relaxed)
+            guard held > 0 else { return false }
+            count.store(held - 1, ordering: .relaxed)
+            if held == 1 { end() }
             return true
         }
     }
 
     /// Closes the window with `end` if locks hold it open (the allocation is going).
     func endAll(_ end: () -> Void) {
-        state.withLock { state in
-            if state.count > 0 { end() }
-            state.count = 0
+        mapping.withLock { _ in
+            if count.exchange(0, ordering: .relaxed) > 0 { end() }
         }
     }
 
     deinit {
-        if let mapping = state.withLock({ $0.mapping }) { Kernel.unmap(mapping.address, length: mapping.length) }
+        if let made = mapping.withLock({ $0 }) { Kernel.unmap(made.address, length: made.length) }
     }
 }
 

@@ -89,7 +89,7 @@ final class BufferObject: Sendable {
     let cpuAccess: (any BufferCPUAccess)?
     /// Whether CPU access needs anything around it (a dma-buf's sync, the backend's part): a
     /// memfd's lock is then only its mapping.
-    private let hasAccessWindow: Bool
+    let hasAccessWindow: Bool
     private let release: (@Sendable () -> Void)?
 
     init(descriptor: consuming FileDescriptor, kind: BufferKind, size: UInt64,
