@@ -17,7 +17,7 @@ extension D3DKMTSuite {
 
         /// The peer keeps the sleeping-waiters word at 0 (so a signal would wake nobody) and then
         /// raises the value without a wake-up: the event thread, looking at watched fences every
-        /// 100 ms (`FenceWatch`), wakes the waiter instead of letting it sleep to its 60 s
+        /// 100 ms (`SleepWatch`), wakes the waiter instead of letting it sleep to its 60 s
         /// deadline; with no deadline at all, too. Once the waits end nothing is watched.
         @Test func aLostWakeUpEndsAtTheNextLook() throws {
             let adapter = try Adapter.open(luid: AdapterInfo.software.luid)
@@ -44,7 +44,7 @@ extension D3DKMTSuite {
             if ended.load(ordering: .sequentiallyConsistent) == 0 { fence.fenceState?.wakeSleepers() }
             waiter.join()
             #expect(endless.wait().exitStatus == 0)
-            #expect(FenceWatch.watchedSleepers == 0, "a wait that ended is still watched")
+            #expect(SleepWatch.watchedSleepers == 0, "a wait that ended is still watched")
         }
 
         /// While the peer scribbles, a wait with a deadline times out at it, not later; a wait-any

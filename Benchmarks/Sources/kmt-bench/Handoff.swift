@@ -20,7 +20,7 @@ func keyedMutexRows(_ target: Target) -> [Row] {
     guard target.hasTimelines else {
         let why = "\(target.info.driverName) has no syncobjs, "
             + "and a keyed mutex is shared with its resource's sync object"
-        return [target.notApplicable(handoff, unit: "ns/handoff", goal: 1.5, why: why),
+        return [target.notApplicable(handoff, unit: "ns/handoff", goal: 1.2, why: why),
                 target.notApplicable(context, unit: "ns/roundtrip", goal: nil, why: why)]
             .filter { wanted.contains($0.name) }
     }
@@ -79,14 +79,14 @@ func keyedMutexRows(_ target: Target) -> [Row] {
         let ours = result["ours"]
         return [
             target.row(handoff, ours: ours.map { $0 / 2 }, raw: result["raw"].map { $0 / 2 }, unit: "ns/handoff",
-                       goal: 1.5),
+                       goal: 1.2),
             target.row(context, ours: ours, raw: result["pipe"], unit: "ns/roundtrip", goal: nil,
                        note: "ours = keyed-mutex round trip (2 handoffs), raw = pipe round trip (2 hops); "
                            + "a server-based keyed mutex pays at least one pipe round trip "
                            + "per acquire and per release"),
         ].filter { wanted.contains($0.name) }
     } catch {
-        return [target.failed(handoff, unit: "ns/handoff", goal: 1.5, error),
+        return [target.failed(handoff, unit: "ns/handoff", goal: 1.2, error),
                 target.failed(context, unit: "ns/roundtrip", goal: nil, error)].filter { wanted.contains($0.name) }
     }
 }

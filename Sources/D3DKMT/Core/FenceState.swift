@@ -70,12 +70,12 @@ struct FenceState: @unchecked Sendable {
     /// Wakes every thread sleeping on the fence, whatever the sleepers word says.
     func wakeSleepers() { Kernel.futexWakeAll(page.futexWord(8)) }
 
-    /// The longest a waiter sleeps before looking at the value again when ``FenceWatch`` cannot
+    /// The longest a waiter sleeps before looking at the value again when ``SleepWatch`` cannot
     /// watch it (no event thread): the page is shared with every holder, and a peer that zeroes
     /// the sleepers count (signallers then skip the wake-up) or raises the value without a
     /// wake-up must not make a waiter sleep past the value being reached: at worst it notices
     /// one slice late. Waits never pass their deadline either way.
-    static let slice: Int64 = FenceWatch.interval
+    static let slice: Int64 = SleepWatch.interval
 
     /// How long the next sleep of a wait may last: to `deadline` when the event thread watches the
     /// wait, else a slice at most.
@@ -85,20 +85,20 @@ struct FenceState: @unchecked Sendable {
         return overflow ? deadline : min(deadline, Deadline(nanoseconds: end))
     }
 
-    /// Waits until the value reaches `target` or `deadline` passes; false on timeout. A sleep
-    /// arms no timer for a wait without a deadline: ``FenceWatch`` wakes a sleeper whose wake-up
-    /// a peer lost.
+    /// Waits until the value reaches `target` or `deadline` passes; false on timeout. Each sleep
+    /// lasts to the deadline (no kernel timer at all without one): ``SleepWatch`` wakes a sleeper
+    /// whose wake-up a peer lost.
     func wait(for target: UInt64, until deadline: Deadline) -> Bool {
-        var watch: FenceWatch.Token?
+        var watch: SleepWatch.Token?
         var asked = false
-        defer { if let watch { FenceWatch.remove(watch) } }
+        defer { if let watch { SleepWatch.remove(watch) } }
         while true {
             let (word, expected) = snapshot()
             if value >= target { return true }
             if deadline != .never, Deadline.now >= deadline { return false }
             if !asked {
                 asked = true
-                watch = FenceWatch.add(self, reaching: target)
+                watch = SleepWatch.add(.fence(self, target: target))
             }
             sleepers.pointee.wrappingAdd(1, ordering: .sequentiallyConsistent)
             _ = Kernel.futexWait(word, expected: expected, until: Self.sleepEnd(deadline, watched: watch != nil))
@@ -116,16 +116,16 @@ struct FenceState: @unchecked Sendable {
             for (fence, value) in fences where !fence.wait(for: value, until: deadline) { return false }
             return true
         }
-        var watches: [FenceWatch.Token]?
-        defer { for watch in watches ?? [] { FenceWatch.remove(watch) } }
+        var watches: [SleepWatch.Token]?
+        defer { for watch in watches ?? [] { SleepWatch.remove(watch) } }
         while true {
             let words = fences.map { $0.0.snapshot() }
             if fences.contains(where: { $0.0.value >= $0.1 }) { return true }
             if Deadline.now >= deadline { return false }
             if watches == nil {
-                var made: [FenceWatch.Token] = []
+                var made: [SleepWatch.Token] = []
                 for (fence, value) in fences {
-                    guard let watch = FenceWatch.add(fence, reaching: value) else { break }
+                    guard let watch = SleepWatch.add(.fence(fence, target: value)) else { break }
                     made.append(watch)
                 }
                 watches = made

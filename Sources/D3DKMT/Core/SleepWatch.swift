@@ -1,18 +1,20 @@
 import Synchronization
 
-/// The process's look-out for software fence waits: while threads sleep on fences' futexes, the
-/// event thread looks at those fences every ``interval`` and wakes the sleepers of each one that
-/// reached what they wait for.
+/// The process's look-out for threads sleeping on shared pages: while some sleep, the event
+/// thread looks at what they wait for every ``interval`` and wakes them when they must look
+/// again themselves.
 ///
-/// A fence's page is shared with every holder of the fence, so a peer can lose a wake-up for
-/// good: zero the sleeping-waiters word (a signaller then skips its `FUTEX_WAKE`) or raise the
-/// value without one. A wait must still end once the value is reached (#12 item 7). Each sleep
-/// could be bounded instead, but a futex timeout arms a kernel timer on every wait, which costs
-/// every signal → wake hop about 12% (the `signal-wake` benchmark row); one look every 100 ms by
-/// the thread the process has anyway costs a wait two short locked updates.
+/// A shared page is shared with every holder, so a peer can lose a wake-up for good: zero a
+/// software fence's sleeping-waiters word (a signaller then skips its `FUTEX_WAKE`) or raise the
+/// value without one; and a keyed mutex's owner can die without releasing it, which only its
+/// waiters can notice (``KeyedMutexState``). A wait must still end once the value is reached or
+/// the owner is gone (#12 item 7). Each sleep could be bounded instead, but a futex timeout arms
+/// a kernel timer on every wait, which costs every handoff about 11% (the `signal-wake` and
+/// `keyed-mutex-handoff` benchmark rows); one look every 100 ms by the thread the process has
+/// anyway costs a wait two short locked updates.
 ///
 /// Only this process's sleepers are watched; a `fork()`ed child starts with none.
-enum FenceWatch {
+enum SleepWatch {
     /// How often the event thread looks while there are sleepers: the longest a lost wake-up
     /// can delay a wait.
     static let interval: Int64 = 100_000_000  // 100 ms
@@ -23,14 +25,25 @@ enum FenceWatch {
         fileprivate let generation: Int
     }
 
-    private struct Entry {
-        let fence: FenceState
-        let target: UInt64
+    /// What a sleeper waits for.
+    enum Sleeper {
+        /// A software fence to reach `target`: woken once it has.
+        case fence(FenceState, target: UInt64)
+        /// A keyed mutex: woken at every look, to see whether its owner still lives.
+        case keyedMutex(KeyedMutexState)
+
+        /// Wakes the sleepers if they have something to look at now.
+        fileprivate func look() {
+            switch self {
+            case .fence(let fence, let target): if fence.value >= target { fence.wakeSleepers() }
+            case .keyedMutex(let mutex): mutex.wakeWaiters()
+            }
+        }
     }
 
     private struct State {
         /// The sleepers, by slot; free slots are nil and listed in `free`.
-        var entries: [Entry?] = []
+        var entries: [Sleeper?] = []
         var free: [Int] = []
         var active = 0
         /// A look is scheduled on the event thread.
@@ -45,26 +58,25 @@ enum FenceWatch {
     /// a child's state must not hold its parent's sleepers, or a schedule its event thread lost.
     private static let forks = Atomic<Int>(0)
     private static let forkHandler: Void = {
-        Kernel.atFork(prepare: {}, parent: {}, child: { FenceWatch.forks.add(1, ordering: .relaxed) })
+        Kernel.atFork(prepare: {}, parent: {}, child: { SleepWatch.forks.add(1, ordering: .relaxed) })
     }()
 
-    /// Watches `fence` for a sleeper waiting until it reaches `target`.
+    /// Watches for a sleeper.
     ///
     /// - Returns: the token for ``remove(_:)``, or nil when the event thread cannot be started
     ///   (descriptor or thread limits): the caller then bounds each of its sleeps itself.
-    static func add(_ fence: FenceState, reaching target: UInt64) -> Token? {
+    static func add(_ sleeper: Sleeper) -> Token? {
         forkHandler
         let generation = forks.load(ordering: .relaxed)
         let (slot, arm) = state.withLock { state in
             if state.generation != generation { state = State(generation: generation) }
-            let entry = Entry(fence: fence, target: target)
             let slot: Int
             if let reused = state.free.popLast() {
                 slot = reused
-                state.entries[slot] = entry
+                state.entries[slot] = sleeper
             } else {
                 slot = state.entries.count
-                state.entries.append(entry)
+                state.entries.append(sleeper)
             }
             state.active += 1
             defer { state.armed = true }
@@ -78,9 +90,9 @@ enum FenceWatch {
         return token
     }
 
-    /// Stops watching a sleeper ``add(_:reaching:)`` returned.
+    /// Stops watching a sleeper ``add(_:)`` returned.
     static func remove(_ token: Token) {
-        let dropped: Entry? = state.withLock { state in
+        let dropped: Sleeper? = state.withLock { state in
             guard state.generation == token.generation, let entry = state.entries[token.slot] else { return nil }
             state.entries[token.slot] = nil
             state.free.append(token.slot)
@@ -101,11 +113,11 @@ enum FenceWatch {
         }
     }
 
-    /// On the event thread: wakes the sleepers of every watched fence that reached its target,
-    /// and looks again later while anyone sleeps.
+    /// On the event thread: wakes the sleepers that have something to look at, and looks again
+    /// later while anyone sleeps.
     private static func look() {
         let generation = forks.load(ordering: .relaxed)
-        let watched: [Entry] = state.withLock { state in
+        let watched: [Sleeper] = state.withLock { state in
             guard state.generation == generation, state.active > 0 else {
                 state.armed = false
                 return []
@@ -113,7 +125,7 @@ enum FenceWatch {
             return state.entries.compactMap { $0 }
         }
         guard !watched.isEmpty else { return }
-        for entry in watched where entry.fence.value >= entry.target { entry.fence.wakeSleepers() }
+        for sleeper in watched { sleeper.look() }
         _ = schedule()
     }
 
