@@ -46,6 +46,7 @@ int kmt_accept_nonblocking(int fd) { return accept4(fd, NULL, NULL, SOCK_CLOEXEC
 const int kmt_SOCK_NONBLOCK = SOCK_NONBLOCK;
 
 const unsigned long kmt_SIOCOUTQ = SIOCOUTQ;
+const unsigned long kmt_SIOCINQ = SIOCINQ;
 
 /* ---- epoll ------------------------------------------------------------------------------------ */
 

@@ -65,6 +65,17 @@ extension D3DKMTSuite {
             #expect(openDescriptorCount() == before, "named share leaked descriptors")
         }
 
+        /// Names compare as Windows' object manager compares them: upper case one UTF-16 unit at a
+        /// time, the directory prefixes without case; ASCII names (the fast path) and others alike.
+        @Test func namesFoldToUpperCaseOneUnitAtATime() throws {
+            #expect(try D3DKMT.Names.canonical("Local\\dxvk-Shared_0x1f") == "S:DXVK-SHARED_0X1F")
+            #expect(try D3DKMT.Names.canonical("global\\a{z}~") == "G:A{Z}~")
+            #expect(try D3DKMT.Names.canonical("\\sessions\\1\\basenamedobjects\\x") == "S:X")
+            #expect(try D3DKMT.Names.canonical("Grüße-é") == "S:GRÜßE-É", "ß has no one-unit upper case: it stays")
+            #expect(try D3DKMT.Names.canonical("Local\\ǆ") == "S:Ǆ")
+            #expect(try D3DKMT.Names.canonical("Same") == D3DKMT.Names.canonical("sAME"))
+        }
+
         @Test func collisionsInvalidNamesKindsAndAccess() throws {
             let device = try Adapter.open(luid: AdapterInfo.software.luid).makeDevice()
             let resource = try device.createResource(allocations: [(.new(AllocationDescriptor(size: 4096)), [])])

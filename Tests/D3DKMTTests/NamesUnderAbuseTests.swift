@@ -78,6 +78,23 @@ extension D3DKMTSuite {
             #expect(resolveStatus(name, becomes: .objectNameNotFound) == .objectNameNotFound)
         }
 
+        /// A holder reads the package out of a handle shared without a name (its sending end is
+        /// closed, so the socket is at its end of file, not empty): it opens as
+        /// `STATUS_INVALID_HANDLE` saying why too (once "bad magic", `STATUS_INVALID_PARAMETER`).
+        @Test func readingAPlainHandleSpendsIt() throws {
+            let device = try Adapter.open(luid: AdapterInfo.software.luid).makeDevice()
+            let resource = try device.createResource(allocations: [(.new(AllocationDescriptor(size: 4096)), [])])
+            let handle = try resource.share()
+            _ = try Kernel.receiveMessage(BorrowedDescriptor(unowned: handle.rawValue))
+            do {
+                _ = try device.openResource(handle)
+                Issue.record("a spent handle opened")
+            } catch {
+                #expect(error.status == .invalidHandle)
+                #expect(error.reason.contains("read out of the handle"), "\(error.reason)")
+            }
+        }
+
         /// A holder reads the package out of the named handle (a read without `MSG_PEEK`): that
         /// handle is spent and opens as `STATUS_INVALID_HANDLE` saying why, but the name still
         /// resolves: openers get handles of their own.
@@ -100,6 +117,14 @@ extension D3DKMTSuite {
             usleep(100_000)
             let opened = try SharedHandle.open(name: name)
             #expect(status { _ = try adapter.makeDevice().openResource(opened) } == .success)
+
+            // Openers by name get copies of one handle the name keeps: an opener reading the package
+            // out of its copy spends that handle for every copy, and the next lookup gets a new one.
+            let spent = try SharedHandle.open(name: name)
+            _ = try Kernel.receiveMessage(BorrowedDescriptor(unowned: spent.rawValue))
+            #expect(status { _ = try adapter.makeDevice().openResource(spent) } == .invalidHandle)
+            let again = try SharedHandle.open(name: name)
+            #expect(status { _ = try adapter.makeDevice().openResource(again) } == .success)
         }
 
         /// Opening a name whose sharer is stopped (`SIGSTOP`) fails with `STATUS_IO_TIMEOUT`

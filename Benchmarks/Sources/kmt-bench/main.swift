@@ -43,6 +43,7 @@ func runPeer(_ role: String, _ arguments: [String]) -> Never {
         case "share-raw": try runShareRawPeer(channel, arguments)
         case "share-floor": try runShareFloorPeer(channel, arguments)
         case "open-global": try runOpenGlobalPeer(channel, arguments)
+        case "open-name": try runOpenByNamePeer(channel, arguments)
         case "kmutex-ours": try runKeyedMutexPeer(channel)
         case "futex-raw": try runFutexPeer(channel)
         case "pipe-raw": try runPipePeer(channel)
@@ -182,6 +183,7 @@ for adapter in adapters {
         produced.append(shareOpenRow(target, size: size, label: label))
     }
     if config.wants(row: "open-by-global") { produced.append(openGlobalRow(target)) }
+    if config.wants(row: "open-by-name") { produced.append(openByNameRow(target)) }
     for (size, label) in [(UInt64(4096), "4KiB"), (UInt64(1 << 20), "1MiB")]
         where config.wants(row: "lock2-cycle \(label)") {
         produced.append(lock2Row(target, size: size, label: label))
@@ -195,7 +197,8 @@ for adapter in adapters {
     rows += produced
 
     // What every adapter must produce (measured, or n/a where the adapter lacks the feature).
-    let all = ["share-open 4KiB", "share-open 1MiB", "open-by-global", "lock2-cycle 4KiB", "lock2-cycle 1MiB",
+    let all = ["share-open 4KiB", "share-open 1MiB", "open-by-global", "open-by-name", "lock2-cycle 4KiB",
+               "lock2-cycle 1MiB",
                "keyed-mutex-handoff", "pipe-roundtrip (context)",
                "signal-wake fence", "signal-wake monitored-fence", "scale-10k share-open",
                "scale-10k raw primitive (context)"] + perObjectRows.map(\.name) + gpuRowNames

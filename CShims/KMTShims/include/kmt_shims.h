@@ -66,6 +66,9 @@ unsigned char *kmt_cmsg_data(struct cmsghdr *cmsg);
 /* SIOCOUTQ: bytes a socket sent that are not yet freed (a unix socket's message still queued at
  * its peer). */
 extern const unsigned long kmt_SIOCOUTQ;
+/* SIOCINQ: for a unix datagram or seqpacket socket, the length of the first queued message (0
+ * when none is). */
+extern const unsigned long kmt_SIOCINQ;
 
 /* ---- epoll ------------------------------------------------------------------------------------ */
 

@@ -43,8 +43,8 @@ enum Names {
 
     /// The object directories a name may start with, as Windows spells them (compared without
     /// case). The user has one session here: every `\Sessions\<n>\BaseNamedObjects\` is it.
-    private static let sessionPrefix = "\\SESSIONS\\"
-    private static let baseNamedObjects = "\\BASENAMEDOBJECTS\\"
+    private static let sessionPrefix: StaticString = "\\SESSIONS\\"
+    private static let baseNamedObjects: StaticString = "\\BASENAMEDOBJECTS\\"
 
     /// The key a name is published and looked up under: its namespace (`S` for the user's
     /// session: `\Sessions\<n>\BaseNamedObjects\X`, `Local\X` and a bare `X`; `G` for
@@ -57,34 +57,59 @@ enum Names {
     ///   exist here (any other `\` path, or a `\` inside the object name).
     static func canonical(_ name: String) throws(NTError) -> String {
         try validate(name)
-        let folded = fold(name)
-        var namespace = "S"
-        var leaf = Substring(folded)
-        if leaf.hasPrefix(sessionPrefix) {
-            let rest = leaf.dropFirst(sessionPrefix.count)
-            let digits = rest.prefix { $0.isASCII && $0.isNumber }
-            guard !digits.isEmpty, rest.dropFirst(digits.count).hasPrefix(baseNamedObjects) else {
-                throw NTError(.objectPathNotFound, "\"\(name)\": no such object directory")
+        var folded = fold(name)
+        // The directories are ASCII: compared and cut as UTF-8 bytes.
+        let parsed = folded.withUTF8 { (bytes) -> Result<(String, Int), NTError> in
+            func starts(with prefix: StaticString, at offset: Int) -> Bool {
+                prefix.withUTF8Buffer { prefix in
+                    bytes.count - offset >= prefix.count
+                        && zip(bytes[offset...], prefix).allSatisfy { $0 == $1 }
+                }
             }
-            leaf = rest.dropFirst(digits.count + baseNamedObjects.count)
-        } else if leaf.hasPrefix(baseNamedObjects) {
-            namespace = "G"
-            leaf = leaf.dropFirst(baseNamedObjects.count)
-        } else if leaf.hasPrefix("GLOBAL\\") {
-            namespace = "G"
-            leaf = leaf.dropFirst(7)
-        } else if leaf.hasPrefix("LOCAL\\") {
-            leaf = leaf.dropFirst(6)
-        } else if leaf.hasPrefix("\\") {
-            throw NTError(.objectPathNotFound, "\"\(name)\": no such object directory")
+            var namespace = "S", start = 0
+            if starts(with: sessionPrefix, at: 0) {
+                var end = sessionPrefix.utf8CodeUnitCount
+                while end < bytes.count, (0x30...0x39).contains(bytes[end]) { end += 1 }
+                guard end > sessionPrefix.utf8CodeUnitCount, starts(with: baseNamedObjects, at: end) else {
+                    return .failure(NTError(.objectPathNotFound, "\"\(name)\": no such object directory"))
+                }
+                start = end + baseNamedObjects.utf8CodeUnitCount
+            } else if starts(with: baseNamedObjects, at: 0) {
+                (namespace, start) = ("G", baseNamedObjects.utf8CodeUnitCount)
+            } else if starts(with: "GLOBAL\\", at: 0) {
+                (namespace, start) = ("G", 7)
+            } else if starts(with: "LOCAL\\", at: 0) {
+                start = 6
+            } else if starts(with: "\\", at: 0) {
+                return .failure(NTError(.objectPathNotFound, "\"\(name)\": no such object directory"))
+            }
+            guard start < bytes.count else {
+                return .failure(NTError(.objectNameInvalid, "\"\(name)\" names a directory, not an object"))
+            }
+            guard !bytes[start...].contains(0x5C) else {
+                return .failure(NTError(.objectPathNotFound, "\"\(name)\": no such object directory"))
+            }
+            return .success((namespace, start))
         }
-        guard !leaf.isEmpty else { throw NTError(.objectNameInvalid, "\"\(name)\" names a directory, not an object") }
-        guard !leaf.contains("\\") else { throw NTError(.objectPathNotFound, "\"\(name)\": no such object directory") }
-        return namespace + ":" + leaf
+        let (namespace, leafStart) = try parsed.get()
+        return namespace + ":" + String(decoding: folded.utf8.dropFirst(leafStart), as: UTF8.self)
     }
 
     /// Upper case, one UTF-16 unit at a time (a unit whose upper case is not one unit stays).
     private static func fold(_ name: String) -> String {
+        // Names are nearly always ASCII: a-z become A-Z, byte by byte.
+        var name = name
+        if let ascii = name.withUTF8({ (bytes) -> String? in
+            guard !bytes.contains(where: { $0 >= 0x80 }) else { return nil }
+            return String(unsafeUninitializedCapacity: bytes.count) { folded in
+                for (index, byte) in bytes.enumerated() {
+                    folded[index] = (0x61...0x7A).contains(byte) ? byte - 0x20 : byte
+                }
+                return bytes.count
+            }
+        }) {
+            return ascii
+        }
         var units: [UInt16] = []
         units.reserveCapacity(name.utf16.count)
         for scalar in name.unicodeScalars {
@@ -166,12 +191,53 @@ enum Names {
                 throw error.nt("keeping a named handle's descriptors")
             }
         }
+        let openers = try OpenersHandle(package: package, held: held)
         let listener = try bindName(path, name: name)
         _ = try NameServer.shared.add(path: path, listener: listener, keeper: written.sender,
                                       reply: reply(name: name, kind: kind)) { () throws(NTError) -> SharedHandle in
-            try SharedPackageWriter.write(package, descriptors: (0..<held.count).map { held[$0] })
+            try openers.copy()
         }
         return written.handle
+    }
+
+    /// The handle openers of a name get copies of (a `dup` each): a second handle to the named
+    /// objects, apart from the sharer's so that openers' copies do not keep the name alive
+    /// (``SharedHandle/open(name:access:)`` then grants the access asked for). Made with the
+    /// name, and again when a holder read its package out of it (a read without `MSG_PEEK`).
+    final class OpenersHandle: Sendable {
+        private let package: SharePackage
+        /// The objects' descriptors, for making the handle again.
+        private let held: FileDescriptorList
+        private let current: ForkSafeMutex<SharedHandle?>
+
+        /// - Throws: the kernel's status when the handle cannot be made.
+        init(package: SharePackage, held: FileDescriptorList) throws(NTError) {
+            self.package = package
+            self.held = held
+            current = ForkSafeMutex(try SharedPackageWriter.write(package, descriptors: (0..<held.count).map { held[$0] }))
+        }
+
+        /// A new copy of the handle.
+        ///
+        /// - Throws: the kernel's status when the handle cannot be made or duplicated.
+        func copy() throws(NTError) -> SharedHandle {
+            try current.withLock { (current) throws(NTError) -> SharedHandle in
+                switch current {
+                case .some(let handle) where Self.holdsPackage(handle): return try handle.duplicate()
+                default: break
+                }
+                let made = try SharedPackageWriter.write(package, descriptors: (0..<held.count).map { held[$0] })
+                let copy = try made.duplicate()
+                current = consume made
+                return copy
+            }
+        }
+
+        /// Whether the handle's package is still queued in it (`SIOCINQ`; at its end of file after
+        /// a read-out, the socket polls readable all the same).
+        private static func holdsPackage(_ handle: borrowing SharedHandle) -> Bool {
+            ((try? Kernel.queuedMessageBytes(handle.descriptor.borrowed)) ?? 0) > 0
+        }
     }
 
     /// How long opening by name waits, in all, for a name's sharer to take the connection and

@@ -113,6 +113,12 @@ enum SharedPackageReader {
                 }
                 throw error.nt("reading a shared handle")
             }
+            // End of file: the package was read out and the sending end is closed (every handle but
+            // a named one, whose sending end the name keeps: that one answers EAGAIN above).
+            if message.byteCount == 0 && message.descriptors.count == 0 && !message.dataTruncated {
+                throw NTError(.invalidHandle, "descriptor \(handle) holds no package: it was read out of the "
+                                              + "handle (a read without MSG_PEEK by a holder)")
+            }
             if message.dataTruncated && capacity < SharePackage.maximumSize {
                 capacity = SharePackage.maximumSize
                 continue  // `message.descriptors` closes this peek's descriptors

@@ -74,6 +74,14 @@ extension Kernel {
         return Int(bytes)
     }
 
+    /// The length of the first message queued on `socket` (`SIOCINQ`, for a unix datagram or
+    /// seqpacket socket): 0 when none is.
+    static func queuedMessageBytes(_ socket: BorrowedDescriptor) throws(Errno) -> Int {
+        var bytes: Int32 = 0
+        try ioctl(socket, kmt_SIOCINQ, &bytes)
+        return Int(bytes)
+    }
+
     /// `getpid(2)`: which process this is now (it changes in a `fork()`ed child).
     static var processID: pid_t { getpid() }
 }
