@@ -98,7 +98,7 @@ extension D3DKMTSuite {
         @Test func interruptedNameCallsAreRestartedTransparently() throws {
             let resource = try makeSharedResource()
             let name = "Local\\d3dkmt-fault-eintr-\(getpid())"
-            #expect(status([.interrupt(.socket), .interrupt(.mkdir), .interrupt(.bind), .interrupt(.listen)]) {
+            #expect(status([.interrupt(.socket), .interrupt(.lstat), .interrupt(.bind), .interrupt(.listen)]) {
                 let named = try resource.share(name: name)
                 #expect(throws: Never.self) { try Self.lookUp(name, [.interrupt(.connect), .interrupt(.poll)]) }
                 _ = named.rawValue
@@ -254,7 +254,7 @@ extension D3DKMTSuite {
             Case(.bind, ENOMEM, .noMemory),
             Case(.bind, EACCES, .accessDenied),
             Case(.listen, ENOMEM, .noMemory),
-            Case(.mkdir, EACCES, .accessDenied),
+            Case(.lstat, EACCES, .accessDenied),
             Case(.socketpair, EMFILE, .tooManyOpenedFiles),
         ]
 

@@ -536,3 +536,102 @@ int kb_gbm_allocate_share(void *device, int gbm_fd, uint32_t width, uint32_t hei
     }
     return error;
 }
+
+/* ---- the name protocol's floor (open-by-name) ------------------------------------------------ */
+
+#include <poll.h>
+#include <pthread.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/un.h>
+
+struct kb_name_floor {
+    int listener, handle, stop, epoll;
+    char path[108];
+    pthread_t thread;
+};
+
+/* The sharer's side: an epoll thread that accepts each connection, sends it a copy of the handle
+ * (the reply as ours spells it) and closes it, as the library's event thread does for a name. */
+static void *name_floor_serve(void *context) {
+    struct kb_name_floor *floor = context;
+    static const char reply[] = "KMTN\1\0\0\0S:KMT-BENCH-NAME-FLOOR";
+    for (;;) {
+        struct epoll_event event;
+        int ready = epoll_wait(floor->epoll, &event, 1, -1);
+        if (ready < 0 && errno == EINTR) continue;
+        if (ready < 1 || event.data.fd == floor->stop) return NULL;
+        int connection = accept4(floor->listener, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+        if (connection < 0) continue;
+        kb_send(connection, reply, sizeof reply - 1, &floor->handle, 1);
+        close(connection);
+    }
+}
+
+struct kb_name_floor *kb_name_floor_start(int handle) {
+    struct kb_name_floor *floor = calloc(1, sizeof *floor);
+    if (!floor) return NULL;
+    snprintf(floor->path, sizeof floor->path, "/tmp/kmt-bench-name-floor-%d", (int)getpid());
+    unlink(floor->path);
+    struct sockaddr_un address = { .sun_family = AF_UNIX };
+    memcpy(address.sun_path, floor->path, strlen(floor->path) + 1);
+    floor->handle = handle;
+    floor->listener = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    floor->stop = eventfd(0, EFD_CLOEXEC);
+    floor->epoll = epoll_create1(EPOLL_CLOEXEC);
+    struct epoll_event listen_event = { .events = EPOLLIN, .data.fd = floor->listener };
+    struct epoll_event stop_event = { .events = EPOLLIN, .data.fd = floor->stop };
+    if (floor->listener < 0 || floor->stop < 0 || floor->epoll < 0 ||
+        bind(floor->listener, (struct sockaddr *)&address, sizeof address) != 0 || listen(floor->listener, 64) != 0 ||
+        epoll_ctl(floor->epoll, EPOLL_CTL_ADD, floor->listener, &listen_event) != 0 ||
+        epoll_ctl(floor->epoll, EPOLL_CTL_ADD, floor->stop, &stop_event) != 0 ||
+        pthread_create(&floor->thread, NULL, name_floor_serve, floor) != 0) {
+        if (floor->listener >= 0) close(floor->listener);
+        if (floor->stop >= 0) close(floor->stop);
+        if (floor->epoll >= 0) close(floor->epoll);
+        unlink(floor->path);
+        free(floor);
+        return NULL;
+    }
+    return floor;
+}
+
+const char *kb_name_floor_path(const struct kb_name_floor *floor) { return floor->path; }
+
+void kb_name_floor_stop(struct kb_name_floor *floor) {
+    uint64_t one = 1;
+    if (write(floor->stop, &one, sizeof one) != (ssize_t)sizeof one) return;  /* the thread stays */
+    pthread_join(floor->thread, NULL);
+    close(floor->listener);
+    close(floor->stop);
+    close(floor->epoll);
+    unlink(floor->path);
+    free(floor);
+}
+
+int kb_name_floor_lookup(const char *path) {
+    /* What ours does besides: the namespace directory's check (lstat). */
+    struct stat directory;
+    char parent[108];
+    snprintf(parent, sizeof parent, "%s", path);
+    char *slash = strrchr(parent, '/');
+    if (slash) *slash = 0;
+    if (lstat(parent, &directory) != 0) return -errno;
+    int connection = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (connection < 0) return -errno;
+    struct sockaddr_un address = { .sun_family = AF_UNIX };
+    snprintf(address.sun_path, sizeof address.sun_path, "%s", path);
+    int error = 0;
+    if (connect(connection, (struct sockaddr *)&address, sizeof address) != 0) error = -errno;
+    struct pollfd ready = { .fd = connection, .events = POLLIN };
+    if (!error && poll(&ready, 1, 5000) != 1) error = -ETIMEDOUT;
+    char reply[256];
+    int fd = -1, count = 0;
+    if (!error) {
+        ssize_t got = kb_recv(connection, reply, sizeof reply, &fd, 1, &count);
+        if (got < 0) error = (int)got;
+    }
+    close(connection);
+    if (error) return error;
+    return count == 1 ? fd : -EPROTO;
+}

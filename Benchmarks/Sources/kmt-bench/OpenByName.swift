@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Musl)
 import Musl
 #endif
+import CBenchSupport
 import D3DKMT
 
 // open-by-name: the parent shares a 4 KiB resource under a name and holds the named handle; a
@@ -11,6 +12,12 @@ import D3DKMT
 // copy of the handle granting the access asked for; then D3DKMTOpenResourceFromNtHandle + destroy);
 // next to the parent sending the same process an NT handle to the same resource (a duplicate, with
 // SCM_RIGHTS), which the process opens and closes. Each side is one request and its reply.
+//
+// A third side, the floor, is the name protocol in C (CBenchSupport's kb_name_floor): a thread of
+// the parent's serves copies of a handle on a listening socket, the process checks the directory,
+// connects, waits, receives the copy and closes the connection, then opens the resource from the
+// copy with the library as the other sides do. floor / raw is what a lookup through a socket costs
+// the kernel and the scheduler; ours / floor is the library's own work in a lookup.
 
 func openByNameRow(_ target: Target) -> Row {
     let name = "open-by-name"
@@ -21,29 +28,40 @@ func openByNameRow(_ target: Target) -> Row {
         let objectName = "kmt-bench-open-by-name-\(getpid())"
         let named = try resource.share(name: objectName)
         let plain = try resource.share()
-        let peer = try Peer(role: "open-name", arguments: target.luidArguments + [objectName])
+        guard let floor = kb_name_floor_start(plain.rawValue) else { throw BenchError("the name floor's server") }
+        defer { kb_name_floor_stop(floor) }
+        let floorPath = String(cString: kb_name_floor_path(floor))
+        let peer = try Peer(role: "open-name", arguments: target.luidArguments + [objectName, floorPath])
         let sides = target.sides([
             Side(name: "ours") { n in for _ in 0..<n { _ = try peer.channel.request(Message(.run, 1)) } },
             Side(name: "raw") { n in
                 for _ in 0..<n { _ = try peer.channel.request(Message(.run, 0, descriptors: [plain.rawValue])) }
             },
+            Side(name: "floor") { n in for _ in 0..<n { _ = try peer.channel.request(Message(.run, 2)) } },
         ])
         let result = try measure(sides, target.config)
         try peer.finish()
         _ = consume named
+        var note = "raw side: the same resource sent to the same opener as an NT handle"
+        if let floor = result["floor"] {
+            note += "; floor (the name protocol in C, same open): \(format(floor / 1000)) µs/op"
+            if let raw = result["raw"] { note += ", \(formatFixed(floor / raw, 2))× raw" }
+            if let ours = result["ours"] { note += "; ours \(formatFixed(ours / floor, 2))× floor" }
+        }
         return target.row(name, ours: result["ours"].map { $0 / 1000 }, raw: result["raw"].map { $0 / 1000 },
-                          unit: unit, goal: 2.0,
-                          note: "raw side: the same resource sent to the same opener as an NT handle")
+                          unit: unit, goal: 2.0, note: note)
     } catch {
         return target.failed(name, unit: unit, goal: 2.0, error)
     }
 }
 
 /// `.run`: with argument 1, opens the resource by the name given on the command line (after the
-/// LUID); with 0, from the NT handle sent with the message. Closes everything before answering.
+/// LUID); with 2, through the C floor's socket (the path after the name); with 0, from the NT handle
+/// sent with the message. Closes everything before answering.
 func runOpenByNamePeer(_ channel: Channel, _ arguments: [String]) throws {
-    guard let objectName = arguments.last else { throw BenchError("open-name peer: no name") }
-    let device = try adapter(luidArguments: Array(arguments.dropLast())).makeDevice()
+    guard arguments.count >= 2 else { throw BenchError("open-name peer: no name and floor path") }
+    let objectName = arguments[arguments.count - 2], floorPath = arguments[arguments.count - 1]
+    let device = try adapter(luidArguments: Array(arguments.dropLast(2))).makeDevice()
     while true {
         let message = try channel.receive()
         switch message.op {
@@ -51,6 +69,8 @@ func runOpenByNamePeer(_ channel: Channel, _ arguments: [String]) throws {
             let handle: SharedHandle
             if message.arguments.0 == 1 {
                 handle = try SharedHandle.open(name: objectName)
+            } else if message.arguments.0 == 2 {
+                handle = SharedHandle(adopting: try check(kb_name_floor_lookup(floorPath), "the floor's lookup"))
             } else {
                 guard let fd = message.descriptors.first else { throw BenchError("run without a handle") }
                 handle = SharedHandle(adopting: fd)

@@ -20,7 +20,7 @@ let usage = """
       --rounds N            measured rounds per side (default 9)
       --round-ms N          target duration of one round (default 40)
       --live N              live objects for scale-10k and per-object (default 10000)
-      --only SIDE           run one side only: ours, raw, floor (share-open), pipe (context)
+      --only SIDE           run one side only: ours, raw, floor (share-open, open-by-name), pipe (context)
       --iterations N        exactly N iterations per round, no warm-up (profiling)
       --cpus same|split|any pin every process to one CPU (default: reproducible handoffs), the
                             peers to another CPU than the parent, or leave it to the scheduler

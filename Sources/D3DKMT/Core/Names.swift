@@ -139,8 +139,12 @@ enum Names {
         let path = base + "/" + leaf
         let status: (owner: UInt32, mode: UInt32)
         do throws(Errno) {
-            try Kernel.makeDirectory(path, mode: 0o700)
-            let found = try Kernel.pathStatus(path)
+            // Made once: every later call finds it.
+            let found: (owner: uid_t, mode: mode_t)
+            do { found = try Kernel.pathStatus(path) } catch where error.rawValue == ENOENT {
+                try Kernel.makeDirectory(path, mode: 0o700)
+                found = try Kernel.pathStatus(path)
+            }
             status = (UInt32(found.owner), UInt32(found.mode))
         } catch {
             throw NTError(.accessDenied, "name directory \(path): \(error)")

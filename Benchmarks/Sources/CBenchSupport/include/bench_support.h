@@ -169,4 +169,14 @@ void *kb_gbm_device(int fd);                 /* gbm_create_device, NULL when GBM
 void kb_gbm_device_destroy(void *device);
 int kb_gbm_allocate_share(void *device, int gbm_fd, uint32_t width, uint32_t height, long rounds);
 
+/* open-by-name's floor: the name protocol in C. The sharer's side serves copies of `handle` on
+ * a listening socket from a thread of its own, as the library's event thread serves a name; the
+ * opener's side checks the directory, connects, waits for the reply, receives the copy and closes
+ * the connection. kb_name_floor_lookup returns the received descriptor or -errno. */
+struct kb_name_floor;
+struct kb_name_floor *kb_name_floor_start(int handle);
+const char *kb_name_floor_path(const struct kb_name_floor *floor);
+void kb_name_floor_stop(struct kb_name_floor *floor);
+int kb_name_floor_lookup(const char *path);
+
 #endif
