@@ -10,13 +10,18 @@ public final class Resource: Sendable {
     /// Created with `CreateShared` + `NtSecuritySharing` (or opened from a shared handle).
     public let isShareable: Bool
 
-    /// Where the runtime data lives: here until the resource is first shared, then in a shared
-    /// page every holder maps (so an update reaches handles already shared).
-    private enum RuntimeStore {
-        case local([UInt8])
-        case shared(RuntimeDataPage)
-    }
-    private let runtimeStore: ForkSafeMutex<RuntimeStore>
+    /// The runtime data's shared page, which every holder maps so that an update reaches handles
+    /// already shared: set once (by the first share, or when the resource is opened from a
+    /// handle), released with the resource.
+    private let sharedPage = Atomic<Unmanaged<RuntimeDataPage>?>(nil)
+    /// The runtime data until the resource is first shared, and how many times it was replaced
+    /// (a share makes the page from a copy outside the lock and installs it only when no update
+    /// came in between). Guarded by ``localRuntimeDataLock``; unused once ``sharedPage`` is set.
+    nonisolated(unsafe) private var localRuntimeData: [UInt8]
+    nonisolated(unsafe) private var localRuntimeDataUpdates = 0
+    /// One lock for every resource's local runtime data, held for a few instructions at a time:
+    /// resources need no lock of their own (an opened resource never takes it).
+    private static let localRuntimeDataLock = ForkSafeMutex<Void>(())
 
     init(device: Device, allocations: [Allocation], runtimeData: [UInt8], driverData: [UInt8], shareable: Bool,
          keyedMutex: KeyedMutex? = nil, syncObject: SyncObject? = nil, runtimeDataPage: RuntimeDataPage? = nil) {
@@ -24,18 +29,28 @@ public final class Resource: Sendable {
         self.keyedMutex = keyedMutex
         self.syncObject = syncObject
         self.allocations = allocations
-        self.runtimeStore = ForkSafeMutex(runtimeDataPage.map { .shared($0) } ?? .local(runtimeData))
+        if let runtimeDataPage {
+            sharedPage.store(Unmanaged.passRetained(runtimeDataPage), ordering: .releasing)
+            localRuntimeData = []
+        } else {
+            localRuntimeData = runtimeData
+        }
         self.driverData = driverData
         self.isShareable = shareable
     }
 
+    deinit { sharedPage.load(ordering: .acquiring)?.release() }
+
+    /// The shared page, once there is one.
+    private var page: RuntimeDataPage? { sharedPage.load(ordering: .acquiring)?.takeUnretainedValue() }
+
     /// `pPrivateRuntimeData`: what the creator passed, or the last ``updateRuntimeData(_:)`` by
     /// any process holding the resource (empty if a holder of its handle wrecked the shared page).
     public var runtimeData: [UInt8] {
-        switch runtimeStore.withLock({ $0 }) {
-        case .local(let data): return data
-        case .shared(let page): return (try? page.load()) ?? []
+        if page == nil, let local = Self.localRuntimeDataLock.withLock({ _ in page == nil ? localRuntimeData : nil }) {
+            return local
         }
+        return (try? page!.load()) ?? []
     }
 
     /// True when every allocation is read-only (opened from a handle shared without
@@ -53,25 +68,34 @@ public final class Resource: Sendable {
     public func updateRuntimeData(_ data: [UInt8]) throws(NTError) {
         try RuntimeDataPage.checkSize(data.count)
         guard !isReadOnly else { throw NTError(.accessDenied, "the resource was opened read-only") }
-        try runtimeStore.withLock { (store) throws(NTError) in
-            switch store {
-            case .local: store = .local(data)
-            case .shared(let page): try page.store(data)
-            }
+        let storedLocally = Self.localRuntimeDataLock.withLock { _ -> Bool in
+            guard page == nil else { return false }
+            localRuntimeData = data
+            localRuntimeDataUpdates += 1
+            return true
         }
+        // The page is set under the lock, so a resource without one stored the data locally.
+        if !storedLocally { try page!.store(data) }
     }
 
     /// The shared page of the runtime data, made from the local copy the first time.
     func sharedRuntimeData() throws(NTError) -> RuntimeDataPage {
-        try runtimeStore.withLock { (store) throws(NTError) -> RuntimeDataPage in
-            switch store {
-            case .shared(let page):
-                return page
-            case .local(let data):
-                let page = try RuntimeDataPage.create(data)
-                store = .shared(page)
-                return page
+        while true {
+            if let page { return page }
+            let (data, updates) = Self.localRuntimeDataLock.withLock { _ in
+                (localRuntimeData, localRuntimeDataUpdates)
             }
+            // The memfd is made outside the lock, then installed unless another share installed
+            // one first or an update changed the data meanwhile (then it is made again).
+            let new = try RuntimeDataPage.create(data)
+            let installed = Self.localRuntimeDataLock.withLock { _ -> RuntimeDataPage? in
+                if let page { return page }
+                guard localRuntimeDataUpdates == updates else { return nil }
+                sharedPage.store(Unmanaged.passRetained(new), ordering: .releasing)
+                localRuntimeData = []
+                return new
+            }
+            if let installed { return installed }
         }
     }
 

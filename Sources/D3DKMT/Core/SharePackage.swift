@@ -132,13 +132,37 @@ struct SharePackage {
         return size
     }
 
+    /// The encoded package as an array (what a test forges handles from).
     func encoded() -> [UInt8] {
         let size = encodedSize
-        var writer = ByteWriter(capacity: size)
+        return ByteWriter.bytes(count: size) { encode(into: &$0, encodedSize: size) }
+    }
+
+    /// Runs `body` with the package encoded in temporary memory (on the stack when it is small).
+    ///
+    /// - Throws: `STATUS_INVALID_PARAMETER` when the package is larger than ``maximumSize``;
+    ///   what `body` throws.
+    func withEncoded<R: ~Copyable>(_ body: (UnsafeRawBufferPointer) throws(NTError) -> R) throws(NTError) -> R {
+        let size = encodedSize
+        guard size <= Self.maximumSize else {
+            throw NTError(.invalidParameter, "private data too large to share (\(size) bytes; "
+                                             + "at most \(Self.maximumSize))")
+        }
+        return try withUnsafeTemporaryAllocation(byteCount: size, alignment: 8) {
+            (buffer) throws(NTError) -> R in
+            var writer = ByteWriter(buffer)
+            encode(into: &writer, encodedSize: size)
+            precondition(writer.count == size, "encodedSize disagrees with the encoder")
+            return try body(UnsafeRawBufferPointer(buffer))
+        }
+    }
+
+    /// Writes the package with `writer`: `size` bytes, its ``encodedSize``.
+    func encode(into writer: inout ByteWriter, encodedSize size: Int) {
         writer.append(Self.magic)
         writer.append(Self.version)
         writer.append(UInt16(Self.headerSize))
-        writer.append(UInt32(0))  // total size, patched below
+        writer.append(UInt32(size))
         writer.append(contents.rawValue)
         writer.append(descriptorCount)
         writer.append(access)
@@ -149,25 +173,29 @@ struct SharePackage {
         writer.append(UInt32(resourceDriverData.count))
         writer.append(runtimeDataPageIndex)
         for allocation in allocations {
+            let layout = allocation.layout
+            let planesFollow = layout.needsVersion2
             writer.append(allocation.size)
             writer.append(UInt32(allocation.driverData.count))
             writer.append(allocation.descriptorIndex)
-            let layout = allocation.layout
-            writer.append(layout.needsVersion2 ? Self.planesFlag : 0)
+            writer.append(planesFollow ? Self.planesFlag : 0)
             writer.append(UInt32(0))
             writer.append(layout.width)
             writer.append(layout.height)
             writer.append(layout.stride)
             writer.append(layout.fourcc)
             writer.append(layout.modifier)
-            if layout.needsVersion2 {
-                let planes = layout.effectivePlanes
-                writer.append(UInt32(planes.count))
+            if planesFollow {
+                // The planes as effectivePlanes has them (the implicit one when none are given).
+                let planes = layout.planes
+                writer.append(UInt32(max(planes.count, 1)))
                 writer.append(UInt32(0))
                 writer.append(layout.dataOffset)
                 for index in 0..<AllocationDescriptor.maximumPlanes {
-                    writer.append(index < planes.count ? planes[index].offset : 0)
-                    writer.append(index < planes.count ? planes[index].stride : 0)
+                    let plane = index < planes.count ? planes[index]
+                        : AllocationDescriptor.Plane(offset: 0, stride: index == 0 ? layout.stride : 0)
+                    writer.append(plane.offset)
+                    writer.append(plane.stride)
                 }
             }
         }
@@ -188,11 +216,6 @@ struct SharePackage {
         writer.append(resourceDriverData)
         for allocation in allocations { writer.append(allocation.driverData) }
         if let keyedMutex { writer.append(keyedMutex.runtimeData) }
-        var bytes = writer.bytes
-        assert(bytes.count == size, "encodedSize disagrees with the encoder")
-        let total = UInt32(bytes.count).littleEndian
-        bytes.withUnsafeMutableBytes { $0.storeBytes(of: total, toByteOffset: 8, as: UInt32.self) }
-        return bytes
     }
 
     /// Why a package was refused; the opener reports `STATUS_INVALID_PARAMETER` for all but
@@ -262,11 +285,11 @@ struct SharePackage {
             package.runtimeDataPageIndex = runtimePage
         }
 
-        var driverDataSizes: [Int] = []
-        driverDataSizes.reserveCapacity(Int(allocationCount))
+        let firstRecord = reader.offset
         package.allocations.reserveCapacity(Int(allocationCount))
         for _ in 0..<allocationCount {
-            guard let size = reader.read(UInt64.self), let dataSize = reader.read(UInt32.self),
+            // (The driver data size is read again with the blobs, below.)
+            guard let size = reader.read(UInt64.self), reader.read(UInt32.self) != nil,
                   let index = reader.read(UInt32.self), let flags = reader.read(UInt32.self),
                   let reserved = reader.read(UInt32.self), let width = reader.read(UInt32.self),
                   let height = reader.read(UInt32.self), let stride = reader.read(UInt32.self),
@@ -300,7 +323,6 @@ struct SharePackage {
             }
             package.allocations.append(AllocationRecord(size: size, driverData: [], descriptorIndex: index,
                                                         layout: layout))
-            driverDataSizes.append(Int(dataSize))
         }
         var keyedMutexRuntimeSize = 0
         if contents.contains(.keyedMutex) {
@@ -333,8 +355,14 @@ struct SharePackage {
         }
         package.runtimeData = runtime
         package.resourceDriverData = driver
+        // Each allocation's driver data size, read again from its record (the records were checked
+        // above): no list of sizes to keep meanwhile.
+        var record = firstRecord
         for index in package.allocations.indices {
-            guard let data = reader.readBlob(driverDataSizes[index]) else {
+            let dataSize = UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: record + 8, as: UInt32.self))
+            let flags = UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: record + 16, as: UInt32.self))
+            record += Self.allocationRecordSize + (flags & Self.planesFlag != 0 ? Self.planesExtensionSize : 0)
+            guard let data = reader.readBlob(Int(dataSize)) else {
                 throw .malformed("allocation private data exceeds the package")
             }
             package.allocations[index].driverData = data

@@ -24,26 +24,23 @@ enum SharedPackageWriter {
         return written.handle
     }
 
-    /// As ``write(_:descriptors:)``, keeping the sending end.
+    /// As ``write(_:descriptors:)``, keeping the sending end. The package is encoded into
+    /// temporary memory (the stack, for most) and sent from there.
     static func writeKeepingSender(_ package: SharePackage, descriptors: [Int32]) throws(NTError) -> Written {
-        let bytes = package.encoded()
-        guard bytes.count <= SharePackage.maximumSize else {
-            throw NTError(.invalidParameter, "private data too large to share (\(bytes.count) bytes; "
-                                             + "at most \(SharePackage.maximumSize))")
-        }
-        do throws(Errno) {
-            let pair = try Kernel.socketPair(type: Int32(SOCK_SEQPACKET.rawValue))
-            let handle = pair.first, sender = pair.second
-            if bytes.count > 64 * 1024 {
-                // Large packages need a larger send buffer than the default; the kernel caps it.
-                try? Kernel.setSocketOption(sender.borrowed, level: SOL_SOCKET, SO_SNDBUF,
-                                            Int32(2 * SharePackage.maximumSize))
+        try package.withEncoded { (bytes) throws(NTError) -> Written in
+            do throws(Errno) {
+                let pair = try Kernel.socketPair(type: Int32(SOCK_SEQPACKET.rawValue))
+                let handle = pair.first, sender = pair.second
+                if bytes.count > 64 * 1024 {
+                    // Large packages need a larger send buffer than the default; the kernel caps it.
+                    try? Kernel.setSocketOption(sender.borrowed, level: SOL_SOCKET, SO_SNDBUF,
+                                                Int32(2 * SharePackage.maximumSize))
+                }
+                try Kernel.send(sender.borrowed, bytes, descriptors: descriptors)
+                return Written(handle: SharedHandle(handle), sender: sender)
+            } catch {
+                throw error.nt("creating a shared handle")
             }
-            try Kernel.send(sender.borrowed, bytes: bytes,
-                            descriptors: descriptors.map(BorrowedDescriptor.init(unowned:)))
-            return Written(handle: SharedHandle(handle), sender: sender)
-        } catch {
-            throw error.nt("creating a shared handle")
         }
     }
 }
@@ -174,12 +171,14 @@ extension SharedPackageReader {
     /// The keyed mutex's timeline and the sync object's syncobj must be DRM syncobj files: a peer
     /// cannot make us import a pipe or a dma-buf as one. (State pages are checked when mapped.)
     static func checkSyncobjs(_ package: SharePackage, _ descriptors: ReceivedDescriptors) throws(NTError) {
-        let indices = [package.keyedMutex?.syncobjDescriptorIndex, package.syncObject?.syncobjDescriptorIndex]
-        for case let index? in indices where index != SharePackage.noDescriptor {
+        func check(_ index: UInt32?) throws(NTError) {
+            guard let index, index != SharePackage.noDescriptor else { return }
             guard Kernel.isSyncobj(descriptors.borrow(Int(index))) else {
                 if let missing = NTError.withoutProc("telling a DRM syncobj") { throw missing }
                 throw NTError(.invalidParameter, "invalid shared handle: descriptor \(index) is not a DRM syncobj")
             }
         }
+        try check(package.keyedMutex?.syncobjDescriptorIndex)
+        try check(package.syncObject?.syncobjDescriptorIndex)
     }
 }

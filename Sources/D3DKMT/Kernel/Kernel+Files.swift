@@ -32,10 +32,11 @@ extension Kernel {
     /// kind (``readLink(_:)`` of `/proc/self/fd/N`) need. Not subject to the fault seam.
     static var hasProcSelf: Bool { access("/proc/self/fd", F_OK) == 0 }
 
-    /// `memfd_create(2)` with `MFD_CLOEXEC | MFD_ALLOW_SEALING`.
+    /// `memfd_create(2)` with `MFD_CLOEXEC | MFD_ALLOW_SEALING`. (`withCString`: a literal name is
+    /// passed as it is stored, where the implicit `String` to pointer conversion would copy it.)
     static func memfd(name: String) throws(Errno) -> FileDescriptor {
         FileDescriptor(adopting: try retrying(.memfd) {
-            kmt_memfd_create(name, kmt_MFD_CLOEXEC | kmt_MFD_ALLOW_SEALING)
+            name.withCString { kmt_memfd_create($0, kmt_MFD_CLOEXEC | kmt_MFD_ALLOW_SEALING) }
         })
     }
 

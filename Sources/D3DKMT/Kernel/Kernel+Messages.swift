@@ -16,37 +16,58 @@ extension Kernel {
 
     /// `sendmsg(2)` of one datagram carrying `descriptors` with `SCM_RIGHTS`.
     static func send(_ socket: BorrowedDescriptor, bytes: [UInt8], descriptors: [BorrowedDescriptor]) throws(Errno) {
-        precondition(descriptors.count <= maximumDescriptorsPerMessage)
-        let descriptorBytes = descriptors.count * MemoryLayout<Int32>.size
-        let controlLength = descriptors.isEmpty ? 0 : kmt_cmsg_space(descriptorBytes)
-        // The control buffer on the stack, the payload sent from the caller's array (sendmsg
-        // only reads it).
-        let result: Result<Int, Errno> = withUnsafeTemporaryAllocation(byteCount: max(controlLength, 1),
-                                                                         alignment: 8) { control in
-            control.initializeMemory(as: UInt8.self, repeating: 0)
-            return bytes.withUnsafeBytes { raw in
-                var vector = iovec(iov_base: UnsafeMutableRawPointer(mutating: raw.baseAddress), iov_len: raw.count)
-                return withUnsafeMutablePointer(to: &vector) { vectorPointer in
-                    var message = msghdr()
-                    message.msg_iov = vectorPointer
-                    message.msg_iovlen = 1
-                    if controlLength > 0 {
-                        message.msg_control = control.baseAddress
-                        message.msg_controllen = controlLength
-                        let header = kmt_cmsg_firsthdr(&message)!
-                        header.pointee.cmsg_level = SOL_SOCKET
-                        header.pointee.cmsg_type = Int32(SCM_RIGHTS)
-                        header.pointee.cmsg_len = kmt_cmsg_len(descriptorBytes)
-                        let data = UnsafeMutableRawPointer(kmt_cmsg_data(header)!)
-                        descriptors.withUnsafeBytes { data.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
-                    }
-                    return Result { () throws(Errno) in
-                        try retrying(.sendmsg) { sendmsg(socket.rawValue, &message, Int32(MSG_NOSIGNAL)) }
-                    }
+        // A BorrowedDescriptor is its Int32 number and nothing else.
+        let result: Result<Void, Errno> = bytes.withUnsafeBytes { payload in
+            descriptors.withUnsafeBytes { numbers in
+                Result { () throws(Errno) in
+                    try send(socket, payload, descriptors: numbers.assumingMemoryBound(to: Int32.self))
                 }
             }
         }
-        guard try result.get() == bytes.count else { throw .invalidArgument }
+        try result.get()
+    }
+
+    /// As ``send(_:_:descriptors:)``, the descriptor numbers in an array.
+    static func send(_ socket: BorrowedDescriptor, _ bytes: UnsafeRawBufferPointer,
+                     descriptors: [Int32]) throws(Errno) {
+        let result: Result<Void, Errno> = descriptors.withUnsafeBufferPointer { numbers in
+            Result { () throws(Errno) in try send(socket, bytes, descriptors: numbers) }
+        }
+        try result.get()
+    }
+
+    /// `sendmsg(2)` of one datagram, `bytes` (which must fit the socket's send buffer whole), carrying
+    /// copies of the open descriptors `descriptors` (borrowed; at most ``maximumDescriptorsPerMessage``)
+    /// with `SCM_RIGHTS`. The control buffer is on the stack; nothing is allocated.
+    ///
+    /// - Throws: what `sendmsg` fails with; `EINVAL` when fewer bytes went than were given.
+    static func send(_ socket: BorrowedDescriptor, _ bytes: UnsafeRawBufferPointer,
+                     descriptors: UnsafeBufferPointer<Int32>) throws(Errno) {
+        precondition(descriptors.count <= maximumDescriptorsPerMessage)
+        let descriptorBytes = descriptors.count * MemoryLayout<Int32>.size
+        let controlLength = descriptors.isEmpty ? 0 : kmt_cmsg_space(descriptorBytes)
+        let sent = try withUnsafeTemporaryAllocation(byteCount: max(controlLength, 1), alignment: 8) {
+            (control) throws(Errno) -> Int in
+            var vector = iovec(iov_base: UnsafeMutableRawPointer(mutating: bytes.baseAddress), iov_len: bytes.count)
+            return try withUnsafeMutablePointer(to: &vector) { (vectorPointer) throws(Errno) -> Int in
+                var message = msghdr()
+                message.msg_iov = vectorPointer
+                message.msg_iovlen = 1
+                if controlLength > 0 {
+                    control.initializeMemory(as: UInt8.self, repeating: 0)
+                    message.msg_control = control.baseAddress
+                    message.msg_controllen = controlLength
+                    let header = kmt_cmsg_firsthdr(&message)!
+                    header.pointee.cmsg_level = SOL_SOCKET
+                    header.pointee.cmsg_type = Int32(SCM_RIGHTS)
+                    header.pointee.cmsg_len = kmt_cmsg_len(descriptorBytes)
+                    UnsafeMutableRawPointer(kmt_cmsg_data(header)!).copyMemory(from: descriptors.baseAddress!,
+                                                                                byteCount: descriptorBytes)
+                }
+                return try retrying(.sendmsg) { sendmsg(socket.rawValue, &message, Int32(MSG_NOSIGNAL)) }
+            }
+        }
+        guard sent == bytes.count else { throw .invalidArgument }
     }
 
     /// What one `recvmsg(2)` delivered.
