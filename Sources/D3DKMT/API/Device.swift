@@ -164,7 +164,8 @@ public final class Device: Sendable {
         try check(info)
         var allocations: [Allocation] = []
         let readOnly = opened.package.access & SharedAccess.write == 0
-        for (record, measured) in zip(opened.package.allocations, opened.allocationBuffers) {
+        for record in opened.package.allocations {
+            let measured = record.buffer!  // measured when the package was read
             var descriptor = opened.descriptors.take(Int(record.descriptorIndex))
             if readOnly && measured.kind == .memfd {
                 // A read-only open of the same memory: the kernel refuses writable mappings.

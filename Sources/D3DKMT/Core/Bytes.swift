@@ -25,19 +25,15 @@ struct ByteWriter {
         return buffer.baseAddress! + count
     }
 
+    @inline(__always)
     mutating func append<T: FixedWidthInteger>(_ value: T) {
         advance(MemoryLayout<T>.size).storeBytes(of: value.littleEndian, as: T.self)
     }
 
-    mutating func append(_ blob: [UInt8]) {
-        guard !blob.isEmpty else { return }
-        let target = advance(blob.count)
-        blob.withUnsafeBytes { target.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
-    }
-
     mutating func append(_ blob: some Collection<UInt8>) {
-        let target = advance(blob.count)
-        _ = UnsafeMutableRawBufferPointer(start: target, count: blob.count).copyBytes(from: blob)
+        let count = blob.count
+        guard count > 0 else { return }
+        UnsafeMutableRawBufferPointer(start: advance(count), count: count).copyBytes(from: blob)
     }
 
     /// `count` zero bytes.
@@ -56,6 +52,7 @@ struct ByteReader {
 
     var remaining: Int { bytes.count - offset }
 
+    @inline(__always)
     mutating func read<T: FixedWidthInteger>(_: T.Type = T.self) -> T? {
         let size = MemoryLayout<T>.size
         guard remaining >= size else { return nil }

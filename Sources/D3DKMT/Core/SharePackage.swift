@@ -69,6 +69,16 @@ struct SharePackage {
         var descriptorIndex: UInt32
         /// Width, height, stride, fourcc and modifier (its `size` is the record's).
         var layout: AllocationDescriptor
+        /// What the allocation's descriptor turned out to be when the package was opened: set by
+        /// ``SharedPackageReader`` for every record of a package it opens, nil in one being
+        /// written. Never on the wire.
+        var buffer: MeasuredBuffer? = nil
+    }
+
+    /// A received allocation descriptor's kind and how many bytes it holds.
+    struct MeasuredBuffer: Equatable {
+        var kind: BufferKind
+        var size: UInt64
     }
 
     struct KeyedMutexRecord: Equatable {
@@ -121,7 +131,11 @@ struct SharePackage {
     }
 
     /// The encoded package's size in bytes.
-    var encodedSize: Int {
+    var encodedSize: Int { encodedSize(allocations: allocations) }
+
+    /// The size in bytes of the package encoded with `allocations` as its allocation records
+    /// (a share reads them from the resource: ``SharePackageBuilder``).
+    func encodedSize(allocations: some Collection<AllocationRecord>) -> Int {
         var size = Self.headerSize + runtimeData.count + resourceDriverData.count
         for allocation in allocations {
             size += Self.allocationRecordSize + allocation.driverData.count
@@ -135,15 +149,17 @@ struct SharePackage {
     /// The encoded package as an array (what a test forges handles from).
     func encoded() -> [UInt8] {
         let size = encodedSize
-        return ByteWriter.bytes(count: size) { encode(into: &$0, encodedSize: size) }
+        return ByteWriter.bytes(count: size) { encode(allocations: allocations, into: &$0, encodedSize: size) }
     }
 
-    /// Runs `body` with the package encoded in temporary memory (on the stack when it is small).
+    /// Runs `body` with the package, `allocations` its allocation records, encoded in temporary
+    /// memory (on the stack when it is small).
     ///
     /// - Throws: `STATUS_INVALID_PARAMETER` when the package is larger than ``maximumSize``;
     ///   what `body` throws.
-    func withEncoded<R: ~Copyable>(_ body: (UnsafeRawBufferPointer) throws(NTError) -> R) throws(NTError) -> R {
-        let size = encodedSize
+    func withEncoded<R: ~Copyable>(allocations: some Collection<AllocationRecord>,
+                                   _ body: (UnsafeRawBufferPointer) throws(NTError) -> R) throws(NTError) -> R {
+        let size = encodedSize(allocations: allocations)
         guard size <= Self.maximumSize else {
             throw NTError(.invalidParameter, "private data too large to share (\(size) bytes; "
                                              + "at most \(Self.maximumSize))")
@@ -151,14 +167,16 @@ struct SharePackage {
         return try withUnsafeTemporaryAllocation(byteCount: size, alignment: 8) {
             (buffer) throws(NTError) -> R in
             var writer = ByteWriter(buffer)
-            encode(into: &writer, encodedSize: size)
+            encode(allocations: allocations, into: &writer, encodedSize: size)
             precondition(writer.count == size, "encodedSize disagrees with the encoder")
             return try body(UnsafeRawBufferPointer(buffer))
         }
     }
 
-    /// Writes the package with `writer`: `size` bytes, its ``encodedSize``.
-    func encode(into writer: inout ByteWriter, encodedSize size: Int) {
+    /// Writes the package with `writer`, `allocations` its allocation records: `size` bytes, its
+    /// ``encodedSize(allocations:)``.
+    func encode(allocations: some Collection<AllocationRecord>, into writer: inout ByteWriter,
+                encodedSize size: Int) {
         writer.append(Self.magic)
         writer.append(Self.version)
         writer.append(UInt16(Self.headerSize))

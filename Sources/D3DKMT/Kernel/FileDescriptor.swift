@@ -61,19 +61,27 @@ public struct FileDescriptor: ~Copyable, Sendable {
 /// whatever is still held when the list goes is closed.
 final class FileDescriptorList: @unchecked Sendable {
     /// The descriptor numbers (-1 in a slot whose descriptor was taken), how many slots are used
-    /// and how many there is room for. Behind a pointer of the list's own: unlike stored `var`s
-    /// of a class, it costs no exclusivity check on every access.
+    /// and how many there is room for. Behind a pointer of the list's own (unlike stored `var`s
+    /// of a class, it costs no exclusivity check on every access), in one allocation with the
+    /// first `capacity` numbers; a list that outgrows them moves its numbers to memory of their own.
     private struct Slots {
         var numbers: UnsafeMutablePointer<Int32>
         var count = 0
         var capacity: Int
     }
     private let slots: UnsafeMutablePointer<Slots>
+    private var inlineNumbers: UnsafeMutablePointer<Int32> {
+        UnsafeMutableRawPointer(slots + 1).assumingMemoryBound(to: Int32.self)
+    }
 
     init(capacity: Int = 4) {
         let capacity = max(capacity, 1)
-        slots = .allocate(capacity: 1)
-        slots.initialize(to: Slots(numbers: .allocate(capacity: capacity), capacity: capacity))
+        let raw = UnsafeMutableRawPointer.allocate(
+            byteCount: MemoryLayout<Slots>.stride + capacity * MemoryLayout<Int32>.stride,
+            alignment: MemoryLayout<Slots>.alignment)
+        slots = raw.bindMemory(to: Slots.self, capacity: 1)
+        let numbers = (raw + MemoryLayout<Slots>.stride).bindMemory(to: Int32.self, capacity: capacity)
+        slots.initialize(to: Slots(numbers: numbers, capacity: capacity))
     }
 
     /// Takes ownership of every one of `numbers`, open descriptors nobody else closes.
@@ -91,7 +99,7 @@ final class FileDescriptorList: @unchecked Sendable {
         if slots.pointee.count == slots.pointee.capacity {
             let grown = UnsafeMutablePointer<Int32>.allocate(capacity: slots.pointee.capacity * 2)
             grown.moveInitialize(from: slots.pointee.numbers, count: slots.pointee.count)
-            slots.pointee.numbers.deallocate()
+            if slots.pointee.numbers != inlineNumbers { slots.pointee.numbers.deallocate() }
             slots.pointee.numbers = grown
             slots.pointee.capacity *= 2
         }
@@ -134,8 +142,8 @@ final class FileDescriptorList: @unchecked Sendable {
         for index in 0..<slots.pointee.count where slots.pointee.numbers[index] >= 0 {
             Kernel.close(slots.pointee.numbers[index])
         }
-        slots.pointee.numbers.deallocate()
+        if slots.pointee.numbers != inlineNumbers { slots.pointee.numbers.deallocate() }
         slots.deinitialize(count: 1)
-        slots.deallocate()
+        UnsafeMutableRawPointer(slots).deallocate()
     }
 }
