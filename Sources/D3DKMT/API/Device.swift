@@ -204,7 +204,7 @@ public struct SharedResourceInfo: Hashable, Sendable {
     /// The private data of the keyed mutex shared with the resource (0 when there is none).
     public var keyedMutexRuntimeDataSize: Int
 
-    init(_ package: SharePackage, runtimeData: [UInt8]) {
+    init(_ package: borrowing SharePackage, runtimeData: [UInt8]) {
         self.runtimeData = runtimeData
         allocationCount = package.allocations.count
         runtimeDataSize = runtimeData.count

@@ -100,7 +100,7 @@ final class RuntimeDataPage: Sendable {
     ///   rewrote its header); the kernel's status when it cannot be read.
     func load() throws(NTError) -> [UInt8] {
         let fd = descriptor.borrowed
-        let deadline = Deadline.after(nanoseconds: Self.patience)
+        var deadline: Deadline?  // taken at the first retry: most reads need none
         var attempts = 0
         while true {
             var header = (UInt32(0), UInt32(0), UInt32(0), UInt32(0))
@@ -132,11 +132,11 @@ final class RuntimeDataPage: Sendable {
                 throw NTError(.invalidParameter, "a runtime data page has the wrong magic or version")
             }
             let sequence = UInt32(littleEndian: header.2)
+            if sequence == UInt32(littleEndian: again) && sequence & 1 == 0 { return data }
             attempts += 1
-            if (sequence == UInt32(littleEndian: again) && sequence & 1 == 0)
-                || (attempts % 64 == 0 && Deadline.now >= deadline) {
-                return data
-            }
+            let giveUp = deadline ?? .after(nanoseconds: Self.patience)
+            deadline = giveUp
+            if attempts % 64 == 0 && Deadline.now >= giveUp { return data }
             Kernel.yield()
         }
     }

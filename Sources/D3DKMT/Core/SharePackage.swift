@@ -279,8 +279,12 @@ struct SharePackage {
             throw .malformed("allocation count \(allocationCount) out of range")
         }
 
-        var package = SharePackage(contents: contents, descriptorCount: descriptorCount, access: access,
-                                   adapterLUID: LUID(lowPart: luidLow, highPart: luidHigh))
+        // The parts, gathered in locals and put together at the end (a package built up in place
+        // was copied on its way out).
+        var runtimeDataPageIndex = Self.noDescriptor
+        var allocations: [AllocationRecord] = []
+        var keyedMutex: KeyedMutexRecord?
+        var syncObject: SyncObjectRecord?
         // Which descriptors are claimed, a bit each (a message carries at most 253).
         var used: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
         func claim(_ index: UInt32) throws(DecodeError) {
@@ -300,11 +304,11 @@ struct SharePackage {
                 throw .malformed("misplaced runtime data page")
             }
             try claim(runtimePage)
-            package.runtimeDataPageIndex = runtimePage
+            runtimeDataPageIndex = runtimePage
         }
 
         let firstRecord = reader.offset
-        package.allocations.reserveCapacity(Int(allocationCount))
+        allocations.reserveCapacity(Int(allocationCount))
         for _ in 0..<allocationCount {
             // (The driver data size is read again with the blobs, below.)
             guard let size = reader.read(UInt64.self), reader.read(UInt32.self) != nil,
@@ -339,7 +343,7 @@ struct SharePackage {
                 }
                 layout.dataOffset = dataOffset
             }
-            package.allocations.append(AllocationRecord(size: size, driverData: [], descriptorIndex: index,
+            allocations.append(AllocationRecord(size: size, driverData: [], descriptorIndex: index,
                                                         layout: layout))
         }
         var keyedMutexRuntimeSize = 0
@@ -349,7 +353,7 @@ struct SharePackage {
             else { throw .malformed("truncated keyed mutex record") }
             try claim(state)
             if syncobj != Self.noDescriptor { try claim(syncobj) }
-            package.keyedMutex = KeyedMutexRecord(stateDescriptorIndex: state, syncobjDescriptorIndex: syncobj,
+            keyedMutex = KeyedMutexRecord(stateDescriptorIndex: state, syncobjDescriptorIndex: syncobj,
                                                   runtimeData: [])
             keyedMutexRuntimeSize = Int(runtime)
         }
@@ -363,7 +367,7 @@ struct SharePackage {
             }
             if syncobj != Self.noDescriptor { try claim(syncobj) }
             if state != Self.noDescriptor { try claim(state) }
-            package.syncObject = SyncObjectRecord(type: type, flags: flags, syncobjDescriptorIndex: syncobj,
+            syncObject = SyncObjectRecord(type: type, flags: flags, syncobjDescriptorIndex: syncobj,
                                                   stateDescriptorIndex: state)
         }
 
@@ -371,30 +375,31 @@ struct SharePackage {
         guard let runtime = reader.readBlob(Int(runtimeSize)), let driver = reader.readBlob(Int(driverSize)) else {
             throw .malformed("private data sizes exceed the package")
         }
-        package.runtimeData = runtime
-        package.resourceDriverData = driver
         // Each allocation's driver data size, read again from its record (the records were checked
         // above): no list of sizes to keep meanwhile.
         var record = firstRecord
-        for index in package.allocations.indices {
+        for index in allocations.indices {
             let dataSize = UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: record + 8, as: UInt32.self))
             let flags = UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: record + 16, as: UInt32.self))
             record += Self.allocationRecordSize + (flags & Self.planesFlag != 0 ? Self.planesExtensionSize : 0)
             guard let data = reader.readBlob(Int(dataSize)) else {
                 throw .malformed("allocation private data exceeds the package")
             }
-            package.allocations[index].driverData = data
+            allocations[index].driverData = data
         }
-        if package.keyedMutex != nil {
+        if keyedMutex != nil {
             guard let data = reader.readBlob(keyedMutexRuntimeSize) else {
                 throw .malformed("keyed mutex data exceeds the package")
             }
-            package.keyedMutex!.runtimeData = data
+            keyedMutex!.runtimeData = data
         }
         guard reader.remaining == 0 else { throw .malformed("\(reader.remaining) stray bytes after the package") }
         let claimed = used.0.nonzeroBitCount + used.1.nonzeroBitCount + used.2.nonzeroBitCount
             + used.3.nonzeroBitCount
         guard claimed == received else { throw .malformed("descriptors that no object claims") }
-        return package
+        return SharePackage(contents: contents, descriptorCount: descriptorCount, access: access,
+                            adapterLUID: LUID(lowPart: luidLow, highPart: luidHigh), runtimeData: runtime,
+                            runtimeDataPageIndex: runtimeDataPageIndex, resourceDriverData: driver,
+                            allocations: allocations, keyedMutex: keyedMutex, syncObject: syncObject)
     }
 }

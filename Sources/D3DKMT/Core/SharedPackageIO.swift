@@ -169,7 +169,7 @@ enum SharedPackageReader {
                                                   descriptorCount: message.descriptors.count)
             try checkSyncobjs(package, message.descriptors)
             try checkAllocations(&package, message.descriptors)
-            return Opened(package: package, descriptors: message.descriptors)
+            return Opened(package: consume package, descriptors: message.descriptors)
         } catch let error as SharePackage.DecodeError {
             switch error {
             case .malformed(let why): throw NTError(.invalidParameter, "invalid shared handle: \(why)")
@@ -191,8 +191,7 @@ extension SharedPackageReader {
     /// Each record gets what its descriptor was measured to be.
     static func checkAllocations(_ package: inout SharePackage, _ descriptors: ReceivedDescriptors) throws(NTError) {
         for index in package.allocations.indices {
-            let record = package.allocations[index]
-            let fd = descriptors.peek(Int(record.descriptorIndex))
+            let fd = descriptors.peek(Int(package.allocations[index].descriptorIndex))
             let kind = try BufferKind(classifying: fd)
             let size: UInt64
             do {
@@ -200,8 +199,9 @@ extension SharedPackageReader {
             } catch {
                 throw error.nt("sizing a shared buffer")
             }
-            guard size >= record.size || (kind == .dmaBuf && record.layout.isImage) else {
-                throw NTError(.invalidParameter, "shared buffer holds \(size) bytes, package says \(record.size)")
+            let claimed = package.allocations[index].size
+            guard size >= claimed || (kind == .dmaBuf && package.allocations[index].layout.isImage) else {
+                throw NTError(.invalidParameter, "shared buffer holds \(size) bytes, package says \(claimed)")
             }
             package.allocations[index].buffer = SharePackage.MeasuredBuffer(kind: kind, size: size)
         }
