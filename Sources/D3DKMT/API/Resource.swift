@@ -55,7 +55,7 @@ public final class Resource: Sendable {
 
     /// True when every allocation is read-only (opened from a handle shared without
     /// `SHARED_ALLOCATION_WRITE`).
-    public var isReadOnly: Bool { allocations.allSatisfy(\.isReadOnly) }
+    public var isReadOnly: Bool { allocations.allSatisfy { $0.isReadOnly } }
 
     /// Replaces the runtime private data (`D3DKMTEscape` with `D3DKMT_ESCAPE_UPDATE_RESOURCE_WINE`,
     /// which DXVK and vkd3d-proton use to attach their descriptor to a resource a Vulkan layer

@@ -9,7 +9,8 @@ struct SharePackageBuilder: ~Copyable {
     /// The package, less its allocation records (``allocationRecords``).
     private var package: SharePackage
     /// The resource, and its runtime data page's descriptor number.
-    private var resource: (object: Resource, runtimeDataPage: Int32)?
+    private var resource: Resource?
+    private var runtimeDataPage: Int32 = -1
     private var keyedMutex: KeyedMutex?
     private var syncObject: SyncObject?
     /// The descriptor made for the package alone (a sync object's syncobj export), closed with the
@@ -37,7 +38,8 @@ struct SharePackageBuilder: ~Copyable {
         package.descriptorCount += UInt32(resource.allocations.count)
         package.resourceDriverData = resource.driverData
         // The page lives as long as the resource, which the caller holds until write returns.
-        self.resource = (resource, page.descriptor.rawValue)
+        self.resource = resource
+        runtimeDataPage = page.descriptor.rawValue
     }
 
     mutating func add(_ keyedMutex: KeyedMutex) {
@@ -64,7 +66,7 @@ struct SharePackageBuilder: ~Copyable {
 
     /// The resource's allocations as package records, made as the encoder reads them.
     private var allocationRecords: AllocationRecords {
-        AllocationRecords(allocations: resource?.object.allocations ?? [])
+        AllocationRecords(allocations: resource?.allocations ?? [])
     }
 
     /// Sends the package into a new shared handle; with a `name`, also publishes it in the
@@ -96,8 +98,8 @@ struct SharePackageBuilder: ~Copyable {
     private func fill(_ numbers: UnsafeMutableBufferPointer<Int32>) {
         numbers.initialize(repeating: -1)
         if let resource {
-            numbers[Int(package.runtimeDataPageIndex)] = resource.runtimeDataPage
-            for (index, allocation) in resource.object.allocations.enumerated() {
+            numbers[Int(package.runtimeDataPageIndex)] = runtimeDataPage
+            for (index, allocation) in resource.allocations.enumerated() {
                 numbers[AllocationRecords.firstDescriptor + index] = allocation.buffer.descriptor.rawValue
             }
         }
