@@ -55,6 +55,7 @@ public final class Device: Sendable {
                                              + "\(SharePackage.maximumAllocations)")
         }
         var made: [Allocation] = []
+        made.reserveCapacity(allocations.count)
         for (source, extra) in allocations {
             made.append(try createAllocation(source, extraDriverData: extra))
         }
@@ -163,6 +164,7 @@ public final class Device: Sendable {
                                       runtimeData: try runtimeDataPage?.load() ?? opened.package.runtimeData)
         try check(info)
         var allocations: [Allocation] = []
+        allocations.reserveCapacity(opened.package.allocations.count)
         let readOnly = opened.package.access & SharedAccess.write == 0
         for record in opened.package.allocations {
             let measured = record.buffer!  // measured when the package was read
