@@ -14,14 +14,15 @@ public final class Resource: Sendable {
     /// already shared: set once (by the first share, or when the resource is opened from a
     /// handle), released with the resource.
     private let sharedPage = Atomic<Unmanaged<RuntimeDataPage>?>(nil)
-    /// The runtime data until the resource is first shared, and how many times it was replaced
-    /// (a share makes the page from a copy outside the lock and installs it only when no update
-    /// came in between). Guarded by ``localRuntimeDataLock``; unused once ``sharedPage`` is set.
+    /// The runtime data until the resource is first shared. Guarded by ``localRuntimeDataLock``;
+    /// unused once ``sharedPage`` is set.
     nonisolated(unsafe) private var localRuntimeData: [UInt8]
-    nonisolated(unsafe) private var localRuntimeDataUpdates = 0
-    /// One lock for every resource's local runtime data, held for a few instructions at a time:
-    /// resources need no lock of their own (an opened resource never takes it).
-    private static let localRuntimeDataLock = ForkSafeMutex<Void>(())
+    /// One lock for every resource's local runtime data, held for a few instructions at a time
+    /// (resources need no lock of their own; an opened resource never takes it). Its value counts
+    /// the local updates of every resource: a share makes its page from a copy outside the lock
+    /// and installs it only when no update came in between (one of another resource only makes
+    /// it try again).
+    private static let localRuntimeDataLock = ForkSafeMutex<UInt64>(0)
 
     init(device: Device, allocations: [Allocation], runtimeData: [UInt8], driverData: [UInt8], shareable: Bool,
          keyedMutex: KeyedMutex? = nil, syncObject: SyncObject? = nil, runtimeDataPage: RuntimeDataPage? = nil) {
@@ -68,10 +69,10 @@ public final class Resource: Sendable {
     public func updateRuntimeData(_ data: [UInt8]) throws(NTError) {
         try RuntimeDataPage.checkSize(data.count)
         guard !isReadOnly else { throw NTError(.accessDenied, "the resource was opened read-only") }
-        let storedLocally = Self.localRuntimeDataLock.withLock { _ -> Bool in
+        let storedLocally = Self.localRuntimeDataLock.withLock { updates -> Bool in
             guard page == nil else { return false }
             localRuntimeData = data
-            localRuntimeDataUpdates += 1
+            updates &+= 1
             return true
         }
         // The page is set under the lock, so a resource without one stored the data locally.
@@ -82,15 +83,13 @@ public final class Resource: Sendable {
     func sharedRuntimeData() throws(NTError) -> RuntimeDataPage {
         while true {
             if let page { return page }
-            let (data, updates) = Self.localRuntimeDataLock.withLock { _ in
-                (localRuntimeData, localRuntimeDataUpdates)
-            }
+            let (data, seen) = Self.localRuntimeDataLock.withLock { updates in (localRuntimeData, updates) }
             // The memfd is made outside the lock, then installed unless another share installed
             // one first or an update changed the data meanwhile (then it is made again).
             let new = try RuntimeDataPage.create(data)
-            let installed = Self.localRuntimeDataLock.withLock { _ -> RuntimeDataPage? in
+            let installed = Self.localRuntimeDataLock.withLock { updates -> RuntimeDataPage? in
                 if let page { return page }
-                guard localRuntimeDataUpdates == updates else { return nil }
+                guard updates == seen else { return nil }
                 sharedPage.store(Unmanaged.passRetained(new), ordering: .releasing)
                 localRuntimeData = []
                 return new
