@@ -27,6 +27,6 @@ public func D3DKMTEscape(_ pData: UnsafePointer<D3DKMT_ESCAPE>?) -> NTSTATUS {
         }
         guard let resource else { throw invalid("hContext 0x\(String(handle, radix: 16)) is not a resource") }
         try resource.updateRuntimeData(try bytes(data.pPrivateDriverData, data.PrivateDriverDataSize,
-                                                 "pPrivateDriverData"))
+                                                 "pPrivateDriverData", atMost: Resource.maximumRuntimeDataSize))
     }
 }

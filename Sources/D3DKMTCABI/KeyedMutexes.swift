@@ -18,7 +18,7 @@ public func D3DKMTCreateKeyedMutex2(_ pData: UnsafeMutablePointer<D3DKMT_CREATEK
             throw invalid("unknown Flags bits 0x\(String(data.pointee.Flags.Value, radix: 16))")
         }
         let runtimeData = try bytes(data.pointee.pPrivateRuntimeData, data.pointee.PrivateRuntimeDataSize,
-                                    "pPrivateRuntimeData")
+                                    "pPrivateRuntimeData", atMost: KeyedMutex.maximumRuntimeDataSize)
         let ntShared = data.pointee.Flags.NtSecuritySharing != 0
         let mutex = try KeyedMutex.create(initialKey: data.pointee.InitialValue, runtimeData: runtimeData,
                                           shareable: ntShared, globalShare: !ntShared)
@@ -165,7 +165,7 @@ public func D3DKMTReleaseKeyedMutex2(_ pData: UnsafeMutablePointer<D3DKMT_RELEAS
         let data = try required(pData)
         let mutex = try HandleTable.keyedMutex(data.pointee.hKeyedMutex)
         let runtimeData = try bytes(data.pointee.pPrivateRuntimeData, data.pointee.PrivateRuntimeDataSize,
-                                    "pPrivateRuntimeData")
+                                    "pPrivateRuntimeData", atMost: mutex.runtimeDataCapacity)
         try mutex.release(key: data.pointee.Key, fenceValue: data.pointee.FenceValue, runtimeData: runtimeData)
     }
 }

@@ -100,7 +100,11 @@ func required<T>(_ pointer: UnsafeMutablePointer<T>?,
 }
 
 /// Copies a C buffer of `size` bytes into an array; NULL with a non-zero size is invalid.
-func bytes(_ pointer: UnsafeRawPointer?, _ size: UInt32, _ name: String) throws(NTError) -> [UInt8] {
+func bytes(_ pointer: UnsafeRawPointer?, _ size: UInt32, _ name: String,
+           atMost limit: Int = Int.max) throws(NTError) -> [UInt8] {
+    // A size past what the call can take is refused before the copy, which would read past the
+    // caller's buffer.
+    guard Int(size) <= limit else { throw invalid("\(name) has \(size) bytes; at most \(limit) are taken") }
     guard size > 0 else { return [] }
     guard let pointer else { throw invalid("\(name) is NULL but its size is \(size)") }
     return Array(UnsafeRawBufferPointer(start: pointer, count: Int(size)))

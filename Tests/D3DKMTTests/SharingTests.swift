@@ -100,6 +100,32 @@ extension D3DKMTSuite {
             }
         }
 
+        /// A package too big for the opener's first, small peek (more than 1 KiB, more than 32
+        /// descriptors) is peeked again whole, and nothing of the first peek leaks.
+        @Test(arguments: adaptersUnderTest)
+        func aLargePackageWithManyDescriptorsOpensWhole(adapter: Adapter) throws {
+            try expectNoDescriptorLeak("large package") {
+                let device = try adapter.makeDevice()
+                let sources = (0..<40).map { index in
+                    (source: Device.AllocationSource.new(AllocationDescriptor(size: 4096)),
+                     extraDriverData: [UInt8](repeating: UInt8(index), count: 64))
+                }
+                let driverData = (0..<3000).map { UInt8(truncatingIfNeeded: $0 * 7) }
+                let resource = try device.createResource(allocations: sources, runtimeData: [1, 2, 3],
+                                                         driverData: driverData)
+                let handle = try resource.share()
+                let opened = try device.openResource(handle)
+                #expect(opened.allocations.count == 40)
+                #expect(opened.driverData == driverData)
+                #expect(opened.runtimeData == [1, 2, 3])
+                for (index, allocation) in opened.allocations.enumerated() {
+                    #expect(allocation.driverData == [UInt8](repeating: UInt8(index), count: 64))
+                    #expect(allocation.size == 4096)
+                }
+                #expect(try device.resourceInfo(handle).totalAllocationDriverDataSize == 40 * 64)
+            }
+        }
+
         @Test(arguments: adaptersUnderTest)
         func theHandleStillOpensAfterTheSharerExits(adapter: Adapter) throws {
             try expectNoDescriptorLeak("sharer exits first") {

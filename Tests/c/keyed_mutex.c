@@ -303,6 +303,9 @@ static void test_keyed_mutex_statuses(D3DKMT_HANDLE hDevice)
         memset(big, 0x55, sizeof big);
         EXPECT_STATUS(STATUS_INVALID_PARAMETER, km_release(km, 1, 0, big, sizeof big));
         EXPECT_STATUS(STATUS_INVALID_PARAMETER, km_release(km, 1, 0, NULL, 4));
+        /* A size far past the mutex's (and the buffer's) is refused before anything is read
+         * (the api fuzzer found a release that copied it first). */
+        EXPECT_STATUS(STATUS_INVALID_PARAMETER, km_release(km, 1, 0, big, 0x40000000u));
     }
     /* Still owned after the refused releases. */
     EXPECT_STATUS(STATUS_TIMEOUT, km_acquire(km2, 0, 0, NULL, NULL, 0));
@@ -348,6 +351,13 @@ static void test_keyed_mutex_statuses(D3DKMT_HANDLE hDevice)
         memset(&c, 0, sizeof c);
         c.PrivateRuntimeDataSize = 4;
         EXPECT_STATUS(STATUS_INVALID_PARAMETER, D3DKMTCreateKeyedMutex2(&c));
+        {
+            uint8_t small[16] = { 0 };
+            c.pPrivateRuntimeData = small;
+            c.PrivateRuntimeDataSize = 0x40000000u;  /* more than a keyed mutex takes: not read */
+            EXPECT_STATUS(STATUS_INVALID_PARAMETER, D3DKMTCreateKeyedMutex2(&c));
+            check(c.hKeyedMutex == 0, "create with oversized data returned a handle");
+        }
         memset(&c, 0, sizeof c);
         c.InitialValue = 5;
         c.hSharedHandle = 0x1234;

@@ -55,6 +55,7 @@ public final class Device: Sendable {
                                              + "\(SharePackage.maximumAllocations)")
         }
         var made: [Allocation] = []
+        made.reserveCapacity(allocations.count)
         for (source, extra) in allocations {
             made.append(try createAllocation(source, extraDriverData: extra))
         }
@@ -163,8 +164,10 @@ public final class Device: Sendable {
                                       runtimeData: try runtimeDataPage?.load() ?? opened.package.runtimeData)
         try check(info)
         var allocations: [Allocation] = []
+        allocations.reserveCapacity(opened.package.allocations.count)
         let readOnly = opened.package.access & SharedAccess.write == 0
-        for (record, measured) in zip(opened.package.allocations, opened.allocationBuffers) {
+        for record in opened.package.allocations {
+            let measured = record.buffer!  // measured when the package was read
             var descriptor = opened.descriptors.take(Int(record.descriptorIndex))
             if readOnly && measured.kind == .memfd {
                 // A read-only open of the same memory: the kernel refuses writable mappings.
@@ -203,7 +206,7 @@ public struct SharedResourceInfo: Hashable, Sendable {
     /// The private data of the keyed mutex shared with the resource (0 when there is none).
     public var keyedMutexRuntimeDataSize: Int
 
-    init(_ package: SharePackage, runtimeData: [UInt8]) {
+    init(_ package: borrowing SharePackage, runtimeData: [UInt8]) {
         self.runtimeData = runtimeData
         allocationCount = package.allocations.count
         runtimeDataSize = runtimeData.count

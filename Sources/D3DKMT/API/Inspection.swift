@@ -263,9 +263,11 @@ enum Inspector {
                                                 renderNode: here?.info.renderNode),
             descriptorCount: Int(package.descriptorCount))
         if package.contents.contains(.resource) {
-            let allocations = zip(package.allocations, opened.allocationBuffers).map { record, buffer in
-                HandleReport.AllocationReport(layout: record.layout, bufferSize: buffer.size,
-                                              isDmaBuf: buffer.kind == .dmaBuf, driverDataSize: record.driverData.count)
+            let allocations = package.allocations.map { record in
+                let buffer = record.buffer!  // measured when the package was read
+                return HandleReport.AllocationReport(layout: record.layout, bufferSize: buffer.size,
+                                                     isDmaBuf: buffer.kind == .dmaBuf,
+                                                     driverDataSize: record.driverData.count)
             }
             report.resource = HandleReport.ResourceReport(
                 runtimeDataSize: try opened.runtimeData().count,

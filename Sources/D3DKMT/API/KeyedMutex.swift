@@ -169,6 +169,13 @@ public final class KeyedMutex: Sendable {
         }
     }
 
+    /// The most private runtime data a keyed mutex can be created with (65,472 bytes).
+    public static let maximumRuntimeDataSize = KeyedMutexState.maximumDataSize
+
+    /// The most private data a release can carry: the size of the data the mutex was created with
+    /// (`PrivateRuntimeDataSize` of `D3DKMTCreateKeyedMutex2`).
+    public var runtimeDataCapacity: Int { Int(state.capacity) }
+
     /// Releases the mutex to `key` (`D3DKMTReleaseKeyedMutex2`).
     ///
     /// - Parameters:

@@ -10,13 +10,19 @@ public final class Resource: Sendable {
     /// Created with `CreateShared` + `NtSecuritySharing` (or opened from a shared handle).
     public let isShareable: Bool
 
-    /// Where the runtime data lives: here until the resource is first shared, then in a shared
-    /// page every holder maps (so an update reaches handles already shared).
-    private enum RuntimeStore {
-        case local([UInt8])
-        case shared(RuntimeDataPage)
-    }
-    private let runtimeStore: ForkSafeMutex<RuntimeStore>
+    /// The runtime data's shared page, which every holder maps so that an update reaches handles
+    /// already shared: set once (by the first share, or when the resource is opened from a
+    /// handle), released with the resource.
+    private let sharedPage = Atomic<Unmanaged<RuntimeDataPage>?>(nil)
+    /// The runtime data until the resource is first shared. Guarded by ``localRuntimeDataLock``;
+    /// unused once ``sharedPage`` is set.
+    nonisolated(unsafe) private var localRuntimeData: [UInt8]
+    /// One lock for every resource's local runtime data, held for a few instructions at a time
+    /// (resources need no lock of their own; an opened resource never takes it). Its value counts
+    /// the local updates of every resource: a share makes its page from a copy outside the lock
+    /// and installs it only when no update came in between (one of another resource only makes
+    /// it try again).
+    private static let localRuntimeDataLock = ForkSafeMutex<UInt64>(0)
 
     init(device: Device, allocations: [Allocation], runtimeData: [UInt8], driverData: [UInt8], shareable: Bool,
          keyedMutex: KeyedMutex? = nil, syncObject: SyncObject? = nil, runtimeDataPage: RuntimeDataPage? = nil) {
@@ -24,23 +30,37 @@ public final class Resource: Sendable {
         self.keyedMutex = keyedMutex
         self.syncObject = syncObject
         self.allocations = allocations
-        self.runtimeStore = ForkSafeMutex(runtimeDataPage.map { .shared($0) } ?? .local(runtimeData))
+        if let runtimeDataPage {
+            sharedPage.store(Unmanaged.passRetained(runtimeDataPage), ordering: .releasing)
+            localRuntimeData = []
+        } else {
+            localRuntimeData = runtimeData
+        }
         self.driverData = driverData
         self.isShareable = shareable
     }
 
+    deinit { sharedPage.load(ordering: .acquiring)?.release() }
+
+    /// The shared page, once there is one.
+    private var page: RuntimeDataPage? { sharedPage.load(ordering: .acquiring)?.takeUnretainedValue() }
+
     /// `pPrivateRuntimeData`: what the creator passed, or the last ``updateRuntimeData(_:)`` by
     /// any process holding the resource (empty if a holder of its handle wrecked the shared page).
     public var runtimeData: [UInt8] {
-        switch runtimeStore.withLock({ $0 }) {
-        case .local(let data): return data
-        case .shared(let page): return (try? page.load()) ?? []
+        if page == nil, let local = Self.localRuntimeDataLock.withLock({ _ in page == nil ? localRuntimeData : nil }) {
+            return local
         }
+        return (try? page!.load()) ?? []
     }
 
     /// True when every allocation is read-only (opened from a handle shared without
     /// `SHARED_ALLOCATION_WRITE`).
-    public var isReadOnly: Bool { allocations.allSatisfy(\.isReadOnly) }
+    public var isReadOnly: Bool { allocations.allSatisfy { $0.isReadOnly } }
+
+    /// The most runtime private data ``updateRuntimeData(_:)`` takes, and a shared resource
+    /// carries (131,008 bytes).
+    public static let maximumRuntimeDataSize = RuntimeDataPage.maximumDataSize
 
     /// Replaces the runtime private data (`D3DKMTEscape` with `D3DKMT_ESCAPE_UPDATE_RESOURCE_WINE`,
     /// which DXVK and vkd3d-proton use to attach their descriptor to a resource a Vulkan layer
@@ -53,25 +73,32 @@ public final class Resource: Sendable {
     public func updateRuntimeData(_ data: [UInt8]) throws(NTError) {
         try RuntimeDataPage.checkSize(data.count)
         guard !isReadOnly else { throw NTError(.accessDenied, "the resource was opened read-only") }
-        try runtimeStore.withLock { (store) throws(NTError) in
-            switch store {
-            case .local: store = .local(data)
-            case .shared(let page): try page.store(data)
-            }
+        let storedLocally = Self.localRuntimeDataLock.withLock { updates -> Bool in
+            guard page == nil else { return false }
+            localRuntimeData = data
+            updates &+= 1
+            return true
         }
+        // The page is set under the lock, so a resource without one stored the data locally.
+        if !storedLocally { try page!.store(data) }
     }
 
     /// The shared page of the runtime data, made from the local copy the first time.
     func sharedRuntimeData() throws(NTError) -> RuntimeDataPage {
-        try runtimeStore.withLock { (store) throws(NTError) -> RuntimeDataPage in
-            switch store {
-            case .shared(let page):
-                return page
-            case .local(let data):
-                let page = try RuntimeDataPage.create(data)
-                store = .shared(page)
-                return page
+        while true {
+            if let page { return page }
+            let (data, seen) = Self.localRuntimeDataLock.withLock { updates in (localRuntimeData, updates) }
+            // The memfd is made outside the lock, then installed unless another share installed
+            // one first or an update changed the data meanwhile (then it is made again).
+            let new = try RuntimeDataPage.create(data)
+            let installed = Self.localRuntimeDataLock.withLock { updates -> RuntimeDataPage? in
+                if let page { return page }
+                guard updates == seen else { return nil }
+                sharedPage.store(Unmanaged.passRetained(new), ordering: .releasing)
+                localRuntimeData = []
+                return new
             }
+            if let installed { return installed }
         }
     }
 

@@ -100,7 +100,11 @@ final class BufferObject: Sendable {
         self.size = size
         self.allocator = allocator
         self.layout = layout
-        self.hasAccessWindow = kind == .dmaBuf || cpuAccess != nil
+        // (A switch: comparing the existential with nil copied it.)
+        switch cpuAccess {
+        case .some: hasAccessWindow = true
+        case .none: hasAccessWindow = kind == .dmaBuf
+        }
         self.cpuAccess = cpuAccess
         self.release = release
     }

@@ -1,45 +1,44 @@
-/// Writes little-endian integers and blobs into a byte array (the share package's encoder). The
-/// array is made zero-filled at `capacity` up front and written in place: a writer sized exactly
-/// (as ``SharePackage/encoded()`` sizes it) hands its array over without a copy; one written past
-/// its capacity grows.
+/// Writes little-endian integers and blobs into memory the caller owns: the share package's
+/// encoder writes straight into the buffer it sends, with no array in between. Writing past the
+/// buffer's end traps.
 struct ByteWriter {
-    private var storage: [UInt8]
-    private var count = 0
+    private let buffer: UnsafeMutableRawBufferPointer
+    /// Bytes written so far.
+    private(set) var count = 0
 
-    init(capacity: Int = 0) { storage = [UInt8](repeating: 0, count: capacity) }
+    /// A writer at the start of `buffer`.
+    init(_ buffer: UnsafeMutableRawBufferPointer) { self.buffer = buffer }
 
-    /// What was written.
-    var bytes: [UInt8] { count == storage.count ? storage : Array(storage[..<count]) }
-
-    private mutating func reserve(_ extra: Int) {
-        guard count + extra > storage.count else { return }
-        storage.append(contentsOf: repeatElement(0, count: max(count + extra - storage.count, storage.count)))
-    }
-
-    mutating func append<T: FixedWidthInteger>(_ value: T) {
-        let size = MemoryLayout<T>.size
-        reserve(size)
-        let at = count
-        storage.withUnsafeMutableBytes { $0.storeBytes(of: value.littleEndian, toByteOffset: at, as: T.self) }
-        count += size
-    }
-
-    mutating func append(_ blob: [UInt8]) {
-        guard !blob.isEmpty else { return }
-        reserve(blob.count)
-        let at = count
-        storage.withUnsafeMutableBytes { target in
-            blob.withUnsafeBytes { source in
-                target.baseAddress!.advanced(by: at).copyMemory(from: source.baseAddress!, byteCount: source.count)
-            }
+    /// A new array of exactly `count` bytes, every one of them written by `body`.
+    static func bytes(count: Int, _ body: (inout ByteWriter) -> Void) -> [UInt8] {
+        [UInt8](unsafeUninitializedCapacity: count) { storage, initialized in
+            var writer = ByteWriter(UnsafeMutableRawBufferPointer(storage))
+            body(&writer)
+            precondition(writer.count == count, "wrote \(writer.count) of \(count) bytes")
+            initialized = count
         }
-        count += blob.count
     }
 
-    /// `count` zero bytes (the storage is zero-filled: nothing is written).
+    private mutating func advance(_ size: Int) -> UnsafeMutableRawPointer {
+        precondition(size <= buffer.count - count, "ByteWriter: write past the end")
+        defer { count += size }
+        return buffer.baseAddress! + count
+    }
+
+    @inline(__always)
+    mutating func append<T: FixedWidthInteger>(_ value: T) {
+        advance(MemoryLayout<T>.size).storeBytes(of: value.littleEndian, as: T.self)
+    }
+
+    mutating func append(_ blob: some Collection<UInt8>) {
+        let count = blob.count
+        guard count > 0 else { return }
+        UnsafeMutableRawBufferPointer(start: advance(count), count: count).copyBytes(from: blob)
+    }
+
+    /// `count` zero bytes.
     mutating func appendZeros(_ zeros: Int) {
-        reserve(zeros)
-        count += zeros
+        advance(zeros).initializeMemory(as: UInt8.self, repeating: 0, count: zeros)
     }
 }
 
@@ -53,6 +52,7 @@ struct ByteReader {
 
     var remaining: Int { bytes.count - offset }
 
+    @inline(__always)
     mutating func read<T: FixedWidthInteger>(_: T.Type = T.self) -> T? {
         let size = MemoryLayout<T>.size
         guard remaining >= size else { return nil }
@@ -62,8 +62,9 @@ struct ByteReader {
 
     mutating func readBlob(_ count: Int) -> [UInt8]? {
         guard count >= 0, remaining >= count else { return nil }
+        guard count > 0 else { return [] }
         defer { offset += count }
-        return Array(bytes[offset..<(offset + count)])
+        return Array(UnsafeRawBufferPointer(rebasing: bytes[offset..<(offset + count)]))
     }
 
     mutating func skip(_ count: Int) -> Bool {

@@ -3,9 +3,15 @@
 ///
 /// This is how a shared NT handle usually travels to another process.
 public func sendDescriptor(_ descriptor: Int32, over socket: Int32) throws(NTError) {
-    do {
-        try Kernel.send(BorrowedDescriptor(unowned: socket), bytes: [0x4B],
-                        descriptors: [BorrowedDescriptor(unowned: descriptor)])
+    // The payload and the descriptor from the stack: nothing is allocated.
+    let payload: UInt8 = 0x4B
+    do throws(Errno) {
+        try withUnsafeBytes(of: payload) { (bytes) throws(Errno) in
+            try withUnsafePointer(to: descriptor) { (number) throws(Errno) in
+                try Kernel.send(BorrowedDescriptor(unowned: socket), bytes,
+                                descriptors: UnsafeBufferPointer(start: number, count: 1))
+            }
+        }
     } catch {
         throw error.nt("sending a descriptor")
     }

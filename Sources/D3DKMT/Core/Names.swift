@@ -166,11 +166,11 @@ enum Names {
 
     /// The reply a name thread sends: 'KMTN', the kind, the name in UTF-8; the handle attached.
     static func reply(name: String, kind: Kind) -> [UInt8] {
-        var writer = ByteWriter(capacity: 16 + name.utf8.count)
-        writer.append(UInt32(0x4E54_4D4B))
-        writer.append(kind.rawValue)
-        writer.append(Array(name.utf8))
-        return writer.bytes
+        ByteWriter.bytes(count: 8 + name.utf8.count) { writer in
+            writer.append(UInt32(0x4E54_4D4B))
+            writer.append(kind.rawValue)
+            writer.append(name.utf8)
+        }
     }
 
     /// Publishes `name` for the objects of `package`/`descriptors`: the returned handle is the

@@ -36,34 +36,37 @@ final class RuntimeDataPage: Sendable {
 
     /// The memfd; it travels in the resource's share packages.
     let descriptor: FileDescriptor
-    /// The writable mapping, made by the first ``store(_:)``.
-    private let mapping = ForkSafeMutex<SharedPage?>(nil)
+    /// The writable mapping, made by the first ``store(_:)`` (most pages are never written): set
+    /// once, released with the page.
+    private let mapping = Atomic<Unmanaged<SharedPage>?>(nil)
 
     private init(_ descriptor: consuming FileDescriptor) {
         self.descriptor = descriptor
     }
 
-    /// A new page holding `data`.
+    deinit { mapping.load(ordering: .acquiring)?.release() }
+
+    /// A new page holding `data`: `memfd_create`, `ftruncate`, one `pwrite` of the header and the
+    /// data (from the stack when they are small), `F_ADD_SEALS`.
     ///
     /// - Throws: `STATUS_INVALID_PARAMETER` when `data` is larger than ``maximumDataSize``; the
     ///   kernel's status when the memfd cannot be made.
     static func create(_ data: [UInt8]) throws(NTError) -> RuntimeDataPage {
         try checkSize(data.count)
-        var header = ByteWriter(capacity: dataOffset + data.count)
-        header.append(magic)
-        header.append(version)
-        header.append(UInt32(0))  // sequence: stable
-        header.append(UInt32(data.count))
-        header.appendZeros(dataOffset - headerSize)
-        header.append(data)
-        let bytes = header.bytes
         do throws(Errno) {
             let memory = try Kernel.memfd(name: "d3dkmt-runtime-data")
             try Kernel.truncate(memory.borrowed, to: UInt64(pageSize))
-            let written: Result<Void, Errno> = bytes.withUnsafeBytes { raw in
-                Result { () throws(Errno) in try Kernel.writeAt(memory.borrowed, raw, at: 0) }
+            try withUnsafeTemporaryAllocation(byteCount: dataOffset + data.count, alignment: 8) {
+                (bytes) throws(Errno) in
+                var header = ByteWriter(bytes)
+                header.append(magic)
+                header.append(version)
+                header.append(UInt32(0))  // sequence: stable
+                header.append(UInt32(data.count))
+                header.appendZeros(dataOffset - headerSize)
+                header.append(data)
+                try Kernel.writeAt(memory.borrowed, UnsafeRawBufferPointer(bytes), at: 0)
             }
-            try written.get()
             try Kernel.addSeals(memory.borrowed, Kernel.sealShrink | Kernel.sealGrow | Kernel.sealSeal)
             return RuntimeDataPage(memory)
         } catch {
@@ -97,7 +100,7 @@ final class RuntimeDataPage: Sendable {
     ///   rewrote its header); the kernel's status when it cannot be read.
     func load() throws(NTError) -> [UInt8] {
         let fd = descriptor.borrowed
-        let deadline = Deadline.after(nanoseconds: Self.patience)
+        var deadline: Deadline?  // taken at the first retry: most reads need none
         var attempts = 0
         while true {
             var header = (UInt32(0), UInt32(0), UInt32(0), UInt32(0))
@@ -129,11 +132,11 @@ final class RuntimeDataPage: Sendable {
                 throw NTError(.invalidParameter, "a runtime data page has the wrong magic or version")
             }
             let sequence = UInt32(littleEndian: header.2)
+            if sequence == UInt32(littleEndian: again) && sequence & 1 == 0 { return data }
             attempts += 1
-            if (sequence == UInt32(littleEndian: again) && sequence & 1 == 0)
-                || (attempts % 64 == 0 && Deadline.now >= deadline) {
-                return data
-            }
+            let giveUp = deadline ?? .after(nanoseconds: Self.patience)
+            deadline = giveUp
+            if attempts % 64 == 0 && Deadline.now >= giveUp { return data }
             Kernel.yield()
         }
     }
@@ -144,19 +147,27 @@ final class RuntimeDataPage: Sendable {
     /// - Throws: the kernel's status when the page cannot be mapped.
     func store(_ data: [UInt8]) throws(NTError) {
         precondition(data.count <= Self.maximumDataSize)
-        try mapping.withLock { (mapped) throws(NTError) in
-            if mapped == nil {
-                let copy: FileDescriptor
-                do throws(Errno) {
-                    copy = try descriptor.duplicate()
-                } catch {
-                    throw error.nt("mapping a runtime data page")
-                }
-                mapped = try SharedPage(opening: copy, minimumSize: Self.pageSize, magic: Self.magic,
-                                        version: Self.version)
-            }
-            Self.store(data, into: mapped!)
+        Self.store(data, into: try writableMapping())
+    }
+
+    /// The writable mapping, made the first time (two threads storing at once may both map the
+    /// page; the one that loses the race unmaps its own).
+    private func writableMapping() throws(NTError) -> SharedPage {
+        if let made = mapping.load(ordering: .acquiring) { return made.takeUnretainedValue() }
+        let copy: FileDescriptor
+        do throws(Errno) {
+            copy = try descriptor.duplicate()
+        } catch {
+            throw error.nt("mapping a runtime data page")
         }
+        let new = Unmanaged.passRetained(try SharedPage(opening: copy, minimumSize: Self.pageSize, magic: Self.magic,
+                                                        version: Self.version))
+        let (stored, existing) = mapping.compareExchange(expected: nil, desired: new, ordering: .acquiringAndReleasing)
+        guard stored else {
+            new.release()
+            return existing!.takeUnretainedValue()
+        }
+        return new.takeUnretainedValue()
     }
 
     private static func store(_ data: [UInt8], into page: SharedPage) {

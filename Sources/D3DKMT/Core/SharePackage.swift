@@ -69,6 +69,16 @@ struct SharePackage {
         var descriptorIndex: UInt32
         /// Width, height, stride, fourcc and modifier (its `size` is the record's).
         var layout: AllocationDescriptor
+        /// What the allocation's descriptor turned out to be when the package was opened: set by
+        /// ``SharedPackageReader`` for every record of a package it opens, nil in one being
+        /// written. Never on the wire.
+        var buffer: MeasuredBuffer? = nil
+    }
+
+    /// A received allocation descriptor's kind and how many bytes it holds.
+    struct MeasuredBuffer: Equatable {
+        var kind: BufferKind
+        var size: UInt64
     }
 
     struct KeyedMutexRecord: Equatable {
@@ -121,7 +131,11 @@ struct SharePackage {
     }
 
     /// The encoded package's size in bytes.
-    var encodedSize: Int {
+    var encodedSize: Int { encodedSize(allocations: allocations) }
+
+    /// The size in bytes of the package encoded with `allocations` as its allocation records
+    /// (a share reads them from the resource: ``SharePackageBuilder``).
+    func encodedSize(allocations: some Collection<AllocationRecord>) -> Int {
         var size = Self.headerSize + runtimeData.count + resourceDriverData.count
         for allocation in allocations {
             size += Self.allocationRecordSize + allocation.driverData.count
@@ -132,13 +146,41 @@ struct SharePackage {
         return size
     }
 
+    /// The encoded package as an array (what a test forges handles from).
     func encoded() -> [UInt8] {
         let size = encodedSize
-        var writer = ByteWriter(capacity: size)
+        return ByteWriter.bytes(count: size) { encode(allocations: allocations, into: &$0, encodedSize: size) }
+    }
+
+    /// Runs `body` with the package, `allocations` its allocation records, encoded in temporary
+    /// memory (on the stack when it is small).
+    ///
+    /// - Throws: `STATUS_INVALID_PARAMETER` when the package is larger than ``maximumSize``;
+    ///   what `body` throws.
+    func withEncoded<R: ~Copyable>(allocations: some Collection<AllocationRecord>,
+                                   _ body: (UnsafeRawBufferPointer) throws(NTError) -> R) throws(NTError) -> R {
+        let size = encodedSize(allocations: allocations)
+        guard size <= Self.maximumSize else {
+            throw NTError(.invalidParameter, "private data too large to share (\(size) bytes; "
+                                             + "at most \(Self.maximumSize))")
+        }
+        return try withUnsafeTemporaryAllocation(byteCount: size, alignment: 8) {
+            (buffer) throws(NTError) -> R in
+            var writer = ByteWriter(buffer)
+            encode(allocations: allocations, into: &writer, encodedSize: size)
+            precondition(writer.count == size, "encodedSize disagrees with the encoder")
+            return try body(UnsafeRawBufferPointer(buffer))
+        }
+    }
+
+    /// Writes the package with `writer`, `allocations` its allocation records: `size` bytes, its
+    /// ``encodedSize(allocations:)``.
+    func encode(allocations: some Collection<AllocationRecord>, into writer: inout ByteWriter,
+                encodedSize size: Int) {
         writer.append(Self.magic)
         writer.append(Self.version)
         writer.append(UInt16(Self.headerSize))
-        writer.append(UInt32(0))  // total size, patched below
+        writer.append(UInt32(size))
         writer.append(contents.rawValue)
         writer.append(descriptorCount)
         writer.append(access)
@@ -149,25 +191,29 @@ struct SharePackage {
         writer.append(UInt32(resourceDriverData.count))
         writer.append(runtimeDataPageIndex)
         for allocation in allocations {
+            let layout = allocation.layout
+            let planesFollow = layout.needsVersion2
             writer.append(allocation.size)
             writer.append(UInt32(allocation.driverData.count))
             writer.append(allocation.descriptorIndex)
-            let layout = allocation.layout
-            writer.append(layout.needsVersion2 ? Self.planesFlag : 0)
+            writer.append(planesFollow ? Self.planesFlag : 0)
             writer.append(UInt32(0))
             writer.append(layout.width)
             writer.append(layout.height)
             writer.append(layout.stride)
             writer.append(layout.fourcc)
             writer.append(layout.modifier)
-            if layout.needsVersion2 {
-                let planes = layout.effectivePlanes
-                writer.append(UInt32(planes.count))
+            if planesFollow {
+                // The planes as effectivePlanes has them (the implicit one when none are given).
+                let planes = layout.planes
+                writer.append(UInt32(max(planes.count, 1)))
                 writer.append(UInt32(0))
                 writer.append(layout.dataOffset)
                 for index in 0..<AllocationDescriptor.maximumPlanes {
-                    writer.append(index < planes.count ? planes[index].offset : 0)
-                    writer.append(index < planes.count ? planes[index].stride : 0)
+                    let plane = index < planes.count ? planes[index]
+                        : AllocationDescriptor.Plane(offset: 0, stride: index == 0 ? layout.stride : 0)
+                    writer.append(plane.offset)
+                    writer.append(plane.stride)
                 }
             }
         }
@@ -188,11 +234,6 @@ struct SharePackage {
         writer.append(resourceDriverData)
         for allocation in allocations { writer.append(allocation.driverData) }
         if let keyedMutex { writer.append(keyedMutex.runtimeData) }
-        var bytes = writer.bytes
-        assert(bytes.count == size, "encodedSize disagrees with the encoder")
-        let total = UInt32(bytes.count).littleEndian
-        bytes.withUnsafeMutableBytes { $0.storeBytes(of: total, toByteOffset: 8, as: UInt32.self) }
-        return bytes
     }
 
     /// Why a package was refused; the opener reports `STATUS_INVALID_PARAMETER` for all but
@@ -238,8 +279,12 @@ struct SharePackage {
             throw .malformed("allocation count \(allocationCount) out of range")
         }
 
-        var package = SharePackage(contents: contents, descriptorCount: descriptorCount, access: access,
-                                   adapterLUID: LUID(lowPart: luidLow, highPart: luidHigh))
+        // The parts, gathered in locals and put together at the end (a package built up in place
+        // was copied on its way out).
+        var runtimeDataPageIndex = Self.noDescriptor
+        var allocations: [AllocationRecord] = []
+        var keyedMutex: KeyedMutexRecord?
+        var syncObject: SyncObjectRecord?
         // Which descriptors are claimed, a bit each (a message carries at most 253).
         var used: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
         func claim(_ index: UInt32) throws(DecodeError) {
@@ -259,14 +304,14 @@ struct SharePackage {
                 throw .malformed("misplaced runtime data page")
             }
             try claim(runtimePage)
-            package.runtimeDataPageIndex = runtimePage
+            runtimeDataPageIndex = runtimePage
         }
 
-        var driverDataSizes: [Int] = []
-        driverDataSizes.reserveCapacity(Int(allocationCount))
-        package.allocations.reserveCapacity(Int(allocationCount))
+        let firstRecord = reader.offset
+        allocations.reserveCapacity(Int(allocationCount))
         for _ in 0..<allocationCount {
-            guard let size = reader.read(UInt64.self), let dataSize = reader.read(UInt32.self),
+            // (The driver data size is read again with the blobs, below.)
+            guard let size = reader.read(UInt64.self), reader.read(UInt32.self) != nil,
                   let index = reader.read(UInt32.self), let flags = reader.read(UInt32.self),
                   let reserved = reader.read(UInt32.self), let width = reader.read(UInt32.self),
                   let height = reader.read(UInt32.self), let stride = reader.read(UInt32.self),
@@ -298,9 +343,8 @@ struct SharePackage {
                 }
                 layout.dataOffset = dataOffset
             }
-            package.allocations.append(AllocationRecord(size: size, driverData: [], descriptorIndex: index,
+            allocations.append(AllocationRecord(size: size, driverData: [], descriptorIndex: index,
                                                         layout: layout))
-            driverDataSizes.append(Int(dataSize))
         }
         var keyedMutexRuntimeSize = 0
         if contents.contains(.keyedMutex) {
@@ -309,7 +353,7 @@ struct SharePackage {
             else { throw .malformed("truncated keyed mutex record") }
             try claim(state)
             if syncobj != Self.noDescriptor { try claim(syncobj) }
-            package.keyedMutex = KeyedMutexRecord(stateDescriptorIndex: state, syncobjDescriptorIndex: syncobj,
+            keyedMutex = KeyedMutexRecord(stateDescriptorIndex: state, syncobjDescriptorIndex: syncobj,
                                                   runtimeData: [])
             keyedMutexRuntimeSize = Int(runtime)
         }
@@ -323,7 +367,7 @@ struct SharePackage {
             }
             if syncobj != Self.noDescriptor { try claim(syncobj) }
             if state != Self.noDescriptor { try claim(state) }
-            package.syncObject = SyncObjectRecord(type: type, flags: flags, syncobjDescriptorIndex: syncobj,
+            syncObject = SyncObjectRecord(type: type, flags: flags, syncobjDescriptorIndex: syncobj,
                                                   stateDescriptorIndex: state)
         }
 
@@ -331,24 +375,31 @@ struct SharePackage {
         guard let runtime = reader.readBlob(Int(runtimeSize)), let driver = reader.readBlob(Int(driverSize)) else {
             throw .malformed("private data sizes exceed the package")
         }
-        package.runtimeData = runtime
-        package.resourceDriverData = driver
-        for index in package.allocations.indices {
-            guard let data = reader.readBlob(driverDataSizes[index]) else {
+        // Each allocation's driver data size, read again from its record (the records were checked
+        // above): no list of sizes to keep meanwhile.
+        var record = firstRecord
+        for index in allocations.indices {
+            let dataSize = UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: record + 8, as: UInt32.self))
+            let flags = UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: record + 16, as: UInt32.self))
+            record += Self.allocationRecordSize + (flags & Self.planesFlag != 0 ? Self.planesExtensionSize : 0)
+            guard let data = reader.readBlob(Int(dataSize)) else {
                 throw .malformed("allocation private data exceeds the package")
             }
-            package.allocations[index].driverData = data
+            allocations[index].driverData = data
         }
-        if package.keyedMutex != nil {
+        if keyedMutex != nil {
             guard let data = reader.readBlob(keyedMutexRuntimeSize) else {
                 throw .malformed("keyed mutex data exceeds the package")
             }
-            package.keyedMutex!.runtimeData = data
+            keyedMutex!.runtimeData = data
         }
         guard reader.remaining == 0 else { throw .malformed("\(reader.remaining) stray bytes after the package") }
         let claimed = used.0.nonzeroBitCount + used.1.nonzeroBitCount + used.2.nonzeroBitCount
             + used.3.nonzeroBitCount
         guard claimed == received else { throw .malformed("descriptors that no object claims") }
-        return package
+        return SharePackage(contents: contents, descriptorCount: descriptorCount, access: access,
+                            adapterLUID: LUID(lowPart: luidLow, highPart: luidHigh), runtimeData: runtime,
+                            runtimeDataPageIndex: runtimeDataPageIndex, resourceDriverData: driver,
+                            allocations: allocations, keyedMutex: keyedMutex, syncObject: syncObject)
     }
 }

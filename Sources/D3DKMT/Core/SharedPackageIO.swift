@@ -19,31 +19,41 @@ enum SharedPackageWriter {
     /// - Throws: `STATUS_INVALID_PARAMETER` for a package too large; the kernel's status when the
     ///   socket pair cannot be made or the descriptors sent (`STATUS_TOO_MANY_OPENED_FILES`).
     static func write(_ package: SharePackage, descriptors: [Int32]) throws(NTError) -> SharedHandle {
+        try write(package, allocations: package.allocations, descriptors: descriptors)
+    }
+
+    /// As ``write(_:descriptors:)``, with `allocations` as the package's allocation records.
+    static func write(_ package: SharePackage, allocations: some Collection<SharePackage.AllocationRecord>,
+                      descriptors: some Collection<Int32>) throws(NTError) -> SharedHandle {
         // Nothing can be sent into the handle once the other end is closed.
-        let written = try writeKeepingSender(package, descriptors: descriptors)
+        let written = try writeKeepingSender(package, allocations: allocations, descriptors: descriptors)
         return written.handle
     }
 
     /// As ``write(_:descriptors:)``, keeping the sending end.
     static func writeKeepingSender(_ package: SharePackage, descriptors: [Int32]) throws(NTError) -> Written {
-        let bytes = package.encoded()
-        guard bytes.count <= SharePackage.maximumSize else {
-            throw NTError(.invalidParameter, "private data too large to share (\(bytes.count) bytes; "
-                                             + "at most \(SharePackage.maximumSize))")
-        }
-        do throws(Errno) {
-            let pair = try Kernel.socketPair(type: Int32(SOCK_SEQPACKET.rawValue))
-            let handle = pair.first, sender = pair.second
-            if bytes.count > 64 * 1024 {
-                // Large packages need a larger send buffer than the default; the kernel caps it.
-                try? Kernel.setSocketOption(sender.borrowed, level: SOL_SOCKET, SO_SNDBUF,
-                                            Int32(2 * SharePackage.maximumSize))
+        try writeKeepingSender(package, allocations: package.allocations, descriptors: descriptors)
+    }
+
+    /// As ``write(_:allocations:descriptors:)``, keeping the sending end. The package is encoded
+    /// into temporary memory (the stack, for most) and sent from there.
+    static func writeKeepingSender(_ package: SharePackage,
+                                   allocations: some Collection<SharePackage.AllocationRecord>,
+                                   descriptors: some Collection<Int32>) throws(NTError) -> Written {
+        try package.withEncoded(allocations: allocations) { (bytes) throws(NTError) -> Written in
+            do throws(Errno) {
+                let pair = try Kernel.socketPair(type: Int32(SOCK_SEQPACKET.rawValue))
+                let handle = pair.first, sender = pair.second
+                if bytes.count > 64 * 1024 {
+                    // Large packages need a larger send buffer than the default; the kernel caps it.
+                    try? Kernel.setSocketOption(sender.borrowed, level: SOL_SOCKET, SO_SNDBUF,
+                                                Int32(2 * SharePackage.maximumSize))
+                }
+                try Kernel.send(sender.borrowed, bytes, descriptors: descriptors)
+                return Written(handle: SharedHandle(handle), sender: sender)
+            } catch {
+                throw error.nt("creating a shared handle")
             }
-            try Kernel.send(sender.borrowed, bytes: bytes,
-                            descriptors: descriptors.map(BorrowedDescriptor.init(unowned:)))
-            return Written(handle: SharedHandle(handle), sender: sender)
-        } catch {
-            throw error.nt("creating a shared handle")
         }
     }
 }
@@ -54,10 +64,9 @@ enum SharedPackageReader {
     /// A validated package and the descriptors that came with it, owned: whatever the caller
     /// does not take is closed.
     struct Opened {
+        /// The package; each of its allocation records has its ``SharePackage/AllocationRecord/buffer``.
         var package: SharePackage
         let descriptors: ReceivedDescriptors
-        /// What each allocation's descriptor is and how many bytes it holds, in allocation order.
-        var allocationBuffers: [(kind: BufferKind, size: UInt64)]
         /// The resource's runtime data page, when the package has one: it takes the received
         /// descriptor, so it is asked for at most once per open. Made only for a caller that needs
         /// the runtime data: opening a sync object or a keyed mutex, or asking the access, skips it.
@@ -96,58 +105,86 @@ enum SharedPackageReader {
             throw NTError(.unsuccessful, "\(error)")
         }
 
-        // Most packages are small: try a small buffer, and the largest size only when that was short.
-        var capacity = 4096
-        while true {
-            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: capacity, alignment: 8)
-            defer { buffer.deallocate() }
-            let message: Kernel.ReceivedMessage
-            do {
-                message = try Kernel.receive(BorrowedDescriptor(unowned: handle), into: buffer, peek: true)
-            } catch {
-                if error == .wouldBlock {
-                    // The package stays queued for the handle's life unless a holder read it out
-                    // without MSG_PEEK: the handle is spent, as a closed NT handle is.
-                    throw NTError(.invalidHandle, "descriptor \(handle) holds no package: it was read out of the "
-                                                  + "handle (a read without MSG_PEEK by a holder), or never sent")
-                }
-                throw error.nt("reading a shared handle")
-            }
-            // End of file: the package was read out and the sending end is closed (every handle but
-            // a named one, whose sending end the name keeps: that one answers EAGAIN above).
-            if message.byteCount == 0 && message.descriptors.count == 0 && !message.dataTruncated {
+        // Most packages are small and carry few descriptors: the first peek reads into buffers on the
+        // stack, and one that did not fit is peeked again with room for the largest package and for
+        // SCM_MAX_FD descriptors (the first peek's descriptors are closed).
+        if let opened = try withPackageBuffer(large: false, { (buffer) throws(NTError) in
+            try peek(handle, into: buffer, large: false)
+        }) {
+            return opened
+        }
+        return try withPackageBuffer(large: true) { (buffer) throws(NTError) in
+            try peek(handle, into: buffer, large: true)!
+        }
+    }
+
+    /// How many descriptors the first, small peek has room for.
+    private static let smallPeekDescriptors = 32
+
+    /// Runs `body` with a buffer for a package: 1 KiB on the stack, or (`large`) the largest
+    /// package on the heap.
+    private static func withPackageBuffer<R>(
+        large: Bool, _ body: (UnsafeMutableRawBufferPointer) throws(NTError) -> R
+    ) throws(NTError) -> R {
+        guard large else { return try withUnsafeTemporaryAllocation(byteCount: 1024, alignment: 8, body) }
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: SharePackage.maximumSize, alignment: 8)
+        defer { buffer.deallocate() }
+        return try body(buffer)
+    }
+
+    /// One peek at the package queued on `handle`, read into `buffer` with room for a few
+    /// descriptors or (`large`) for `SCM_MAX_FD`, then validated.
+    ///
+    /// - Returns: nil when a small peek was too small for the package or its descriptors.
+    private static func peek(_ handle: Int32, into buffer: UnsafeMutableRawBufferPointer,
+                             large: Bool) throws(NTError) -> Opened? {
+        let message: Kernel.ReceivedMessage
+        do {
+            message = try Kernel.receive(BorrowedDescriptor(unowned: handle), into: buffer, peek: true,
+                                         maximumDescriptors: large ? Kernel.maximumDescriptorsPerMessage
+                                                                   : smallPeekDescriptors)
+        } catch {
+            if error == .wouldBlock {
+                // The package stays queued for the handle's life unless a holder read it out
+                // without MSG_PEEK: the handle is spent, as a closed NT handle is.
                 throw NTError(.invalidHandle, "descriptor \(handle) holds no package: it was read out of the "
-                                              + "handle (a read without MSG_PEEK by a holder)")
+                                              + "handle (a read without MSG_PEEK by a holder), or never sent")
             }
-            if message.dataTruncated && capacity < SharePackage.maximumSize {
-                capacity = SharePackage.maximumSize
-                continue  // `message.descriptors` closes this peek's descriptors
+            throw error.nt("reading a shared handle")
+        }
+        // End of file: the package was read out and the sending end is closed (every handle but
+        // a named one, whose sending end the name keeps: that one answers EAGAIN above).
+        if message.byteCount == 0 && message.descriptors.count == 0 && !message.dataTruncated {
+            throw NTError(.invalidHandle, "descriptor \(handle) holds no package: it was read out of the "
+                                          + "handle (a read without MSG_PEEK by a holder)")
+        }
+        if !large && (message.dataTruncated || message.descriptorsTruncated) {
+            return nil  // `message.descriptors` closes this peek's descriptors
+        }
+        guard !message.dataTruncated else {
+            throw NTError(.invalidParameter, "shared handle package is larger than any we make")
+        }
+        // The control buffer holds SCM_MAX_FD descriptors, so a cut-short list means this
+        // process could not take them all (RLIMIT_NOFILE); the ones it got are closed.
+        guard !message.descriptorsTruncated else {
+            throw NTError(.tooManyOpenedFiles, "this process cannot open the shared handle's descriptors "
+                                               + "(RLIMIT_NOFILE)")
+        }
+        do {
+            var package = try SharePackage.decode(UnsafeRawBufferPointer(rebasing: buffer[0..<message.byteCount]),
+                                                  descriptorCount: message.descriptors.count)
+            try checkSyncobjs(package, message.descriptors)
+            try checkAllocations(&package, message.descriptors)
+            return Opened(package: consume package, descriptors: message.descriptors)
+        } catch let error as SharePackage.DecodeError {
+            switch error {
+            case .malformed(let why): throw NTError(.invalidParameter, "invalid shared handle: \(why)")
+            case .unsupported(let why): throw NTError(.notSupported, why)
             }
-            guard !message.dataTruncated else {
-                throw NTError(.invalidParameter, "shared handle package is larger than any we make")
-            }
-            // The control buffer holds SCM_MAX_FD descriptors, so a cut-short list means this
-            // process could not take them all (RLIMIT_NOFILE); the ones it got are closed.
-            guard !message.descriptorsTruncated else {
-                throw NTError(.tooManyOpenedFiles, "this process cannot open the shared handle's descriptors "
-                                                   + "(RLIMIT_NOFILE)")
-            }
-            do {
-                let package = try SharePackage.decode(UnsafeRawBufferPointer(rebasing: buffer[0..<message.byteCount]),
-                                                      descriptorCount: message.descriptors.count)
-                try checkSyncobjs(package, message.descriptors)
-                let buffers = try checkAllocations(package, message.descriptors)
-                return Opened(package: package, descriptors: message.descriptors, allocationBuffers: buffers)
-            } catch let error as SharePackage.DecodeError {
-                switch error {
-                case .malformed(let why): throw NTError(.invalidParameter, "invalid shared handle: \(why)")
-                case .unsupported(let why): throw NTError(.notSupported, why)
-                }
-            } catch let error as NTError {
-                throw error
-            } catch {
-                throw NTError(.unsuccessful, "\(error)")
-            }
+        } catch let error as NTError {
+            throw error
+        } catch {
+            throw NTError(.unsuccessful, "\(error)")
         }
     }
 }
@@ -157,11 +194,10 @@ extension SharedPackageReader {
     /// package claims: a peer cannot pass off a pipe as a buffer, or make a mapping run past the
     /// end of one. An image's dma-buf may hold fewer (a virgl texture whose contents live on the
     /// host has a page of guest memory): ``Allocation/map(writable:)`` then refuses to map it.
-    static func checkAllocations(_ package: SharePackage, _ descriptors: ReceivedDescriptors)
-        throws(NTError) -> [(kind: BufferKind, size: UInt64)] {
-        var buffers: [(kind: BufferKind, size: UInt64)] = []
-        for record in package.allocations {
-            let fd = descriptors.peek(Int(record.descriptorIndex))
+    /// Each record gets what its descriptor was measured to be.
+    static func checkAllocations(_ package: inout SharePackage, _ descriptors: ReceivedDescriptors) throws(NTError) {
+        for index in package.allocations.indices {
+            let fd = descriptors.peek(Int(package.allocations[index].descriptorIndex))
             let kind = try BufferKind(classifying: fd)
             let size: UInt64
             do {
@@ -169,23 +205,25 @@ extension SharedPackageReader {
             } catch {
                 throw error.nt("sizing a shared buffer")
             }
-            guard size >= record.size || (kind == .dmaBuf && record.layout.isImage) else {
-                throw NTError(.invalidParameter, "shared buffer holds \(size) bytes, package says \(record.size)")
+            let claimed = package.allocations[index].size
+            guard size >= claimed || (kind == .dmaBuf && package.allocations[index].layout.isImage) else {
+                throw NTError(.invalidParameter, "shared buffer holds \(size) bytes, package says \(claimed)")
             }
-            buffers.append((kind, size))
+            package.allocations[index].buffer = SharePackage.MeasuredBuffer(kind: kind, size: size)
         }
-        return buffers
     }
 
     /// The keyed mutex's timeline and the sync object's syncobj must be DRM syncobj files: a peer
     /// cannot make us import a pipe or a dma-buf as one. (State pages are checked when mapped.)
     static func checkSyncobjs(_ package: SharePackage, _ descriptors: ReceivedDescriptors) throws(NTError) {
-        let indices = [package.keyedMutex?.syncobjDescriptorIndex, package.syncObject?.syncobjDescriptorIndex]
-        for case let index? in indices where index != SharePackage.noDescriptor {
+        func check(_ index: UInt32?) throws(NTError) {
+            guard let index, index != SharePackage.noDescriptor else { return }
             guard Kernel.isSyncobj(descriptors.borrow(Int(index))) else {
                 if let missing = NTError.withoutProc("telling a DRM syncobj") { throw missing }
                 throw NTError(.invalidParameter, "invalid shared handle: descriptor \(index) is not a DRM syncobj")
             }
         }
+        try check(package.keyedMutex?.syncobjDescriptorIndex)
+        try check(package.syncObject?.syncobjDescriptorIndex)
     }
 }

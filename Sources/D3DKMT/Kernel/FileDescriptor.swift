@@ -60,13 +60,28 @@ public struct FileDescriptor: ~Copyable, Sendable {
 /// (``subscript(_:)`` gives its number while the list owns it) or moved out once (``take(_:)``);
 /// whatever is still held when the list goes is closed.
 final class FileDescriptorList: @unchecked Sendable {
-    private var storage: UnsafeMutablePointer<FileDescriptor>
-    private var present: [Bool] = []
-    private var capacity: Int
+    /// The descriptor numbers (-1 in a slot whose descriptor was taken), how many slots are used
+    /// and how many there is room for. Behind a pointer of the list's own (unlike stored `var`s
+    /// of a class, it costs no exclusivity check on every access), in one allocation with the
+    /// first `capacity` numbers; a list that outgrows them moves its numbers to memory of their own.
+    private struct Slots {
+        var numbers: UnsafeMutablePointer<Int32>
+        var count = 0
+        var capacity: Int
+    }
+    private let slots: UnsafeMutablePointer<Slots>
+    private var inlineNumbers: UnsafeMutablePointer<Int32> {
+        UnsafeMutableRawPointer(slots + 1).assumingMemoryBound(to: Int32.self)
+    }
 
     init(capacity: Int = 4) {
-        self.capacity = max(capacity, 1)
-        storage = .allocate(capacity: self.capacity)
+        let capacity = max(capacity, 1)
+        let raw = UnsafeMutableRawPointer.allocate(
+            byteCount: MemoryLayout<Slots>.stride + capacity * MemoryLayout<Int32>.stride,
+            alignment: MemoryLayout<Slots>.alignment)
+        slots = raw.bindMemory(to: Slots.self, capacity: 1)
+        let numbers = (raw + MemoryLayout<Slots>.stride).bindMemory(to: Int32.self, capacity: capacity)
+        slots.initialize(to: Slots(numbers: numbers, capacity: capacity))
     }
 
     /// Takes ownership of every one of `numbers`, open descriptors nobody else closes.
@@ -76,31 +91,32 @@ final class FileDescriptorList: @unchecked Sendable {
     }
 
     /// The number of slots, taken ones included.
-    var count: Int { present.count }
+    var count: Int { slots.pointee.count }
 
     /// Adds `descriptor` at the end; returns its index.
     @discardableResult
     func append(_ descriptor: consuming FileDescriptor) -> Int {
-        if present.count == capacity {
-            let grown = UnsafeMutablePointer<FileDescriptor>.allocate(capacity: capacity * 2)
-            for index in 0..<present.count where present[index] {
-                (grown + index).moveInitialize(from: storage + index, count: 1)
-            }
-            storage.deallocate()
-            storage = grown
-            capacity *= 2
+        if slots.pointee.count == slots.pointee.capacity {
+            let grown = UnsafeMutablePointer<Int32>.allocate(capacity: slots.pointee.capacity * 2)
+            grown.moveInitialize(from: slots.pointee.numbers, count: slots.pointee.count)
+            if slots.pointee.numbers != inlineNumbers { slots.pointee.numbers.deallocate() }
+            slots.pointee.numbers = grown
+            slots.pointee.capacity *= 2
         }
-        (storage + present.count).initialize(to: descriptor)
-        present.append(true)
-        return present.count - 1
+        let index = slots.pointee.count
+        slots.pointee.numbers[index] = descriptor.take()
+        slots.pointee.count += 1
+        return index
     }
 
     /// The number of descriptor `index`, still owned by the list.
     ///
     /// - Precondition: it was not taken.
     subscript(_ index: Int) -> Int32 {
-        precondition(present[index], "descriptor \(index) was already taken")
-        return storage[index].rawValue
+        precondition(index >= 0 && index < slots.pointee.count, "descriptor \(index) is not in the list")
+        let number = slots.pointee.numbers[index]
+        precondition(number >= 0, "descriptor \(index) was already taken")
+        return number
     }
 
     /// The number of descriptor `index`, still owned by the list (``subscript(_:)``).
@@ -110,17 +126,24 @@ final class FileDescriptorList: @unchecked Sendable {
     func borrow(_ index: Int) -> BorrowedDescriptor { BorrowedDescriptor(unowned: self[index]) }
 
     /// Whether descriptor `index` is still in the list (not taken).
-    func isPresent(_ index: Int) -> Bool { present[index] }
+    func isPresent(_ index: Int) -> Bool {
+        precondition(index >= 0 && index < slots.pointee.count, "descriptor \(index) is not in the list")
+        return slots.pointee.numbers[index] >= 0
+    }
 
     /// Moves descriptor `index` out of the list. Each index can be taken once.
     func take(_ index: Int) -> FileDescriptor {
-        precondition(present[index], "descriptor \(index) was already taken")
-        present[index] = false
-        return (storage + index).move()
+        let number = self[index]
+        slots.pointee.numbers[index] = -1
+        return FileDescriptor(adopting: number)
     }
 
     deinit {
-        for index in present.indices where present[index] { (storage + index).deinitialize(count: 1) }
-        storage.deallocate()
+        for index in 0..<slots.pointee.count where slots.pointee.numbers[index] >= 0 {
+            Kernel.close(slots.pointee.numbers[index])
+        }
+        if slots.pointee.numbers != inlineNumbers { slots.pointee.numbers.deallocate() }
+        slots.deinitialize(count: 1)
+        UnsafeMutableRawPointer(slots).deallocate()
     }
 }

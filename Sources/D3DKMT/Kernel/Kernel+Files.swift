@@ -32,17 +32,19 @@ extension Kernel {
     /// kind (``readLink(_:)`` of `/proc/self/fd/N`) need. Not subject to the fault seam.
     static var hasProcSelf: Bool { access("/proc/self/fd", F_OK) == 0 }
 
-    /// `memfd_create(2)` with `MFD_CLOEXEC | MFD_ALLOW_SEALING`.
+    /// `memfd_create(2)` with `MFD_CLOEXEC | MFD_ALLOW_SEALING`. (`withCString`: a literal name is
+    /// passed as it is stored, where the implicit `String` to pointer conversion would copy it.)
     static func memfd(name: String) throws(Errno) -> FileDescriptor {
         FileDescriptor(adopting: try retrying(.memfd) {
-            kmt_memfd_create(name, kmt_MFD_CLOEXEC | kmt_MFD_ALLOW_SEALING)
+            name.withCString { kmt_memfd_create($0, kmt_MFD_CLOEXEC | kmt_MFD_ALLOW_SEALING) }
         })
     }
 
-    /// The memfd seals (`F_SEAL_*`) the library sets and checks.
-    static let sealSeal = kmt_F_SEAL_SEAL
-    static let sealShrink = kmt_F_SEAL_SHRINK
-    static let sealGrow = kmt_F_SEAL_GROW
+    /// The memfd seals (`F_SEAL_*`) the library sets and checks. (Computed: a stored `static let`
+    /// of a C constant costs a `swift_once` on every use.)
+    static var sealSeal: Int32 { kmt_F_SEAL_SEAL }
+    static var sealShrink: Int32 { kmt_F_SEAL_SHRINK }
+    static var sealGrow: Int32 { kmt_F_SEAL_GROW }
 
     /// `ftruncate(2)`.
     static func truncate(_ fd: BorrowedDescriptor, to size: UInt64) throws(Errno) {
@@ -89,9 +91,9 @@ extension Kernel {
 
     /// The `statfs` filesystem magics (``filesystemMagic(_:)``) of the objects the library tells
     /// apart.
-    static let dmaBufMagic = Int(kmt_DMA_BUF_MAGIC)
-    static let tmpfsMagic = Int(kmt_TMPFS_MAGIC)
-    static let hugetlbfsMagic = Int(kmt_HUGETLBFS_MAGIC)
+    static var dmaBufMagic: Int { Int(kmt_DMA_BUF_MAGIC) }
+    static var tmpfsMagic: Int { Int(kmt_TMPFS_MAGIC) }
+    static var hugetlbfsMagic: Int { Int(kmt_HUGETLBFS_MAGIC) }
 
     /// `fstatfs(2)`'s filesystem magic, which tells a dma-buf from a memfd from an anon inode.
     static func filesystemMagic(_ fd: BorrowedDescriptor) throws(Errno) -> Int {

@@ -16,37 +16,48 @@ extension Kernel {
 
     /// `sendmsg(2)` of one datagram carrying `descriptors` with `SCM_RIGHTS`.
     static func send(_ socket: BorrowedDescriptor, bytes: [UInt8], descriptors: [BorrowedDescriptor]) throws(Errno) {
-        precondition(descriptors.count <= maximumDescriptorsPerMessage)
-        let descriptorBytes = descriptors.count * MemoryLayout<Int32>.size
-        let controlLength = descriptors.isEmpty ? 0 : kmt_cmsg_space(descriptorBytes)
-        // The control buffer on the stack, the payload sent from the caller's array (sendmsg
-        // only reads it).
-        let result: Result<Int, Errno> = withUnsafeTemporaryAllocation(byteCount: max(controlLength, 1),
-                                                                         alignment: 8) { control in
-            control.initializeMemory(as: UInt8.self, repeating: 0)
-            return bytes.withUnsafeBytes { raw in
-                var vector = iovec(iov_base: UnsafeMutableRawPointer(mutating: raw.baseAddress), iov_len: raw.count)
-                return withUnsafeMutablePointer(to: &vector) { vectorPointer in
-                    var message = msghdr()
-                    message.msg_iov = vectorPointer
-                    message.msg_iovlen = 1
-                    if controlLength > 0 {
-                        message.msg_control = control.baseAddress
-                        message.msg_controllen = controlLength
-                        let header = kmt_cmsg_firsthdr(&message)!
-                        header.pointee.cmsg_level = SOL_SOCKET
-                        header.pointee.cmsg_type = Int32(SCM_RIGHTS)
-                        header.pointee.cmsg_len = kmt_cmsg_len(descriptorBytes)
-                        let data = UnsafeMutableRawPointer(kmt_cmsg_data(header)!)
-                        descriptors.withUnsafeBytes { data.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
-                    }
-                    return Result { () throws(Errno) in
-                        try retrying(.sendmsg) { sendmsg(socket.rawValue, &message, Int32(MSG_NOSIGNAL)) }
+        let result: Result<Void, Errno> = bytes.withUnsafeBytes { payload in
+            Result { () throws(Errno) in try send(socket, payload, descriptors: descriptors.lazy.map { $0.rawValue }) }
+        }
+        try result.get()
+    }
+
+    /// `sendmsg(2)` of one datagram, `bytes` (which must fit the socket's send buffer whole), carrying
+    /// copies of the open descriptors numbered `descriptors` (borrowed; at most
+    /// ``maximumDescriptorsPerMessage``) with `SCM_RIGHTS`. The control buffer is on the stack;
+    /// nothing is allocated.
+    ///
+    /// - Throws: what `sendmsg` fails with; `EINVAL` when fewer bytes went than were given.
+    static func send(_ socket: BorrowedDescriptor, _ bytes: UnsafeRawBufferPointer,
+                     descriptors: some Collection<Int32>) throws(Errno) {
+        let count = descriptors.count
+        precondition(count <= maximumDescriptorsPerMessage)
+        let descriptorBytes = count * MemoryLayout<Int32>.size
+        let controlLength = count == 0 ? 0 : kmt_cmsg_space(descriptorBytes)
+        let sent = try withUnsafeTemporaryAllocation(byteCount: max(controlLength, 1), alignment: 8) {
+            (control) throws(Errno) -> Int in
+            var vector = iovec(iov_base: UnsafeMutableRawPointer(mutating: bytes.baseAddress), iov_len: bytes.count)
+            return try withUnsafeMutablePointer(to: &vector) { (vectorPointer) throws(Errno) -> Int in
+                var message = msghdr()
+                message.msg_iov = vectorPointer
+                message.msg_iovlen = 1
+                if controlLength > 0 {
+                    control.initializeMemory(as: UInt8.self, repeating: 0)
+                    message.msg_control = control.baseAddress
+                    message.msg_controllen = controlLength
+                    let header = kmt_cmsg_firsthdr(&message)!
+                    header.pointee.cmsg_level = SOL_SOCKET
+                    header.pointee.cmsg_type = Int32(SCM_RIGHTS)
+                    header.pointee.cmsg_len = kmt_cmsg_len(descriptorBytes)
+                    let data = UnsafeMutableRawPointer(kmt_cmsg_data(header)!)
+                    for (index, number) in descriptors.enumerated() {
+                        data.storeBytes(of: number, toByteOffset: index * MemoryLayout<Int32>.size, as: Int32.self)
                     }
                 }
+                return try retrying(.sendmsg) { sendmsg(socket.rawValue, &message, Int32(MSG_NOSIGNAL)) }
             }
         }
-        guard try result.get() == bytes.count else { throw .invalidArgument }
+        guard sent == bytes.count else { throw .invalidArgument }
     }
 
     /// What one `recvmsg(2)` delivered.
@@ -65,13 +76,18 @@ extension Kernel {
     /// first datagram queued on `socket` without removing it. Linux installs fresh copies of its
     /// `SCM_RIGHTS` descriptors on every peek, so the same message can be read again and again.
     ///
+    /// The control buffer has room for `maximumDescriptors` descriptors; more set
+    /// ``ReceivedMessage/descriptorsTruncated`` (a peek installs none of those: they stay queued).
+    ///
     /// - Throws: `EAGAIN` when peeking and nothing is queued; other `recvmsg` errors as they come.
     static func receive(
-        _ socket: BorrowedDescriptor, into buffer: UnsafeMutableRawBufferPointer, peek: Bool
+        _ socket: BorrowedDescriptor, into buffer: UnsafeMutableRawBufferPointer, peek: Bool,
+        maximumDescriptors: Int = maximumDescriptorsPerMessage
     ) throws(Errno) -> ReceivedMessage {
         let flags = Int32(MSG_CMSG_CLOEXEC) | (peek ? Int32(MSG_PEEK) | Int32(MSG_DONTWAIT) : 0)
-        let controlLength = kmt_cmsg_space(maximumDescriptorsPerMessage * MemoryLayout<Int32>.size)
-        // The control buffer (about 1 KiB) on the stack.
+        let controlLength = kmt_cmsg_space(min(maximumDescriptors, maximumDescriptorsPerMessage)
+                                           * MemoryLayout<Int32>.size)
+        // The control buffer: on the stack up to 1 KiB (SCM_MAX_FD's 1,032 bytes are on the heap).
         return try withUnsafeTemporaryAllocation(byteCount: controlLength, alignment: 8) {
             (control) throws(Errno) -> ReceivedMessage in
             var vector = iovec(iov_base: buffer.baseAddress, iov_len: buffer.count)

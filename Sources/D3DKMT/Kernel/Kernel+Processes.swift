@@ -73,25 +73,39 @@ extension Kernel {
 /// across calls that may block in the kernel (an allocation's CPU access waits in
 /// `DMA_BUF_IOCTL_SYNC`), and, in the C ABI, its handle table (package access).
 package final class ForkSafeMutex<Value: ~Copyable>: @unchecked Sendable {
-    private var value: Value
+    /// The mutex, and after it the value, in one allocation of the lock's own. Behind pointers, not
+    /// in a stored `var`: the value's accesses are the lock's to guard, and a class property would
+    /// cost a dynamic exclusivity check on every `withLock`.
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
+    private let value: UnsafeMutablePointer<Value>
+
+    /// Where the value starts after the mutex.
+    private static var valueOffset: Int {
+        let alignment = MemoryLayout<Value>.alignment
+        return (MemoryLayout<pthread_mutex_t>.stride + alignment - 1) / alignment * alignment
+    }
 
     package init(_ value: consuming Value) {
-        self.value = value
-        mutex = .allocate(capacity: 1)
+        let memory = UnsafeMutableRawPointer.allocate(
+            byteCount: Self.valueOffset + MemoryLayout<Value>.size,
+            alignment: max(MemoryLayout<pthread_mutex_t>.alignment, MemoryLayout<Value>.alignment))
+        mutex = memory.bindMemory(to: pthread_mutex_t.self, capacity: 1)
         pthread_mutex_init(mutex, nil)
+        self.value = (memory + Self.valueOffset).bindMemory(to: Value.self, capacity: 1)
+        self.value.initialize(to: value)
     }
 
     deinit {
+        value.deinitialize(count: 1)
         pthread_mutex_destroy(mutex)
-        mutex.deallocate()
+        UnsafeMutableRawPointer(mutex).deallocate()
     }
 
     /// Runs `body` with the value, the lock held.
     package func withLock<R: ~Copyable, E: Error>(_ body: (inout Value) throws(E) -> R) throws(E) -> R {
         pthread_mutex_lock(mutex)
         defer { pthread_mutex_unlock(mutex) }
-        return try body(&value)
+        return try body(&value.pointee)
     }
 }
 

@@ -19,9 +19,12 @@ extension Kernel {
 
     /// `socketpair(AF_UNIX, type | SOCK_CLOEXEC)`.
     static func socketPair(type: Int32) throws(Errno) -> SocketPair {
-        var fds: [Int32] = [-1, -1]
-        _ = try retrying(.socketpair) { socketpair(AF_UNIX, type | Int32(SOCK_CLOEXEC.rawValue), 0, &fds) }
-        return SocketPair(first: FileDescriptor(adopting: fds[0]), second: FileDescriptor(adopting: fds[1]))
+        var fds: (Int32, Int32) = (-1, -1)
+        _ = try withUnsafeMutableBytes(of: &fds) { (raw) throws(Errno) in
+            let pair = raw.baseAddress!.assumingMemoryBound(to: Int32.self)
+            return try retrying(.socketpair) { socketpair(AF_UNIX, type | Int32(SOCK_CLOEXEC.rawValue), 0, pair) }
+        }
+        return SocketPair(first: FileDescriptor(adopting: fds.0), second: FileDescriptor(adopting: fds.1))
     }
 
     /// `getsockopt(2)` for an `Int32` option.
