@@ -114,19 +114,20 @@ enum SleepWatch {
     }
 
     /// On the event thread: wakes the sleepers that have something to look at, and looks again
-    /// later while anyone sleeps.
+    /// later while anyone sleeps. The wake-ups are made under the lock, so the look never holds a
+    /// sleeper's objects past its ``remove(_:)`` (whose caller may be about to destroy them and
+    /// count its descriptors).
     private static func look() {
         let generation = forks.load(ordering: .relaxed)
-        let watched: [Sleeper] = state.withLock { state in
+        let again = state.withLock { state -> Bool in
             guard state.generation == generation, state.active > 0 else {
                 state.armed = false
-                return []
+                return false
             }
-            return state.entries.compactMap { $0 }
+            for case let sleeper? in state.entries { sleeper.look() }
+            return true
         }
-        guard !watched.isEmpty else { return }
-        for sleeper in watched { sleeper.look() }
-        _ = schedule()
+        if again { _ = schedule() }
     }
 
     /// Sleepers watched now, for tests.

@@ -56,14 +56,21 @@ extension Kernel {
             if fault == .interrupted { return [] }
             throw fault
         }
-        var events = [UInt32](repeating: 0, count: 64)
-        var keys = [UInt64](repeating: 0, count: 64)
-        let count = kmt_epoll_wait(epoll.rawValue, &events, &keys, 64, deadline.pollTimeout)
-        if count < 0 {
-            if Errno.current == .interrupted { return [] }
-            throw .current
+        // On the stack: nothing on the heap lives only in a thread that sleeps here (LeakSanitizer
+        // took such buffers of an event thread still waiting at exit for leaks).
+        let received = withUnsafeTemporaryAllocation(of: UInt32.self, capacity: 64) { events in
+            withUnsafeTemporaryAllocation(of: UInt64.self, capacity: 64) { keys in
+                let count = kmt_epoll_wait(epoll.rawValue, events.baseAddress, keys.baseAddress, 64,
+                                           deadline.pollTimeout)
+                guard count >= 0 else { return Result<[(events: EpollEvents, key: UInt64)], Errno>.failure(.current) }
+                return .success((0..<Int(count)).map { (EpollEvents(rawValue: events[$0]), keys[$0]) })
+            }
         }
-        return (0..<Int(count)).map { (EpollEvents(rawValue: events[$0]), keys[$0]) }
+        switch received {
+        case .success(let events): return events
+        case .failure(let error) where error == .interrupted: return []
+        case .failure(let error): throw error
+        }
     }
 
     /// Bytes `socket` sent that its peer has not freed yet (`SIOCOUTQ`): for a unix socket, the
