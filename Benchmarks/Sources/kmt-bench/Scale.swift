@@ -63,19 +63,24 @@ func scaleRows(_ target: Target) -> [Row] {
     guard wantScale || !wantedPerObject.isEmpty else { return [] }
     let unit = "µs/op"
     let few = 10
-    let live = target.config.liveObjects
-    // Each live object costs the sharer two descriptors (its buffer and the handle) while it
-    // keeps its resource, one (the handle) once it does not.
+    // Each live object costs the sharer three descriptors (its buffer, its runtime data page and
+    // the handle) while it keeps its resource, one (the handle) once it does not; the opener two
+    // (the buffer and the runtime data page of the resource it opened). Where RLIMIT_NOFILE holds
+    // fewer, the row is measured with as many as fit, and says so.
     let fdLimit = kb_fd_limit() - 256
-    guard live < fdLimit else {
-        let why = "RLIMIT_NOFILE \(fdLimit + 256) is too low for \(live) live objects"
+    let live = min(target.config.liveObjects, fdLimit / 2)
+    guard live > few else {
+        let why = "RLIMIT_NOFILE \(fdLimit + 256) is too low for live objects"
         return ([scaleName] + wantedPerObject.map(\.name)).map {
             target.failed($0, unit: "-", goal: nil, BenchError(why))
         }
     }
-    let withResources = min(live, fdLimit / 2)
+    let withResources = min(live, fdLimit / 3)
     var notes: [String] = []
-    if live != 10_000 { notes.append("\(live) live objects" + (target.config.smoke ? " (smoke)" : "")) }
+    if live != 10_000 {
+        notes.append("\(live) live objects" + (target.config.smoke ? " (smoke)"
+            : live < target.config.liveObjects ? " (as many as RLIMIT_NOFILE \(fdLimit + 256) lets the opener hold)" : ""))
+    }
     do {
         let oursPeer = try Peer(role: "share-ours", arguments: target.luidArguments)
         let rawPeer = try Peer(role: "share-raw", arguments: target.raw.arguments)
