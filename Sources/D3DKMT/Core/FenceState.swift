@@ -67,47 +67,33 @@ struct FenceState: @unchecked Sendable {
         return try body()
     }
 
-    /// Wakes every thread sleeping on the fence, whatever the sleepers word says.
-    func wakeSleepers() { Kernel.futexWakeAll(page.futexWord(8)) }
+    /// The longest a waiter sleeps before looking at the value again. The page is shared with
+    /// every holder, and a peer that zeroes the sleepers count (signallers then skip the wake-up)
+    /// or raises the value without a wake-up must not make a waiter sleep past the value being
+    /// reached: at worst it notices one slice late. Waits never pass their deadline either way.
+    static let slice: Int64 = 100_000_000  // 100 ms
 
-    /// The longest a waiter sleeps before looking at the value again when ``SleepWatch`` cannot
-    /// watch it (no event thread): the page is shared with every holder, and a peer that zeroes
-    /// the sleepers count (signallers then skip the wake-up) or raises the value without a
-    /// wake-up must not make a waiter sleep past the value being reached: at worst it notices
-    /// one slice late. Waits never pass their deadline either way.
-    static let slice: Int64 = SleepWatch.interval
-
-    /// How long the next sleep of a wait may last: to `deadline` when the event thread watches the
-    /// wait, else a slice at most.
-    static func sleepEnd(_ deadline: Deadline, watched: Bool) -> Deadline {
-        guard !watched else { return deadline }
+    /// The end of the slice that starts now, or `deadline` when that is sooner.
+    static func sliceEnd(_ deadline: Deadline) -> Deadline {
         let (end, overflow) = Deadline.now.nanoseconds.addingReportingOverflow(slice)
         return overflow ? deadline : min(deadline, Deadline(nanoseconds: end))
     }
 
-    /// Waits until the value reaches `target` or `deadline` passes; false on timeout. Each sleep
-    /// lasts to the deadline (no kernel timer at all without one): ``SleepWatch`` wakes a sleeper
-    /// whose wake-up a peer lost.
+    /// Waits until the value reaches `target` or `deadline` passes, sleeping in slices of at most
+    /// ``slice``; false on timeout.
     func wait(for target: UInt64, until deadline: Deadline) -> Bool {
-        var watch: SleepWatch.Token?
-        var asked = false
-        defer { if let watch { SleepWatch.remove(watch) } }
         while true {
             let (word, expected) = snapshot()
             if value >= target { return true }
-            if deadline != .never, Deadline.now >= deadline { return false }
-            if !asked {
-                asked = true
-                watch = SleepWatch.add(.fence(self, target: target))
-            }
+            if Deadline.now >= deadline { return false }
             sleepers.pointee.wrappingAdd(1, ordering: .sequentiallyConsistent)
-            _ = Kernel.futexWait(word, expected: expected, until: Self.sleepEnd(deadline, watched: watch != nil))
+            _ = Kernel.futexWait(word, expected: expected, until: Self.sliceEnd(deadline))
             sleepers.pointee.wrappingSubtract(1, ordering: .sequentiallyConsistent)
         }
     }
 
     /// Waits until every fence (or, with `all` false, one) reaches its value, or `deadline`:
-    /// `futex_waitv(2)` on the fences' sequence words for a wait-any, watched as
+    /// `futex_waitv(2)` on the fences' sequence words for a wait-any, in slices as
     /// ``wait(for:until:)``.
     ///
     /// - Returns: false when the deadline passed.
@@ -116,24 +102,13 @@ struct FenceState: @unchecked Sendable {
             for (fence, value) in fences where !fence.wait(for: value, until: deadline) { return false }
             return true
         }
-        var watches: [SleepWatch.Token]?
-        defer { for watch in watches ?? [] { SleepWatch.remove(watch) } }
         while true {
             let words = fences.map { $0.0.snapshot() }
             if fences.contains(where: { $0.0.value >= $0.1 }) { return true }
             if Deadline.now >= deadline { return false }
-            if watches == nil {
-                var made: [SleepWatch.Token] = []
-                for (fence, value) in fences {
-                    guard let watch = SleepWatch.add(.fence(fence, target: value)) else { break }
-                    made.append(watch)
-                }
-                watches = made
-            }
-            let watched = watches?.count == fences.count
             do {
                 _ = try sleepingAll(fences.map(\.0)) { () throws(Errno) in
-                    try Kernel.futexWaitAny(words, until: sleepEnd(deadline, watched: watched))
+                    try Kernel.futexWaitAny(words, until: sliceEnd(deadline))
                 }
             } catch {
                 throw error.nt("waiting for software fences")

@@ -29,8 +29,7 @@ import Synchronization
 /// when the open's descriptor closes, which its process dying does too. An acquire records its
 /// slot in the state; waiters look every ``livenessInterval`` whether that slot is still locked
 /// (`F_OFD_GETLK`), and when it is not, the owner is gone: they mark the mutex abandoned, for good,
-/// and wake everyone. The event thread wakes sleeping waiters for those looks (``SleepWatch``), so
-/// a sleep arms no timer of its own. Nothing here is a pid, so processes in different pid namespaces (a Flatpak
+/// and wake everyone. Nothing here is a pid, so processes in different pid namespaces (a Flatpak
 /// app and the host, a container) share mutexes safely, and a reused pid hides nothing.
 struct KeyedMutexState: @unchecked Sendable {
     static let magic: UInt32 = 0x4D4B_4D4B  // "KMKM"
@@ -97,9 +96,6 @@ struct KeyedMutexState: @unchecked Sendable {
     func acquire(key wanted: UInt64, until deadline: Deadline) -> AcquireOutcome {
         let me = UInt64(presence.slot + 1) << 32
         var checkOwner = false
-        var watch: SleepWatch.Token?
-        var asked = false
-        defer { if let watch { SleepWatch.remove(watch) } }
         while true {
             let current = state.pointee.load(ordering: .acquiring)
             if current & Self.abandonedBit != 0 { return .abandoned }
@@ -130,23 +126,11 @@ struct KeyedMutexState: @unchecked Sendable {
                     continue
                 }
             }
-            if !asked {
-                asked = true
-                watch = SleepWatch.add(.keyedMutex(self))
-            }
-            if watch != nil {
-                let woken = Kernel.futexWait(page.futexWord(8), expected: UInt32(truncatingIfNeeded: expected),
-                                             until: deadline)
-                // Woken with nothing changed: the event thread's look (or a stray wake-up), the
-                // time to look at the owner.
-                checkOwner = woken && state.pointee.load(ordering: .acquiring) == expected
-            } else {
-                // No event thread: sleep in slices, and look at the owner when one passed without news.
-                let slice = Deadline(nanoseconds: now.nanoseconds + Self.livenessInterval)
-                let woken = Kernel.futexWait(page.futexWord(8), expected: UInt32(truncatingIfNeeded: expected),
-                                             until: min(deadline, slice))
-                checkOwner = !woken && slice < deadline
-            }
+            let slice = Deadline(nanoseconds: now.nanoseconds + Self.livenessInterval)
+            let woken = Kernel.futexWait(page.futexWord(8), expected: UInt32(truncatingIfNeeded: expected),
+                                         until: min(deadline, slice))
+            // Look at the owner only when a whole slice passed without news.
+            checkOwner = !woken && slice < deadline
         }
     }
 
@@ -175,18 +159,15 @@ struct KeyedMutexState: @unchecked Sendable {
             if found & Self.abandonedBit != 0 { return .abandoned }
             current = found  // a waiter set the waiters bit meanwhile
         }
-        if current & Self.waiters != 0 { wakeWaiters() }
+        if current & Self.waiters != 0 { Kernel.futexWakeAll(page.futexWord(8)) }
         return .released
     }
-
-    /// Wakes every thread sleeping on the mutex, in every process (`FUTEX_WAKE` on the state word).
-    func wakeWaiters() { Kernel.futexWakeAll(page.futexWord(8)) }
 
     /// Marks the mutex abandoned if it is still in state `seen`, and wakes every waiter.
     func abandon(from seen: UInt64) {
         if state.pointee.compareExchange(expected: seen, desired: seen | Self.abandonedBit,
                                          ordering: .acquiringAndReleasing).exchanged {
-            wakeWaiters()
+            Kernel.futexWakeAll(page.futexWord(8))
         }
     }
 
