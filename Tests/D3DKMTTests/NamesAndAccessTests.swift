@@ -71,7 +71,8 @@ extension D3DKMTSuite {
             #expect(try D3DKMT.Names.canonical("Local\\dxvk-Shared_0x1f") == "S:DXVK-SHARED_0X1F")
             #expect(try D3DKMT.Names.canonical("global\\a{z}~") == "G:A{Z}~")
             #expect(try D3DKMT.Names.canonical("\\sessions\\1\\basenamedobjects\\x") == "S:X")
-            #expect(try D3DKMT.Names.canonical("Grüße-é") == "S:GRÜßE-É", "ß has no one-unit upper case: it stays")
+            #expect(try D3DKMT.Names.canonical("Grüße-é") == "S:GRÜßE-É",
+                    "ß has no one-unit upper case: it stays")
             #expect(try D3DKMT.Names.canonical("Local\\ǆ") == "S:Ǆ")
             #expect(try D3DKMT.Names.canonical("Same") == D3DKMT.Names.canonical("sAME"))
         }

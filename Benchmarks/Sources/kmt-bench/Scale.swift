@@ -78,8 +78,9 @@ func scaleRows(_ target: Target) -> [Row] {
     let withResources = min(live, fdLimit / 3)
     var notes: [String] = []
     if live != 10_000 {
-        notes.append("\(live) live objects" + (target.config.smoke ? " (smoke)"
-            : live < target.config.liveObjects ? " (as many as RLIMIT_NOFILE \(fdLimit + 256) lets the opener hold)" : ""))
+        let limited = " (as many as RLIMIT_NOFILE \(fdLimit + 256) lets the opener hold)"
+        let why = target.config.smoke ? " (smoke)" : live < target.config.liveObjects ? limited : ""
+        notes.append("\(live) live objects" + why)
     }
     do {
         let oursPeer = try Peer(role: "share-ours", arguments: target.luidArguments)

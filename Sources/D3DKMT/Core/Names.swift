@@ -218,7 +218,8 @@ enum Names {
         init(package: SharePackage, held: FileDescriptorList) throws(NTError) {
             self.package = package
             self.held = held
-            current = ForkSafeMutex(try SharedPackageWriter.write(package, descriptors: (0..<held.count).map { held[$0] }))
+            let made = try SharedPackageWriter.write(package, descriptors: (0..<held.count).map { held[$0] })
+            current = ForkSafeMutex(made)
         }
 
         /// A new copy of the handle.
