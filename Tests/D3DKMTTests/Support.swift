@@ -34,9 +34,6 @@ func readyDevice(_ adapter: Adapter) throws -> Device {
 /// Runs `body` and checks that it leaves the number of open descriptors unchanged.
 func expectNoDescriptorLeak(_ what: String, sourceLocation: SourceLocation = #_sourceLocation,
                             _ body: () throws -> Void) rethrows {
-    // The event thread's two descriptors live as long as the process once a call starts it (a
-    // wait that sleeps does): start it first, so only what `body` keeps counts.
-    _ = try? EventLoop.shared.after(.now) {}
     let before = openDescriptorCount()
     try body()
     let after = openDescriptorCount()

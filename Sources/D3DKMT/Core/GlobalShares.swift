@@ -213,8 +213,8 @@ enum GlobalShares {
         }
         let holding = Holding(value: value, kind: kind, served: handle, directory: directory)
         let id = try NameServer.shared.add(path: path, listener: listener, keeper: nil,
-                                           reply: Names.reply(name: replyName(value), kind: kind)) {
-            () throws(NTError) -> SharedHandle in try holding.served.duplicate()
+                                           reply: Names.reply(name: replyName(value), kind: kind)) { send in
+            send(holding.served.descriptor.borrowed)
         }
         holding.entry.withLock { $0 = id }
         return holding

@@ -35,13 +35,14 @@ final class NameServer: Sendable {
         /// The keeper, when the entry has one (0 or 1 descriptors).
         let keeper: FileDescriptorList
         let reply: [UInt8]
-        /// A new handle for each opener.
-        let makeHandle: @Sendable () throws(NTError) -> SharedHandle
+        /// Calls its argument with the handle each opener gets a copy of.
+        let lendHandle: @Sendable (_ send: (BorrowedDescriptor) -> Void) throws(NTError) -> Void
         let tokens = ForkSafeMutex<(listener: EventLoop.Token?, keeper: EventLoop.Token?)>((nil, nil))
         let retired = Atomic<Bool>(false)
 
         init(id: EntryID, path: String, listener: consuming FileDescriptor, keeper: consuming FileDescriptor?,
-             reply: [UInt8], makeHandle: @escaping @Sendable () throws(NTError) -> SharedHandle) {
+             reply: [UInt8],
+             lendHandle: @escaping @Sendable (_ send: (BorrowedDescriptor) -> Void) throws(NTError) -> Void) {
             let kept = FileDescriptorList(capacity: 1)
             switch consume keeper {
             case .some(let keeper): kept.append(keeper)
@@ -52,7 +53,7 @@ final class NameServer: Sendable {
             self.listener = listener
             self.keeper = kept
             self.reply = reply
-            self.makeHandle = makeHandle
+            self.lendHandle = lendHandle
         }
 
         /// Whether the sharer's handle still has a copy open somewhere (always, without a keeper).
@@ -82,12 +83,14 @@ final class NameServer: Sendable {
     static let acceptBackoff: Int64 = 10_000_000
 
     /// Serves `listener`, a listening socket bound at `path`: each connection gets `reply` with a
-    /// handle from `makeHandle` attached, then is closed. The entry is retired when `keeper` (the
-    /// sending end of the sharer's handle) reports the handle's last close, or by ``remove(_:)``.
+    /// copy of the handle `lendHandle` lends attached (`SCM_RIGHTS`), then is closed. The entry is
+    /// retired when `keeper` (the sending end of the sharer's handle) reports the handle's last
+    /// close, or by ``remove(_:)``.
     ///
     /// - Throws: the kernel's status when the event thread cannot start or watch the sockets.
     func add(path: String, listener: consuming FileDescriptor, keeper: consuming FileDescriptor?, reply: [UInt8],
-             makeHandle: @escaping @Sendable () throws(NTError) -> SharedHandle) throws(NTError) -> EntryID {
+             lendHandle: @escaping @Sendable (_ send: (BorrowedDescriptor) -> Void) throws(NTError) -> Void)
+        throws(NTError) -> EntryID {
         var inherited: [EntryID: Entry] = [:]
         let id = state.withLock { state in
             if state.owner != Kernel.processID {
@@ -100,7 +103,8 @@ final class NameServer: Sendable {
             return id
         }
         inherited.removeAll()
-        let entry = Entry(id: id, path: path, listener: listener, keeper: keeper, reply: reply, makeHandle: makeHandle)
+        let entry = Entry(id: id, path: path, listener: listener, keeper: keeper, reply: reply,
+                          lendHandle: lendHandle)
         let loop = EventLoop.shared
         do throws(NTError) {
             let listening = try loop.watch(entry.listener.borrowed, .readable) { _ in
@@ -155,8 +159,9 @@ final class NameServer: Sendable {
             retire(entry)
             return  // the connection closes unanswered: not found
         }
-        guard let handle = try? entry.makeHandle() else { return }  // closed unanswered
-        try? Kernel.send(connection.borrowed, bytes: entry.reply, descriptors: [handle.descriptor.borrowed])
+        let socket = connection.borrowed
+        // A handle that cannot be lent leaves the connection closed unanswered.
+        try? entry.lendHandle { handle in try? Kernel.send(socket, bytes: entry.reply, descriptors: [handle]) }
     }
 
     /// The keeper hung up or has messages a holder wrote into the handle: those are read and

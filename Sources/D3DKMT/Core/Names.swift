@@ -198,43 +198,40 @@ enum Names {
         let openers = try OpenersHandle(package: package, held: held)
         let listener = try bindName(path, name: name)
         _ = try NameServer.shared.add(path: path, listener: listener, keeper: written.sender,
-                                      reply: reply(name: name, kind: kind)) { () throws(NTError) -> SharedHandle in
-            try openers.copy()
+                                      reply: reply(name: name, kind: kind)) { (send) throws(NTError) in
+            try openers.lend(send)
         }
         return written.handle
     }
 
-    /// The handle openers of a name get copies of (a `dup` each): a second handle to the named
-    /// objects, apart from the sharer's so that openers' copies do not keep the name alive
+    /// The handle openers of a name get copies of (sent with `SCM_RIGHTS`): a second handle to the
+    /// named objects, apart from the sharer's so that openers' copies do not keep the name alive
     /// (``SharedHandle/open(name:access:)`` then grants the access asked for). Made with the
     /// name, and again when a holder read its package out of it (a read without `MSG_PEEK`).
     final class OpenersHandle: Sendable {
         private let package: SharePackage
         /// The objects' descriptors, for making the handle again.
         private let held: FileDescriptorList
-        private let current: ForkSafeMutex<SharedHandle?>
+        private let current: ForkSafeMutex<SharedHandle>
 
         /// - Throws: the kernel's status when the handle cannot be made.
         init(package: SharePackage, held: FileDescriptorList) throws(NTError) {
             self.package = package
             self.held = held
-            let made = try SharedPackageWriter.write(package, descriptors: (0..<held.count).map { held[$0] })
-            current = ForkSafeMutex(made)
+            current = ForkSafeMutex(try Self.make(package, held))
         }
 
-        /// A new copy of the handle.
+        private static func make(_ package: SharePackage, _ held: FileDescriptorList) throws(NTError) -> SharedHandle {
+            try SharedPackageWriter.write(package, descriptors: (0..<held.count).map { held[$0] })
+        }
+
+        /// Calls `send` with the handle (made again first if it was spent), under the handle's lock.
         ///
-        /// - Throws: the kernel's status when the handle cannot be made or duplicated.
-        func copy() throws(NTError) -> SharedHandle {
-            try current.withLock { (current) throws(NTError) -> SharedHandle in
-                switch current {
-                case .some(let handle) where Self.holdsPackage(handle): return try handle.duplicate()
-                default: break
-                }
-                let made = try SharedPackageWriter.write(package, descriptors: (0..<held.count).map { held[$0] })
-                let copy = try made.duplicate()
-                current = consume made
-                return copy
+        /// - Throws: the kernel's status when a spent handle cannot be made again.
+        func lend(_ send: (BorrowedDescriptor) -> Void) throws(NTError) {
+            try current.withLock { (current) throws(NTError) in
+                if !Self.holdsPackage(current) { current = try Self.make(package, held) }
+                send(current.descriptor.borrowed)
             }
         }
 

@@ -204,16 +204,13 @@ struct SharePackage {
             writer.append(layout.fourcc)
             writer.append(layout.modifier)
             if planesFollow {
-                // The planes as effectivePlanes has them (the implicit one when none are given).
-                let planes = layout.planes
-                writer.append(UInt32(max(planes.count, 1)))
+                let planes = layout.effectivePlanes
+                writer.append(UInt32(planes.count))
                 writer.append(UInt32(0))
                 writer.append(layout.dataOffset)
                 for index in 0..<AllocationDescriptor.maximumPlanes {
-                    let plane = index < planes.count ? planes[index]
-                        : AllocationDescriptor.Plane(offset: 0, stride: index == 0 ? layout.stride : 0)
-                    writer.append(plane.offset)
-                    writer.append(plane.stride)
+                    writer.append(index < planes.count ? planes[index].offset : 0)
+                    writer.append(index < planes.count ? planes[index].stride : 0)
                 }
             }
         }
