@@ -123,6 +123,9 @@ public func D3DKMTQueryAdapterInfo(_ pData: UnsafePointer<D3DKMT_QUERYADAPTERINF
             if info.capabilities.contains(.timelineSyncObject) {
                 flags |= UInt32(D3DKMT_LINUX_ADAPTER_SYNCOBJ_TIMELINE)
             }
+            if info.capabilities.contains(.syncObjectEventfd) {
+                flags |= UInt32(D3DKMT_LINUX_ADAPTER_SYNCOBJ_EVENTFD)
+            }
             if info.capabilities.contains(.virgl3D) { flags |= UInt32(D3DKMT_LINUX_ADAPTER_VIRGL_3D) }
             linux.Flags = flags
             copyString(info.driverName, into: &linux.DriverName)

@@ -33,6 +33,7 @@ struct Adapters: ParsableCommand {
             if info.capabilities.contains(.prime) { capabilities.append("PRIME") }
             if info.capabilities.contains(.syncObject) { capabilities.append("syncobj") }
             if info.capabilities.contains(.timelineSyncObject) { capabilities.append("timeline") }
+            if info.capabilities.contains(.syncObjectEventfd) { capabilities.append("eventfd") }
             if info.capabilities.contains(.virgl3D) { capabilities.append("3D") }
             let allocator = Self.allocator(of: adapter)
             rows.append([String(index), info.driverName, info.renderNode ?? "-", info.primaryNode ?? "-", info.busInfo,

@@ -71,6 +71,33 @@ extension D3DKMTSuite {
             }
         }
 
+        /// The eventfd capability (`D3DKMT_LINUX_ADAPTER_SYNCOBJ_EVENTFD`) says what the kernel does:
+        /// set exactly when a real syncobj can be handed an eventfd on the adapter's render node.
+        @Test(.enabled(if: virtio != nil, "needs a virtio_gpu render node (VM guest)"))
+        func theSyncobjEventfdCapabilityIsWhatTheKernelDoes() throws {
+            for adapter in adaptersUnderTest {
+                let info = adapter.info
+                guard let node = info.renderNode else {
+                    #expect(!info.capabilities.contains(.syncObjectEventfd), "\(info.driverName)")
+                    continue
+                }
+                try expectNoDescriptorLeak("eventfd probe") {
+                    let device = try Kernel.open(node, O_RDWR)
+                    var works = false
+                    if let syncobj = try? Kernel.syncobjCreate(device.borrowed) {
+                        defer { Kernel.syncobjDestroy(device.borrowed, syncobj) }
+                        let event = try Kernel.eventfd()
+                        works = (try? Kernel.syncobjEventfd(device.borrowed, syncobj, point: 0,
+                                                            eventfd: event.borrowed)) != nil
+                    }
+                    #expect(info.capabilities.contains(.syncObjectEventfd) == works, "\(info.driverName)")
+                }
+            }
+            // Linux 6.12's virtio_gpu has the ioctl; vgem has no syncobjs at all.
+            #expect(Self.virtio?.capabilities.contains(.syncObjectEventfd) == true)
+            if let vgem = Self.vgem { #expect(!vgem.capabilities.contains(.syncObjectEventfd)) }
+        }
+
         @Test(.enabled(if: vgem != nil && virtio != nil, "needs vgem and virtio_gpu (VM guest)"))
         func aVgemFenceBlocksASyncobjWaitUntilVgemSignalsIt() throws {
             let vgemCard = try #require(Self.vgem?.primaryNode)

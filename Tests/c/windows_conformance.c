@@ -57,6 +57,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/utsname.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -2297,6 +2298,16 @@ out:
 /* Per adapter                                                              */
 /* ------------------------------------------------------------------------ */
 
+/* Whether the running kernel is at least major.minor (uname). */
+static int kernel_at_least(int major, int minor)
+{
+    struct utsname name;
+    int have_major = 0, have_minor = 0;
+    if (uname(&name) != 0 || sscanf(name.release, "%d.%d", &have_major, &have_minor) != 2)
+        return 0;
+    return have_major > major || (have_major == major && have_minor >= minor);
+}
+
 static void test_adapter(const char *argv0, unsigned index, const D3DKMT_ADAPTERINFO *ai)
 {
     int failed_before = failed;
@@ -2308,6 +2319,17 @@ static void test_adapter(const char *argv0, unsigned index, const D3DKMT_ADAPTER
     a.info_ok = query_linux_info(ai->hAdapter, &a.li) == STATUS_SUCCESS;
     check(a.info_ok, "adapter %u: QueryAdapterInfo(KMTQAITYPE_LINUX_DRM_INFO) failed", index);
     a.fences = a.info_ok && (a.li.Flags & (D3DKMT_LINUX_ADAPTER_SOFTWARE | D3DKMT_LINUX_ADAPTER_SYNCOBJ_TIMELINE));
+    if (a.info_ok) {
+        /* Kernel-side async waits need DRM syncobjs: never on the software adapter; on a DRM
+         * adapter with syncobjs exactly when the kernel has DRM_IOCTL_SYNCOBJ_EVENTFD (6.6). */
+        UINT flags = a.li.Flags;
+        int eventfd_flag = (flags & D3DKMT_LINUX_ADAPTER_SYNCOBJ_EVENTFD) != 0;
+        check(!eventfd_flag || ((flags & D3DKMT_LINUX_ADAPTER_SYNCOBJ) && !(flags & D3DKMT_LINUX_ADAPTER_SOFTWARE)),
+              "adapter %u (%s): SYNCOBJ_EVENTFD without DRM syncobjs", index, a.li.DriverName);
+        if ((flags & D3DKMT_LINUX_ADAPTER_SYNCOBJ) && kernel_at_least(6, 6))
+            check(eventfd_flag, "adapter %u (%s): DRM syncobjs on Linux 6.6+ but no SYNCOBJ_EVENTFD", index,
+                  a.li.DriverName);
+    }
     snprintf(a.base, sizeof a.base, "__WineTest_D3DKMT_%d_%u", (int)getpid(), index);
 
     phase("device");

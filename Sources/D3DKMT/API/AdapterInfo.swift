@@ -14,6 +14,10 @@ public struct AdapterCapabilities: OptionSet, Hashable, Sendable {
     /// 3D acceleration the library can see: a virtio-gpu with virgl (`VIRTGPU_PARAM_3D_FEATURES`).
     /// Other drivers do not say it this way and never have this bit, whatever their GPU does.
     public static let virgl3D = AdapterCapabilities(rawValue: 16)
+    /// CPU waits on the adapter's syncobjs can be handed to the kernel as an eventfd
+    /// (`DRM_IOCTL_SYNCOBJ_EVENTFD`, Linux 6.6): asynchronous waits (`hAsyncEvent`) then cost no
+    /// polling. Without it they still work: the event thread looks at them every few milliseconds.
+    public static let syncObjectEventfd = AdapterCapabilities(rawValue: 32)
 }
 
 /// A PCI bus location (`D3DKMT_ADAPTERADDRESS`).

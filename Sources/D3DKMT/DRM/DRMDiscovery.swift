@@ -42,7 +42,10 @@ enum DRMDiscovery {
         if prime & UInt64(DRM_PRIME_CAP_IMPORT) != 0 && prime & UInt64(DRM_PRIME_CAP_EXPORT) != 0 {
             capabilities.insert(.prime)
         }
-        if Kernel.drmCapability(fd, DRM_CAP_SYNCOBJ) != 0 { capabilities.insert(.syncObject) }
+        if Kernel.drmCapability(fd, DRM_CAP_SYNCOBJ) != 0 {
+            capabilities.insert(.syncObject)
+            if Kernel.hasSyncobjEventfd(fd) { capabilities.insert(.syncObjectEventfd) }
+        }
         if Kernel.drmCapability(fd, DRM_CAP_SYNCOBJ_TIMELINE) != 0 { capabilities.insert(.timelineSyncObject) }
         if driver == "virtio_gpu", (try? Kernel.virtioGPUParameter(fd, Kernel.virtioGPUParam3DFeatures)) ?? 0 != 0 {
             capabilities.insert(.virgl3D)

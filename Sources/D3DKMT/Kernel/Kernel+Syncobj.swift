@@ -89,6 +89,16 @@ extension Kernel {
         try ioctl(fd, kmt_DRM_IOCTL_SYNCOBJ_EVENTFD, &request)
     }
 
+    /// Whether the device answers `DRM_IOCTL_SYNCOBJ_EVENTFD` (Linux 6.6 and later, on a driver with
+    /// syncobjs). Asked about syncobj handle 0, which never exists: a kernel that has the ioctl looks
+    /// the handle up and answers `ENOENT`; an older one does not know the ioctl (`EINVAL`), a driver
+    /// without syncobjs refuses it (`EOPNOTSUPP`).
+    static func hasSyncobjEventfd(_ fd: BorrowedDescriptor) -> Bool {
+        var request = kmt_drm_syncobj_eventfd(handle: 0, flags: 0, point: 0, fd: -1, pad: 0)
+        do { try ioctl(fd, kmt_DRM_IOCTL_SYNCOBJ_EVENTFD, &request) } catch { return error.rawValue == ENOENT }
+        return true  // not expected: handle 0 is never a syncobj
+    }
+
     /// `DRM_IOCTL_SYNCOBJ_FD_TO_HANDLE` with `IMPORT_SYNC_FILE`: puts a sync_file's fence in a
     /// syncobj.
     static func syncobjImportSyncFile(_ fd: BorrowedDescriptor, _ handle: UInt32,
