@@ -10,8 +10,9 @@ extension Names {
     ///
     /// Next to each name's socket (`n-HASH`) its sharer keeps a symbolic link `r-HASH` whose
     /// target says where the name's two descriptors are in the sharer:
-    /// `K1:PID:KIND:OPENERS:DEV:INO:KEEPER:DEV:INO:NAME` (decimal; the openers' handle and the
-    /// keeper by descriptor number and `fstat` identity; the canonical name last). An opener reads
+    /// `K1:PID:KIND:ACCESS:OPENERS:DEV:INO:KEEPER:DEV:INO:NAME` (decimal; the access the openers'
+    /// handle grants; it and the keeper by descriptor number and `fstat` identity; the canonical
+    /// name last). An opener reads
     /// it (`readlink`), opens the process (`pidfd_open`), copies both descriptors (`pidfd_getfd`),
     /// checks that each is the file the record names (so a record read in another pid namespace,
     /// or naming a pid that was reused, or a descriptor number that was closed and reused, is
@@ -37,6 +38,8 @@ extension Names {
         /// A record's fields, read from its link.
         struct Fields {
             var pid: Int32
+            /// The access the openers' handle grants (its package's `access`).
+            var access: UInt32
             var openers: (number: Int32, identity: Kernel.FileIdentity)
             var keeper: (number: Int32, identity: Kernel.FileIdentity)
         }
@@ -48,6 +51,8 @@ extension Names {
             /// The canonical name.
             let name: String
             let kind: Kind
+            /// The access the openers' handle grants.
+            let access: UInt32
             /// The keeper's descriptor number and identity.
             let keeper: (number: Int32, identity: Kernel.FileIdentity)
 
@@ -59,7 +64,7 @@ extension Names {
                     return
                 }
                 let pid = Kernel.processID
-                let target = "K1:\(pid):\(kind.rawValue):\(openers.rawValue):\(identity.device):\(identity.inode):"
+                let target = "K1:\(pid):\(kind.rawValue):\(access):\(openers.rawValue):\(identity.device):\(identity.inode):"
                     + "\(keeper.number):\(keeper.identity.device):\(keeper.identity.inode):" + name
                 let temporary = path + ".\(pid).\(Record.nextTemporary.add(1, ordering: .relaxed).newValue)"
                 do throws(Errno) {
@@ -104,7 +109,9 @@ extension Names {
         /// The handle `name` (canonical, of `kind`) resolves to by its record at `path`, or nil
         /// when the record cannot answer (the caller asks the name's server). Every descriptor
         /// taken on the way is closed, on every path, but the one returned.
-        static func lookUp(_ path: String, name: String, kind: Kind) -> SharedHandle? {
+        ///
+        /// - Parameter access: set to the access the returned handle grants.
+        static func lookUp(_ path: String, name: String, kind: Kind, access: inout UInt32?) -> SharedHandle? {
             guard !isRefused else { return nil }
             let fields = withUnsafeTemporaryAllocation(byteCount: capacity, alignment: 1) { (buffer) -> Fields? in
                 guard let count = try? Kernel.readLink(path, into: buffer), count < buffer.count else { return nil }
@@ -120,6 +127,7 @@ extension Names {
             guard let keeper = copy(fields.keeper, from: process.borrowed) else { return nil }
             guard NameServer.handleIsOpen(keeper: keeper.borrowed) == true,
                   ((try? Kernel.queuedMessageBytes(openers.borrowed)) ?? 0) > 0 else { return nil }
+            access = fields.access
             return SharedHandle(openers)
         }
 
@@ -139,7 +147,7 @@ extension Names {
         /// The fields of `record` when it is a record of `name` (canonical) and `kind`.
         static func parse(_ record: UnsafeRawBufferPointer, name: String, kind: Kind) -> Fields? {
             var index = 0
-            /// The next decimal field and the `:` after it.
+            // The next decimal field and the `:` after it.
             func field() -> UInt64? {
                 var value: UInt64 = 0
                 let start = index
@@ -159,12 +167,13 @@ extension Names {
             guard record.count > 3, record[0] == 0x4B, record[1] == 0x31, record[2] == 0x3A else { return nil }
             index = 3
             guard let pid = field().flatMap(Int32.init(exactly:)), field() == UInt64(kind.rawValue),
+                  let access = field().flatMap(UInt32.init(exactly:)),
                   let openersNumber = field().flatMap(Int32.init(exactly:)),
                   let openersDevice = field(), let openersInode = field(),
                   let keeperNumber = field().flatMap(Int32.init(exactly:)),
                   let keeperDevice = field(), let keeperInode = field(),
                   name.utf8.elementsEqual(record[index...]) else { return nil }
-            return Fields(pid: pid,
+            return Fields(pid: pid, access: access,
                           openers: (openersNumber, Kernel.FileIdentity(device: openersDevice, inode: openersInode)),
                           keeper: (keeperNumber, Kernel.FileIdentity(device: keeperDevice, inode: keeperInode)))
         }

@@ -129,7 +129,7 @@ enum Names {
     static func directory() throws(NTError) -> String {
         let uid = Kernel.userID
         var base = "/tmp"
-        var leaf = "d3dkmt-\(uid)"
+        var leaf = "d3dkmt-" + String(uid)
         if let runtime = Kernel.environment("XDG_RUNTIME_DIR"), runtime.hasPrefix("/"),
            let status = try? Kernel.pathStatus(runtime), status.owner == uid, status.mode & S_IFMT == S_IFDIR,
            status.mode & 0o077 == 0 {
@@ -158,20 +158,42 @@ enum Names {
 
     /// Where `name` lives in `directory`: its listening socket.
     static func socketPath(_ name: String, in directory: String) -> String {
-        directory + "/n-" + hashText(name)
+        path(.socket, hash(name), in: directory)
     }
 
     /// Where `name`'s record lives in `directory` (``Record``), next to its socket.
     static func recordPath(_ name: String, in directory: String) -> String {
-        directory + "/r-" + hashText(name)
+        path(.record, hash(name), in: directory)
     }
 
-    /// The 64-bit FNV-1a hash of `name`'s UTF-8, as 16 hexadecimal digits.
-    private static func hashText(_ name: String) -> String {
+    /// The two files of a name in the namespace directory.
+    enum File: UInt8 {
+        /// `n-HASH`: the listening socket.
+        case socket = 0x6E
+        /// `r-HASH`: the record.
+        case record = 0x72
+    }
+
+    /// The 64-bit FNV-1a hash of `name`'s UTF-8.
+    static func hash(_ name: String) -> UInt64 {
         var hash: UInt64 = 0xCBF2_9CE4_8422_2325
         for byte in name.utf8 { hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01B3 }
-        let hex = String(hash, radix: 16)
-        return String(repeating: "0", count: 16 - hex.count) + hex
+        return hash
+    }
+
+    /// `directory/n-HASH` or `directory/r-HASH`: the hash as 16 lower-case hexadecimal digits.
+    static func path(_ file: File, _ hash: UInt64, in directory: String) -> String {
+        let leaf = String(unsafeUninitializedCapacity: 19) { bytes in
+            bytes[0] = 0x2F
+            bytes[1] = file.rawValue
+            bytes[2] = 0x2D
+            for index in 0..<16 {
+                let digit = UInt8(truncatingIfNeeded: hash >> (60 - 4 * index)) & 0xF
+                bytes[3 + index] = digit < 10 ? 0x30 + digit : 0x57 + digit
+            }
+            return 19
+        }
+        return directory + leaf
     }
 
     /// The reply a name thread sends: 'KMTN', the kind, the name in UTF-8; the handle attached.
@@ -210,7 +232,7 @@ enum Names {
         // identity; without the keeper's identity there is no record, and every lookup asks.
         let keeper = written.sender.borrowed
         let record = (try? Kernel.fileIdentity(keeper)).map {
-            Record.Writer(path: recordPath(name, in: directory), name: name, kind: kind,
+            Record.Writer(path: recordPath(name, in: directory), name: name, kind: kind, access: package.access,
                           keeper: (keeper.rawValue, $0))
         }
         let openers = try OpenersHandle(package: package, held: held, record: record)
@@ -382,10 +404,31 @@ enum Names {
     /// A lookup first tries the name's record (``Record/lookUp(_:name:kind:)``: no round trip to
     /// the sharer); when that cannot answer, it asks the sharer's name server over the socket.
     static func resolve(_ displayName: String, kind: Kind) throws(NTError) -> SharedHandle {
+        var access: UInt32?
+        return try resolve(displayName, kind: kind, access: &access)
+    }
+
+    /// As ``resolve(_:kind:)``, for a handle that grants `access` (``SharedHandle/granting(_:)``:
+    /// a new handle when the one found grants other access).
+    static func resolve(_ displayName: String, kind: Kind, granting access: UInt32) throws(NTError) -> SharedHandle {
+        var granted: UInt32?
+        let handle = try resolve(displayName, kind: kind, access: &granted)
+        // The record said what the handle grants: no need to read its package for it.
+        if granted == access { return handle }
+        return try handle.granting(access)
+    }
+
+    /// As ``resolve(_:kind:)``; `access` is set to the access the handle grants when the lookup
+    /// knows it without reading the handle's package (a record's), else left nil.
+    private static func resolve(_ displayName: String, kind: Kind,
+                                access: inout UInt32?) throws(NTError) -> SharedHandle {
         let name = try canonical(displayName)
         let directory = try directory()
-        if let handle = Record.lookUp(recordPath(name, in: directory), name: name, kind: kind) { return handle }
-        let path = socketPath(name, in: directory)
+        let hash = hash(name)
+        if let handle = Record.lookUp(path(.record, hash, in: directory), name: name, kind: kind, access: &access) {
+            return handle
+        }
+        let path = path(.socket, hash, in: directory)
         let deadline = Deadline.after(nanoseconds: patience)
         let connection = try connect(path, displayName, until: deadline)
         guard let reply = try answer(connection.borrowed, until: deadline), reply.name == Array(name.utf8) else {
