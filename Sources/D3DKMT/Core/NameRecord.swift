@@ -64,7 +64,8 @@ extension Names {
                     return
                 }
                 let pid = Kernel.processID
-                let target = "K1:\(pid):\(kind.rawValue):\(access):\(openers.rawValue):\(identity.device):\(identity.inode):"
+                let target = "K1:\(pid):\(kind.rawValue):\(access):"
+                    + "\(openers.rawValue):\(identity.device):\(identity.inode):"
                     + "\(keeper.number):\(keeper.identity.device):\(keeper.identity.inode):" + name
                 let temporary = path + ".\(pid).\(Record.nextTemporary.add(1, ordering: .relaxed).newValue)"
                 do throws(Errno) {
