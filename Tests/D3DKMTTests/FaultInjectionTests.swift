@@ -100,7 +100,14 @@ extension D3DKMTSuite {
             let name = "Local\\d3dkmt-fault-eintr-\(getpid())"
             #expect(status([.interrupt(.socket), .interrupt(.lstat), .interrupt(.bind), .interrupt(.listen)]) {
                 let named = try resource.share(name: name)
-                #expect(throws: Never.self) { try Self.lookUp(name, [.interrupt(.connect), .interrupt(.poll)]) }
+                // By the name's record, then (no record) by its socket.
+                #expect(throws: Never.self) {
+                    try Self.lookUp(name, [.interrupt(.readlink), .interrupt(.pidfdOpen), .interrupt(.pidfdGetfd),
+                                           .interrupt(.fstat), .interrupt(.poll)])
+                }
+                #expect(throws: Never.self) {
+                    try Self.lookUp(name, [Self.noRecord, .interrupt(.connect), .interrupt(.poll)])
+                }
                 _ = named.rawValue
             } == .success)
         }
@@ -281,12 +288,15 @@ extension D3DKMTSuite {
             Case(.recvmsg, ENOMEM, .noMemory),
         ]
 
+        /// A lookup that finds no record of the name (``Names/Record``) asks the name's socket.
+        static let noRecord = Fault.fail(.readlink, .noSuchFile)
+
         @Test(arguments: lookupCases)
         func lookingUpANameFails(_ failure: Case) throws {
             let resource = try makeSharedResource()
             let name = "Local\\d3dkmt-fault-lookup-\(getpid())"
             let named = try resource.share(name: name)
-            let result = status([failure.fault]) { _ = try SharedHandle.open(name: name) }
+            let result = status([Self.noRecord, failure.fault]) { _ = try SharedHandle.open(name: name) }
             #expect(result == failure.expected)
             #expect(status([]) { _ = try SharedHandle.open(name: name) } == .success)
             _ = named.rawValue

@@ -635,3 +635,90 @@ int kb_name_floor_lookup(const char *path) {
     if (error) return error;
     return count == 1 ? fd : -EPROTO;
 }
+
+#include <sys/ioctl.h>
+#include <sys/syscall.h>
+#include <linux/sockios.h>
+
+struct kb_name_fast_floor {
+    int keeper[2];
+    char path[108];
+};
+
+struct kb_name_fast_floor *kb_name_fast_floor_start(int handle) {
+    struct kb_name_fast_floor *floor = calloc(1, sizeof *floor);
+    if (!floor) return NULL;
+    snprintf(floor->path, sizeof floor->path, "/tmp/kmt-bench-name-fast-floor-%d", (int)getpid());
+    unlink(floor->path);
+    struct stat handle_status, keeper_status;
+    char record[160];
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, floor->keeper) != 0) {
+        free(floor);
+        return NULL;
+    }
+    if (fstat(handle, &handle_status) != 0 || fstat(floor->keeper[0], &keeper_status) != 0 ||
+        snprintf(record, sizeof record, "%d:%d:%llu:%llu:%d:%llu:%llu", (int)getpid(), handle,
+                 (unsigned long long)handle_status.st_dev, (unsigned long long)handle_status.st_ino,
+                 floor->keeper[0], (unsigned long long)keeper_status.st_dev,
+                 (unsigned long long)keeper_status.st_ino) >= (int)sizeof record ||
+        symlink(record, floor->path) != 0) {
+        close(floor->keeper[0]);
+        close(floor->keeper[1]);
+        free(floor);
+        return NULL;
+    }
+    return floor;
+}
+
+const char *kb_name_fast_floor_path(const struct kb_name_fast_floor *floor) { return floor->path; }
+
+void kb_name_fast_floor_stop(struct kb_name_fast_floor *floor) {
+    unlink(floor->path);
+    close(floor->keeper[0]);
+    close(floor->keeper[1]);
+    free(floor);
+}
+
+/* A copy of descriptor `number` of the process behind `pidfd` if it is the file (`device`, `inode`). */
+static int name_fast_floor_take(int pidfd, int number, unsigned long long device, unsigned long long inode) {
+    int fd = (int)syscall(SYS_pidfd_getfd, pidfd, number, 0);
+    if (fd < 0) return -errno;
+    struct stat status;
+    if (fstat(fd, &status) != 0 || status.st_dev != device || status.st_ino != inode) {
+        close(fd);
+        return -ESTALE;
+    }
+    return fd;
+}
+
+int kb_name_fast_floor_lookup(const char *path) {
+    struct stat directory;
+    char parent[108];
+    snprintf(parent, sizeof parent, "%s", path);
+    char *slash = strrchr(parent, '/');
+    if (slash) *slash = 0;
+    if (lstat(parent, &directory) != 0) return -errno;
+    char record[160];
+    ssize_t length = readlink(path, record, sizeof record - 1);
+    if (length < 0) return -errno;
+    record[length] = 0;
+    int pid, handle_number, keeper_number;
+    unsigned long long handle_device, handle_inode, keeper_device, keeper_inode;
+    if (sscanf(record, "%d:%d:%llu:%llu:%d:%llu:%llu", &pid, &handle_number, &handle_device, &handle_inode,
+               &keeper_number, &keeper_device, &keeper_inode) != 7) return -EPROTO;
+    int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+    if (pidfd < 0) return -errno;
+    int handle = name_fast_floor_take(pidfd, handle_number, handle_device, handle_inode);
+    int keeper = handle < 0 ? -1 : name_fast_floor_take(pidfd, keeper_number, keeper_device, keeper_inode);
+    close(pidfd);
+    int error = handle < 0 ? handle : keeper < 0 ? keeper : 0;
+    if (!error) {
+        struct pollfd hangup = { .fd = keeper, .events = 0 };
+        int queued = 0;
+        if (poll(&hangup, 1, 0) != 0) error = -EPIPE;
+        else if (ioctl(handle, SIOCINQ, &queued) != 0 || queued == 0) error = -ENODATA;
+    }
+    if (keeper >= 0) close(keeper);
+    if (error && handle >= 0) close(handle);
+    return error ? error : handle;
+}

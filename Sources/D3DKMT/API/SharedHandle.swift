@@ -59,7 +59,7 @@ public struct SharedHandle: ~Copyable, Sendable {
     ///   `STATUS_OBJECT_TYPE_MISMATCH` (the name is a sync object's).
     public static func open(name: String, access: UInt32 = SharedAccess.allAccess) throws(NTError) -> SharedHandle {
         guard access != 0 else { throw NTError(.accessDenied, "no access asked for") }
-        return try Names.resolve(name, kind: .resource).granting(SharedAccess.mapped(access))
+        return try Names.resolve(name, kind: .resource, granting: SharedAccess.mapped(access))
     }
 
     /// Opens a named sync object handle (`D3DKMTOpenSyncObjectNtHandleFromName`); as
@@ -67,7 +67,7 @@ public struct SharedHandle: ~Copyable, Sendable {
     public static func openSyncObject(name: String,
                                       access: UInt32 = SyncObjectAccess.allAccess) throws(NTError) -> SharedHandle {
         guard access != 0 else { throw NTError(.accessDenied, "no access asked for") }
-        return try Names.resolve(name, kind: .syncObject).granting(SyncObjectAccess.mapped(access))
+        return try Names.resolve(name, kind: .syncObject, granting: SyncObjectAccess.mapped(access))
     }
 
     /// The access the handle grants (`dwDesiredAccess` of its share).

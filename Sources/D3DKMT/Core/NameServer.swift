@@ -31,6 +31,8 @@ final class NameServer: Sendable {
     private final class Entry: Sendable {
         let id: EntryID
         let path: String
+        /// The name's record (``Names/Record``), removed with the entry; nil without one.
+        let recordPath: String?
         let listener: FileDescriptor
         /// The keeper, when the entry has one (0 or 1 descriptors).
         let keeper: FileDescriptorList
@@ -40,8 +42,8 @@ final class NameServer: Sendable {
         let tokens = ForkSafeMutex<(listener: EventLoop.Token?, keeper: EventLoop.Token?)>((nil, nil))
         let retired = Atomic<Bool>(false)
 
-        init(id: EntryID, path: String, listener: consuming FileDescriptor, keeper: consuming FileDescriptor?,
-             reply: [UInt8],
+        init(id: EntryID, path: String, recordPath: String?, listener: consuming FileDescriptor,
+             keeper: consuming FileDescriptor?, reply: [UInt8],
              lendHandle: @escaping @Sendable (_ send: (BorrowedDescriptor) -> Void) throws(NTError) -> Void) {
             let kept = FileDescriptorList(capacity: 1)
             switch consume keeper {
@@ -50,6 +52,7 @@ final class NameServer: Sendable {
             }
             self.id = id
             self.path = path
+            self.recordPath = recordPath
             self.listener = listener
             self.keeper = kept
             self.reply = reply
@@ -57,17 +60,24 @@ final class NameServer: Sendable {
         }
 
         /// Whether the sharer's handle still has a copy open somewhere (always, without a keeper).
-        /// A hang-up with an error is the last close with the package queued; a hang-up alone is
-        /// a `shutdown(2)` while the package is still queued (alive), or the last close of a
-        /// handle whose package a holder had read out of it (`SIOCOUTQ` 0: gone).
         var keeperAlive: Bool {
             guard keeper.count == 1 else { return true }
-            let descriptor = keeper.borrow(0)
-            guard let events = try? Kernel.poll([descriptor], events: 0, until: .now)[0],
-                  events & Int16(POLLHUP | POLLERR) != 0 else { return true }
-            if events & Int16(POLLERR) != 0 { return false }
-            return ((try? Kernel.unsentBytes(descriptor)) ?? 0) > 0
+            // A keeper that cannot be looked at is taken as alive: the name stays.
+            return NameServer.handleIsOpen(keeper: keeper.borrow(0)) ?? true
         }
+    }
+
+    /// Whether the handle whose sending end is `keeper` still has a copy open somewhere (`poll`
+    /// with no events asked, then `SIOCOUTQ`). A hang-up with an error is the last close with the
+    /// package queued; a hang-up alone is a `shutdown(2)` while the package is still queued
+    /// (alive), or the last close of a handle whose package a holder had read out of it
+    /// (`SIOCOUTQ` 0: gone). Also how a name's record lookup judges the name (``Names/Record``).
+    /// Nil when the keeper cannot be looked at (`poll` failed).
+    static func handleIsOpen(keeper: BorrowedDescriptor) -> Bool? {
+        guard let events = try? Kernel.poll([keeper], events: 0, until: .now)[0] else { return nil }
+        guard events & Int16(POLLHUP | POLLERR) != 0 else { return true }
+        if events & Int16(POLLERR) != 0 { return false }
+        return ((try? Kernel.unsentBytes(keeper)) ?? 0) > 0
     }
 
     private struct State {
@@ -85,10 +95,12 @@ final class NameServer: Sendable {
     /// Serves `listener`, a listening socket bound at `path`: each connection gets `reply` with a
     /// copy of the handle `lendHandle` lends attached (`SCM_RIGHTS`), then is closed. The entry is
     /// retired when `keeper` (the sending end of the sharer's handle) reports the handle's last
-    /// close, or by ``remove(_:)``.
+    /// close, or by ``remove(_:)``; retiring removes `recordPath` (the name's record) too, and so
+    /// does a failure here.
     ///
     /// - Throws: the kernel's status when the event thread cannot start or watch the sockets.
-    func add(path: String, listener: consuming FileDescriptor, keeper: consuming FileDescriptor?, reply: [UInt8],
+    func add(path: String, recordPath: String? = nil, listener: consuming FileDescriptor,
+             keeper: consuming FileDescriptor?, reply: [UInt8],
              lendHandle: @escaping @Sendable (_ send: (BorrowedDescriptor) -> Void) throws(NTError) -> Void)
         throws(NTError) -> EntryID {
         var inherited: [EntryID: Entry] = [:]
@@ -103,8 +115,8 @@ final class NameServer: Sendable {
             return id
         }
         inherited.removeAll()
-        let entry = Entry(id: id, path: path, listener: listener, keeper: keeper, reply: reply,
-                          lendHandle: lendHandle)
+        let entry = Entry(id: id, path: path, recordPath: recordPath, listener: listener, keeper: keeper,
+                          reply: reply, lendHandle: lendHandle)
         let loop = EventLoop.shared
         do throws(NTError) {
             let listening = try loop.watch(entry.listener.borrowed, .readable) { _ in
@@ -119,6 +131,7 @@ final class NameServer: Sendable {
             }
         } catch {
             cancelTokens(entry)
+            if let recordPath { Kernel.unlink(recordPath) }
             Kernel.unlink(path)
             throw error
         }
@@ -174,10 +187,12 @@ final class NameServer: Sendable {
         if !entry.keeperAlive { retire(entry) }
     }
 
-    /// Retires `entry` once: path, then event registrations, then (with the last reference) its
-    /// descriptors.
+    /// Retires `entry` once: record and path, then event registrations, then (with the last
+    /// reference) its descriptors. The record goes first: once the path is gone another process
+    /// may take the name and write its own record.
     private func retire(_ entry: Entry) {
         guard !entry.retired.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        if let recordPath = entry.recordPath { Kernel.unlink(recordPath) }
         Kernel.unlink(entry.path)
         cancelTokens(entry)
         let removed = state.withLock { $0.entries.removeValue(forKey: entry.id) }

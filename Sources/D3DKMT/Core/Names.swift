@@ -129,7 +129,7 @@ enum Names {
     static func directory() throws(NTError) -> String {
         let uid = Kernel.userID
         var base = "/tmp"
-        var leaf = "d3dkmt-\(uid)"
+        var leaf = "d3dkmt-" + String(uid)
         if let runtime = Kernel.environment("XDG_RUNTIME_DIR"), runtime.hasPrefix("/"),
            let status = try? Kernel.pathStatus(runtime), status.owner == uid, status.mode & S_IFMT == S_IFDIR,
            status.mode & 0o077 == 0 {
@@ -156,12 +156,44 @@ enum Names {
         return path
     }
 
-    /// Where `name` lives in `directory`.
+    /// Where `name` lives in `directory`: its listening socket.
     static func socketPath(_ name: String, in directory: String) -> String {
+        path(.socket, hash(name), in: directory)
+    }
+
+    /// Where `name`'s record lives in `directory` (``Record``), next to its socket.
+    static func recordPath(_ name: String, in directory: String) -> String {
+        path(.record, hash(name), in: directory)
+    }
+
+    /// The two files of a name in the namespace directory.
+    enum File: UInt8 {
+        /// `n-HASH`: the listening socket.
+        case socket = 0x6E
+        /// `r-HASH`: the record.
+        case record = 0x72
+    }
+
+    /// The 64-bit FNV-1a hash of `name`'s UTF-8.
+    static func hash(_ name: String) -> UInt64 {
         var hash: UInt64 = 0xCBF2_9CE4_8422_2325
         for byte in name.utf8 { hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01B3 }
-        let hex = String(hash, radix: 16)
-        return directory + "/n-" + String(repeating: "0", count: 16 - hex.count) + hex
+        return hash
+    }
+
+    /// `directory/n-HASH` or `directory/r-HASH`: the hash as 16 lower-case hexadecimal digits.
+    static func path(_ file: File, _ hash: UInt64, in directory: String) -> String {
+        let leaf = String(unsafeUninitializedCapacity: 19) { bytes in
+            bytes[0] = 0x2F
+            bytes[1] = file.rawValue
+            bytes[2] = 0x2D
+            for index in 0..<16 {
+                let digit = UInt8(truncatingIfNeeded: hash >> (60 - 4 * index)) & 0xF
+                bytes[3 + index] = digit < 10 ? 0x30 + digit : 0x57 + digit
+            }
+            return 19
+        }
+        return directory + leaf
     }
 
     /// The reply a name thread sends: 'KMTN', the kind, the name in UTF-8; the handle attached.
@@ -181,7 +213,8 @@ enum Names {
     static func publish(_ displayName: String, kind: Kind, package: SharePackage,
                         descriptors: [Int32]) throws(NTError) -> SharedHandle {
         let name = try canonical(displayName)
-        let path = socketPath(name, in: try directory())
+        let directory = try directory()
+        let path = socketPath(name, in: directory)
         guard path.utf8.count <= Kernel.maximumSocketPathLength else {
             throw NTError(.objectNameInvalid, "the name directory's path is too long for a socket")
         }
@@ -195,9 +228,19 @@ enum Names {
                 throw error.nt("keeping a named handle's descriptors")
             }
         }
-        let openers = try OpenersHandle(package: package, held: held)
+        // The record (the fast lookup's) names the keeper and the openers' handle by number and
+        // identity; without the keeper's identity there is no record, and every lookup asks.
+        let keeper = written.sender.borrowed
+        let record = (try? Kernel.fileIdentity(keeper)).map {
+            Record.Writer(path: recordPath(name, in: directory), name: name, kind: kind, access: package.access,
+                          keeper: (keeper.rawValue, $0))
+        }
+        let openers = try OpenersHandle(package: package, held: held, record: record)
         let listener = try bindName(path, name: name)
-        _ = try NameServer.shared.add(path: path, listener: listener, keeper: written.sender,
+        // The name is this process's now: its record replaces any a dead sharer left.
+        openers.writeRecord()
+        _ = try NameServer.shared.add(path: path, recordPath: record?.path, listener: listener,
+                                      keeper: written.sender,
                                       reply: reply(name: name, kind: kind)) { (send) throws(NTError) in
             try openers.lend(send)
         }
@@ -207,18 +250,29 @@ enum Names {
     /// The handle openers of a name get copies of (sent with `SCM_RIGHTS`): a second handle to the
     /// named objects, apart from the sharer's so that openers' copies do not keep the name alive
     /// (``SharedHandle/open(name:access:)`` then grants the access asked for). Made with the
-    /// name, and again when a holder read its package out of it (a read without `MSG_PEEK`).
+    /// name, and again when a holder read its package out of it (a read without `MSG_PEEK`); the
+    /// name's record is written again with it.
     final class OpenersHandle: Sendable {
         private let package: SharePackage
         /// The objects' descriptors, for making the handle again.
         private let held: FileDescriptorList
+        private let record: Record.Writer?
         private let current: ForkSafeMutex<SharedHandle>
 
+        /// - Parameter record: writes the name's record; nil for a name without one.
         /// - Throws: the kernel's status when the handle cannot be made.
-        init(package: SharePackage, held: FileDescriptorList) throws(NTError) {
+        init(package: SharePackage, held: FileDescriptorList, record: Record.Writer?) throws(NTError) {
             self.package = package
             self.held = held
+            self.record = record
             current = ForkSafeMutex(try Self.make(package, held))
+        }
+
+        /// Writes the name's record for the current handle (a record that cannot be written is
+        /// left out: lookups ask the name's server instead).
+        func writeRecord() {
+            guard let record else { return }
+            current.withLock { record.write(openers: $0.descriptor.borrowed) }
         }
 
         private static func make(_ package: SharePackage, _ held: FileDescriptorList) throws(NTError) -> SharedHandle {
@@ -230,7 +284,10 @@ enum Names {
         /// - Throws: the kernel's status when a spent handle cannot be made again.
         func lend(_ send: (BorrowedDescriptor) -> Void) throws(NTError) {
             try current.withLock { (current) throws(NTError) in
-                if !Self.holdsPackage(current) { current = try Self.make(package, held) }
+                if !Self.holdsPackage(current) {
+                    current = try Self.make(package, held)
+                    record?.write(openers: current.descriptor.borrowed)
+                }
                 send(current.descriptor.borrowed)
             }
         }
@@ -343,9 +400,35 @@ enum Names {
     /// - Throws: `STATUS_OBJECT_NAME_NOT_FOUND`; `STATUS_OBJECT_TYPE_MISMATCH` when the name is of
     ///   the other kind; `STATUS_OBJECT_NAME_INVALID`, `STATUS_OBJECT_PATH_NOT_FOUND`;
     ///   `STATUS_ACCESS_DENIED` for an unsafe namespace directory.
+    ///
+    /// A lookup first tries the name's record (``Record/lookUp(_:name:kind:)``: no round trip to
+    /// the sharer); when that cannot answer, it asks the sharer's name server over the socket.
     static func resolve(_ displayName: String, kind: Kind) throws(NTError) -> SharedHandle {
+        var access: UInt32?
+        return try resolve(displayName, kind: kind, access: &access)
+    }
+
+    /// As ``resolve(_:kind:)``, for a handle that grants `access` (``SharedHandle/granting(_:)``:
+    /// a new handle when the one found grants other access).
+    static func resolve(_ displayName: String, kind: Kind, granting access: UInt32) throws(NTError) -> SharedHandle {
+        var granted: UInt32?
+        let handle = try resolve(displayName, kind: kind, access: &granted)
+        // The record said what the handle grants: no need to read its package for it.
+        if granted == access { return handle }
+        return try handle.granting(access)
+    }
+
+    /// As ``resolve(_:kind:)``; `access` is set to the access the handle grants when the lookup
+    /// knows it without reading the handle's package (a record's), else left nil.
+    private static func resolve(_ displayName: String, kind: Kind,
+                                access: inout UInt32?) throws(NTError) -> SharedHandle {
         let name = try canonical(displayName)
-        let path = socketPath(name, in: try directory())
+        let directory = try directory()
+        let hash = hash(name)
+        if let handle = Record.lookUp(path(.record, hash, in: directory), name: name, kind: kind, access: &access) {
+            return handle
+        }
+        let path = path(.socket, hash, in: directory)
         let deadline = Deadline.after(nanoseconds: patience)
         let connection = try connect(path, displayName, until: deadline)
         guard let reply = try answer(connection.borrowed, until: deadline), reply.name == Array(name.utf8) else {

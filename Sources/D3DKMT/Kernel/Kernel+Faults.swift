@@ -55,6 +55,7 @@ extension Kernel {
             var faults: [Fault]
             var calls: [Call: Int] = [:]
             var injected: [Call: Int] = [:]
+            var marks: Set<String> = []
         }
 
         private let state: ForkSafeMutex<State>
@@ -86,6 +87,14 @@ extension Kernel {
 
         /// How many faults were injected in all.
         var totalInjected: Int { state.withLock { $0.injected.values.reduce(0, +) } }
+
+        /// Records `mark`: what the code under test remembers, for the rest of the process, after a
+        /// failure (``Names``' "pidfds are refused here") is remembered in the plan instead while
+        /// one is installed, so that one test's injected failures do not change other tests.
+        func mark(_ mark: String) { state.withLock { _ = $0.marks.insert(mark) } }
+
+        /// Whether ``mark(_:)`` recorded `mark` in this plan.
+        func isMarked(_ mark: String) -> Bool { state.withLock { $0.marks.contains(mark) } }
     }
 }
 #endif

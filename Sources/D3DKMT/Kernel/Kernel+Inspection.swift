@@ -11,8 +11,8 @@ import Musl
 ///
 /// glibc declares both calls only in `<sys/pidfd.h>` (glibc 2.36), which Swift's Glibc module does
 /// not import, and `syscall(2)` is variadic; they are looked up with `dlsym`. Without them (an older
-/// C library) the calls fail with `ENOSYS`. The fault seam has no family for them: they retry
-/// `EINTR` in a plain loop.
+/// C library) the calls fail with `ENOSYS`. Opening by name uses them too (``Names``' record
+/// lookup); the fault seam's families for them are ``Call/pidfdOpen`` and ``Call/pidfdGetfd``.
 extension Kernel {
     private typealias PidfdOpen = @convention(c) (Int32, UInt32) -> Int32
     private typealias PidfdGetfd = @convention(c) (Int32, Int32, UInt32) -> Int32
@@ -40,6 +40,7 @@ extension Kernel {
     ///
     /// - Throws: `ESRCH` when there is no such process; `ENOSYS` without pidfds.
     static func openProcess(_ pid: Int32) throws(Errno) -> FileDescriptor {
+        try checkFault(.pidfdOpen)
         guard let pidfdOpen = pidfdOpenFunction else { throw Errno(rawValue: ENOSYS) }
         guard pid > 0 else { throw Errno(rawValue: ESRCH) }
         return FileDescriptor(adopting: try retryingInterrupted { pidfdOpen(pid, 0) })
@@ -53,6 +54,7 @@ extension Kernel {
     /// - Parameter remote: a descriptor number of the other process (not one of ours).
     static func copyDescriptor(_ remote: Int32,
                                fromProcess pidfd: BorrowedDescriptor) throws(Errno) -> FileDescriptor {
+        try checkFault(.pidfdGetfd)
         guard let pidfdGetfd = pidfdGetfdFunction else { throw Errno(rawValue: ENOSYS) }
         return FileDescriptor(adopting: try retryingInterrupted { pidfdGetfd(pidfd.rawValue, remote, 0) })
     }

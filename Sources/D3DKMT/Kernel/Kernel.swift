@@ -19,9 +19,10 @@ enum Kernel {
     /// The syscall families the fault seam tells apart: one per system call (or ioctl family).
     enum Call: Hashable, Sendable, CaseIterable {
         case open, dup, memfd, ftruncate, fcntl, lseek, pread, pwrite, read, write
-        case fstat, fstatfs, lstat, mkdir, mmap, readlink
+        case fstat, fstatfs, lstat, mkdir, mmap, readlink, symlink, rename
         case socket, socketpair, sockopt, bind, listen, connect, accept, sendmsg, recvmsg
         case poll, eventfd, epoll, futex, futexWaitv, ioctl, thread
+        case pidfdOpen, pidfdGetfd
     }
 
     /// The fault seam: the error a test planned for the next `call` on this task, if any. Always
