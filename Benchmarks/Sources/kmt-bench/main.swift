@@ -20,7 +20,8 @@ let usage = """
       --rounds N            measured rounds per side (default 9)
       --round-ms N          target duration of one round (default 40)
       --live N              live objects for scale-10k and per-object (default 10000)
-      --only SIDE           run one side only: ours, raw, floor (share-open, open-by-name), pipe (context)
+      --only SIDE           run one side only: ours, raw, floor (share-open, open-by-name),
+                            fast-floor (open-by-name), pipe (context)
       --iterations N        exactly N iterations per round, no warm-up (profiling)
       --cpus same|split|any pin every process to one CPU (default: reproducible handoffs), the
                             peers to another CPU than the parent, or leave it to the scheduler
@@ -103,7 +104,9 @@ func parseOptions(_ words: [String]) -> Options {
         case "--iterations": let n = number(value()); overrides.append { $0.fixedIterations = n }
         case "--only":
             let side = value()
-            guard ["ours", "raw", "floor", "pipe"].contains(side) else { fail("--only takes ours, raw, floor or pipe") }
+            guard ["ours", "raw", "floor", "fast-floor", "pipe"].contains(side) else {
+                fail("--only takes ours, raw, floor, fast-floor or pipe")
+            }
             overrides.append { $0.onlySide = side }
         case "--cpus":
             let mode = value()
