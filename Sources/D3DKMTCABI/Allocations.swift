@@ -254,10 +254,10 @@ public func D3DKMTDestroyAllocation(_ pData: UnsafePointer<D3DKMT_DESTROYALLOCAT
 
 /// `D3DKMTLock2`: CPU access to the whole allocation (writable unless it was opened read-only).
 /// The allocation is mapped on its first lock and stays mapped until it is destroyed, so every
-/// lock returns the same address, as on Windows; each lock only opens the CPU access window
-/// (`DMA_BUF_IOCTL_SYNC` start on a dma-buf, virgl's transfer from the host; nothing on a memfd),
-/// nested locks share it. The wait for a busy dma-buf happens outside the handle table's lock: it
-/// stalls only the threads locking this allocation. `STATUS_INVALID_PARAMETER` for an unknown
+/// lock returns the same address, as on Windows; each lock then costs only what coherency needs
+/// (`DMA_BUF_IOCTL_SYNC` start on a dma-buf; a virgl image's transfer from the host, shared by
+/// nested locks; nothing on a memfd). The wait for a busy dma-buf happens outside the handle
+/// table's lock: it stalls only the threads locking this allocation. `STATUS_INVALID_PARAMETER` for an unknown
 /// allocation or non-zero `Flags` (Microsoft reserves them); the `mmap` failure otherwise.
 @c @implementation
 public func D3DKMTLock2(_ pData: UnsafeMutablePointer<D3DKMT_LOCK2>?) -> NTSTATUS {
@@ -268,8 +268,8 @@ public func D3DKMTLock2(_ pData: UnsafeMutablePointer<D3DKMT_LOCK2>?) -> NTSTATU
     }
 }
 
-/// `D3DKMTUnlock2`: ends a `D3DKMTLock2`; the last unlock closes the CPU access window
-/// (`DMA_BUF_IOCTL_SYNC` end, virgl's transfer to the host). The mapping stays.
+/// `D3DKMTUnlock2`: ends a `D3DKMTLock2` (`DMA_BUF_IOCTL_SYNC` end on a dma-buf; the last of
+/// nested locks of a virgl image makes the transfer to the host). The mapping stays.
 @c @implementation
 public func D3DKMTUnlock2(_ pData: UnsafePointer<D3DKMT_UNLOCK2>?) -> NTSTATUS {
     ntCall(arguments: pData?.pointee) { () throws(NTError) in

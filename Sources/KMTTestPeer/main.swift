@@ -77,6 +77,11 @@
 //       Opens the resource shared as FD and prints write=STATUS of mapping allocation 0
 //       writable, read=STATUS of mapping it read-only, and rawwrite=STATUS of a writable mmap
 //       of its exported descriptor.
+//   KMTTestPeer lock-write FD LUIDLOW LUIDHIGH SEED
+//       Opens the resource shared as FD; locks allocation 0 (Allocation.lock, what D3DKMTLock2
+//       calls), checks it holds TestPattern(SEED), writes TestPattern(SEED + 1) unless it opened
+//       read-only, unlocks; locks again and prints same=yes|no (the same address), then
+//       perms=RWXP (its line of /proc/self/maps) and unlocks.
 //   KMTTestPeer fd-limit FD LUIDLOW LUIDHIGH
 //       Lowers RLIMIT_NOFILE to 2 above the descriptors open now, tries to open the resource
 //       shared as FD, and prints status=STATUS and leaked=N (descriptors left open by the
@@ -541,6 +546,47 @@ case "map-write":
         let exported = try allocation.exportDescriptor()
         let address = mmap(nil, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, exported.rawValue, 0)
         print("rawwrite=" + (address == MAP_FAILED ? (errno == EACCES ? "accessDenied" : "errno\(errno)") : "mapped"))
+    } catch {
+        fail("\(error)")
+    }
+
+case "lock-write":
+    let handle = SharedHandle(adopting: Int32(argument(2)))
+    let device = device(luidLow: argument(3), luidHigh: argument(4))
+    let seed = UInt32(argument(5))
+    do {
+        let allocation = try device.openResource(handle).allocations[0]
+        let count = Int(allocation.size)
+        let first = try allocation.lock()
+        if let offset = TestPattern.firstMismatch(UnsafeRawBufferPointer(start: first, count: count), seed: seed,
+                                                  allocation: 0) {
+            fail("the lock shows something else than the sharer wrote at byte \(offset)")
+        }
+        if !allocation.isReadOnly {
+            TestPattern.fill(UnsafeMutableRawBufferPointer(start: first, count: count), seed: seed + 1, allocation: 0)
+        }
+        allocation.unlock()
+        let again = try allocation.lock()
+        print("same=" + (again == first ? "yes" : "no"))
+        // The mapping's line of /proc/self/maps: "START-END PERMS ...".
+        var perms = "none"
+        if let maps = fopen("/proc/self/maps", "r") {
+            var line: UnsafeMutablePointer<CChar>? = nil
+            var capacity = 0
+            let address = UInt(bitPattern: again)
+            while getline(&line, &capacity, maps) > 0, let line {
+                let fields = String(cString: line).split(separator: " ")
+                let range = fields[0].split(separator: "-").compactMap { UInt($0, radix: 16) }
+                if fields.count > 1, range.count == 2, range[0] <= address, address < range[1] {
+                    perms = String(fields[1])
+                    break
+                }
+            }
+            free(line)
+            fclose(maps)
+        }
+        print("perms=" + perms)
+        allocation.unlock()
     } catch {
         fail("\(error)")
     }

@@ -8,8 +8,9 @@ import KMTTestSupport
 import Glibc
 #endif
 
-/// `D3DKMTLock2` / `D3DKMTUnlock2` through the C ABI: reserved flags, and a lock waiting for a
-/// busy buffer that stalls no other call.
+/// `D3DKMTLock2` / `D3DKMTUnlock2`: reserved flags, the kept mapping (the same address, shared
+/// with other processes' locks, read-only as the access rights say), and locks waiting for a busy
+/// buffer, stalling no other call.
 extension D3DKMTSuite {
     @Suite struct Lock {
         /// An adapter, a device on it and one standalone 4 KiB allocation, through the C ABI.
@@ -115,6 +116,80 @@ extension D3DKMTSuite {
             }
             #expect(destroyed == 0)
             #expect(openDescriptorCount() == before - 1, "only the allocation's own descriptor goes")
+            #expect(D3DKMTUnlock2(&unlock) == NTStatus.invalidParameter.rawValue)
+        }
+
+        /// The kept mapping shows the buffer itself: what another process writes through its own
+        /// lock is what this process's next lock shows, at the same address as before, and what
+        /// this process wrote through its lock is what the other finds. An opener without write
+        /// access gets a read-only mapping (the lock maps as the access rights say).
+        @Test(arguments: adaptersUnderTest)
+        func aLockSeesWhatAnotherProcessWroteThroughItsLock(adapter: Adapter) throws {
+            try expectNoDescriptorLeak("locks across processes") {
+                let device = try adapter.makeDevice()
+                let resource = try device.createResource(allocations: [(.new(AllocationDescriptor(size: 65536)), [])])
+                let allocation = resource.allocations[0]
+                let first = try allocation.lock()
+                TestPattern.fill(UnsafeMutableRawBufferPointer(start: first, count: 65536), seed: 61, allocation: 0)
+                #expect(allocation.unlock())
+                let handle = try resource.share()
+                let writer = try runPeer(["lock-write", "3"] + luidArguments(adapter) + ["61"],
+                                         inherit: [handle.rawValue])
+                #expect(writer.exitStatus == 0, "peer said: \(writer.text)")
+                #expect(writer.output["same"] == "yes")
+                #expect(writer.output["perms"]?.hasPrefix("rw") == true, "peer said: \(writer.text)")
+                let again = try allocation.lock()
+                #expect(again == first)
+                #expect(TestPattern.firstMismatch(UnsafeRawBufferPointer(start: again, count: 65536), seed: 62,
+                                                  allocation: 0) == nil, "the peer's writes are not in the lock")
+                #expect(allocation.unlock())
+                let readOnly = try resource.share(access: SharedAccess.read)
+                let reader = try runPeer(["lock-write", "3"] + luidArguments(adapter) + ["62"],
+                                         inherit: [readOnly.rawValue])
+                #expect(reader.exitStatus == 0, "peer said: \(reader.text)")
+                #expect(reader.output["perms"]?.hasPrefix("r-") == true, "peer said: \(reader.text)")
+                _ = consume handle
+                _ = consume readOnly
+            }
+        }
+
+        /// On a dma-buf every lock, a nested one too, waits for the GPU work on the buffer
+        /// (`DMA_BUF_IOCTL_SYNC` start per lock): a fence attached while the allocation is locked
+        /// keeps the next lock waiting until it signals.
+        @Test(.enabled(if: hasDriver("vgem"), "needs vgem (VM guest)"))
+        func aNestedLockWaitsForGPUWorkQueuedAfterTheFirst() throws {
+            let vgem = try #require(adapter(driver: "vgem"))
+            let card = try Kernel.open(try #require(vgem.info.primaryNode), O_RDWR)
+            let setup = try setUp(vgem)
+            defer { tearDown(setup) }
+            var lock = D3DKMT_LOCK2()
+            lock.hDevice = setup.device
+            lock.hAllocation = setup.allocation
+            try #require(D3DKMTLock2(&lock) == 0)
+            let first = UInt(bitPattern: lock.pData)
+            var exported: Int32 = -1
+            try #require(D3DKMTLinuxExportAllocationDmaBuf(setup.device, setup.allocation, &exported) == 0)
+            let dmaBuf = FileDescriptor(adopting: exported)
+            let handle = try Kernel.primeImport(card.borrowed, dmaBuf: dmaBuf.borrowed)
+            defer { Kernel.gemClose(card.borrowed, handle: handle) }
+            let fence = try VGEM.fenceAttach(card.rawValue, handle: handle)
+            let (device, allocation) = (setup.device, setup.allocation)
+            let locked = Atomic<Int>(0)  // 1: the nested Lock2 returned the same address, 2: it did not
+            let locker = Thread {
+                var nested = D3DKMT_LOCK2()
+                nested.hDevice = device
+                nested.hAllocation = allocation
+                let same = D3DKMTLock2(&nested) == 0 && UInt(bitPattern: nested.pData) == first
+                locked.store(same ? 1 : 2, ordering: .sequentiallyConsistent)
+            }
+            usleep(100_000)
+            #expect(locked.load(ordering: .sequentiallyConsistent) == 0, "the nested Lock2 did not wait")
+            try VGEM.fenceSignal(card.rawValue, fence: fence)
+            locker.join()
+            #expect(locked.load(ordering: .sequentiallyConsistent) == 1)
+            var unlock = D3DKMT_UNLOCK2(hDevice: device, hAllocation: allocation)
+            #expect(D3DKMTUnlock2(&unlock) == 0)
+            #expect(D3DKMTUnlock2(&unlock) == 0)
             #expect(D3DKMTUnlock2(&unlock) == NTStatus.invalidParameter.rawValue)
         }
 

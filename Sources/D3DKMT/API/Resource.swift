@@ -238,9 +238,14 @@ public final class Allocation: Sendable {
         }
     }
 
-    /// `D3DKMTLock2`'s state: the mapping kept from the first lock to the allocation's end, and
-    /// how many locks hold the CPU access window open. Made by the first lock (most allocations
-    /// are never locked).
+    /// `D3DKMTLock2`'s address once the first lock mapped the allocation (0 before): the kept
+    /// mapping's first byte of the allocation, read without a lock.
+    private let lockAddress = Atomic<UInt>(0)
+    /// Locks held. Changed atomically alone, except on a buffer whose window is shared
+    /// (``CPUAccessWindow/shared``): there under ``CPULocks/mapping``'s mutex, with the window's
+    /// opening and closing.
+    private let lockCount = Atomic<Int>(0)
+    /// The kept mapping and its mutex, made by the first lock (most allocations are never locked).
     private let lockState = Atomic<Unmanaged<CPULocks>?>(nil)
 
     private var locks: CPULocks {
@@ -258,35 +263,75 @@ public final class Allocation: Sendable {
     /// Opens CPU access to the allocation (`D3DKMTLock2`) and returns its first byte: the same
     /// address every time, as Windows programs expect. The allocation is mapped on its first lock
     /// (writable unless ``isReadOnly``; a mapping costs address space, no memory until touched)
-    /// and stays mapped until the allocation goes; each lock only opens the CPU access window
-    /// (`DMA_BUF_IOCTL_SYNC` start on a dma-buf, waiting for GPU work; virgl's transfer from the
-    /// host; nothing on a memfd), which nested locks share. Waiting for a busy buffer stalls only
-    /// the threads locking this allocation.
+    /// and stays mapped until the allocation goes. After that a lock costs what coherency needs:
+    /// nothing on a memfd, `DMA_BUF_IOCTL_SYNC` start on a dma-buf (waiting for GPU work, per
+    /// lock), and on a virgl image the transfer from the host, made by the first of nested locks
+    /// (which share it, under a mutex: waiting for it stalls only the threads locking this
+    /// allocation).
     ///
-    /// - Throws: as ``map(writable:)``.
+    /// - Throws: as ``map(writable:)``; the backend's status when a virgl image's contents cannot
+    ///   be brought in.
     public func lock() throws(NTError) -> UnsafeMutableRawPointer {
-        try locks.lock(windowed: buffer.hasAccessWindow) { () throws(NTError) -> (UnsafeMutableRawPointer, Int) in
-            let (offset, length) = try mappedRange()
-            return (try buffer.mapMemory(length: offset + length, writable: !isReadOnly), offset + length)
-        } begin: { () throws(NTError) in
-            try buffer.beginAccess(writable: !isReadOnly)
-        } + Int(layout.dataOffset)
+        let window = buffer.accessWindow
+        if window != .shared, let kept = UnsafeMutableRawPointer(bitPattern: lockAddress.load(ordering: .acquiring)) {
+            lockCount.wrappingAdd(1, ordering: .relaxed)
+            if window == .dmaBufSync { buffer.syncDmaBuf(start: true, writable: !isReadOnly) }
+            return kept
+        }
+        return try lockUnderMutex()
     }
 
-    /// Ends one ``lock()`` (`D3DKMTUnlock2`); the last closes the CPU access window
-    /// (`DMA_BUF_IOCTL_SYNC` end, virgl's transfer to the host). The mapping stays.
+    /// A first lock (which maps), or any lock of a buffer whose window is shared.
+    private func lockUnderMutex() throws(NTError) -> UnsafeMutableRawPointer {
+        try locks.mapping.withLock { (mapping) throws(NTError) -> UnsafeMutableRawPointer in
+            if mapping == nil {
+                let (offset, length) = try mappedRange()
+                let made = try buffer.mapMemory(length: offset + length, writable: !isReadOnly)
+                mapping = CPULocks.Mapping(address: made, length: offset + length)
+                lockAddress.store(UInt(bitPattern: made + offset), ordering: .releasing)
+            }
+            if buffer.accessWindow != .shared || lockCount.load(ordering: .relaxed) == 0 {
+                try buffer.beginAccess(writable: !isReadOnly)
+            }
+            lockCount.wrappingAdd(1, ordering: .relaxed)
+            return UnsafeMutableRawPointer(bitPattern: lockAddress.load(ordering: .relaxed))!
+        }
+    }
+
+    /// Ends one ``lock()`` (`D3DKMTUnlock2`): `DMA_BUF_IOCTL_SYNC` end on a dma-buf; on a virgl
+    /// image the last of nested locks makes the transfer to the host. The mapping stays.
     ///
     /// - Returns: false when the allocation was not locked.
     @discardableResult
     public func unlock() -> Bool {
-        locks.unlock(windowed: buffer.hasAccessWindow) { buffer.endAccess(writable: !isReadOnly) }
+        let window = buffer.accessWindow
+        guard window == .shared else {
+            var held = lockCount.load(ordering: .relaxed)
+            while true {
+                guard held > 0 else { return false }
+                let (exchanged, found) = lockCount.compareExchange(expected: held, desired: held - 1,
+                                                                   ordering: .relaxed)
+                if exchanged { break }
+                held = found
+            }
+            if window == .dmaBufSync { buffer.syncDmaBuf(start: false, writable: !isReadOnly) }
+            return true
+        }
+        guard let made = lockState.load(ordering: .acquiring) else { return false }
+        return made.takeUnretainedValue().mapping.withLock { _ -> Bool in
+            let held = lockCount.load(ordering: .relaxed)
+            guard held > 0 else { return false }
+            lockCount.store(held - 1, ordering: .relaxed)
+            if held == 1 { buffer.endAccess(writable: !isReadOnly) }
+            return true
+        }
     }
 
     deinit {
         guard let made = lockState.load(ordering: .acquiring) else { return }
         // Destroyed while locked (D3DKMTDestroyAllocation of a locked allocation): the window
         // closes now, so virgl still writes the CPU's changes back to the host.
-        made.takeUnretainedValue().endAll { buffer.endAccess(writable: !isReadOnly) }
+        if lockCount.load(ordering: .relaxed) > 0 { buffer.endAccess(writable: !isReadOnly) }
         made.release()
     }
 
@@ -317,77 +362,18 @@ public final class Allocation: Sendable {
     }
 }
 
-/// An allocation's ``Allocation/lock()`` state: the mapping it keeps (made by the first lock,
-/// unmapped with the allocation) and how many locks hold the CPU access window open.
-///
-/// A buffer with an access window (a dma-buf's `DMA_BUF_IOCTL_SYNC`, virgl's transfers) opens
-/// and closes it under a mutex of its own (a pthread mutex: the opening may wait in the kernel).
-/// A buffer without one (a memfd) has nothing to bracket: once mapped, a lock and an unlock are
-/// one atomic update of the count each.
+/// An allocation's ``Allocation/lock()`` mapping, made by its first lock and unmapped with the
+/// allocation, and the mutex it is made under. A buffer whose CPU access window is shared
+/// (``CPUAccessWindow/shared``: virgl's transfers) also opens and closes the window under that
+/// mutex (a pthread mutex: the opening may wait in the kernel); other locks never take it once
+/// the mapping exists.
 final class CPULocks: Sendable {
-    private struct Mapping {
+    struct Mapping {
         var address: UnsafeMutableRawPointer
         var length: Int
     }
-    /// The kept mapping, made under the mutex by the first lock.
-    private let mapping = ForkSafeMutex<Mapping?>(nil)
-    /// The kept mapping's address once made (0 before), read without the mutex.
-    private let address = Atomic<UInt>(0)
-    /// Locks held. Changed under `mapping`'s mutex for a windowed buffer (with the window's
-    /// opening and closing); atomically alone for a windowless one once mapped.
-    private let count = Atomic<Int>(0)
-
-    /// One lock: maps with `map` the first time; for a `windowed` buffer, opens the window with
-    /// `begin` when no lock holds it open. Returns the mapping's address.
-    func lock(windowed: Bool, map: () throws(NTError) -> (UnsafeMutableRawPointer, Int),
-              begin: () throws(NTError) -> Void) throws(NTError) -> UnsafeMutableRawPointer {
-        if !windowed, let kept = UnsafeMutableRawPointer(bitPattern: address.load(ordering: .acquiring)) {
-            count.add(1, ordering: .relaxed)
-            return kept
-        }
-        return try mapping.withLock { (mapping) throws(NTError) -> UnsafeMutableRawPointer in
-            let kept: UnsafeMutableRawPointer
-            if let made = mapping {
-                kept = made.address
-            } else {
-                let (made, length) = try map()
-                mapping = Mapping(address: made, length: length)
-                address.store(UInt(bitPattern: made), ordering: .releasing)
-                kept = made
-            }
-            if windowed, count.load(ordering: .relaxed) == 0 { try begin() }
-            count.add(1, ordering: .relaxed)
-            return kept
-        }
-    }
-
-    /// One unlock: for a `windowed` buffer, closes the window with `end` when it was the last.
-    /// False when not locked.
-    func unlock(windowed: Bool, end: () -> Void) -> Bool {
-        guard windowed else {
-            var held = count.load(ordering: .relaxed)
-            while held > 0 {
-                let (exchanged, found) = count.compareExchange(expected: held, desired: held - 1, ordering: .relaxed)
-                if exchanged { return true }
-                held = found
-            }
-            return false
-        }
-        return mapping.withLock { _ -> Bool in
-            let held = count.load(ordering: .relaxed)
-            guard held > 0 else { return false }
-            count.store(held - 1, ordering: .relaxed)
-            if held == 1 { end() }
-            return true
-        }
-    }
-
-    /// Closes the window with `end` if locks hold it open (the allocation is going).
-    func endAll(_ end: () -> Void) {
-        mapping.withLock { _ in
-            if count.exchange(0, ordering: .relaxed) > 0 { end() }
-        }
-    }
+    /// The kept mapping (the whole buffer up to the allocation's end).
+    let mapping = ForkSafeMutex<Mapping?>(nil)
 
     deinit {
         if let made = mapping.withLock({ $0 }) { Kernel.unmap(made.address, length: made.length) }

@@ -70,6 +70,21 @@ protocol BufferCPUAccess: Sendable {
     /// A writable mapping of the first `length` bytes through the device (for a buffer whose
     /// dma-buf is read-only), or nil when the device has no such way.
     func mapThroughDevice(length: Int) throws(NTError) -> UnsafeMutableRawPointer?
+    /// Whether ``begin(writable:)`` and ``end(writable:)`` do anything for this buffer (false:
+    /// the buffer's CPU access needs only what its kind needs). Fixed for the buffer's life.
+    var bracketsAccess: Bool { get }
+}
+
+/// What CPU access to one buffer needs around it, fixed when the buffer is made.
+enum CPUAccessWindow: Sendable {
+    /// Nothing: a memfd's pages are the buffer. A lock is only its kept mapping.
+    case none
+    /// `DMA_BUF_IOCTL_SYNC` start before and end after, one pair per lock: the kernel counts
+    /// nothing between them, so locks need no shared state beyond their count.
+    case dmaBufSync
+    /// The backend's work (virgl's transfers) as well: opened by the first lock and closed by the
+    /// last, which nested locks share.
+    case shared
 }
 
 /// One buffer as a device holds it: the dma-buf or memfd that is the buffer, and whatever the
@@ -87,9 +102,9 @@ final class BufferObject: Sendable {
     let layout: AllocationDescriptor?
     /// The backend's part of CPU access (virgl transfers, device mappings), if any.
     let cpuAccess: (any BufferCPUAccess)?
-    /// Whether CPU access needs anything around it (a dma-buf's sync, the backend's part): a
-    /// memfd's lock is then only its mapping.
-    let hasAccessWindow: Bool
+    /// What CPU access needs around it: nothing (a memfd), a dma-buf's sync, or also the
+    /// backend's part.
+    let accessWindow: CPUAccessWindow
     private let release: (@Sendable () -> Void)?
 
     init(descriptor: consuming FileDescriptor, kind: BufferKind, size: UInt64,
@@ -100,10 +115,10 @@ final class BufferObject: Sendable {
         self.size = size
         self.allocator = allocator
         self.layout = layout
-        // (A switch: comparing the existential with nil copied it.)
-        switch cpuAccess {
-        case .some: hasAccessWindow = true
-        case .none: hasAccessWindow = kind == .dmaBuf
+        if cpuAccess?.bracketsAccess == true {
+            accessWindow = .shared
+        } else {
+            accessWindow = kind == .dmaBuf ? .dmaBufSync : .none
         }
         self.cpuAccess = cpuAccess
         self.release = release
@@ -152,24 +167,33 @@ final class BufferObject: Sendable {
 
     /// Opens the CPU access window: `DMA_BUF_IOCTL_SYNC` start on a dma-buf (waiting for the GPU
     /// work that writes it), then the backend's (``BufferCPUAccess/begin(writable:)``: virgl's
-    /// transfer from the host). Nothing on a memfd.
+    /// transfer from the host) where it has any. Nothing on a memfd.
     ///
     /// - Throws: the backend's status when it cannot bring the contents in.
     func beginAccess(writable: Bool) throws(NTError) {
-        guard hasAccessWindow else { return }
-        if kind == .dmaBuf { try? Kernel.dmaBufSync(descriptor.borrowed, start: true, write: writable) }
+        guard accessWindow != .none else { return }
+        syncDmaBuf(start: true, writable: writable)
+        guard accessWindow == .shared else { return }
         do { try cpuAccess?.begin(writable: writable) } catch {
-            if kind == .dmaBuf { try? Kernel.dmaBufSync(descriptor.borrowed, start: false, write: writable) }
+            syncDmaBuf(start: false, writable: writable)
             throw error
         }
     }
 
-    /// Closes the CPU access window: the backend's (virgl's transfer to the host), then
-    /// `DMA_BUF_IOCTL_SYNC` end.
+    /// Closes the CPU access window: the backend's (virgl's transfer to the host) where it has
+    /// any, then `DMA_BUF_IOCTL_SYNC` end on a dma-buf.
     func endAccess(writable: Bool) {
-        guard hasAccessWindow else { return }
-        cpuAccess?.end(writable: writable)
-        if kind == .dmaBuf { try? Kernel.dmaBufSync(descriptor.borrowed, start: false, write: writable) }
+        guard accessWindow != .none else { return }
+        if accessWindow == .shared { cpuAccess?.end(writable: writable) }
+        syncDmaBuf(start: false, writable: writable)
+    }
+
+    /// `DMA_BUF_IOCTL_SYNC` start or end (read, and write when `writable`) on a dma-buf; nothing
+    /// on a memfd. A failure is ignored: the CPU access goes ahead (and an unlock could not report
+    /// it).
+    @inline(__always)
+    func syncDmaBuf(start: Bool, writable: Bool) {
+        if kind == .dmaBuf { try? Kernel.dmaBufSync(descriptor.borrowed, start: start, write: writable) }
     }
 
     /// Ends a ``map(length:writable:)``: closes the CPU access window and unmaps.

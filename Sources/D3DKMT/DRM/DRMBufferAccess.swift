@@ -20,6 +20,10 @@ struct DRMBufferAccess: BufferCPUAccess {
         return layout.fourcc != 0 && layout.width != 0 && layout.height != 0
     }
 
+    /// Only a virgl image's CPU access needs transfers; every other buffer's needs only its
+    /// dma-buf's sync.
+    var bracketsAccess: Bool { transfersImage }
+
     /// `VIRTGPU_TRANSFER_FROM_HOST` of the whole image, then `VIRTGPU_WAIT`: the mapping shows what
     /// the GPU rendered.
     func begin(writable: Bool) throws(NTError) {
