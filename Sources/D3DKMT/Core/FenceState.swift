@@ -85,9 +85,15 @@ struct FenceState: @unchecked Sendable {
         while true {
             let (word, expected) = snapshot()
             if value >= target { return true }
-            if Deadline.now >= deadline { return false }
+            // A wait without a deadline reads no clock: its sleeps are slices of relative time.
+            let forever = deadline == .never
+            if !forever, Deadline.now >= deadline { return false }
             sleepers.pointee.wrappingAdd(1, ordering: .sequentiallyConsistent)
-            _ = Kernel.futexWait(word, expected: expected, until: Self.sliceEnd(deadline))
+            if forever {
+                _ = Kernel.futexWait(word, expected: expected, for: Self.slice)
+            } else {
+                _ = Kernel.futexWait(word, expected: expected, until: Self.sliceEnd(deadline))
+            }
             sleepers.pointee.wrappingSubtract(1, ordering: .sequentiallyConsistent)
         }
     }
