@@ -115,8 +115,10 @@ public final class SyncObject: Sendable {
             return
         }
         let current = try timeline.currentPoint()
-        fenceState?.advance(to: current)
-        guard value > current else { return try Self.refuse(value, below: current) }
+        guard value > current else {
+            fenceState?.advance(to: current)
+            return try Self.refuse(value, below: current)
+        }
         try timeline.signal(value)
         fenceState?.advance(to: value)
     }
@@ -231,19 +233,27 @@ public final class SyncObject: Sendable {
         objects.compactMap { entry in entry.object.timeline.map { ($0, entry.value) } }
     }
 
-    /// Refuses a CPU signal or wait of a mutex or semaphore: only GPU contexts use those.
+    /// Refuses a CPU signal or wait of a mutex or semaphore: only GPU contexts use those. Inlined
+    /// into every signal and wait; the refusal is not.
+    @inline(__always)
     func requireFence() throws(NTError) {
-        guard kind.isFence else {
-            throw NTError(.invalidParameter, "a \(kind) sync object is signalled and waited for by GPU contexts, "
-                                             + "not the CPU")
-        }
+        guard kind.isFence else { throw notAFence() }
     }
 
-    /// Refuses what this open's access does not allow.
-    func require(_ rights: UInt32, _ what: String) throws(NTError) {
-        guard access & rights == rights else {
-            throw NTError(.accessDenied, "this sync object was shared without the right to \(what) it")
-        }
+    @inline(never)
+    private func notAFence() -> NTError {
+        NTError(.invalidParameter, "a \(kind) sync object is signalled and waited for by GPU contexts, not the CPU")
+    }
+
+    /// Refuses what this open's access does not allow. Inlined as ``requireFence()``.
+    @inline(__always)
+    func require(_ rights: UInt32, _ what: StaticString) throws(NTError) {
+        guard access & rights == rights else { throw Self.denied(what) }
+    }
+
+    @inline(never)
+    private static func denied(_ what: StaticString) -> NTError {
+        NTError(.accessDenied, "this sync object was shared without the right to \(what) it")
     }
 
 }
