@@ -96,6 +96,10 @@ struct KeyedMutexState: @unchecked Sendable {
     func acquire(key wanted: UInt64, until deadline: Deadline) -> AcquireOutcome {
         let me = UInt64(presence.slot + 1) << 32
         var checkOwner = false
+        // A wait without a deadline is watched by the SleepTicker from its first sleep on.
+        var watched: Int?
+        var asked = false
+        defer { if let watched { SleepTicker.unwatch(watched) } }
         while true {
             let current = state.pointee.load(ordering: .acquiring)
             if current & Self.abandonedBit != 0 { return .abandoned }
@@ -129,8 +133,19 @@ struct KeyedMutexState: @unchecked Sendable {
             }
             let word = page.futexWord(8), value = UInt32(truncatingIfNeeded: expected)
             if deadline == .never {
-                // Look at the owner only when a whole slice passed without news.
-                checkOwner = !Kernel.futexWait(word, expected: value, for: Self.livenessInterval)
+                if !asked {
+                    asked = true
+                    watched = SleepTicker.watch(word)
+                }
+                if watched != nil {
+                    _ = Kernel.futexWait(word, expected: value, until: .never)
+                    // Woken with nothing changed: the ticker's wake-up (or a stray one), the time to
+                    // look at the owner.
+                    checkOwner = state.pointee.load(ordering: .acquiring) == expected
+                } else {
+                    // Not watched: look at the owner when a whole slice passed without news.
+                    checkOwner = !Kernel.futexWait(word, expected: value, for: Self.livenessInterval)
+                }
             } else {
                 let slice = Deadline(nanoseconds: now.nanoseconds + Self.livenessInterval)
                 checkOwner = !Kernel.futexWait(word, expected: value, until: min(deadline, slice)) && slice < deadline
