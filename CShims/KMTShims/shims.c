@@ -115,6 +115,12 @@ long kmt_futex_wait(uint32_t *address, uint32_t expected, const struct timespec 
     return syscall(SYS_futex, address, op, expected, deadline, NULL, FUTEX_BITSET_MATCH_ANY);
 }
 
+long kmt_futex_wait_for(uint32_t *address, uint32_t expected, int64_t nanoseconds, int shared) {
+    struct timespec timeout = {.tv_sec = nanoseconds / 1000000000, .tv_nsec = nanoseconds % 1000000000};
+    int op = FUTEX_WAIT | (shared ? 0 : FUTEX_PRIVATE_FLAG);
+    return syscall(SYS_futex, address, op, expected, &timeout, NULL, 0);
+}
+
 long kmt_futex_wake(uint32_t *address, int count, int shared) {
     int op = FUTEX_WAKE | (shared ? 0 : FUTEX_PRIVATE_FLAG);
     return syscall(SYS_futex, address, op, count, NULL, NULL, 0);

@@ -45,6 +45,38 @@ extension D3DKMTSuite {
             #expect(endless.wait().exitStatus == 0)
         }
 
+        /// With every SleepTicker slot taken (waits without a deadline on another fence), a wait
+        /// without a deadline is not watched: it sleeps in relative slices, and a lost wake-up
+        /// still ends it.
+        @Test func anUnwatchedWaitWithoutADeadlineStillSeesALostWakeUp() throws {
+            let adapter = try Adapter.open(luid: AdapterInfo.software.luid)
+            let device = try adapter.makeDevice()
+            let filler = try device.createSyncObject(.fence)
+            let fillers = (0..<SleepTicker.slotCount).map { _ in Thread { try? filler.wait(for: 1) } }
+            defer {
+                try? filler.signal(1)
+                fillers.forEach { $0.join() }
+            }
+            let asleep = Deadline.after(nanoseconds: 10_000_000_000)
+            while filler.fenceState!.sleepingWaiters < UInt32(SleepTicker.slotCount), Deadline.now < asleep {
+                usleep(1_000)
+            }
+            let fence = try device.createSyncObject(.monitoredFence)
+            let handle = try fence.share()
+            let peer = try PeerProcess(["scribble", "3"] + luidArguments(adapter) + ["5", "300"],
+                                       inherit: [handle.rawValue])
+            let ended = Atomic<Int>(0)
+            let waiter = Thread {
+                ended.store((try? fence.wait(for: 5)) == nil ? 2 : 1, ordering: .sequentiallyConsistent)
+            }
+            let giveUp = Deadline.after(nanoseconds: 15_000_000_000)
+            while ended.load(ordering: .sequentiallyConsistent) == 0, Deadline.now < giveUp { usleep(10_000) }
+            #expect(ended.load(ordering: .sequentiallyConsistent) == 1, "an unwatched wait did not end")
+            if ended.load(ordering: .sequentiallyConsistent) == 0 { try fence.signal(6) }  // let it go
+            waiter.join()
+            #expect(peer.wait().exitStatus == 0)
+        }
+
         /// While the peer scribbles, a wait with a deadline times out at it, not later; a wait-any
         /// too.
         @Test func aScribbledPageNeverHoldsAWaitPastItsDeadline() throws {

@@ -147,6 +147,32 @@ extension D3DKMTSuite {
             }
         }
 
+        @Test(arguments: adaptersUnderTest.filter(hasSyncObjects))
+        func aWaiterWithoutADeadlineSeesTheOwnersDeath(adapter: Adapter) throws {
+            let device = try readyDevice(adapter)
+            try expectNoDescriptorLeak("abandonment seen without a deadline") {
+                let (resource, mutex, sync) = try makeGuardedResource(on: device)
+                let handle = try resource.share(keyedMutex: mutex, syncObject: sync)
+                let peer = try PeerProcess(["hold", "3"], inherit: [handle.rawValue])
+                #expect(peer.readLine() == "acquired")
+                // The only waiter, so no other one's look at the owner wakes it: its sleeps are
+                // relative slices (no clock read), and after each it must look at the owner itself.
+                let outcome = Locked<NTStatus?>(nil)
+                let waiter = Thread {
+                    let result = status { _ = try mutex.acquire(key: 0) }
+                    outcome.withLock { $0 = result }
+                }
+                usleep(50_000)
+                kill(peer.pid, SIGKILL)
+                // Within seconds (a slice is 100 ms); a waiter that never looks would wait for ever.
+                let limit = Deadline.after(nanoseconds: 20_000_000_000)
+                while outcome.withLock({ $0 }) == nil, Deadline.now < limit { usleep(10_000) }
+                #expect(outcome.withLock { $0 } == .abandoned)
+                if outcome.withLock({ $0 }) != nil { waiter.join() }
+                #expect(peer.wait().exitStatus == 128 + SIGKILL)
+            }
+        }
+
         @Test(.enabled(if: hasDriver("virtio_gpu"), "needs virtio_gpu (VM guest)"))
         func fenceValuesArePointsOnTheMutexTimeline() throws {
             let found = D3DKMTTests.adapter(driver: "virtio_gpu")

@@ -139,6 +139,10 @@ typedef kmt_gbm_bo_handle (*kmt_gbm_bo_get_handle_function)(void *bo);
  * 0 adds FUTEX_PRIVATE_FLAG. */
 long kmt_futex_wait(uint32_t *address, uint32_t expected, const struct timespec *deadline, int shared);
 
+/* FUTEX_WAIT for at most `nanoseconds` (relative, so no clock is read here; the kernel restarts an
+ * interrupted wait with the time left); `shared` 0 adds FUTEX_PRIVATE_FLAG. */
+long kmt_futex_wait_for(uint32_t *address, uint32_t expected, int64_t nanoseconds, int shared);
+
 /* FUTEX_WAKE of up to `count` waiters. */
 long kmt_futex_wake(uint32_t *address, int count, int shared);
 

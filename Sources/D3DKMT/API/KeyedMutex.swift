@@ -33,7 +33,9 @@ public final class KeyedMutex: Sendable {
     /// Created with `NtSecuritySharing`, or opened from a shared handle: it can be shared with
     /// its resource and sync object. Windows shares no other keyed mutex by NT handle.
     public let isShareable: Bool
-    private let owning = ForkSafeMutex(false)
+    /// This open owns the mutex (it acquired it and has not released it). An atomic, not a lock:
+    /// the shared state decides every race, this only remembers what this open did.
+    private let owning = Atomic<Bool>(false)
     /// This process's reference to the mutex's global share handle, when it has one.
     let global = GlobalReference()
 
@@ -157,10 +159,12 @@ public final class KeyedMutex: Sendable {
     /// ``acquire(key:timeout:)`` with an absolute `CLOCK_MONOTONIC` deadline (the C ABI's NT
     /// timeouts become one once).
     func acquire(key: UInt64, until deadline: Deadline) throws(NTError) -> Acquisition {
-        guard !owning.withLock({ $0 }) else { throw NTError(.invalidParameter, "this keyed mutex is already acquired") }
+        guard !owning.load(ordering: .relaxed) else {
+            throw NTError(.invalidParameter, "this keyed mutex is already acquired")
+        }
         switch state.acquire(key: key, until: deadline) {
         case .acquired(let fenceValue):
-            owning.withLock { $0 = true }
+            owning.store(true, ordering: .relaxed)
             return Acquisition(fenceValue: fenceValue, runtimeData: state.loadData())
         case .timedOut:
             throw NTError(.timeout, "keyed mutex not released with key \(key) in time")
@@ -190,21 +194,20 @@ public final class KeyedMutex: Sendable {
                                              + "this keyed mutex holds \(state.capacity)")
         }
         guard !state.isAbandoned else {
-            owning.withLock { $0 = false }
+            owning.store(false, ordering: .relaxed)
             throw NTError(.abandoned, "keyed mutex was abandoned")
         }
-        try owning.withLock { (owns) throws(NTError) in
-            guard owns else { throw NTError(.invalidParameter, "the keyed mutex is not owned by this open") }
-            switch state.release(key: key, fenceValue: fenceValue, data: data) {
-            case .released:
-                owns = false
-            case .abandoned:
-                owns = false
-                throw NTError(.abandoned, "keyed mutex was abandoned")
-            case .notOwner:
-                owns = false
-                throw NTError(.invalidParameter, "the keyed mutex is not owned by this process")
-            }
+        // Taking the ownership first makes one of two racing releases of this open the releaser.
+        guard owning.compareExchange(expected: true, desired: false, ordering: .relaxed).exchanged else {
+            throw NTError(.invalidParameter, "the keyed mutex is not owned by this open")
+        }
+        switch state.release(key: key, fenceValue: fenceValue, data: data) {
+        case .released:
+            return
+        case .abandoned:
+            throw NTError(.abandoned, "keyed mutex was abandoned")
+        case .notOwner:
+            throw NTError(.invalidParameter, "the keyed mutex is not owned by this process")
         }
     }
 
@@ -273,7 +276,7 @@ public final class KeyedMutex: Sendable {
         }
         // Destroyed while owning it (D3DKMTDestroyKeyedMutex, or the last reference dropped):
         // the mutex is abandoned, as on Windows.
-        if owning.withLock({ $0 }) { state.abandonHeld() }
+        if owning.load(ordering: .relaxed) { state.abandonHeld() }
     }
 
     /// The adapter keyed mutexes take their timeline from when created without a device.

@@ -105,14 +105,30 @@ public final class SyncObject: Sendable {
     public func signal(_ value: UInt64) throws(NTError) {
         try requireFence()
         try require(SyncObjectAccess.signal, "signal")
-        let current = try currentValue()
+        guard let timeline else {
+            // A software fence: its page is the fence.
+            guard let fenceState else { return }
+            let current = fenceState.value
+            guard value > current else { return try Self.refuse(value, below: current) }
+            fenceState.advance(to: value)
+            AsyncWait.softwareFenceSignalled()
+            return
+        }
+        let current = try timeline.currentPoint()
+        guard value > current else {
+            fenceState?.advance(to: current)
+            return try Self.refuse(value, below: current)
+        }
+        try timeline.signal(value)
+        fenceState?.advance(to: value)
+    }
+
+    /// Refuses a signal of `value` below the fence's `current` value; a signal of the value the
+    /// fence has does nothing.
+    private static func refuse(_ value: UInt64, below current: UInt64) throws(NTError) {
         guard value >= current else {
             throw NTError(.invalidParameter, "fence value \(value) is below the current \(current)")
         }
-        guard value > current else { return }
-        try timeline?.signal(value)
-        fenceState?.advance(to: value)
-        if timeline == nil { AsyncWait.softwareFenceSignalled() }
     }
 
     /// Waits from the CPU until `objects` reach their values, all of them or any one
@@ -143,20 +159,26 @@ public final class SyncObject: Sendable {
     }
 
     func wait(for value: UInt64, until deadline: Deadline) throws(NTError) {
-        // The common case, a software fence: straight to its futex, nothing allocated.
-        guard timeline == nil, let fenceState else {
-            return try Self.wait(for: [(self, value)], all: true, until: deadline)
-        }
         try requireFence()
         try require(SyncObjectAccess.wait, "wait for")
-        guard fenceState.wait(for: value, until: deadline) else {
-            throw NTError(.timeout, "sync object not signalled in time")
+        // Straight to the software fence's futex or the one DRM timeline: nothing allocated.
+        let reached: Bool
+        if let timeline {
+            // Value 0 is reached by every fence (a timeline with no point has no fence to wait for).
+            guard value != 0 else { return }
+            reached = try timeline.wait(for: value, until: deadline)
+            if reached { fenceState?.advance(to: value) }
+        } else if let fenceState {
+            reached = fenceState.wait(for: value, until: deadline)
+        } else {
+            return try Self.wait(for: [(self, value)], all: true, until: deadline)
         }
+        guard reached else { throw NTError(.timeout, "sync object not signalled in time") }
     }
 
     static func wait(for objects: [(object: SyncObject, value: UInt64)], all: Bool,
                      until deadline: Deadline) throws(NTError) {
-        if objects.count == 1, objects[0].object.timeline == nil, objects[0].object.fenceState != nil {
+        if objects.count == 1, objects[0].object.timeline != nil || objects[0].object.fenceState != nil {
             return try objects[0].object.wait(for: objects[0].value, until: deadline)
         }
         guard let objects = try pending(objects, all: all) else { return }
@@ -211,19 +233,27 @@ public final class SyncObject: Sendable {
         objects.compactMap { entry in entry.object.timeline.map { ($0, entry.value) } }
     }
 
-    /// Refuses a CPU signal or wait of a mutex or semaphore: only GPU contexts use those.
+    /// Refuses a CPU signal or wait of a mutex or semaphore: only GPU contexts use those. Inlined
+    /// into every signal and wait; the refusal is not.
+    @inline(__always)
     func requireFence() throws(NTError) {
-        guard kind.isFence else {
-            throw NTError(.invalidParameter, "a \(kind) sync object is signalled and waited for by GPU contexts, "
-                                             + "not the CPU")
-        }
+        guard kind.isFence else { throw notAFence() }
     }
 
-    /// Refuses what this open's access does not allow.
-    func require(_ rights: UInt32, _ what: String) throws(NTError) {
-        guard access & rights == rights else {
-            throw NTError(.accessDenied, "this sync object was shared without the right to \(what) it")
-        }
+    @inline(never)
+    private func notAFence() -> NTError {
+        NTError(.invalidParameter, "a \(kind) sync object is signalled and waited for by GPU contexts, not the CPU")
+    }
+
+    /// Refuses what this open's access does not allow. Inlined as ``requireFence()``.
+    @inline(__always)
+    func require(_ rights: UInt32, _ what: StaticString) throws(NTError) {
+        guard access & rights == rights else { throw Self.denied(what) }
+    }
+
+    @inline(never)
+    private static func denied(_ what: StaticString) -> NTError {
+        NTError(.accessDenied, "this sync object was shared without the right to \(what) it")
     }
 
 }

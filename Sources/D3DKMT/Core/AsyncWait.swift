@@ -147,11 +147,16 @@ enum AsyncWait {
         }
 
         private static let state = ForkSafeMutex(State())
+        /// Waits registered (never fewer than `state` holds; more in a `fork()`ed child): a signal
+        /// with none to look at (the common case) takes no lock.
+        private static let registered = Atomic<Int>(0)
 
         static func add(_ wait: Pending) throws(NTError) {
             let arm = state.withLock { state in
                 if state.owner != Kernel.processID { state = State(owner: Kernel.processID) }
-                state.waits[ObjectIdentifier(wait)] = wait
+                if state.waits.updateValue(wait, forKey: ObjectIdentifier(wait)) == nil {
+                    registered.add(1, ordering: .relaxed)
+                }
                 defer { state.armed = true }
                 return !state.armed
             }
@@ -159,7 +164,11 @@ enum AsyncWait {
         }
 
         static func remove(_ wait: Pending) {
-            let removed = state.withLock { $0.waits.removeValue(forKey: ObjectIdentifier(wait)) }
+            let removed = state.withLock { state in
+                let removed = state.waits.removeValue(forKey: ObjectIdentifier(wait))
+                if removed != nil { registered.subtract(1, ordering: .relaxed) }
+                return removed
+            }
             _ = removed
         }
 
@@ -173,7 +182,8 @@ enum AsyncWait {
         }
 
         static func checkSoon() {
-            // No waits (the common case of a signal): no getpid either.
+            // No waits (the common case of a signal): no lock and no getpid either.
+            guard registered.load(ordering: .relaxed) > 0 else { return }
             let any = state.withLock { !$0.waits.isEmpty && $0.owner == Kernel.processID }
             if any { _ = try? EventLoop.shared.after(.now) { tick(again: false) } }
         }

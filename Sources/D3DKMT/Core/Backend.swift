@@ -269,6 +269,11 @@ protocol KernelTimeline: AnyObject, Sendable {
     /// - Returns: false when the deadline passed.
     func wait(_ entries: [(timeline: any KernelTimeline, point: UInt64)], all: Bool,
               until deadline: Deadline) throws(NTError) -> Bool
+    /// Waits until this timeline reaches `point`, or `deadline`: the one-entry form of
+    /// ``wait(_:all:until:)``, building no lists.
+    ///
+    /// - Returns: false when the deadline passed.
+    func wait(for point: UInt64, until deadline: Deadline) throws(NTError) -> Bool
 }
 
 /// What a backend (DRM or software) does for a device: it makes and owns every kernel object the

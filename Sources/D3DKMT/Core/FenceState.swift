@@ -82,12 +82,27 @@ struct FenceState: @unchecked Sendable {
     /// Waits until the value reaches `target` or `deadline` passes, sleeping in slices of at most
     /// ``slice``; false on timeout.
     func wait(for target: UInt64, until deadline: Deadline) -> Bool {
+        // A wait without a deadline reads no clock, and is watched by the SleepTicker from its first
+        // sleep on (unwatched, it sleeps in relative slices).
+        var watched: Int?
+        var asked = false
+        defer { if let watched { SleepTicker.unwatch(watched) } }
         while true {
             let (word, expected) = snapshot()
             if value >= target { return true }
-            if Deadline.now >= deadline { return false }
+            let forever = deadline == .never
+            if !forever, Deadline.now >= deadline { return false }
             sleepers.pointee.wrappingAdd(1, ordering: .sequentiallyConsistent)
-            _ = Kernel.futexWait(word, expected: expected, until: Self.sliceEnd(deadline))
+            if forever {
+                if !asked {
+                    asked = true
+                    watched = SleepTicker.watch(word)
+                }
+                _ = watched != nil ? Kernel.futexWait(word, expected: expected, until: .never)
+                    : Kernel.futexWait(word, expected: expected, for: Self.slice)
+            } else {
+                _ = Kernel.futexWait(word, expected: expected, until: Self.sliceEnd(deadline))
+            }
             sleepers.pointee.wrappingSubtract(1, ordering: .sequentiallyConsistent)
         }
     }

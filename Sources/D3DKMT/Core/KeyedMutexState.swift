@@ -96,6 +96,10 @@ struct KeyedMutexState: @unchecked Sendable {
     func acquire(key wanted: UInt64, until deadline: Deadline) -> AcquireOutcome {
         let me = UInt64(presence.slot + 1) << 32
         var checkOwner = false
+        // A wait without a deadline is watched by the SleepTicker from its first sleep on.
+        var watched: Int?
+        var asked = false
+        defer { if let watched { SleepTicker.unwatch(watched) } }
         while true {
             let current = state.pointee.load(ordering: .acquiring)
             if current & Self.abandonedBit != 0 { return .abandoned }
@@ -112,8 +116,9 @@ struct KeyedMutexState: @unchecked Sendable {
                 abandon(from: current)
                 continue
             }
-            let now = Deadline.now
-            if now >= deadline {
+            // A wait without a deadline reads no clock: its sleeps are slices of relative time.
+            let now = deadline == .never ? Deadline.never : Deadline.now
+            if deadline != .never, now >= deadline {
                 // A try (or a last look) at a mutex whose owner died reports the abandonment.
                 if current & Self.owned != 0, !checkOwner { checkOwner = true; continue }
                 return .timedOut
@@ -126,11 +131,25 @@ struct KeyedMutexState: @unchecked Sendable {
                     continue
                 }
             }
-            let slice = Deadline(nanoseconds: now.nanoseconds + Self.livenessInterval)
-            let woken = Kernel.futexWait(page.futexWord(8), expected: UInt32(truncatingIfNeeded: expected),
-                                         until: min(deadline, slice))
-            // Look at the owner only when a whole slice passed without news.
-            checkOwner = !woken && slice < deadline
+            let word = page.futexWord(8), value = UInt32(truncatingIfNeeded: expected)
+            if deadline == .never {
+                if !asked {
+                    asked = true
+                    watched = SleepTicker.watch(word)
+                }
+                if watched != nil {
+                    _ = Kernel.futexWait(word, expected: value, until: .never)
+                    // Woken with nothing changed: the ticker's wake-up (or a stray one), the time to
+                    // look at the owner.
+                    checkOwner = state.pointee.load(ordering: .acquiring) == expected
+                } else {
+                    // Not watched: look at the owner when a whole slice passed without news.
+                    checkOwner = !Kernel.futexWait(word, expected: value, for: Self.livenessInterval)
+                }
+            } else {
+                let slice = Deadline(nanoseconds: now.nanoseconds + Self.livenessInterval)
+                checkOwner = !Kernel.futexWait(word, expected: value, until: min(deadline, slice)) && slice < deadline
+            }
         }
     }
 
@@ -182,12 +201,14 @@ struct KeyedMutexState: @unchecked Sendable {
 
     /// The private data of the last release (the creator's data until the first release).
     func loadData() -> [UInt8] {
+        guard capacity > 0 else { return [] }  // the common mutex, made without private data
         let count = min(Int(dataSize.pointee.load(ordering: .relaxed)), Int(capacity), page.size - Self.dataOffset)
         return Array(UnsafeRawBufferPointer(start: page.base + Self.dataOffset, count: count))
     }
 
     private func storeData(_ data: [UInt8]) {
         precondition(data.count <= Int(capacity), "keyed mutex private data beyond its capacity")
+        if data.isEmpty, capacity == 0 { return }  // nothing stored, nothing to store: no copy, no size
         data.withUnsafeBytes {
             (page.base + Self.dataOffset).copyMemory(from: $0.baseAddress ?? UnsafeRawPointer(page.base),
                                                      byteCount: $0.count)

@@ -98,6 +98,17 @@ final class DRMTimeline: KernelTimeline {
             return false
         }
     }
+
+    /// One `DRM_IOCTL_SYNCOBJ_TIMELINE_WAIT` (with `WAIT_FOR_SUBMIT`) on this timeline alone.
+    func wait(for point: UInt64, until deadline: Deadline) throws(NTError) -> Bool {
+        do {
+            try Kernel.syncobjWait(fd, handle, point: point, until: deadline)
+            return true
+        } catch {
+            guard error == .timerExpired || error == .timedOut else { throw error.nt("waiting for a syncobj") }
+            return false
+        }
+    }
 }
 
 extension DRMDevice {

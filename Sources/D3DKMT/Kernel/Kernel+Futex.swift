@@ -28,6 +28,17 @@ extension Kernel {
         return result == 0 || Errno.current != .timedOut
     }
 
+    /// `FUTEX_WAIT` on a shared word for at most `nanoseconds` (a relative timeout: no clock is
+    /// read here, and the kernel restarts a wait a signal interrupted with the time left): returns
+    /// when woken, when `*word` no longer equals `expected` (at once), or when the time is up. For
+    /// bounded sleeps of a wait without a deadline, where the bound is a liveness slice.
+    ///
+    /// - Returns: false when the time ran out, true otherwise (the caller re-checks its condition).
+    static func futexWait(_ word: UnsafeMutablePointer<UInt32>, expected: UInt32, for nanoseconds: Int64) -> Bool {
+        if let fault = injectedFault(.futex) { return fault != .timedOut }
+        return kmt_futex_wait_for(word, expected, nanoseconds, 1) == 0 || Errno.current != .timedOut
+    }
+
     /// `FUTEX_WAKE` of every waiter on a shared word. Not subject to the fault seam (it cannot
     /// fail on a valid word).
     static func futexWakeAll(_ word: UnsafeMutablePointer<UInt32>) {

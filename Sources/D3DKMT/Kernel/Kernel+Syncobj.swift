@@ -81,6 +81,18 @@ extension Kernel {
         return Int(first)
     }
 
+    /// ``syncobjWait(_:handles:points:all:until:)`` for one handle and point, without lists.
+    ///
+    /// - Throws: `ETIME` when the deadline passes.
+    static func syncobjWait(_ fd: BorrowedDescriptor, _ handle: UInt32, point: UInt64,
+                            until deadline: Deadline) throws(Errno) {
+        var handle = handle
+        var point = point
+        var first: UInt32 = 0
+        let flags = UInt32(DRM_SYNCOBJ_WAIT_FLAGS_WAIT_FOR_SUBMIT | DRM_SYNCOBJ_WAIT_FLAGS_WAIT_ALL)
+        try libdrm { drmSyncobjTimelineWait(fd.rawValue, &handle, &point, 1, deadline.nanoseconds, flags, &first) }
+    }
+
     /// `DRM_IOCTL_SYNCOBJ_EVENTFD` (Linux 6.6): `eventfd` becomes readable when `point` signals
     /// (point 0: the binary syncobj's fence).
     static func syncobjEventfd(_ fd: BorrowedDescriptor, _ handle: UInt32, point: UInt64,

@@ -52,9 +52,15 @@ struct Deadline: Comparable, Sendable {
         return overflow ? .never : .after(nanoseconds: nanoseconds)
     }
 
-    /// A Swift `Duration` from now; nil waits forever.
+    /// A Swift `Duration` from now; nil waits forever (inlined: that case reads no clock and
+    /// costs no call).
+    @inline(__always)
     static func after(_ duration: Duration?) -> Deadline {
         guard let duration else { return .never }
+        return after(duration: duration)
+    }
+
+    private static func after(duration: Duration) -> Deadline {
         let (seconds, attoseconds) = duration.components
         guard seconds >= 0 else { return .now }
         let (whole, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
