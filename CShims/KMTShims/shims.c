@@ -13,6 +13,7 @@
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 #include <linux/magic.h>
@@ -34,6 +35,7 @@ const int kmt_F_OFD_GETLK = F_OFD_GETLK;
 const int kmt_F_OFD_SETLK = F_OFD_SETLK;
 
 int kmt_memfd_create(const char *name, unsigned int flags) { return memfd_create(name, flags); }
+int kmt_set_thread_name(const char *name) { return prctl(PR_SET_NAME, (unsigned long)name, 0, 0, 0); }
 
 const long kmt_DMA_BUF_MAGIC = DMA_BUF_MAGIC;
 const long kmt_TMPFS_MAGIC = TMPFS_MAGIC;

@@ -8,6 +8,13 @@ import Glibc
 /// Threads of this process (`/proc/self/task`).
 func threadCount() -> Int { Kernel.directoryEntries("/proc/self/task").count }
 
+/// The threads of this process called `name` (`/proc/self/task/TID/comm`).
+func threads(named name: String) -> Int {
+    Kernel.directoryEntries("/proc/self/task").filter {
+        Kernel.readSmallFile("/proc/self/task/\($0)/comm")?.hasPrefix(name) == true
+    }.count
+}
+
 /// Waits (bounded: 10 s) until `condition` holds; whether it did.
 func eventually(_ condition: () -> Bool) -> Bool {
     for _ in 0..<1000 {
@@ -47,6 +54,20 @@ extension D3DKMTSuite {
     /// on a thread of its own, and destroying sync objects ends their waits.
     @Suite struct EventThread {
         static let withSyncObjects = adaptersUnderTest.filter(hasSyncObjects)
+
+        /// The sleep ticker (the library's only other thread) runs while a wait without a deadline
+        /// sleeps, and ends on its own once nothing is watched: one thread at most, never one per
+        /// wait, and none left behind.
+        @Test func theSleepTickerRunsOnlyWhileWaitsWithoutADeadlineSleep() throws {
+            let device = try Adapter.open(luid: AdapterInfo.software.luid).makeDevice()
+            let fence = try device.createSyncObject(.fence)
+            #expect(eventually { threads(named: "d3dkmt-ticker") == 0 }, "a ticker from an earlier test stays")
+            let waiters = (0..<3).map { _ in Thread { try? fence.wait(for: 1) } }
+            #expect(eventually { fence.fenceState!.sleepingWaiters == 3 && threads(named: "d3dkmt-ticker") == 1 })
+            try fence.signal(1)
+            waiters.forEach { $0.join() }
+            #expect(eventually { threads(named: "d3dkmt-ticker") == 0 }, "the ticker did not end")
+        }
 
         /// 1,000 async waits that are never satisfied, on 10 sync objects (single waits, wait-all
         /// and wait-any over two objects), run on one thread; destroying the objects cancels them

@@ -218,7 +218,7 @@ extension D3DKMTSuite {
             let fence = try device.createSyncObject(.fence)
             let signaller = try device.openSyncObject(try fence.share())
             #expect(status([.interrupt(.futex, count: 3)]) {
-                try Kernel.detachedThread {
+                try Kernel.detachedThread(named: "d3dkmt-test") {
                     usleep(30_000)
                     try? signaller.signal(1)
                 }

@@ -183,7 +183,7 @@ extension D3DKMTSuite {
             for round in 0..<40 {
                 var named: SharedHandle? = try resource.share(name: name)
                 let race = Race()
-                try Kernel.detachedThread {
+                try Kernel.detachedThread(named: "d3dkmt-test") {
                     var afterClose = 0
                     while afterClose < 20 {
                         let wasClosed = race.closed.load(ordering: .acquiring)

@@ -41,6 +41,8 @@ extern const int kmt_F_OFD_SETLK;
 
 /* memfd_create(2). */
 int kmt_memfd_create(const char *name, unsigned int flags);
+/* prctl(PR_SET_NAME): names the calling thread (at most 15 bytes kept); prctl is variadic. */
+int kmt_set_thread_name(const char *name);
 
 /* Filesystem magics (statfs f_type, <linux/magic.h>) that tell what kind of object an fd is. */
 extern const long kmt_DMA_BUF_MAGIC;   /* dma-buf fs */

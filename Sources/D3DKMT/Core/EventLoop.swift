@@ -95,7 +95,7 @@ final class EventLoop: Sendable {
             let wake = try Kernel.eventfd()
             try Kernel.epollAdd(epoll.borrowed, wake.borrowed, events: .readable, key: wakeKey)
             let core = Core(owner: pid, epoll: epoll, wake: wake)
-            try Kernel.detachedThread { EventLoop.shared.run(core) }
+            try Kernel.detachedThread(named: "d3dkmt-events") { EventLoop.shared.run(core) }
             state.core = core
             state.started += 1
             return core

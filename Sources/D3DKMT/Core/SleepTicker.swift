@@ -3,13 +3,15 @@ import Synchronization
 /// Bounds the sleeps of keyed-mutex and software-fence waits that have no deadline, so that those
 /// sleeps arm no kernel timer: a thread of its own wakes every watched futex word every
 /// ``interval``, and the woken waiter looks again (at the fence value, at the mutex owner's
-/// presence) as it would after a timed-out slice.
+/// presence) as it would after a timed-out slice. It is the library's one thread besides the
+/// event thread (``EventLoop``), and it runs only while waits are watched.
 ///
 /// A futex timeout costs every sleep a kernel timer armed and cancelled: about 5 µs per handoff in
 /// the 1-vCPU QEMU guest (12% of a futex ping-pong), ~0.3 µs on the host. Here a wait costs one
 /// compare-and-swap to claim a slot and one store to free it, no lock and no system call; the
-/// ticker thread runs 10 times a second while anything is watched and parks after a second with
-/// nothing watched. Waits with a deadline sleep in timed slices as before (they arm a timer anyway).
+/// ticker thread runs 10 times a second while anything is watched and exits after a second with
+/// nothing watched (the next watched wait starts it again). Waits with a deadline sleep in timed
+/// slices as before (they arm a timer anyway).
 ///
 /// Slots hold word addresses only. The ticker may wake a word just after its wait ended and its
 /// page was unmapped: `FUTEX_WAKE` then fails (`EFAULT`) or wakes a later mapping's waiters, a
@@ -21,10 +23,10 @@ enum SleepTicker {
     static let interval: Int64 = 100_000_000  // 100 ms
     /// Waits watched at once; more sleep in timed slices.
     static let slotCount = 64
-    /// Ticks with nothing watched before the ticker parks.
-    static let idleTicksBeforeParking = 10
+    /// Ticks with nothing watched before the ticker exits.
+    static let idleTicksBeforeExiting = 10
 
-    private static let noThread: UInt32 = 0, ticking: UInt32 = 1, parked: UInt32 = 2, unavailable: UInt32 = 3
+    private static let noThread: UInt32 = 0, ticking: UInt32 = 1, unavailable: UInt32 = 3
 
     /// The slots (word addresses, 0 when free), then the ticker's state word (its futex).
     nonisolated(unsafe) private static let memory: UnsafeMutableRawPointer = {
@@ -47,8 +49,8 @@ enum SleepTicker {
         UnsafeMutableRawPointer(stateWord).assumingMemoryBound(to: Atomic<UInt32>.self)
     }
 
-    /// Watches `word` for a wait about to sleep on it without a deadline, starting or unparking
-    /// the ticker when needed.
+    /// Watches `word` for a wait about to sleep on it without a deadline, starting the ticker
+    /// when none runs.
     ///
     /// - Returns: the slot to pass to ``unwatch(_:)`` when the wait ends, or nil: the wait must
     ///   bound each of its sleeps itself.
@@ -66,17 +68,11 @@ enum SleepTicker {
             switch state.pointee.load(ordering: .sequentiallyConsistent) {
             case ticking:
                 return claimed
-            case parked:
-                if state.pointee.compareExchange(expected: parked, desired: ticking,
-                                                 ordering: .sequentiallyConsistent).exchanged {
-                    Kernel.futexWakeAll(stateWord)
-                    return claimed
-                }
             case noThread:
                 if state.pointee.compareExchange(expected: noThread, desired: ticking,
                                                  ordering: .sequentiallyConsistent).exchanged {
                     do {
-                        try Kernel.detachedThread { SleepTicker.run() }
+                        try Kernel.detachedThread(named: "d3dkmt-ticker") { SleepTicker.run() }
                         return claimed
                     } catch {
                         state.pointee.store(unavailable, ordering: .sequentiallyConsistent)
@@ -94,8 +90,8 @@ enum SleepTicker {
         slot(index).pointee.store(0, ordering: .releasing)
     }
 
-    /// The ticker thread: every ``interval``, wakes every watched word; parks when nothing was
-    /// watched for ``idleTicksBeforeParking`` ticks, until a wait unparks it.
+    /// The ticker thread: every ``interval``, wakes every watched word; returns (the thread
+    /// ends) when nothing was watched for ``idleTicksBeforeExiting`` ticks.
     private static func run() {
         var idleTicks = 0
         while true {
@@ -106,18 +102,17 @@ enum SleepTicker {
                 continue
             }
             idleTicks += 1
-            guard idleTicks >= idleTicksBeforeParking else { continue }
+            guard idleTicks >= idleTicksBeforeExiting else { continue }
             idleTicks = 0
-            state.pointee.store(parked, ordering: .sequentiallyConsistent)
-            // A wait that claimed a slot before the store above is seen here; one after it sees
-            // `parked` and unparks the ticker.
-            if anyWatched() {
-                _ = state.pointee.compareExchange(expected: parked, desired: ticking, ordering: .sequentiallyConsistent)
+            state.pointee.store(noThread, ordering: .sequentiallyConsistent)
+            // A wait that claimed a slot before the store above saw `ticking` and counts on this
+            // thread: it goes on, unless a wait after the store started a new ticker already.
+            if anyWatched(),
+               state.pointee.compareExchange(expected: noThread, desired: ticking,
+                                             ordering: .sequentiallyConsistent).exchanged {
                 continue
             }
-            while state.pointee.load(ordering: .sequentiallyConsistent) == parked {
-                _ = Kernel.futexWait(stateWord, expected: parked, until: .never)
-            }
+            return
         }
     }
 

@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Musl)
 import Musl
 #endif
+import CKMTShims
 import Synchronization
 
 /// This process, other processes, threads and the environment.
@@ -20,10 +21,15 @@ extension Kernel {
         _ = sched_yield()
     }
 
-    /// Runs `body` on a new detached thread (`pthread_create`, ``Call/thread``).
-    static func detachedThread(_ body: @escaping @Sendable () -> Void) throws(Errno) {
+    /// Runs `body` on a new detached thread (`pthread_create`, ``Call/thread``) called `name`
+    /// (`PR_SET_NAME`: at most 15 bytes).
+    static func detachedThread(named name: String, _ body: @escaping @Sendable () -> Void) throws(Errno) {
         try checkFault(.thread)
-        let box = Unmanaged.passRetained(ThreadBody(body))
+        let box = Unmanaged.passRetained(ThreadBody {
+            // The thread's name (`/proc/self/task/TID/comm`, at most 15 bytes), for ps, gdb and tests.
+            _ = name.withCString { kmt_set_thread_name($0) }
+            body()
+        })
         var thread = pthread_t()
         let result = pthread_create(&thread, nil, { argument in
             let body = Unmanaged<ThreadBody>.fromOpaque(argument!).takeRetainedValue()
