@@ -9,7 +9,9 @@
 
 #include "kmt_shims.h"
 
+#include <errno.h>
 #include <fcntl.h>
+#include <string.h>
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -84,6 +86,59 @@ size_t kmt_cmsg_len(size_t data_length) { return CMSG_LEN(data_length); }
 struct cmsghdr *kmt_cmsg_firsthdr(struct msghdr *msg) { return CMSG_FIRSTHDR(msg); }
 struct cmsghdr *kmt_cmsg_nxthdr(struct msghdr *msg, struct cmsghdr *cmsg) { return CMSG_NXTHDR(msg, cmsg); }
 unsigned char *kmt_cmsg_data(struct cmsghdr *cmsg) { return CMSG_DATA(cmsg); }
+
+long kmt_send_rights(int fd, const void *data, size_t length, const int *fds, size_t count, int flags) {
+    union {
+        char bytes[CMSG_SPACE(sizeof(int) * KMT_MAX_RIGHTS)];
+        struct cmsghdr align;
+    } control;
+    struct iovec vector = { (void *)data, length };
+    struct msghdr message = { .msg_iov = &vector, .msg_iovlen = 1 };
+    if (count > KMT_MAX_RIGHTS) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (count > 0) {
+        message.msg_control = control.bytes;
+        message.msg_controllen = CMSG_SPACE(sizeof(int) * count);
+        memset(control.bytes, 0, message.msg_controllen);
+        struct cmsghdr *header = CMSG_FIRSTHDR(&message);
+        header->cmsg_level = SOL_SOCKET;
+        header->cmsg_type = SCM_RIGHTS;
+        header->cmsg_len = CMSG_LEN(sizeof(int) * count);
+        memcpy(CMSG_DATA(header), fds, sizeof(int) * count);
+    }
+    return sendmsg(fd, &message, flags);
+}
+
+long kmt_receive_rights(int fd, void *data, size_t length, int flags, int *fds, size_t room, size_t *count,
+                        int *message_flags) {
+    union {
+        char bytes[CMSG_SPACE(sizeof(int) * KMT_MAX_RIGHTS)];
+        struct cmsghdr align;
+    } control;
+    struct iovec vector = { data, length };
+    if (room > KMT_MAX_RIGHTS) room = KMT_MAX_RIGHTS;
+    struct msghdr message = { .msg_iov = &vector, .msg_iovlen = 1, .msg_control = control.bytes,
+                              .msg_controllen = CMSG_SPACE(sizeof(int) * room) };
+    ssize_t received = recvmsg(fd, &message, flags);
+    if (received < 0) return -1;
+    size_t got = 0;
+    for (struct cmsghdr *header = CMSG_FIRSTHDR(&message); header; header = CMSG_NXTHDR(&message, header)) {
+        if (header->cmsg_level != SOL_SOCKET || header->cmsg_type != SCM_RIGHTS) continue;
+        size_t arrived = (header->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (size_t index = 0; index < arrived; index++) {
+            int number;
+            memcpy(&number, CMSG_DATA(header) + index * sizeof(int), sizeof number);
+            /* The control space holds `room`, so the kernel installs no more; were it to, the
+             * extra ones are closed rather than lost. */
+            if (got < room) fds[got++] = number; else close(number);
+        }
+    }
+    *count = got;
+    *message_flags = message.msg_flags;
+    return received;
+}
 
 /* ---- ioctl ------------------------------------------------------------------------------------ */
 

@@ -65,6 +65,21 @@ struct cmsghdr *kmt_cmsg_firsthdr(struct msghdr *msg);
 struct cmsghdr *kmt_cmsg_nxthdr(struct msghdr *msg, struct cmsghdr *cmsg);
 unsigned char *kmt_cmsg_data(struct cmsghdr *cmsg);
 
+/* The most descriptors one SCM_RIGHTS message carries (SCM_MAX_FD). */
+#define KMT_MAX_RIGHTS 253
+
+/* sendmsg(2) of one datagram of `length` bytes at `data` with the `count` (at most KMT_MAX_RIGHTS)
+ * descriptors at `fds` as one SCM_RIGHTS control message (none when `count` is 0), built on the
+ * stack with the CMSG_* macros. Returns what sendmsg returns. */
+long kmt_send_rights(int fd, const void *data, size_t length, const int *fds, size_t count, int flags);
+
+/* recvmsg(2) of one datagram into `data`, with control space for `room` (at most KMT_MAX_RIGHTS)
+ * descriptors: those that arrived in SCM_RIGHTS messages are stored at `fds`, their number at
+ * `*count`, recvmsg's msg_flags (MSG_TRUNC, MSG_CTRUNC) at `*message_flags`. Returns what recvmsg
+ * returns (`*count` and `*message_flags` are then set only when it is not -1). */
+long kmt_receive_rights(int fd, void *data, size_t length, int flags, int *fds, size_t room, size_t *count,
+                        int *message_flags);
+
 /* SIOCOUTQ: bytes a socket sent that are not yet freed (a unix socket's message still queued at
  * its peer). */
 extern const unsigned long kmt_SIOCOUTQ;

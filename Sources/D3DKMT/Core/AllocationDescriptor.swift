@@ -52,11 +52,69 @@ public struct AllocationDescriptor: Hashable, Sendable {
     public var modifier: UInt64
     /// The image's planes (at most four), empty when it is described by ``stride`` alone (one
     /// plane at offset 0). An allocation the library made through GBM has them as GBM chose.
-    public var planes: [Plane] = []
+    /// Setting more than four keeps the first four.
+    public var planes: [Plane] {
+        get { (0..<Int(planeCount)).map { plane($0) } }
+        set {
+            planeCount = UInt8(min(newValue.count, Self.maximumPlanes))
+            var stored = (Plane(offset: 0, stride: 0), Plane(offset: 0, stride: 0), Plane(offset: 0, stride: 0),
+                          Plane(offset: 0, stride: 0))
+            withUnsafeMutableBytes(of: &stored) { raw in
+                for index in 0..<Int(planeCount) {
+                    raw.storeBytes(of: newValue[index], toByteOffset: index * MemoryLayout<Plane>.stride, as: Plane.self)
+                }
+            }
+            storedPlanes = stored
+        }
+    }
+    /// How many of ``storedPlanes`` are planes. The planes are stored inline, not in an array, so
+    /// that a descriptor is plain data: copying one (every allocation record of a share package
+    /// holds one) retains and releases nothing.
+    private(set) var planeCount: UInt8 = 0
+    private var storedPlanes = (Plane(offset: 0, stride: 0), Plane(offset: 0, stride: 0), Plane(offset: 0, stride: 0),
+                                Plane(offset: 0, stride: 0))
+
+    /// Plane `index` of ``planes``, without making the array.
+    ///
+    /// - Precondition: `index` < ``planeCount``.
+    func plane(_ index: Int) -> Plane {
+        precondition(index >= 0 && index < Int(planeCount), "plane \(index) of \(planeCount)")
+        return withUnsafeBytes(of: storedPlanes) { $0.load(fromByteOffset: index * MemoryLayout<Plane>.stride,
+                                                            as: Plane.self) }
+    }
+
+    /// Adds a plane after the others.
+    ///
+    /// - Precondition: fewer than ``maximumPlanes`` planes.
+    mutating func appendPlane(_ plane: Plane) {
+        precondition(Int(planeCount) < Self.maximumPlanes, "an image has at most \(Self.maximumPlanes) planes")
+        withUnsafeMutableBytes(of: &storedPlanes) { raw in
+            raw.storeBytes(of: plane, toByteOffset: Int(planeCount) * MemoryLayout<Plane>.stride, as: Plane.self)
+        }
+        planeCount += 1
+    }
     /// Where the allocation's bytes begin in its buffer: a wrapped buffer whose memory starts
     /// after a header (lavapipe's `OPAQUE_FD` memory: 4096). `Lock2` maps from here; ``size``
     /// counts from here. 0 for every buffer the library allocates.
     public var dataOffset: UInt64 = 0
+
+    public static func == (lhs: AllocationDescriptor, rhs: AllocationDescriptor) -> Bool {
+        lhs.size == rhs.size && lhs.width == rhs.width && lhs.height == rhs.height && lhs.stride == rhs.stride
+            && lhs.fourcc == rhs.fourcc && lhs.modifier == rhs.modifier && lhs.dataOffset == rhs.dataOffset
+            && lhs.planeCount == rhs.planeCount && (0..<Int(lhs.planeCount)).allSatisfy { lhs.plane($0) == rhs.plane($0) }
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(size)
+        hasher.combine(width)
+        hasher.combine(height)
+        hasher.combine(stride)
+        hasher.combine(fourcc)
+        hasher.combine(modifier)
+        hasher.combine(dataOffset)
+        hasher.combine(planeCount)
+        for index in 0..<Int(planeCount) { hasher.combine(plane(index)) }
+    }
 
     /// Whether this describes an image (a fourcc with width and height), not a plain buffer.
     public var isImage: Bool { fourcc != 0 && width != 0 && height != 0 }
@@ -67,8 +125,8 @@ public struct AllocationDescriptor: Hashable, Sendable {
 
     /// Whether this descriptor says more than version 1 can carry (planes, a data offset).
     public var needsVersion2: Bool {
-        dataOffset != 0 || planes.count > 1 || planes.contains { $0.offset != 0 }
-            || (planes.count == 1 && planes[0].stride != stride)
+        guard dataOffset == 0, planeCount <= 1 else { return true }
+        return planeCount == 1 && (plane(0).offset != 0 || plane(0).stride != stride)
     }
 
     /// A plain buffer of `size` bytes.
@@ -85,7 +143,7 @@ public struct AllocationDescriptor: Hashable, Sendable {
         self.stride = stride
         self.fourcc = fourcc
         self.modifier = modifier
-        self.planes = planes
+        if !planes.isEmpty { self.planes = planes }
         self.dataOffset = dataOffset
     }
 

@@ -30,6 +30,27 @@ struct ByteWriter {
         advance(MemoryLayout<T>.size).storeBytes(of: value.littleEndian, as: T.self)
     }
 
+    /// The next `count` bytes, zeroed, as a ``FixedFields`` to fill at fixed offsets (one bounds
+    /// check for a whole header or record).
+    @inline(__always)
+    mutating func appendFields(_ count: Int) -> FixedFields {
+        let start = advance(count)
+        start.initializeMemory(as: UInt8.self, repeating: 0, count: count)
+        return FixedFields(bytes: UnsafeMutableRawBufferPointer(start: start, count: count))
+    }
+
+    /// Bytes whose length was checked once: little-endian integers stored at offsets inside them.
+    struct FixedFields {
+        let bytes: UnsafeMutableRawBufferPointer
+
+        /// Stores `value` at `offset`, which with its size must lie inside the checked bytes.
+        @inline(__always)
+        func store<T: FixedWidthInteger>(_ value: T, at offset: Int) {
+            precondition(offset >= 0 && offset + MemoryLayout<T>.size <= bytes.count, "field outside its part")
+            bytes.storeBytes(of: value.littleEndian, toByteOffset: offset, as: T.self)
+        }
+    }
+
     mutating func append(_ blob: some Collection<UInt8>) {
         let count = blob.count
         guard count > 0 else { return }
@@ -58,6 +79,27 @@ struct ByteReader {
         guard remaining >= size else { return nil }
         defer { offset += size }
         return T(littleEndian: bytes.loadUnaligned(fromByteOffset: offset, as: T.self))
+    }
+
+    /// The next `count` bytes as a ``FixedFields`` to read at fixed offsets (one bounds check for a
+    /// whole header or record), or nil when fewer remain.
+    @inline(__always)
+    mutating func readFields(_ count: Int) -> FixedFields? {
+        guard count >= 0, remaining >= count else { return nil }
+        defer { offset += count }
+        return FixedFields(bytes: UnsafeRawBufferPointer(rebasing: bytes[offset..<(offset + count)]))
+    }
+
+    /// Bytes whose length was checked once: little-endian integers at offsets inside them.
+    struct FixedFields {
+        let bytes: UnsafeRawBufferPointer
+
+        /// The integer at `offset`; the offset and size must lie inside the checked bytes.
+        @inline(__always)
+        func load<T: FixedWidthInteger>(_ offset: Int, as _: T.Type = T.self) -> T {
+            precondition(offset >= 0 && offset + MemoryLayout<T>.size <= bytes.count, "field outside its part")
+            return T(littleEndian: bytes.loadUnaligned(fromByteOffset: offset, as: T.self))
+        }
     }
 
     mutating func readBlob(_ count: Int) -> [UInt8]? {

@@ -177,40 +177,45 @@ struct SharePackage {
     /// ``encodedSize(allocations:)``.
     func encode(allocations: some Collection<AllocationRecord>, into writer: inout ByteWriter,
                 encodedSize size: Int) {
-        writer.append(Self.magic)
-        writer.append(Self.version)
-        writer.append(UInt16(Self.headerSize))
-        writer.append(UInt32(size))
-        writer.append(contents.rawValue)
-        writer.append(descriptorCount)
-        writer.append(access)
-        writer.append(adapterLUID.lowPart)
-        writer.append(adapterLUID.highPart)
-        writer.append(UInt32(allocations.count))
-        writer.append(UInt32(runtimeData.count))
-        writer.append(UInt32(resourceDriverData.count))
-        writer.append(runtimeDataPageIndex)
+        let header = writer.appendFields(Self.headerSize)
+        header.store(Self.magic, at: 0)
+        header.store(Self.version, at: 4)
+        header.store(UInt16(Self.headerSize), at: 6)
+        header.store(UInt32(size), at: 8)
+        header.store(contents.rawValue, at: 12)
+        header.store(descriptorCount, at: 16)
+        header.store(access, at: 20)
+        header.store(adapterLUID.lowPart, at: 24)
+        header.store(adapterLUID.highPart, at: 28)
+        header.store(UInt32(allocations.count), at: 32)
+        header.store(UInt32(runtimeData.count), at: 36)
+        header.store(UInt32(resourceDriverData.count), at: 40)
+        header.store(runtimeDataPageIndex, at: 44)
         for allocation in allocations {
             let layout = allocation.layout
             let planesFollow = layout.needsVersion2
-            writer.append(allocation.size)
-            writer.append(UInt32(allocation.driverData.count))
-            writer.append(allocation.descriptorIndex)
-            writer.append(planesFollow ? Self.planesFlag : 0)
-            writer.append(UInt32(0))
-            writer.append(layout.width)
-            writer.append(layout.height)
-            writer.append(layout.stride)
-            writer.append(layout.fourcc)
-            writer.append(layout.modifier)
+            let record = writer.appendFields(Self.allocationRecordSize)  // reserved fields stay 0
+            record.store(allocation.size, at: 0)
+            record.store(UInt32(allocation.driverData.count), at: 8)
+            record.store(allocation.descriptorIndex, at: 12)
+            record.store(planesFollow ? Self.planesFlag : 0, at: 16)
+            record.store(layout.width, at: 24)
+            record.store(layout.height, at: 28)
+            record.store(layout.stride, at: 32)
+            record.store(layout.fourcc, at: 36)
+            record.store(layout.modifier, at: 40)
             if planesFollow {
-                let planes = layout.effectivePlanes
-                writer.append(UInt32(planes.count))
-                writer.append(UInt32(0))
-                writer.append(layout.dataOffset)
-                for index in 0..<AllocationDescriptor.maximumPlanes {
-                    writer.append(index < planes.count ? planes[index].offset : 0)
-                    writer.append(index < planes.count ? planes[index].stride : 0)
+                // The planes, or the one a version 1 layout implies (offset 0, its stride); unused
+                // planes stay 0.
+                let planes = writer.appendFields(Self.planesExtensionSize)
+                let count = max(Int(layout.planeCount), 1)
+                planes.store(UInt32(count), at: 0)
+                planes.store(layout.dataOffset, at: 8)
+                for index in 0..<count {
+                    let plane = layout.planeCount == 0 ? AllocationDescriptor.Plane(offset: 0, stride: layout.stride)
+                        : layout.plane(index)
+                    planes.store(plane.offset, at: 16 + index * 8)
+                    planes.store(plane.stride, at: 20 + index * 8)
                 }
             }
         }
@@ -245,16 +250,16 @@ struct SharePackage {
     static func decode(_ bytes: UnsafeRawBufferPointer,
                        descriptorCount received: Int) throws(DecodeError) -> SharePackage {
         var reader = ByteReader(bytes)
-        guard let magic = reader.read(UInt32.self), magic == Self.magic else {
+        guard bytes.count >= 4, ByteReader.FixedFields(bytes: bytes).load(0, as: UInt32.self) == Self.magic else {
             throw .malformed("not a shared handle package (bad magic)")
         }
-        guard let version = reader.read(UInt16.self), let headerSize = reader.read(UInt16.self),
-              let totalSize = reader.read(UInt32.self), let rawContents = reader.read(UInt32.self),
-              let descriptorCount = reader.read(UInt32.self), let access = reader.read(UInt32.self),
-              let luidLow = reader.read(UInt32.self), let luidHigh = reader.read(Int32.self),
-              let allocationCount = reader.read(UInt32.self), let runtimeSize = reader.read(UInt32.self),
-              let driverSize = reader.read(UInt32.self), let runtimePage = reader.read(UInt32.self)
-        else { throw .malformed("truncated header") }
+        guard let header = reader.readFields(Self.headerSize) else { throw .malformed("truncated header") }
+        let version = header.load(4, as: UInt16.self), headerSize = header.load(6, as: UInt16.self)
+        let totalSize = header.load(8, as: UInt32.self), rawContents = header.load(12, as: UInt32.self)
+        let descriptorCount = header.load(16, as: UInt32.self), access = header.load(20, as: UInt32.self)
+        let luidLow = header.load(24, as: UInt32.self), luidHigh = header.load(28, as: Int32.self)
+        let allocationCount = header.load(32, as: UInt32.self), runtimeSize = header.load(36, as: UInt32.self)
+        let driverSize = header.load(40, as: UInt32.self), runtimePage = header.load(44, as: UInt32.self)
         guard version == Self.version else {
             throw .unsupported("package version \(version); this build reads \(Self.version)")
         }
@@ -307,13 +312,15 @@ struct SharePackage {
         let firstRecord = reader.offset
         allocations.reserveCapacity(Int(allocationCount))
         for _ in 0..<allocationCount {
-            // (The driver data size is read again with the blobs, below.)
-            guard let size = reader.read(UInt64.self), reader.read(UInt32.self) != nil,
-                  let index = reader.read(UInt32.self), let flags = reader.read(UInt32.self),
-                  let reserved = reader.read(UInt32.self), let width = reader.read(UInt32.self),
-                  let height = reader.read(UInt32.self), let stride = reader.read(UInt32.self),
-                  let fourcc = reader.read(UInt32.self), let modifier = reader.read(UInt64.self)
-            else { throw .malformed("truncated allocation record") }
+            // (The driver data size, at 8, is read again with the blobs, below.)
+            guard let fields = reader.readFields(Self.allocationRecordSize) else {
+                throw .malformed("truncated allocation record")
+            }
+            let size = fields.load(0, as: UInt64.self), index = fields.load(12, as: UInt32.self)
+            let flags = fields.load(16, as: UInt32.self), reserved = fields.load(20, as: UInt32.self)
+            let width = fields.load(24, as: UInt32.self), height = fields.load(28, as: UInt32.self)
+            let stride = fields.load(32, as: UInt32.self), fourcc = fields.load(36, as: UInt32.self)
+            let modifier = fields.load(40, as: UInt64.self)
             guard flags & ~Self.planesFlag == 0, reserved == 0 else { throw .malformed("unknown allocation flags") }
             guard size > 0, size <= AllocationDescriptor.maximumSize else {
                 throw .malformed("allocation size \(size) out of range")
@@ -322,18 +329,19 @@ struct SharePackage {
             var layout = AllocationDescriptor(size: size, width: width, height: height, stride: stride,
                                               fourcc: fourcc, modifier: modifier)
             if flags & Self.planesFlag != 0 {
-                guard let count = reader.read(UInt32.self), let reservedPlanes = reader.read(UInt32.self),
-                      let dataOffset = reader.read(UInt64.self)
-                else { throw .malformed("truncated allocation planes") }
+                guard let planes = reader.readFields(Self.planesExtensionSize) else {
+                    throw .malformed("truncated allocation planes")
+                }
+                let count = planes.load(0, as: UInt32.self), reservedPlanes = planes.load(4, as: UInt32.self)
+                let dataOffset = planes.load(8, as: UInt64.self)
                 guard (1...UInt32(AllocationDescriptor.maximumPlanes)).contains(count), reservedPlanes == 0,
                       dataOffset <= AllocationDescriptor.maximumSize
                 else { throw .malformed("allocation planes out of range") }
                 for plane in 0..<AllocationDescriptor.maximumPlanes {
-                    guard let offset = reader.read(UInt32.self), let planeStride = reader.read(UInt32.self) else {
-                        throw .malformed("truncated allocation planes")
-                    }
+                    let offset = planes.load(16 + plane * 8, as: UInt32.self)
+                    let planeStride = planes.load(20 + plane * 8, as: UInt32.self)
                     if plane < Int(count) {
-                        layout.planes.append(AllocationDescriptor.Plane(offset: offset, stride: planeStride))
+                        layout.appendPlane(AllocationDescriptor.Plane(offset: offset, stride: planeStride))
                     } else if offset != 0 || planeStride != 0 {
                         throw .malformed("an unused plane is not zero")
                     }
@@ -345,9 +353,10 @@ struct SharePackage {
         }
         var keyedMutexRuntimeSize = 0
         if contents.contains(.keyedMutex) {
-            guard let state = reader.read(UInt32.self), let syncobj = reader.read(UInt32.self),
-                  let runtime = reader.read(UInt32.self), let reserved = reader.read(UInt32.self), reserved == 0
+            guard let record = reader.readFields(Self.keyedMutexRecordSize), record.load(12, as: UInt32.self) == 0
             else { throw .malformed("truncated keyed mutex record") }
+            let state = record.load(0, as: UInt32.self), syncobj = record.load(4, as: UInt32.self)
+            let runtime = record.load(8, as: UInt32.self)
             try claim(state)
             if syncobj != Self.noDescriptor { try claim(syncobj) }
             keyedMutex = KeyedMutexRecord(stateDescriptorIndex: state, syncobjDescriptorIndex: syncobj,
@@ -355,10 +364,10 @@ struct SharePackage {
             keyedMutexRuntimeSize = Int(runtime)
         }
         if contents.contains(.syncObject) {
-            guard let type = reader.read(UInt32.self), let flags = reader.read(UInt32.self),
-                  let syncobj = reader.read(UInt32.self), let state = reader.read(UInt32.self),
-                  let reserved = reader.read(UInt64.self), reserved == 0
+            guard let record = reader.readFields(Self.syncObjectRecordSize), record.load(16, as: UInt64.self) == 0
             else { throw .malformed("truncated sync object record") }
+            let type = record.load(0, as: UInt32.self), flags = record.load(4, as: UInt32.self)
+            let syncobj = record.load(8, as: UInt32.self), state = record.load(12, as: UInt32.self)
             guard syncobj != Self.noDescriptor || state != Self.noDescriptor else {
                 throw .malformed("sync object without descriptors")
             }

@@ -32,29 +32,12 @@ extension Kernel {
                      descriptors: some Collection<Int32>) throws(Errno) {
         let count = descriptors.count
         precondition(count <= maximumDescriptorsPerMessage)
-        let descriptorBytes = count * MemoryLayout<Int32>.size
-        let controlLength = count == 0 ? 0 : kmt_cmsg_space(descriptorBytes)
-        let sent = try withUnsafeTemporaryAllocation(byteCount: max(controlLength, 1), alignment: 8) {
-            (control) throws(Errno) -> Int in
-            var vector = iovec(iov_base: UnsafeMutableRawPointer(mutating: bytes.baseAddress), iov_len: bytes.count)
-            return try withUnsafeMutablePointer(to: &vector) { (vectorPointer) throws(Errno) -> Int in
-                var message = msghdr()
-                message.msg_iov = vectorPointer
-                message.msg_iovlen = 1
-                if controlLength > 0 {
-                    control.initializeMemory(as: UInt8.self, repeating: 0)
-                    message.msg_control = control.baseAddress
-                    message.msg_controllen = controlLength
-                    let header = kmt_cmsg_firsthdr(&message)!
-                    header.pointee.cmsg_level = SOL_SOCKET
-                    header.pointee.cmsg_type = Int32(SCM_RIGHTS)
-                    header.pointee.cmsg_len = kmt_cmsg_len(descriptorBytes)
-                    let data = UnsafeMutableRawPointer(kmt_cmsg_data(header)!)
-                    for (index, number) in descriptors.enumerated() {
-                        data.storeBytes(of: number, toByteOffset: index * MemoryLayout<Int32>.size, as: Int32.self)
-                    }
-                }
-                return try retrying(.sendmsg) { sendmsg(socket.rawValue, &message, Int32(MSG_NOSIGNAL)) }
+        let sent = try withUnsafeTemporaryAllocation(of: Int32.self, capacity: max(count, 1)) {
+            (numbers) throws(Errno) -> Int in
+            _ = numbers.initialize(fromContentsOf: descriptors)
+            return try retrying(.sendmsg) {
+                kmt_send_rights(socket.rawValue, bytes.baseAddress, bytes.count, numbers.baseAddress, count,
+                                Int32(MSG_NOSIGNAL))
             }
         }
         guard sent == bytes.count else { throw .invalidArgument }
@@ -85,47 +68,23 @@ extension Kernel {
         maximumDescriptors: Int = maximumDescriptorsPerMessage
     ) throws(Errno) -> ReceivedMessage {
         let flags = Int32(MSG_CMSG_CLOEXEC) | (peek ? Int32(MSG_PEEK) | Int32(MSG_DONTWAIT) : 0)
-        let controlLength = kmt_cmsg_space(min(maximumDescriptors, maximumDescriptorsPerMessage)
-                                           * MemoryLayout<Int32>.size)
-        // The control buffer: on the stack up to 1 KiB (SCM_MAX_FD's 1,032 bytes are on the heap).
-        return try withUnsafeTemporaryAllocation(byteCount: controlLength, alignment: 8) {
-            (control) throws(Errno) -> ReceivedMessage in
-            var vector = iovec(iov_base: buffer.baseAddress, iov_len: buffer.count)
-            var message = msghdr()
-            let received = try withUnsafeMutablePointer(to: &vector) { (vectorPointer) throws(Errno) -> Int in
-                message.msg_iov = vectorPointer
-                message.msg_iovlen = 1
-                message.msg_control = control.baseAddress
-                message.msg_controllen = controlLength
-                return try retrying(.recvmsg) { recvmsg(socket.rawValue, &message, flags) }
-            }
-
-            // Every descriptor is owned at once, so that none leaks whatever the checks decide.
+        let room = min(max(maximumDescriptors, 0), maximumDescriptorsPerMessage)
+        // The numbers land on the stack and are owned by the list before anything else happens,
+        // so that none leaks whatever the checks decide.
+        return try withUnsafeTemporaryAllocation(of: Int32.self, capacity: max(room, 1)) {
+            (numbers) throws(Errno) -> ReceivedMessage in
             var count = 0
-            var header = kmt_cmsg_firsthdr(&message)
-            while let current = header {
-                if current.pointee.cmsg_level == SOL_SOCKET && current.pointee.cmsg_type == Int32(SCM_RIGHTS) {
-                    count += (Int(current.pointee.cmsg_len) - kmt_cmsg_len(0)) / MemoryLayout<Int32>.size
-                }
-                header = kmt_cmsg_nxthdr(&message, current)
+            var messageFlags: Int32 = 0
+            let received = try retrying(.recvmsg) {
+                kmt_receive_rights(socket.rawValue, buffer.baseAddress, buffer.count, flags, numbers.baseAddress,
+                                   room, &count, &messageFlags)
             }
             let descriptors = ReceivedDescriptors(capacity: count)
-            header = kmt_cmsg_firsthdr(&message)
-            while let current = header {
-                if current.pointee.cmsg_level == SOL_SOCKET && current.pointee.cmsg_type == Int32(SCM_RIGHTS) {
-                    let dataLength = Int(current.pointee.cmsg_len) - kmt_cmsg_len(0)
-                    let data = UnsafeRawPointer(kmt_cmsg_data(current)!)
-                    for index in 0..<(dataLength / MemoryLayout<Int32>.size) {
-                        descriptors.append(FileDescriptor(adopting: data.loadUnaligned(fromByteOffset: index * 4,
-                                                                                       as: Int32.self)))
-                    }
-                }
-                header = kmt_cmsg_nxthdr(&message, current)
-            }
+            for index in 0..<count { descriptors.append(FileDescriptor(adopting: numbers[index])) }
             return ReceivedMessage(
                 byteCount: received,
-                dataTruncated: message.msg_flags & Int32(MSG_TRUNC) != 0,
-                descriptorsTruncated: message.msg_flags & Int32(MSG_CTRUNC) != 0,
+                dataTruncated: messageFlags & Int32(MSG_TRUNC) != 0,
+                descriptorsTruncated: messageFlags & Int32(MSG_CTRUNC) != 0,
                 descriptors: descriptors
             )
         }
