@@ -225,9 +225,15 @@ extension D3DKMTSuite {
                                                      runtimeData: big)
             let opened = try device.openResource(try resource.share())
             #expect(opened.runtimeData == big)
-            let huge = try device.createResource(allocations: [(.new(AllocationDescriptor(size: 4096)), [])],
-                                                 runtimeData: big + big)
-            #expect(status { _ = try huge.share() } == .invalidParameter)
+            // A shareable resource carries its runtime data in its page from the start: more than
+            // the page holds is refused at creation; a resource that is never shared keeps it.
+            #expect(status {
+                _ = try device.createResource(allocations: [(.new(AllocationDescriptor(size: 4096)), [])],
+                                              runtimeData: big + big)
+            } == .invalidParameter)
+            let local = try device.createResource(allocations: [(.new(AllocationDescriptor(size: 4096)), [])],
+                                                  runtimeData: big + big, shareable: false)
+            #expect(local.runtimeData == big + big)
         }
     }
 }

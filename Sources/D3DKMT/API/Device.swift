@@ -59,8 +59,10 @@ public final class Device: Sendable {
         for (source, extra) in allocations {
             made.append(try createAllocation(source, extraDriverData: extra))
         }
+        // A resource that can be shared has its runtime data page from the start (its shares carry it).
+        let page = shareable || globalShare ? try RuntimeDataPage.create(runtimeData) : nil
         let resource = Resource(device: self, allocations: made, runtimeData: runtimeData, driverData: driverData,
-                                shareable: shareable)
+                                shareable: shareable, runtimeDataPage: page)
         if globalShare { try resource.makeGlobal() }
         return resource
     }
@@ -70,7 +72,7 @@ public final class Device: Sendable {
                                  extraDriverData: [UInt8] = []) throws(NTError) -> Allocation {
         switch source {
         case .new(let descriptor):
-            guard descriptor.dataOffset == 0, descriptor.planes.isEmpty else {
+            guard descriptor.dataOffset == 0, descriptor.planeCount == 0 else {
                 throw NTError(.invalidParameter, "a new allocation's planes and data offset are the allocator's "
                                                  + "choice (they describe wrapped buffers)")
             }
@@ -163,6 +165,10 @@ public final class Device: Sendable {
         let info = SharedResourceInfo(opened.package,
                                       runtimeData: try runtimeDataPage?.load() ?? opened.package.runtimeData)
         try check(info)
+        // A package with its runtime data inline (not one this build writes) gets a page of the
+        // opener's own, so that the opened resource can be shared again.
+        let page: RuntimeDataPage
+        if let runtimeDataPage { page = runtimeDataPage } else { page = try RuntimeDataPage.create(info.runtimeData) }
         var allocations: [Allocation] = []
         allocations.reserveCapacity(opened.package.allocations.count)
         let readOnly = opened.package.access & SharedAccess.write == 0
@@ -185,7 +191,7 @@ public final class Device: Sendable {
         }
         return Resource(device: self, allocations: allocations, runtimeData: info.runtimeData,
                         driverData: opened.package.resourceDriverData, shareable: shareable, keyedMutex: keyedMutex,
-                        syncObject: syncObject, runtimeDataPage: runtimeDataPage)
+                        syncObject: syncObject, runtimeDataPage: page)
     }
 }
 

@@ -10,48 +10,36 @@ public final class Resource: Sendable {
     /// Created with `CreateShared` + `NtSecuritySharing` (or opened from a shared handle).
     public let isShareable: Bool
 
-    /// The runtime data's shared page, which every holder maps so that an update reaches handles
-    /// already shared: set once (by the first share, or when the resource is opened from a
-    /// handle), released with the resource.
-    private let sharedPage = Atomic<Unmanaged<RuntimeDataPage>?>(nil)
-    /// The runtime data until the resource is first shared. Guarded by ``localRuntimeDataLock``;
-    /// unused once ``sharedPage`` is set.
+    /// The runtime data's shared page, which travels in every share of the resource so that an
+    /// update reaches every holder and handles already shared: made with the resource when it can
+    /// be shared (by NT handle or global handle), or the one of the handle it was opened from;
+    /// nil for a resource that can never be shared, whose runtime data is ``localRuntimeData``.
+    private let page: RuntimeDataPage?
+    /// The runtime data of a resource without a ``page``. Guarded by ``localRuntimeDataLock``.
     nonisolated(unsafe) private var localRuntimeData: [UInt8]
-    /// One lock for every resource's local runtime data, held for a few instructions at a time
-    /// (resources need no lock of their own; an opened resource never takes it). Its value counts
-    /// the local updates of every resource: a share makes its page from a copy outside the lock
-    /// and installs it only when no update came in between (one of another resource only makes
-    /// it try again).
-    private static let localRuntimeDataLock = ForkSafeMutex<UInt64>(0)
+    /// One lock for every unshareable resource's local runtime data, held for a few instructions at
+    /// a time (resources need no lock of their own; one with a page never takes it).
+    private static let localRuntimeDataLock = ForkSafeMutex<Void>(())
 
+    /// - Parameter runtimeDataPage: the page, for a resource that can be shared; nil keeps
+    ///   `runtimeData` locally.
     init(device: Device, allocations: [Allocation], runtimeData: [UInt8], driverData: [UInt8], shareable: Bool,
-         keyedMutex: KeyedMutex? = nil, syncObject: SyncObject? = nil, runtimeDataPage: RuntimeDataPage? = nil) {
+         keyedMutex: KeyedMutex? = nil, syncObject: SyncObject? = nil, runtimeDataPage: RuntimeDataPage?) {
         self.device = device
         self.keyedMutex = keyedMutex
         self.syncObject = syncObject
         self.allocations = allocations
-        if let runtimeDataPage {
-            sharedPage.store(Unmanaged.passRetained(runtimeDataPage), ordering: .releasing)
-            localRuntimeData = []
-        } else {
-            localRuntimeData = runtimeData
-        }
+        page = runtimeDataPage
+        localRuntimeData = runtimeDataPage == nil ? runtimeData : []
         self.driverData = driverData
         self.isShareable = shareable
     }
 
-    deinit { sharedPage.load(ordering: .acquiring)?.release() }
-
-    /// The shared page, once there is one.
-    private var page: RuntimeDataPage? { sharedPage.load(ordering: .acquiring)?.takeUnretainedValue() }
-
     /// `pPrivateRuntimeData`: what the creator passed, or the last ``updateRuntimeData(_:)`` by
     /// any process holding the resource (empty if a holder of its handle wrecked the shared page).
     public var runtimeData: [UInt8] {
-        if page == nil, let local = Self.localRuntimeDataLock.withLock({ _ in page == nil ? localRuntimeData : nil }) {
-            return local
-        }
-        return (try? page!.load()) ?? []
+        guard let page else { return Self.localRuntimeDataLock.withLock { _ in localRuntimeData } }
+        return (try? page.load()) ?? []
     }
 
     /// True when every allocation is read-only (opened from a handle shared without
@@ -73,33 +61,19 @@ public final class Resource: Sendable {
     public func updateRuntimeData(_ data: [UInt8]) throws(NTError) {
         try RuntimeDataPage.checkSize(data.count)
         guard !isReadOnly else { throw NTError(.accessDenied, "the resource was opened read-only") }
-        let storedLocally = Self.localRuntimeDataLock.withLock { updates -> Bool in
-            guard page == nil else { return false }
-            localRuntimeData = data
-            updates &+= 1
-            return true
+        guard let page else {
+            Self.localRuntimeDataLock.withLock { _ in localRuntimeData = data }
+            return
         }
-        // The page is set under the lock, so a resource without one stored the data locally.
-        if !storedLocally { try page!.store(data) }
+        try page.store(data)
     }
 
-    /// The shared page of the runtime data, made from the local copy the first time.
+    /// The shared page of the runtime data, which a share package carries.
+    ///
+    /// - Throws: `STATUS_INVALID_PARAMETER` for a resource that cannot be shared.
     func sharedRuntimeData() throws(NTError) -> RuntimeDataPage {
-        while true {
-            if let page { return page }
-            let (data, seen) = Self.localRuntimeDataLock.withLock { updates in (localRuntimeData, updates) }
-            // The memfd is made outside the lock, then installed unless another share installed
-            // one first or an update changed the data meanwhile (then it is made again).
-            let new = try RuntimeDataPage.create(data)
-            let installed = Self.localRuntimeDataLock.withLock { updates -> RuntimeDataPage? in
-                if let page { return page }
-                guard updates == seen else { return nil }
-                sharedPage.store(Unmanaged.passRetained(new), ordering: .releasing)
-                localRuntimeData = []
-                return new
-            }
-            if let installed { return installed }
-        }
+        guard let page else { throw NTError(.invalidParameter, "the resource cannot be shared") }
+        return page
     }
 
     /// This process's reference to the resource's global share handle, when it has one.
