@@ -56,8 +56,11 @@ public final class Device: Sendable {
         }
         var made: [Allocation] = []
         made.reserveCapacity(allocations.count)
-        for (source, extra) in allocations {
-            made.append(try createAllocation(source, extraDriverData: extra))
+        // (By index: taking each (source, data) pair apart would copy it through the runtime's
+        // generic tuple witnesses.)
+        for index in allocations.indices {
+            made.append(try createAllocation(allocations[index].source,
+                                             extraDriverData: allocations[index].extraDriverData))
         }
         // A resource that can be shared has its runtime data page from the start (its shares carry it).
         let page = shareable || globalShare ? try RuntimeDataPage.create(runtimeData) : nil
@@ -172,16 +175,19 @@ public final class Device: Sendable {
         var allocations: [Allocation] = []
         allocations.reserveCapacity(opened.package.allocations.count)
         let readOnly = opened.package.access & SharedAccess.write == 0
-        for record in opened.package.allocations {
-            let measured = record.buffer!  // measured when the package was read
-            var descriptor = opened.descriptors.take(Int(record.descriptorIndex))
+        // (Each record's parts are read in place: copying a record would retain its driver data.)
+        let records = opened.package.allocations
+        for index in records.indices {
+            let measured = records[index].buffer!  // measured when the package was read
+            let layout = records[index].layout
+            var descriptor = opened.descriptors.take(Int(records[index].descriptorIndex))
             if readOnly && measured.kind == .memfd {
                 // A read-only open of the same memory: the kernel refuses writable mappings.
                 descriptor = try BufferObject.readOnlyCopy(of: descriptor)
             }
-            let buffer = try backend.adopt(descriptor, kind: measured.kind, size: measured.size, layout: record.layout)
-            allocations.append(Allocation(device: self, buffer: buffer, openedDriverData: record.driverData,
-                                          layout: record.layout, readOnly: readOnly))
+            let buffer = try backend.adopt(descriptor, kind: measured.kind, size: measured.size, layout: layout)
+            allocations.append(Allocation(device: self, buffer: buffer, openedDriverData: records[index].driverData,
+                                          layout: layout, readOnly: readOnly))
         }
         let keyedMutex = try opened.package.keyedMutex.map { (record) throws(NTError) in
             try KeyedMutex.open(record, opened.descriptors)

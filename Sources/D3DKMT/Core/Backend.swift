@@ -61,8 +61,9 @@ enum BufferKind: Sendable {
 /// image's contents on the host, so the guest pages a mapping shows must be filled before
 /// (`VIRTGPU_TRANSFER_FROM_HOST` + `VIRTGPU_WAIT`) and written back after
 /// (`VIRTGPU_TRANSFER_TO_HOST` + `VIRTGPU_WAIT`); and a dma-buf exported read-only can still be
-/// mapped writable through the device's own node.
-protocol BufferCPUAccess: Sendable {
+/// mapped writable through the device's own node. Class-bound, so that a buffer without one
+/// (every memfd) holds a null reference, which costs nothing to copy or drop.
+protocol BufferCPUAccess: AnyObject, Sendable {
     /// Before the CPU reads or writes the mapping.
     func begin(writable: Bool) throws(NTError)
     /// After it; `writable` as for ``begin(writable:)``.

@@ -14,7 +14,7 @@ final class SharedPage: @unchecked Sendable {
     static let headerSize = 8
 
     /// A new zeroed page of `size` bytes stamped with `magic` and `version`.
-    init(size: Int, magic: UInt32, version: UInt32, name: String) throws(NTError) {
+    init(size: Int, magic: UInt32, version: UInt32, name: StaticString) throws(NTError) {
         let rounded = (size + 4095) & ~4095
         do {
             let memory = try Kernel.memfd(name: name)

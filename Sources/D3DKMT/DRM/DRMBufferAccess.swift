@@ -8,12 +8,19 @@
 /// pages are what counts, and they are never transferred (a transfer in would overwrite what
 /// another process wrote there). On virtio-gpu, a dma-buf exported read-only is mapped writable
 /// through the render node (`VIRTGPU_MAP`).
-struct DRMBufferAccess: BufferCPUAccess {
+final class DRMBufferAccess: BufferCPUAccess {
     let device: DRMDevice
     /// The render node `handle` belongs to (the device's, or a `fork()`ed child's reopen).
     let render: BorrowedDescriptor
     let handle: UInt32
     let layout: AllocationDescriptor?
+
+    init(device: DRMDevice, render: BorrowedDescriptor, handle: UInt32, layout: AllocationDescriptor?) {
+        self.device = device
+        self.render = render
+        self.handle = handle
+        self.layout = layout
+    }
 
     private var transfersImage: Bool {
         guard device.hasVirgl, let layout else { return false }

@@ -32,11 +32,13 @@ extension Kernel {
     /// kind (``readLink(_:)`` of `/proc/self/fd/N`) need. Not subject to the fault seam.
     static var hasProcSelf: Bool { access("/proc/self/fd", F_OK) == 0 }
 
-    /// `memfd_create(2)` with `MFD_CLOEXEC | MFD_ALLOW_SEALING`. (`withCString`: a literal name is
-    /// passed as it is stored, where the implicit `String` to pointer conversion would copy it.)
-    static func memfd(name: String) throws(Errno) -> FileDescriptor {
+    /// `memfd_create(2)` with `MFD_CLOEXEC | MFD_ALLOW_SEALING`. The name is a literal, passed as
+    /// it is stored (a `String` would be converted first).
+    static func memfd(name: StaticString) throws(Errno) -> FileDescriptor {
         FileDescriptor(adopting: try retrying(.memfd) {
-            name.withCString { kmt_memfd_create($0, kmt_MFD_CLOEXEC | kmt_MFD_ALLOW_SEALING) }
+            name.utf8Start.withMemoryRebound(to: CChar.self, capacity: name.utf8CodeUnitCount + 1) {
+                kmt_memfd_create($0, kmt_MFD_CLOEXEC | kmt_MFD_ALLOW_SEALING)
+            }
         })
     }
 
