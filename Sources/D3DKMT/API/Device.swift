@@ -164,14 +164,15 @@ public final class Device: Sendable {
         guard opened.package.contents.contains(.resource) else {
             throw NTError(.invalidParameter, "the handle holds no resource")
         }
-        let runtimeDataPage = try opened.runtimeDataPage()
-        let info = SharedResourceInfo(opened.package,
-                                      runtimeData: try runtimeDataPage?.load() ?? opened.package.runtimeData)
+        var page = try opened.runtimeDataPage()
+        let fromPage = try RuntimeDataPage.load(page)
+        let info = SharedResourceInfo(opened.package, runtimeData: fromPage ?? opened.package.runtimeData)
         try check(info)
-        // A package with its runtime data inline (not one this build writes) gets a page of the
-        // opener's own, so that the opened resource can be shared again.
-        let page: RuntimeDataPage
-        if let runtimeDataPage { page = runtimeDataPage } else { page = try RuntimeDataPage.create(info.runtimeData) }
+        if fromPage == nil {
+            // A package with its runtime data inline (not one this build writes) gets a page of
+            // the opener's own, so that the opened resource can be shared again.
+            page = try RuntimeDataPage.create(info.runtimeData)
+        }
         var allocations: [Allocation] = []
         allocations.reserveCapacity(opened.package.allocations.count)
         let readOnly = opened.package.access & SharedAccess.write == 0

@@ -24,13 +24,17 @@ public final class Resource: Sendable {
     /// - Parameter runtimeDataPage: the page, for a resource that can be shared; nil keeps
     ///   `runtimeData` locally.
     init(device: Device, allocations: [Allocation], runtimeData: [UInt8], driverData: [UInt8], shareable: Bool,
-         keyedMutex: KeyedMutex? = nil, syncObject: SyncObject? = nil, runtimeDataPage: RuntimeDataPage?) {
+         keyedMutex: KeyedMutex? = nil, syncObject: SyncObject? = nil,
+         runtimeDataPage: consuming RuntimeDataPage?) {
         self.device = device
         self.keyedMutex = keyedMutex
         self.syncObject = syncObject
         self.allocations = allocations
+        switch runtimeDataPage {
+        case .some: localRuntimeData = []
+        case .none: localRuntimeData = runtimeData
+        }
         page = runtimeDataPage
-        localRuntimeData = runtimeDataPage == nil ? runtimeData : []
         self.driverData = driverData
         self.isShareable = shareable
     }
@@ -38,8 +42,10 @@ public final class Resource: Sendable {
     /// `pPrivateRuntimeData`: what the creator passed, or the last ``updateRuntimeData(_:)`` by
     /// any process holding the resource (empty if a holder of its handle wrecked the shared page).
     public var runtimeData: [UInt8] {
-        guard let page else { return Self.localRuntimeDataLock.withLock { _ in localRuntimeData } }
-        return (try? page.load()) ?? []
+        switch page {
+        case .some(let page): return (try? page.load()) ?? []
+        case .none: return Self.localRuntimeDataLock.withLock { _ in localRuntimeData }
+        }
     }
 
     /// True when every allocation is read-only (opened from a handle shared without
@@ -61,19 +67,21 @@ public final class Resource: Sendable {
     public func updateRuntimeData(_ data: [UInt8]) throws(NTError) {
         try RuntimeDataPage.checkSize(data.count)
         guard !isReadOnly else { throw NTError(.accessDenied, "the resource was opened read-only") }
-        guard let page else {
-            Self.localRuntimeDataLock.withLock { _ in localRuntimeData = data }
-            return
+        switch page {
+        case .some(let page): try page.store(data)
+        case .none: Self.localRuntimeDataLock.withLock { _ in localRuntimeData = data }
         }
-        try page.store(data)
     }
 
-    /// The shared page of the runtime data, which a share package carries.
+    /// The descriptor of the runtime data's shared page, which a share package carries; valid
+    /// while the resource lives.
     ///
     /// - Throws: `STATUS_INVALID_PARAMETER` for a resource that cannot be shared.
-    func sharedRuntimeData() throws(NTError) -> RuntimeDataPage {
-        guard let page else { throw NTError(.invalidParameter, "the resource cannot be shared") }
-        return page
+    func runtimeDataPageDescriptor() throws(NTError) -> Int32 {
+        switch page {
+        case .some(let page): return page.descriptor.rawValue
+        case .none: throw NTError(.invalidParameter, "the resource cannot be shared")
+        }
     }
 
     /// This process's reference to the resource's global share handle, when it has one.

@@ -23,7 +23,10 @@ import Synchronization
 /// what it reads beyond its bounds (a size past the capacity is clamped), and a sequence that
 /// stays odd (a writer that died mid-copy, or a hostile holder) delays a reader or writer by at
 /// most ``patience`` before it goes ahead.
-final class RuntimeDataPage: Sendable {
+///
+/// `~Copyable`: a resource holds its page inline (no object of its own), and the page owns its
+/// memfd and mapping.
+struct RuntimeDataPage: ~Copyable, Sendable {
     static let magic: UInt32 = 0x544D_524B  // "KRMT"
     static let version: UInt32 = 1
     static let headerSize = 16
@@ -94,11 +97,19 @@ final class RuntimeDataPage: Sendable {
         }
     }
 
+    /// What `page` holds (``load()``), or nil when there is no page.
+    static func load(_ page: borrowing RuntimeDataPage?) throws(NTError) -> [UInt8]? {
+        switch page {
+        case .some(let page): return try page.load()
+        case .none: return nil
+        }
+    }
+
     /// The current data: a consistent copy of the last complete write.
     ///
     /// - Throws: `STATUS_INVALID_PARAMETER` when the page does not have this layout (a peer
     ///   rewrote its header); the kernel's status when it cannot be read.
-    func load() throws(NTError) -> [UInt8] {
+    borrowing func load() throws(NTError) -> [UInt8] {
         let fd = descriptor.borrowed
         var deadline: Deadline?  // taken at the first retry: most reads need none
         var attempts = 0
@@ -145,14 +156,14 @@ final class RuntimeDataPage: Sendable {
     ///
     /// - Precondition: `data.count <= maximumDataSize` (``checkSize(_:)``).
     /// - Throws: the kernel's status when the page cannot be mapped.
-    func store(_ data: [UInt8]) throws(NTError) {
+    borrowing func store(_ data: [UInt8]) throws(NTError) {
         precondition(data.count <= Self.maximumDataSize)
         Self.store(data, into: try writableMapping())
     }
 
     /// The writable mapping, made the first time (two threads storing at once may both map the
     /// page; the one that loses the race unmaps its own).
-    private func writableMapping() throws(NTError) -> SharedPage {
+    private borrowing func writableMapping() throws(NTError) -> SharedPage {
         if let made = mapping.load(ordering: .acquiring) { return made.takeUnretainedValue() }
         let copy: FileDescriptor
         do throws(Errno) {

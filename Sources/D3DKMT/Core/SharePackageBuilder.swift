@@ -33,13 +33,13 @@ struct SharePackageBuilder: ~Copyable {
     /// - Throws: the kernel's status when the runtime data page cannot be made.
     mutating func add(_ resource: Resource) throws(NTError) {
         precondition(package.descriptorCount == 0, "a resource's descriptors are the first")
-        let page = try resource.sharedRuntimeData()
+        let page = try resource.runtimeDataPageDescriptor()
         package.runtimeDataPageIndex = attach()
         package.descriptorCount += UInt32(resource.allocations.count)
         package.resourceDriverData = resource.driverData
         // The page lives as long as the resource, which the caller holds until write returns.
         self.resource = resource
-        runtimeDataPage = page.descriptor.rawValue
+        runtimeDataPage = page
     }
 
     mutating func add(_ keyedMutex: KeyedMutex) {

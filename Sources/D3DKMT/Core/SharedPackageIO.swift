@@ -77,7 +77,9 @@ enum SharedPackageReader {
 
         /// The resource's runtime private data as it is now (at most once per open, as
         /// ``runtimeDataPage()``).
-        func runtimeData() throws(NTError) -> [UInt8] { try runtimeDataPage()?.load() ?? package.runtimeData }
+        func runtimeData() throws(NTError) -> [UInt8] {
+            try RuntimeDataPage.load(try runtimeDataPage()) ?? package.runtimeData
+        }
     }
 
     /// The package alone; its descriptors are closed at once.
