@@ -59,36 +59,51 @@ public struct FileDescriptor: ~Copyable, Sendable {
 /// library's arrays cannot hold `~Copyable` elements). Each one can be borrowed by index
 /// (``subscript(_:)`` gives its number while the list owns it) or moved out once (``take(_:)``);
 /// whatever is still held when the list goes is closed.
-final class FileDescriptorList: @unchecked Sendable {
+///
+/// A reference: copies of a list are the same list, which closes what it holds when the last
+/// copy goes. One allocation (``Storage``).
+struct FileDescriptorList: @unchecked Sendable {
+    /// The list itself: a `ManagedBuffer` whose tail holds the first `capacity` numbers and whose
+    /// header is reached through a pointer (no exclusivity check on every access); a list that
+    /// outgrows them moves its numbers to memory of their own. (Sendable through the list, which
+    /// is `@unchecked`: like the class it replaced, it is shared only where its users lock.)
+    final class Storage: ManagedBuffer<Slots, Int32> {
+        deinit {
+            withUnsafeMutablePointers { slots, inline in
+                for index in 0..<slots.pointee.count where slots.pointee.numbers[index] >= 0 {
+                    Kernel.close(slots.pointee.numbers[index])
+                }
+                if slots.pointee.numbers != inline { slots.pointee.numbers.deallocate() }
+            }
+            // The header is deinitialized by ManagedBuffer; the numbers are plain integers.
+        }
+    }
+
     /// The descriptor numbers (-1 in a slot whose descriptor was taken), how many slots are used
-    /// and how many there is room for. Behind a pointer of the list's own (unlike stored `var`s
-    /// of a class, it costs no exclusivity check on every access), in one allocation with the
-    /// first `capacity` numbers; a list that outgrows them moves its numbers to memory of their own.
-    private struct Slots {
+    /// and how many there is room for.
+    struct Slots {
         var numbers: UnsafeMutablePointer<Int32>
         var count = 0
         var capacity: Int
     }
-    private let slots: UnsafeMutablePointer<Slots>
-    private var inlineNumbers: UnsafeMutablePointer<Int32> {
-        UnsafeMutableRawPointer(slots + 1).assumingMemoryBound(to: Int32.self)
-    }
 
+    private let storage: Storage
+
+    /// An empty list with room for `capacity` descriptors before it grows.
     init(capacity: Int = 4) {
-        let capacity = max(capacity, 1)
-        let raw = UnsafeMutableRawPointer.allocate(
-            byteCount: MemoryLayout<Slots>.stride + capacity * MemoryLayout<Int32>.stride,
-            alignment: MemoryLayout<Slots>.alignment)
-        slots = raw.bindMemory(to: Slots.self, capacity: 1)
-        let numbers = (raw + MemoryLayout<Slots>.stride).bindMemory(to: Int32.self, capacity: capacity)
-        slots.initialize(to: Slots(numbers: numbers, capacity: capacity))
+        let made = Storage.create(minimumCapacity: max(capacity, 1)) { buffer in
+            Slots(numbers: buffer.withUnsafeMutablePointerToElements { $0 }, capacity: buffer.capacity)
+        }
+        storage = unsafeDowncast(made, to: Storage.self)
     }
 
-    /// Takes ownership of every one of `numbers`, open descriptors nobody else closes.
-    convenience init(adopting numbers: [Int32]) {
+    /// A list that owns every one of `numbers`, open descriptors nobody else closes.
+    init(adopting numbers: [Int32]) {
         self.init(capacity: numbers.count)
         for number in numbers { append(FileDescriptor(adopting: number)) }
     }
+
+    private var slots: UnsafeMutablePointer<Slots> { storage.withUnsafeMutablePointerToHeader { $0 } }
 
     /// The number of slots, taken ones included.
     var count: Int { slots.pointee.count }
@@ -96,23 +111,27 @@ final class FileDescriptorList: @unchecked Sendable {
     /// Adds `descriptor` at the end; returns its index.
     @discardableResult
     func append(_ descriptor: consuming FileDescriptor) -> Int {
-        if slots.pointee.count == slots.pointee.capacity {
-            let grown = UnsafeMutablePointer<Int32>.allocate(capacity: slots.pointee.capacity * 2)
-            grown.moveInitialize(from: slots.pointee.numbers, count: slots.pointee.count)
-            if slots.pointee.numbers != inlineNumbers { slots.pointee.numbers.deallocate() }
-            slots.pointee.numbers = grown
-            slots.pointee.capacity *= 2
+        let number = descriptor.take()
+        return storage.withUnsafeMutablePointers { slots, inline in
+            if slots.pointee.count == slots.pointee.capacity {
+                let grown = UnsafeMutablePointer<Int32>.allocate(capacity: slots.pointee.capacity * 2)
+                grown.moveInitialize(from: slots.pointee.numbers, count: slots.pointee.count)
+                if slots.pointee.numbers != inline { slots.pointee.numbers.deallocate() }
+                slots.pointee.numbers = grown
+                slots.pointee.capacity *= 2
+            }
+            let index = slots.pointee.count
+            slots.pointee.numbers[index] = number
+            slots.pointee.count += 1
+            return index
         }
-        let index = slots.pointee.count
-        slots.pointee.numbers[index] = descriptor.take()
-        slots.pointee.count += 1
-        return index
     }
 
     /// The number of descriptor `index`, still owned by the list.
     ///
     /// - Precondition: it was not taken.
     subscript(_ index: Int) -> Int32 {
+        let slots = self.slots
         precondition(index >= 0 && index < slots.pointee.count, "descriptor \(index) is not in the list")
         let number = slots.pointee.numbers[index]
         precondition(number >= 0, "descriptor \(index) was already taken")
@@ -127,6 +146,7 @@ final class FileDescriptorList: @unchecked Sendable {
 
     /// Whether descriptor `index` is still in the list (not taken).
     func isPresent(_ index: Int) -> Bool {
+        let slots = self.slots
         precondition(index >= 0 && index < slots.pointee.count, "descriptor \(index) is not in the list")
         return slots.pointee.numbers[index] >= 0
     }
@@ -136,14 +156,5 @@ final class FileDescriptorList: @unchecked Sendable {
         let number = self[index]
         slots.pointee.numbers[index] = -1
         return FileDescriptor(adopting: number)
-    }
-
-    deinit {
-        for index in 0..<slots.pointee.count where slots.pointee.numbers[index] >= 0 {
-            Kernel.close(slots.pointee.numbers[index])
-        }
-        if slots.pointee.numbers != inlineNumbers { slots.pointee.numbers.deallocate() }
-        slots.deinitialize(count: 1)
-        UnsafeMutableRawPointer(slots).deallocate()
     }
 }
