@@ -32,12 +32,24 @@ extension Kernel {
                      descriptors: some Collection<Int32>) throws(Errno) {
         let count = descriptors.count
         precondition(count <= maximumDescriptorsPerMessage)
-        let sent = try withUnsafeTemporaryAllocation(of: Int32.self, capacity: max(count, 1)) {
-            (numbers) throws(Errno) -> Int in
-            _ = numbers.initialize(fromContentsOf: descriptors)
-            return try retrying(.sendmsg) {
-                kmt_send_rights(socket.rawValue, bytes.baseAddress, bytes.count, numbers.baseAddress, count,
+        func send(_ numbers: UnsafeBufferPointer<Int32>) throws(Errno) -> Int {
+            try retrying(.sendmsg) {
+                kmt_send_rights(socket.rawValue, bytes.baseAddress, bytes.count, numbers.baseAddress, numbers.count,
                                 Int32(MSG_NOSIGNAL))
+            }
+        }
+        // Numbers already side by side (an array, a buffer) go as they are; others via the stack.
+        let direct = descriptors.withContiguousStorageIfAvailable { numbers in
+            Result { () throws(Errno) in try send(numbers) }
+        }
+        let sent: Int
+        if let direct {
+            sent = try direct.get()
+        } else {
+            sent = try withUnsafeTemporaryAllocation(of: Int32.self, capacity: max(count, 1)) {
+                (numbers) throws(Errno) -> Int in
+                let filled = numbers.initialize(fromContentsOf: descriptors)
+                return try send(UnsafeBufferPointer(rebasing: numbers[0..<filled]))
             }
         }
         guard sent == bytes.count else { throw .invalidArgument }
