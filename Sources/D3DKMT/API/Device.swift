@@ -31,12 +31,15 @@ public final class Device: Sendable {
     ///     data (kept after the descriptor and carried to openers).
     ///   - runtimeData: `pPrivateRuntimeData`.
     ///   - driverData: the resource's `pPrivateDriverData`.
-    ///   - shareable: `CreateShared` + `NtSecuritySharing`; only such resources can be shared.
+    ///   - shareable: `CreateShared` + `NtSecuritySharing`; only such resources can be shared. A
+    ///     resource that can be shared (so also one with `globalShare`) holds one descriptor more
+    ///     from its creation: its runtime data page, which its shares carry.
     ///   - globalShare: `CreateShared` alone: the resource gets a global share handle
     ///     (``Resource/globalHandle``) that any process of the user opens with
     ///     ``openResource(globalHandle:check:)`` while some process holds the resource. Windows
     ///     makes a resource one or the other, never both.
-    /// - Throws: `STATUS_INVALID_PARAMETER` for an empty or oversized request, or a wrapped
+    /// - Throws: `STATUS_INVALID_PARAMETER` for an empty or oversized request (a shareable
+    ///   resource's `runtimeData` beyond ``Resource/maximumRuntimeDataSize`` too), or a wrapped
     ///   descriptor that is not a dma-buf or memfd; `STATUS_NOT_SUPPORTED` when this device
     ///   cannot import a wrapped buffer; the kernel's status when allocation fails.
     public func createResource(

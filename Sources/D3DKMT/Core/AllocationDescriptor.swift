@@ -57,22 +57,27 @@ public struct AllocationDescriptor: Hashable, Sendable {
         get { (0..<Int(planeCount)).map { plane($0) } }
         set {
             planeCount = UInt8(min(newValue.count, Self.maximumPlanes))
-            var stored = (Plane(offset: 0, stride: 0), Plane(offset: 0, stride: 0), Plane(offset: 0, stride: 0),
-                          Plane(offset: 0, stride: 0))
-            withUnsafeMutableBytes(of: &stored) { raw in
-                for index in 0..<Int(planeCount) {
-                    raw.storeBytes(of: newValue[index], toByteOffset: index * MemoryLayout<Plane>.stride, as: Plane.self)
-                }
-            }
-            storedPlanes = stored
+            storedPlanes = Self.noPlanes
+            for index in 0..<Int(planeCount) { store(newValue[index], at: index) }
         }
     }
     /// How many of ``storedPlanes`` are planes. The planes are stored inline, not in an array, so
     /// that a descriptor is plain data: copying one (every allocation record of a share package
     /// holds one) retains and releases nothing.
     private(set) var planeCount: UInt8 = 0
-    private var storedPlanes = (Plane(offset: 0, stride: 0), Plane(offset: 0, stride: 0), Plane(offset: 0, stride: 0),
-                                Plane(offset: 0, stride: 0))
+    private var storedPlanes = Self.noPlanes
+    /// Four empty slots. (Computed: a stored `static let` costs a `swift_once` check on every use.)
+    private static var noPlanes: (Plane, Plane, Plane, Plane) {
+        (Plane(offset: 0, stride: 0), Plane(offset: 0, stride: 0), Plane(offset: 0, stride: 0),
+         Plane(offset: 0, stride: 0))
+    }
+
+    /// Writes `plane` into slot `index` of ``storedPlanes``.
+    private mutating func store(_ plane: Plane, at index: Int) {
+        withUnsafeMutableBytes(of: &storedPlanes) { raw in
+            raw.storeBytes(of: plane, toByteOffset: index * MemoryLayout<Plane>.stride, as: Plane.self)
+        }
+    }
 
     /// Plane `index` of ``planes``, without making the array.
     ///
@@ -88,11 +93,10 @@ public struct AllocationDescriptor: Hashable, Sendable {
     /// - Precondition: fewer than ``maximumPlanes`` planes.
     mutating func appendPlane(_ plane: Plane) {
         precondition(Int(planeCount) < Self.maximumPlanes, "an image has at most \(Self.maximumPlanes) planes")
-        withUnsafeMutableBytes(of: &storedPlanes) { raw in
-            raw.storeBytes(of: plane, toByteOffset: Int(planeCount) * MemoryLayout<Plane>.stride, as: Plane.self)
-        }
+        store(plane, at: Int(planeCount))
         planeCount += 1
     }
+
     /// Where the allocation's bytes begin in its buffer: a wrapped buffer whose memory starts
     /// after a header (lavapipe's `OPAQUE_FD` memory: 4096). `Lock2` maps from here; ``size``
     /// counts from here. 0 for every buffer the library allocates.
@@ -101,7 +105,8 @@ public struct AllocationDescriptor: Hashable, Sendable {
     public static func == (lhs: AllocationDescriptor, rhs: AllocationDescriptor) -> Bool {
         lhs.size == rhs.size && lhs.width == rhs.width && lhs.height == rhs.height && lhs.stride == rhs.stride
             && lhs.fourcc == rhs.fourcc && lhs.modifier == rhs.modifier && lhs.dataOffset == rhs.dataOffset
-            && lhs.planeCount == rhs.planeCount && (0..<Int(lhs.planeCount)).allSatisfy { lhs.plane($0) == rhs.plane($0) }
+            && lhs.planeCount == rhs.planeCount
+            && (0..<Int(lhs.planeCount)).allSatisfy { lhs.plane($0) == rhs.plane($0) }
     }
 
     public func hash(into hasher: inout Hasher) {
