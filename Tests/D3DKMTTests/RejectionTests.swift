@@ -219,6 +219,21 @@ extension D3DKMTSuite {
             #expect(openStatus(handle) == .invalidParameter)
         }
 
+        @Test func aWrappedImageWithMoreThanFourPlanesIsRefused() throws {
+            let made = try device.createAllocation(.new(AllocationDescriptor(size: 4096)))
+            let memory = try made.exportDescriptor()
+            let planes = (0..<5).map { AllocationDescriptor.Plane(offset: UInt32($0) * 512, stride: 64) }
+            var layout = AllocationDescriptor(size: 4096, width: 16, height: 8, stride: 64,
+                                              fourcc: AllocationDescriptor.fourccARGB8888)
+            layout.planes = planes
+            #expect(layout.hasTooManyPlanes && layout.planes == Array(planes.prefix(4)))
+            #expect(status { _ = try device.createAllocation(.wrap(descriptor: memory.rawValue, layout)) }
+                        == .invalidParameter)
+            layout.planes = Array(planes.prefix(4))
+            #expect(!layout.hasTooManyPlanes)
+            _ = try device.createAllocation(.wrap(descriptor: memory.rawValue, layout))
+        }
+
         @Test func largePrivateDataTravelsAndOversizedIsRefused() throws {
             let big = (0..<100_000).map { UInt8(truncatingIfNeeded: $0) }
             let resource = try device.createResource(allocations: [(.new(AllocationDescriptor(size: 4096)), [])],

@@ -90,6 +90,9 @@ public final class Device: Sendable {
             return Allocation(device: self, buffer: buffer, descriptor: descriptor, extraDriverData: extraDriverData)
         case .wrap(let fd, let descriptor):
             guard fd >= 0 else { throw NTError(.invalidParameter, "wrapped descriptor \(fd) is not a descriptor") }
+            guard !descriptor.hasTooManyPlanes else {
+                throw NTError(.invalidParameter, "an image has at most \(AllocationDescriptor.maximumPlanes) planes")
+            }
             let buffer = try BufferObject.wrapping(fd, layout: descriptor, on: backend)
             // An image's dma-buf may hold less than the image (a virgl texture keeps its contents
             // on the host, with one page of guest memory): it is shared whole; Lock2 refuses it.

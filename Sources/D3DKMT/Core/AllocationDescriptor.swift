@@ -52,10 +52,12 @@ public struct AllocationDescriptor: Hashable, Sendable {
     public var modifier: UInt64
     /// The image's planes (at most four), empty when it is described by ``stride`` alone (one
     /// plane at offset 0). An allocation the library made through GBM has them as GBM chose.
-    /// Setting more than four keeps the first four.
+    /// Setting more than four keeps the first four and marks the descriptor
+    /// (``hasTooManyPlanes``): creating an allocation with it is refused.
     public var planes: [Plane] {
         get { (0..<Int(planeCount)).map { plane($0) } }
         set {
+            hasTooManyPlanes = newValue.count > Self.maximumPlanes
             planeCount = UInt8(min(newValue.count, Self.maximumPlanes))
             storedPlanes = Self.noPlanes
             for index in 0..<Int(planeCount) { store(newValue[index], at: index) }
@@ -65,6 +67,8 @@ public struct AllocationDescriptor: Hashable, Sendable {
     /// that a descriptor is plain data: copying one (every allocation record of a share package
     /// holds one) retains and releases nothing.
     private(set) var planeCount: UInt8 = 0
+    /// More than ``maximumPlanes`` planes were given (``planes`` kept four).
+    public private(set) var hasTooManyPlanes = false
     private var storedPlanes = Self.noPlanes
     /// Four empty slots. (Computed: a stored `static let` costs a `swift_once` check on every use.)
     private static var noPlanes: (Plane, Plane, Plane, Plane) {
@@ -105,7 +109,7 @@ public struct AllocationDescriptor: Hashable, Sendable {
     public static func == (lhs: AllocationDescriptor, rhs: AllocationDescriptor) -> Bool {
         lhs.size == rhs.size && lhs.width == rhs.width && lhs.height == rhs.height && lhs.stride == rhs.stride
             && lhs.fourcc == rhs.fourcc && lhs.modifier == rhs.modifier && lhs.dataOffset == rhs.dataOffset
-            && lhs.planeCount == rhs.planeCount
+            && lhs.planeCount == rhs.planeCount && lhs.hasTooManyPlanes == rhs.hasTooManyPlanes
             && (0..<Int(lhs.planeCount)).allSatisfy { lhs.plane($0) == rhs.plane($0) }
     }
 
@@ -118,6 +122,7 @@ public struct AllocationDescriptor: Hashable, Sendable {
         hasher.combine(modifier)
         hasher.combine(dataOffset)
         hasher.combine(planeCount)
+        hasher.combine(hasTooManyPlanes)
         for index in 0..<Int(planeCount) { hasher.combine(plane(index)) }
     }
 
