@@ -7,11 +7,12 @@
  * - constants behind _GNU_SOURCE (memfd flags, seals) or behind function-like macros (ioctl
  *   request numbers built with _IOWR/DRM_IOWR), as `extern const`;
  * - functions behind _GNU_SOURCE (memfd_create, accept4), variadic in C (ioctl), macros
- *   (CMSG_*), or not wrapped by glibc (futex, futex_waitv);
+ *   (CMSG_*, and sendmsg/recvmsg with SCM_RIGHTS, which are mostly CMSG_* packing), or not
+ *   wrapped by glibc (futex, futex_waitv);
  * - `struct kmt_drm_syncobj_eventfd`, which Debian 12's libdrm headers do not have yet.
  *
- * Nothing here has logic: the Swift kernel layer (Sources/D3DKMT/Kernel) owns errno handling,
- * EINTR and deadlines.
+ * Nothing here has logic beyond packing a control message: the Swift kernel layer
+ * (Sources/D3DKMT/Kernel) owns errno handling, EINTR and deadlines.
  */
 #ifndef KMT_SHIMS_H
 #define KMT_SHIMS_H
