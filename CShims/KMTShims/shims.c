@@ -81,11 +81,6 @@ const uint32_t kmt_EPOLLERR = EPOLLERR;
 const uint32_t kmt_EPOLLHUP = EPOLLHUP;
 const uint32_t kmt_EPOLLET = EPOLLET;
 
-size_t kmt_cmsg_space(size_t data_length) { return CMSG_SPACE(data_length); }
-size_t kmt_cmsg_len(size_t data_length) { return CMSG_LEN(data_length); }
-struct cmsghdr *kmt_cmsg_firsthdr(struct msghdr *msg) { return CMSG_FIRSTHDR(msg); }
-struct cmsghdr *kmt_cmsg_nxthdr(struct msghdr *msg, struct cmsghdr *cmsg) { return CMSG_NXTHDR(msg, cmsg); }
-unsigned char *kmt_cmsg_data(struct cmsghdr *cmsg) { return CMSG_DATA(cmsg); }
 
 long kmt_send_rights(int fd, const void *data, size_t length, const int *fds, size_t count, int flags) {
     union {

@@ -7,8 +7,8 @@
  * - constants behind _GNU_SOURCE (memfd flags, seals) or behind function-like macros (ioctl
  *   request numbers built with _IOWR/DRM_IOWR), as `extern const`;
  * - functions behind _GNU_SOURCE (memfd_create, accept4), variadic in C (ioctl), macros
- *   (CMSG_*, and sendmsg/recvmsg with SCM_RIGHTS, which are mostly CMSG_* packing), or not
- *   wrapped by glibc (futex, futex_waitv);
+ *   (sendmsg/recvmsg with SCM_RIGHTS, whose control messages only the CMSG_* macros pack), or
+ *   not wrapped by glibc (futex, futex_waitv);
  * - `struct kmt_drm_syncobj_eventfd`, which Debian 12's libdrm headers do not have yet.
  *
  * Nothing here has logic beyond packing a control message: the Swift kernel layer
@@ -58,13 +58,6 @@ int kmt_accept_cloexec(int fd);
 int kmt_accept_nonblocking(int fd);
 /* SOCK_NONBLOCK, for socket(2)'s type. */
 extern const int kmt_SOCK_NONBLOCK;
-
-/* The CMSG_* macros for SCM_RIGHTS. */
-size_t kmt_cmsg_space(size_t data_length);
-size_t kmt_cmsg_len(size_t data_length);
-struct cmsghdr *kmt_cmsg_firsthdr(struct msghdr *msg);
-struct cmsghdr *kmt_cmsg_nxthdr(struct msghdr *msg, struct cmsghdr *cmsg);
-unsigned char *kmt_cmsg_data(struct cmsghdr *cmsg);
 
 /* The most descriptors one SCM_RIGHTS message carries (SCM_MAX_FD). */
 #define KMT_MAX_RIGHTS 253

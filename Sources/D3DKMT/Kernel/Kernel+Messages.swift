@@ -123,38 +123,26 @@ extension Kernel {
     ///
     /// - Returns: false when nothing was queued (`EAGAIN`) or the peer is gone (end of file).
     static func discardMessage(_ socket: BorrowedDescriptor) throws(Errno) -> Bool {
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64, alignment: 8)
-        defer { buffer.deallocate() }
         let flags = Int32(MSG_CMSG_CLOEXEC) | Int32(MSG_DONTWAIT) | Int32(MSG_TRUNC)
-        let control = UnsafeMutableRawBufferPointer.allocate(
-            byteCount: kmt_cmsg_space(maximumDescriptorsPerMessage * MemoryLayout<Int32>.size), alignment: 8)
-        defer { control.deallocate() }
-        var vector = iovec(iov_base: buffer.baseAddress, iov_len: buffer.count)
-        var message = msghdr()
-        let received: Int
-        do {
-            received = try withUnsafeMutablePointer(to: &vector) { (vectorPointer) throws(Errno) -> Int in
-                message.msg_iov = vectorPointer
-                message.msg_iovlen = 1
-                message.msg_control = control.baseAddress
-                message.msg_controllen = control.count
-                return try retrying(.recvmsg) { recvmsg(socket.rawValue, &message, flags) }
-            }
-        } catch where error == .wouldBlock {
-            return false
-        }
-        var descriptors = 0
-        var header = kmt_cmsg_firsthdr(&message)
-        while let current = header {
-            if current.pointee.cmsg_level == SOL_SOCKET && current.pointee.cmsg_type == Int32(SCM_RIGHTS) {
-                let data = UnsafeRawPointer(kmt_cmsg_data(current)!)
-                for index in 0..<((Int(current.pointee.cmsg_len) - kmt_cmsg_len(0)) / MemoryLayout<Int32>.size) {
-                    close(data.loadUnaligned(fromByteOffset: index * 4, as: Int32.self))
-                    descriptors += 1
+        // A few bytes of the message (MSG_TRUNC: the rest is dropped with it) and room for every
+        // descriptor it may carry, on the stack.
+        return try withUnsafeTemporaryAllocation(byteCount: 64, alignment: 8) { (buffer) throws(Errno) -> Bool in
+            try withUnsafeTemporaryAllocation(of: Int32.self, capacity: maximumDescriptorsPerMessage) {
+                (numbers) throws(Errno) -> Bool in
+                var count = 0
+                var messageFlags: Int32 = 0
+                let received: Int
+                do throws(Errno) {
+                    received = try retrying(.recvmsg) {
+                        kmt_receive_rights(socket.rawValue, buffer.baseAddress, buffer.count, flags,
+                                           numbers.baseAddress, maximumDescriptorsPerMessage, &count, &messageFlags)
+                    }
+                } catch where error == .wouldBlock {
+                    return false
                 }
+                for index in 0..<count { close(numbers[index]) }
+                return received > 0 || count > 0
             }
-            header = kmt_cmsg_nxthdr(&message, current)
         }
-        return received > 0 || descriptors > 0
     }
 }
